@@ -1,0 +1,65 @@
+//! Locating (and building once per test process) the workspace's real binaries.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+/// The workspace root (the parent of this crate's directory).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The package and env override of each binary we know.
+fn package_of(name: &str) -> (&'static str, &'static str) {
+    match name {
+        "status-reporter" => ("status-reporter", "STATUS_REPORTER_BIN"),
+        "status-reporter-webhook" => ("status-reporter-webhook", "STATUS_REPORTER_WEBHOOK_BIN"),
+        other => panic!(
+            "stand-in: unknown binary {other:?}; accepted: \"status-reporter\", \"status-reporter-webhook\""
+        ),
+    }
+}
+
+/// Path of a workspace binary (`"status-reporter"` | `"status-reporter-webhook"`), built once
+/// per test process with `cargo build -p <package> --bin <name>` (honours `CARGO_TARGET_DIR`,
+/// and `--release` when env `STAND_IN_RELEASE=1`). Env `STATUS_REPORTER_BIN` /
+/// `STATUS_REPORTER_WEBHOOK_BIN` names a prebuilt binary instead. Panics with cargo's output
+/// if the build fails.
+pub fn path(name: &str) -> PathBuf {
+    let (package, override_var) = package_of(name);
+    if let Some(p) = std::env::var_os(override_var).filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "stand-in: {override_var}={} is not a file", p.display());
+        return p;
+    }
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = built.get(name) {
+        return p.clone();
+    }
+    let root = workspace_root();
+    let release = std::env::var("STAND_IN_RELEASE").is_ok_and(|v| v == "1");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root).args(["build", "--quiet", "-p", package, "--bin", name]);
+    if release {
+        cmd.arg("--release");
+    }
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("stand-in: cannot run cargo to build {name}: {e}"));
+    assert!(
+        output.status.success(),
+        "stand-in: `cargo build -p {package} --bin {name}` failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let target = match std::env::var_os("CARGO_TARGET_DIR").filter(|t| !t.is_empty()) {
+        Some(t) => root.join(t),
+        None => root.join("target"),
+    };
+    let path = target.join(if release { "release" } else { "debug" }).join(name);
+    assert!(path.is_file(), "stand-in: built {name} but {} does not exist", path.display());
+    built.insert(name.to_owned(), path.clone());
+    path
+}

@@ -1,1 +1,20 @@
-//! placeholder
+//! `status-reporter-webhook`: a mutating admission webhook, and the same injection offline,
+//! that add the status-reporter sidecar to Jobs annotated
+//! `status-reporter.hyperfleet.io/inject: "true"`.
+//!
+//! The core ([`annotations`], [`inject`], [`admission`]) is pure; [`server`], [`tls`] and
+//! [`offline`] are the thin I/O shell around it.
+#![forbid(unsafe_code)]
+
+pub mod admission;
+pub mod annotations;
+pub mod certs;
+pub mod config;
+pub mod error;
+pub mod inject;
+pub mod metrics;
+pub mod offline;
+pub mod server;
+pub mod tls;
+
+pub use error::{Error, Result};

@@ -1,1 +1,75 @@
-fn main() {}
+//! `status-reporter-webhook`: `serve`, `inject`, `certs`.
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use status_reporter_webhook::{certs, offline, server};
+
+/// Mutating admission webhook that adds the status-reporter sidecar to annotated Jobs.
+#[derive(Debug, Parser)]
+#[command(name = "status-reporter-webhook", version, about)]
+struct Cli {
+    /// Log filter (tracing EnvFilter syntax, e.g. info or status_reporter_webhook=debug).
+    #[arg(long, global = true, env = "LOG_LEVEL", default_value = "info")]
+    log_level: String,
+
+    /// Log format: json (structured, for clusters) or text.
+    #[arg(long, global = true, env = "LOG_FORMAT", value_parser = ["json", "text"], default_value = "json")]
+    log_format: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the admission webhook over HTTPS.
+    Serve(server::ServeArgs),
+    /// Inject the reporter into manifests offline; YAML out on stdout.
+    Inject(offline::InjectArgs),
+    /// Create the webhook's serving certificate.
+    Certs(certs::CertsArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level, &cli.log_format)?;
+    // One crypto provider for the process (ring); a second would make rustls panic at use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        Command::Serve(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(server::serve(args))?;
+        }
+        Command::Inject(args) => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            let warnings = offline::run(&args, &mut out)?;
+            out.flush().context("cannot write to stdout")?;
+            for w in warnings {
+                eprintln!("Warning: {w}");
+            }
+        }
+        Command::Certs(args) => certs::run(&args)?,
+    }
+    Ok(())
+}
+
+fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .with_context(|| format!("invalid --log-level {level:?}: accepted: trace, debug, info, warn, error or an EnvFilter directive"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    Ok(())
+}

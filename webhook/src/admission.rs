@@ -1,0 +1,165 @@
+//! AdmissionReview in, AdmissionReview out: pure, so the HTTP layer only moves bytes.
+//! The answer is always a review (never an HTTP error) so the apiserver gets a reason.
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::{DynamicObject, Status};
+
+use crate::config::InjectConfig;
+use crate::inject::{Injection, inject};
+
+/// How a review was answered; the metrics count these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Allowed with a non-empty patch.
+    Injected,
+    /// Allowed unchanged (not a Job CREATE, not opted in, already injected, excluded).
+    Skipped,
+    /// Refused: a bad annotation or a Job the injector cannot handle.
+    Denied,
+    /// The body was not a usable AdmissionReview.
+    Invalid,
+}
+
+impl Outcome {
+    /// Label value used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Injected => "injected",
+            Outcome::Skipped => "skipped",
+            Outcome::Denied => "denied",
+            Outcome::Invalid => "invalid",
+        }
+    }
+}
+
+/// The answer to one review.
+#[derive(Debug, Clone)]
+pub struct Reviewed {
+    /// What happened.
+    pub outcome: Outcome,
+    /// The response review to send back.
+    pub review: AdmissionReview<DynamicObject>,
+    /// Request uid (empty when unknown), for logs.
+    pub uid: String,
+    /// Why: skip reason, denial message or invalid cause, for logs.
+    pub detail: String,
+}
+
+impl Reviewed {
+    /// The response serialized as JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        // A review built from kube's own types always serializes.
+        serde_json::to_vec(&self.review).unwrap_or_default()
+    }
+}
+
+/// Answers one AdmissionReview given as raw bytes.
+pub fn review(body: &[u8], config: &InjectConfig) -> Reviewed {
+    let parsed: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return invalid(uid_of(body), format!("malformed AdmissionReview: {e}")),
+    };
+    if parsed.types.kind != "AdmissionReview" || parsed.types.api_version != "admission.k8s.io/v1" {
+        return invalid(
+            uid_of(body),
+            format!(
+                "expected kind AdmissionReview, apiVersion admission.k8s.io/v1; got kind {:?}, apiVersion {:?}",
+                parsed.types.kind, parsed.types.api_version
+            ),
+        );
+    }
+    let request: AdmissionRequest<DynamicObject> = match parsed.try_into() {
+        Ok(r) => r,
+        Err(_) => return invalid(String::new(), "AdmissionReview has no request".into()),
+    };
+    review_request(&request, config)
+}
+
+/// Answers a parsed admission request.
+pub fn review_request(req: &AdmissionRequest<DynamicObject>, config: &InjectConfig) -> Reviewed {
+    let response = AdmissionResponse::from(req);
+    let uid = req.uid.clone();
+    let is_job = req.kind.group == "batch" && req.kind.version == "v1" && req.kind.kind == "Job";
+    let skip = |detail: String| Reviewed {
+        outcome: Outcome::Skipped,
+        review: response.clone().into_review(),
+        uid: uid.clone(),
+        detail,
+    };
+    if !is_job || req.operation != Operation::Create || req.sub_resource.is_some() {
+        return skip(format!(
+            "{:?} of {}/{} {} is not a batch/v1 Job CREATE",
+            req.operation, req.kind.group, req.kind.version, req.kind.kind
+        ));
+    }
+    let Some(object) = &req.object else {
+        return deny(response, uid, "the CREATE request carries no object".into());
+    };
+    let job: Job = match serde_json::to_value(object).and_then(serde_json::from_value) {
+        Ok(job) => job,
+        Err(e) => {
+            return deny(
+                response,
+                uid,
+                format!("the object is not a valid batch/v1 Job: {e}"),
+            );
+        }
+    };
+    match inject(&job, req.namespace.as_deref(), config) {
+        Ok(Injection::Skipped(reason)) => skip(reason.to_string()),
+        Ok(Injection::Injected { patch, warnings }) => {
+            let ops = patch.0.len();
+            match response.clone().with_patch(patch) {
+                Ok(mut with_patch) => {
+                    if !warnings.is_empty() {
+                        with_patch.warnings = Some(warnings);
+                    }
+                    Reviewed {
+                        outcome: Outcome::Injected,
+                        review: with_patch.into_review(),
+                        uid,
+                        detail: format!("{ops} patch operations"),
+                    }
+                }
+                Err(e) => deny(
+                    response,
+                    uid,
+                    format!("internal error serializing the patch: {e}"),
+                ),
+            }
+        }
+        Err(e) => deny(response, uid, e.to_string()),
+    }
+}
+
+fn deny(response: AdmissionResponse, uid: String, message: String) -> Reviewed {
+    let mut denied = response.deny(&message);
+    // 400 rather than the apiserver's default 403: the request is wrong, not forbidden.
+    denied.result = Status::failure(&message, "BadRequest").with_code(400);
+    Reviewed {
+        outcome: Outcome::Denied,
+        review: denied.into_review(),
+        uid,
+        detail: message,
+    }
+}
+
+fn invalid(uid: String, message: String) -> Reviewed {
+    let mut response = AdmissionResponse::invalid(&message);
+    response.uid.clone_from(&uid);
+    Reviewed {
+        outcome: Outcome::Invalid,
+        review: response.into_review(),
+        uid,
+        detail: message,
+    }
+}
+
+/// Best effort: echo the uid even when the rest of the review is unusable.
+fn uid_of(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.pointer("/request/uid")?.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

@@ -1,0 +1,227 @@
+//! `inject -f FILE|-`: the webhook's injection applied to manifests on disk, like
+//! `istioctl kube-inject`. Jobs and CronJobs (their jobTemplate) that opt in are patched
+//! with the very patch the webhook would return; every other document is written back
+//! byte for byte.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use k8s_openapi::api::batch::v1::Job;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::{InjectConfig, InjectorArgs};
+use crate::error::{Error, Result};
+use crate::inject::{Injection, apply, inject};
+
+/// Flags of `inject`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InjectArgs {
+    /// Manifest to read (YAML or JSON, several documents allowed); `-` reads stdin.
+    #[arg(short = 'f', long = "filename", value_name = "FILE|-")]
+    pub filename: PathBuf,
+
+    /// How the reporter container is built.
+    #[command(flatten)]
+    pub injector: InjectorArgs,
+}
+
+/// Output of [`inject_manifests`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The manifests, as YAML documents separated by `---`.
+    pub yaml: String,
+    /// Admission warnings, prefixed with the object they concern.
+    pub warnings: Vec<String>,
+    /// How many Jobs (including CronJob templates) were injected.
+    pub injected: usize,
+}
+
+/// Runs the `inject` subcommand: reads, injects, writes YAML to `out`.
+pub fn run(args: &InjectArgs, out: &mut dyn std::io::Write) -> Result<Vec<String>> {
+    let config = args.injector.to_config()?;
+    let source_name = args.filename.display().to_string();
+    let input = if source_name == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| input_error("-", e.to_string()))?;
+        s
+    } else {
+        std::fs::read_to_string(&args.filename)
+            .map_err(|e| input_error(&source_name, e.to_string()))?
+    };
+    let rendered = inject_manifests(&input, &source_name, &config)?;
+    out.write_all(rendered.yaml.as_bytes())
+        .map_err(|e| Error::Output(e.to_string()))?;
+    Ok(rendered.warnings)
+}
+
+fn input_error(source_name: &str, message: String) -> Error {
+    Error::Input {
+        source_name: source_name.to_owned(),
+        message,
+    }
+}
+
+/// Injects every opted-in Job and CronJob in `input` (YAML or JSON, multi-document).
+pub fn inject_manifests(input: &str, source_name: &str, config: &InjectConfig) -> Result<Rendered> {
+    let mut docs_out = Vec::new();
+    let mut warnings = Vec::new();
+    let mut injected = 0;
+    for (index, chunk) in split_documents(input).into_iter().enumerate() {
+        let value = parse_document(chunk).map_err(|message| {
+            input_error(source_name, format!("document {}: {message}", index + 1))
+        })?;
+        if value.is_null() {
+            continue; // empty document (comments only, or a stray `---`)
+        }
+        let mut doc = value.clone();
+        let count = process(&mut doc, config, &mut warnings).map_err(|e| {
+            input_error(
+                source_name,
+                format!("document {} ({}): {e}", index + 1, describe(&value)),
+            )
+        })?;
+        injected += count;
+        if count == 0 {
+            let mut text = chunk.trim_matches('\n').to_owned();
+            text.push('\n');
+            docs_out.push(text);
+        } else {
+            docs_out
+                .push(serde_yaml_ng::to_string(&doc).map_err(|e| Error::Output(e.to_string()))?);
+        }
+    }
+    Ok(Rendered {
+        yaml: docs_out.join("---\n"),
+        warnings,
+        injected,
+    })
+}
+
+/// Splits a YAML stream at document markers (`---` at the start of a line), keeping each
+/// document's text so untouched documents are written back unchanged.
+fn split_documents(input: &str) -> Vec<&str> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in input.split_inclusive('\n') {
+        let bare = line.trim_end();
+        if bare == "---" || bare.starts_with("--- ") || bare == "..." {
+            docs.push(&input[start..offset]);
+            start = offset + line.len();
+        }
+        offset += line.len();
+    }
+    docs.push(&input[start..]);
+    docs.into_iter().filter(|d| !d.trim().is_empty()).collect()
+}
+
+fn parse_document(text: &str) -> std::result::Result<Value, String> {
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    Value::deserialize(de).map_err(|e| e.to_string())
+}
+
+/// Injects `doc` in place; returns how many Jobs were patched.
+fn process(doc: &mut Value, config: &InjectConfig, warnings: &mut Vec<String>) -> Result<usize> {
+    let api_version = doc
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    match (api_version, kind) {
+        (_, "List") | (_, "JobList") | (_, "CronJobList") => {
+            let mut count = 0;
+            if let Some(items) = doc.get_mut("items").and_then(Value::as_array_mut) {
+                for item in items {
+                    count += process(item, config, warnings)?;
+                }
+            }
+            Ok(count)
+        }
+        ("batch/v1", "Job") => inject_job(doc, None, config, warnings),
+        ("batch/v1", "CronJob") => {
+            let namespace = doc
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let name = doc
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_owned();
+            let Some(template) = doc.pointer_mut("/spec/jobTemplate") else {
+                return Ok(0);
+            };
+            // Treat the jobTemplate as the Job the CronJob will create, so the same patch
+            // paths (/spec/template/...) apply.
+            let mut job = serde_json::json!({
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": template.get("metadata").cloned().unwrap_or_else(|| serde_json::json!({})),
+                "spec": template.get("spec").cloned().unwrap_or(Value::Null),
+            });
+            if let Some(ns) = &namespace {
+                job["metadata"]["namespace"] = Value::String(ns.clone());
+            }
+            let mut job_warnings = Vec::new();
+            let count = inject_job(
+                &mut job,
+                Some(&format!("cronjob/{name}")),
+                config,
+                &mut job_warnings,
+            )?;
+            warnings.extend(job_warnings);
+            if count > 0 {
+                template["spec"] = job["spec"].take();
+            }
+            Ok(count)
+        }
+        _ => Ok(0),
+    }
+}
+
+fn inject_job(
+    doc: &mut Value,
+    label: Option<&str>,
+    config: &InjectConfig,
+    warnings: &mut Vec<String>,
+) -> Result<usize> {
+    let job: Job =
+        serde_json::from_value(doc.clone()).map_err(|e| Error::InvalidJob(e.to_string()))?;
+    match inject(&job, None, config)? {
+        Injection::Skipped(_) => Ok(0),
+        Injection::Injected { patch, warnings: w } => {
+            apply(doc, &patch)?;
+            let who = label.map_or_else(|| describe(doc), str::to_owned);
+            warnings.extend(w.into_iter().map(|w| format!("{who}: {w}")));
+            Ok(1)
+        }
+    }
+}
+
+fn describe(doc: &Value) -> String {
+    let kind = doc
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("object")
+        .to_ascii_lowercase();
+    let name = doc
+        .pointer("/metadata/name")
+        .or_else(|| doc.pointer("/metadata/generateName"))
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    format!("{kind}/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_document_markers_only_at_line_start() {
+        let docs = split_documents("---\na: 1\n---\nb: \"--- x\"\n--- \nc: 3\n...\n");
+        assert_eq!(docs, vec!["a: 1\n", "b: \"--- x\"\n", "c: 3\n"]);
+    }
+}

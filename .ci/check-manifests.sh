@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Manifest checks, runnable alone (`bash .ci/check-manifests.sh`) and from .ci/run:
+#  1. `kubectl kustomize` of manifests/, the base and every overlay, and of the overlay that
+#     `status-reporter-webhook certs` writes;
+#  2. strict schema validation (kubernetes-validate, Kubernetes $KUBE_VERSION: matchConditions
+#     and native sidecars exist there) of every rendered manifest, every file in
+#     manifests/examples/, every golden Job in tests/data/golden/, and the examples after
+#     `status-reporter-webhook inject -f`.
+# cert-manager's Issuer/Certificate are CRDs with no schema in kubernetes-validate: they are
+# skipped explicitly (and listed). Any other failure exits non-zero naming file and error.
+#
+# Env: KUBE_VERSION (default 1.33.0), STATUS_REPORTER_WEBHOOK_BIN (use this binary instead of
+# building it with `cargo build --release --locked`, the build the Dockerfile runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KUBE_VERSION="${KUBE_VERSION:-1.33.0}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+failures=0
+fail() { printf 'FAIL: %s\n' "$*" >&2; failures=$((failures + 1)); }
+step() { printf '\n--> %s\n' "$*"; }
+
+step "tools"
+if ! command -v kubectl >/dev/null; then
+  # kubectl comes from the machine's apt sources; it carries kustomize built in.
+  { apt-get update -qq && apt-get install -y -qq kubectl; } >/dev/null 2>&1 || true
+fi
+command -v kubectl >/dev/null || { echo "kubectl is required (it builds the kustomizations) and could not be installed" >&2; exit 1; }
+python3 -c 'import kubernetes_validate' 2>/dev/null || python3 -m pip install --quiet kubernetes-validate
+kubectl version --client 2>/dev/null | head -2
+python3 -c 'import importlib.metadata as m; print("kubernetes-validate", m.version("kubernetes-validate"), "schemas for Kubernetes '"$KUBE_VERSION"'")'
+
+# validate FILE...: strict schema validation of every document (Lists item by item).
+validate() {
+  python3 - "$KUBE_VERSION" "$@" <<'PY'
+import sys, yaml, kubernetes_validate as kv
+from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, VersionNotSupportedError
+
+version, files = sys.argv[1], sys.argv[2:]
+# CRDs: kubernetes-validate only has the built-in API's schemas.
+SKIP_GROUPS = ("cert-manager.io/",)
+bad = 0
+for path in files:
+    try:
+        with open(path) as f:
+            docs = [d for d in yaml.safe_load_all(f) if d is not None]
+    except (OSError, yaml.YAMLError) as e:
+        print(f"FAIL {path}: not readable YAML: {e}"); bad += 1; continue
+    if not docs:
+        print(f"FAIL {path}: no documents"); bad += 1; continue
+    queue = list(docs)
+    while queue:
+        doc = queue.pop(0)
+        if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
+            print(f"FAIL {path}: a document without apiVersion/kind"); bad += 1; continue
+        if doc["kind"].endswith("List") and isinstance(doc.get("items"), list):
+            queue.extend(doc["items"]); continue
+        what = f'{doc["kind"]}/{(doc.get("metadata") or {}).get("name") or (doc.get("metadata") or {}).get("generateName", "?")}'
+        if doc["apiVersion"].startswith(SKIP_GROUPS):
+            print(f"skip {path}: {what} ({doc['apiVersion']} is a CRD: no schema to validate against)"); continue
+        try:
+            kv.validate(doc, version, strict=True)
+            print(f"ok   {path}: {what}")
+        except ValidationError as e:
+            where = "/".join(str(p) for p in e.path) or "(top level)"
+            print(f"FAIL {path}: {what}: at {where}: {e.message}"); bad += 1
+        except (SchemaNotFoundError, VersionNotSupportedError) as e:
+            print(f"FAIL {path}: {what}: {e}"); bad += 1
+sys.exit(1 if bad else 0)
+PY
+}
+
+step "kustomize build (base and overlays)"
+rendered=()
+for dir in manifests manifests/base manifests/overlays/*/; do
+  dir="${dir%/}"
+  out="$work/rendered-$(echo "$dir" | tr '/' '_').yaml"
+  if kubectl kustomize "$dir" >"$out" 2>"$work/err"; then
+    echo "ok   kubectl kustomize $dir ($(grep -c '^kind:' "$out") objects)"
+    rendered+=("$out")
+  else
+    fail "kubectl kustomize $dir: $(cat "$work/err")"
+  fi
+done
+
+step "status-reporter-webhook binary"
+bin="${STATUS_REPORTER_WEBHOOK_BIN:-}"
+if [[ -z "$bin" ]]; then
+  cargo build --release --locked -p status-reporter-webhook --bin status-reporter-webhook
+  target_dir="$(cargo metadata --format-version 1 --no-deps --locked | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+  bin="$target_dir/release/status-reporter-webhook"
+fi
+echo "using $bin"
+
+step "certs overlay (status-reporter-webhook certs)"
+if "$bin" certs --help >/dev/null 2>&1; then
+  if "$bin" certs --out-dir "$work/certs" --kustomize-base manifests >"$work/ca-bundle.b64" 2>"$work/err"; then
+    out="$work/rendered-certs-overlay.yaml"
+    if kubectl kustomize "$work/certs" >"$out" 2>"$work/err"; then
+      echo "ok   kubectl kustomize <certs --out-dir> ($(grep -c '^kind:' "$out") objects)"
+      rendered+=("$out" "$work/certs/secret.yaml")
+      # The overlay must carry exactly the printed caBundle into the webhook configuration.
+      grep -q "caBundle: $(cat "$work/ca-bundle.b64")" "$out" \
+        || fail "certs overlay: the rendered MutatingWebhookConfiguration lacks the printed caBundle"
+    else
+      fail "kubectl kustomize of the certs overlay: $(cat "$work/err")"
+    fi
+  else
+    fail "status-reporter-webhook certs: $(cat "$work/err")"
+  fi
+else
+  echo "skip: this build has no 'certs' subcommand yet"
+fi
+
+step "schema validation of rendered manifests (Kubernetes $KUBE_VERSION, strict)"
+validate "${rendered[@]}" || fail "rendered manifests (see FAIL lines above)"
+
+step "schema validation of manifests/examples/"
+examples=(manifests/examples/*.yaml)
+validate "${examples[@]}" || fail "examples (see FAIL lines above)"
+
+step "schema validation of tests/data/golden/"
+shopt -s nullglob
+golden=(tests/data/golden/*.yaml tests/data/golden/*.yml tests/data/golden/*.json)
+shopt -u nullglob
+if ((${#golden[@]})); then
+  validate "${golden[@]}" || fail "golden Jobs (see FAIL lines above)"
+else
+  echo "skip: tests/data/golden/ has no files"
+fi
+
+step "examples after status-reporter-webhook inject -f"
+if "$bin" inject --help >/dev/null 2>&1; then
+  injected=()
+  for f in "${examples[@]}"; do
+    out="$work/injected-$(basename "$f")"
+    if "$bin" inject -f "$f" >"$out" 2>"$work/err"; then
+      injected+=("$out")
+      # An opted-in example must come out with the reporter; the others must not gain one.
+      if grep -q 'status-reporter.hyperfleet.io/inject: "true"' "$f"; then
+        grep -q 'name: status-reporter$' "$out" || fail "inject -f $f: opted in, but no status-reporter container in the output"
+      fi
+    else
+      fail "inject -f $f: $(cat "$work/err")"
+    fi
+  done
+  ((${#injected[@]})) && { validate "${injected[@]}" || fail "injected examples (see FAIL lines above)"; }
+else
+  echo "skip: this build has no 'inject' subcommand yet"
+fi
+
+if ((failures)); then
+  printf '\nmanifest checks: %d failed\n' "$failures" >&2
+  exit 1
+fi
+printf '\nmanifest checks: all passed\n'

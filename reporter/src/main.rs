@@ -1,1 +1,66 @@
-fn main() {}
+//! `status-reporter`: the sidecar (no subcommand) or `check-result FILE`.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use status_reporter::config::{Cli, Command, Config};
+use status_reporter::{job_status, logging, run, shutdown};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::CheckResult { file }) = &cli.command {
+        let (code, out, err) = status_reporter::check_result::check(file);
+        if !out.is_empty() {
+            println!("{out}");
+        }
+        if !err.is_empty() {
+            eprintln!("{err}");
+        }
+        return ExitCode::from(code as u8);
+    }
+    let cfg = match Config::from_raw(&cli.raw) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("status-reporter: {e}");
+            return ExitCode::from(run::EXIT_CONFIG as u8);
+        }
+    };
+    logging::init(&cfg.log_level, cfg.log_format);
+    match sidecar(cfg) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "status reporter failed");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn sidecar(cfg: Config) -> anyhow::Result<i32> {
+    // One TLS crypto provider for the whole process (ring); ignore "already installed".
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // A sidecar in every adapter pod: one thread is plenty and keeps memory small.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let signals = shutdown::Signals::install()?;
+        let mut kube_config = kube::Config::infer()
+            .await
+            .map_err(|e| status_reporter::Error::KubeConfig(e.to_string()))?;
+        // We retry ourselves, bounded; kube's default policy could wait far past the grace period.
+        kube_config.default_retry = false;
+        let client = kube::Client::try_from(kube_config)
+            .map_err(|e| status_reporter::Error::KubeConfig(e.to_string()))?;
+        Ok(run::run(
+            cfg,
+            client,
+            signals,
+            job_status::system_clock(),
+            run::Timing::default(),
+        )
+        .await)
+    })
+}

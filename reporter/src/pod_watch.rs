@@ -1,0 +1,129 @@
+//! A watch on the one pod (field selector `metadata.name=<pod>`), resumed by kube's watcher
+//! after disconnects and 410 Gone, published as the latest [`PodView`].
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::watch;
+
+use crate::config::REPORTER_CONTAINER_NAME;
+use crate::outcome::{ContainerState, PodView};
+
+/// The adapter container: the configured name, else the first regular container that is not the reporter.
+pub fn adapter_name(pod: &Pod, configured: Option<&str>) -> Option<String> {
+    if let Some(name) = configured {
+        return Some(name.to_string());
+    }
+    pod.spec
+        .as_ref()?
+        .containers
+        .iter()
+        .map(|c| c.name.clone())
+        .find(|n| n != REPORTER_CONTAINER_NAME)
+}
+
+fn container_state(cs: &ContainerStatus) -> ContainerState {
+    let Some(state) = cs.state.as_ref() else {
+        return ContainerState::Unknown;
+    };
+    if let Some(t) = &state.terminated {
+        return ContainerState::Terminated {
+            exit_code: t.exit_code,
+            reason: t.reason.clone().unwrap_or_default(),
+        };
+    }
+    if let Some(w) = &state.waiting {
+        return ContainerState::Waiting {
+            reason: w.reason.clone().unwrap_or_default(),
+            message: w.message.clone().unwrap_or_default(),
+        };
+    }
+    if state.running.is_some() {
+        return ContainerState::Running;
+    }
+    ContainerState::Unknown
+}
+
+/// The decision-relevant view of a pod (pure).
+pub fn pod_view(pod: &Pod, configured_adapter: Option<&str>) -> PodView {
+    let status = pod.status.as_ref();
+    let adapter = adapter_name(pod, configured_adapter).unwrap_or_default();
+    let cs = status.and_then(|s| {
+        s.container_statuses
+            .iter()
+            .flatten()
+            .chain(s.init_container_statuses.iter().flatten())
+            .find(|c| c.name == adapter)
+    });
+    PodView {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        phase: status.and_then(|s| s.phase.clone()).unwrap_or_default(),
+        reason: status.and_then(|s| s.reason.clone()).unwrap_or_default(),
+        message: status.and_then(|s| s.message.clone()).unwrap_or_default(),
+        deleting: pod.metadata.deletion_timestamp.is_some(),
+        restarts_in_place: pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref())
+            == Some("OnFailure"),
+        adapter,
+        adapter_state: cs.map_or(ContainerState::Unknown, container_state),
+        restart_count: cs.map_or(0, |c| c.restart_count),
+    }
+}
+
+/// Starts watching; the receiver always holds the latest view (`None` until the pod is seen).
+pub fn spawn(
+    client: kube::Client,
+    namespace: &str,
+    pod_name: &str,
+    configured_adapter: Option<String>,
+) -> watch::Receiver<Option<PodView>> {
+    let (tx, rx) = watch::channel(None);
+    let api: kube::Api<Pod> = kube::Api::namespaced(client, namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={pod_name}"));
+    let pod_name = pod_name.to_string();
+    tokio::spawn(async move {
+        let mut stream = watcher(api, config).default_backoff().boxed();
+        let mut listed = false;
+        let mut warned_missing = false;
+        while let Some(event) = stream.next().await {
+            let event = match event {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(pod = %pod_name, error = %e, "pod watch interrupted; resuming");
+                    continue;
+                }
+            };
+            let publish = |pod: &Pod, deleted: bool| {
+                let mut view = pod_view(pod, configured_adapter.as_deref());
+                view.deleting |= deleted;
+                tracing::debug!(pod = %view.name, phase = %view.phase, adapter = %view.adapter, state = ?view.adapter_state, restarts = view.restart_count, deleting = view.deleting, "pod update");
+                tx.send_replace(Some(view));
+            };
+            match event {
+                watcher::Event::Init => listed = false,
+                watcher::Event::InitApply(pod) | watcher::Event::Apply(pod) => {
+                    listed = true;
+                    let view = pod_view(&pod, configured_adapter.as_deref());
+                    if view.adapter.is_empty() && !warned_missing {
+                        warned_missing = true;
+                        tracing::warn!(pod = %pod_name, "no adapter container found (set ADAPTER_CONTAINER_NAME); watching the result file only");
+                    }
+                    publish(&pod, false);
+                }
+                watcher::Event::Delete(pod) => publish(&pod, true),
+                watcher::Event::InitDone => {
+                    // A re-list that no longer contains a pod we saw means it was deleted meanwhile.
+                    if !listed {
+                        tx.send_if_modified(|v| match v {
+                            Some(view) if !view.deleting => {
+                                view.deleting = true;
+                                true
+                            }
+                            _ => false,
+                        });
+                    }
+                }
+            }
+        }
+    });
+    rx
+}

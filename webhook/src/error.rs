@@ -10,7 +10,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An annotation under `status-reporter.hyperfleet.io/` has a value we refuse.
-    #[error("annotation {annotation}={value:?} is invalid: {accepted}")]
+    #[error("annotation {annotation}={value:?} is invalid; accepted: {accepted}")]
     Annotation {
         /// Full annotation key.
         annotation: String,
@@ -43,7 +43,7 @@ pub enum Error {
     InvalidJob(String),
 
     /// A webhook setting (flag or env) is invalid.
-    #[error("invalid setting --{flag}={value:?}: {accepted}")]
+    #[error("invalid setting --{flag}={value:?}; accepted: {accepted}")]
     Config {
         /// Flag name without dashes.
         flag: &'static str,

@@ -93,6 +93,50 @@ for dir in manifests manifests/base manifests/overlays/*/; do
   fi
 done
 
+step "an install overlay as the README shows it (own registry, reporter image)"
+# Same text as in the README's "Use your own images" step, with the base path adjusted.
+mine="$work/my-install"
+mkdir -p "$mine"
+rel="$(python3 -c 'import os,sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' manifests/overlays/cert-manager "$mine")"
+cat >"$mine/kustomization.yaml" <<EOF
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - $rel
+images:
+  - name: ghcr.io/openshift-hyperfleet/status-reporter-webhook
+    newName: registry.example.com/platform/status-reporter-webhook
+    newTag: "0.1.0"
+patches:
+  - patch: |-
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: status-reporter-webhook
+        namespace: status-reporter-system
+      spec:
+        template:
+          spec:
+            containers:
+              - name: webhook
+                env:
+                  - name: REPORTER_IMAGE
+                    value: registry.example.com/platform/status-reporter:0.1.0
+EOF
+out="$work/rendered-my-install.yaml"
+if kubectl kustomize "$mine" >"$out" 2>"$work/err"; then
+  if grep -q 'image: registry.example.com/platform/status-reporter-webhook:0.1.0' "$out" \
+    && grep -q 'value: registry.example.com/platform/status-reporter:0.1.0' "$out" \
+    && grep -q 'name: SIDECAR_MODE' "$out"; then
+    echo "ok   kubectl kustomize <install overlay> (images and REPORTER_IMAGE replaced, other env kept)"
+    rendered+=("$out")
+  else
+    fail "install overlay: rendered Deployment does not carry the new images (or lost its other env)"
+  fi
+else
+  fail "kubectl kustomize of the install overlay: $(cat "$work/err")"
+fi
+
 step "status-reporter-webhook binary"
 bin="${STATUS_REPORTER_WEBHOOK_BIN:-}"
 if [[ -z "$bin" ]]; then

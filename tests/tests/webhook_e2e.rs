@@ -1,0 +1,518 @@
+//! End to end over HTTPS with the real `status-reporter-webhook serve` binary:
+//! certificates generated here (rcgen) in a Secret-like directory (`..data` symlink),
+//! a real rustls client over TLS 1.2, TLS 1.3 and HTTP/2, rotation without restart,
+//! bad bodies, and the SIGTERM drain. Loopback only; every wait is bounded.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+const BODY_LIMIT: usize = 1024 * 1024;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/data/admission/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A private CA that issues serving certificates for `localhost`.
+struct Pki {
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+struct Pair {
+    cert_pem: String,
+    key_pem: String,
+    der: CertificateDer<'static>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Pki { ca }
+    }
+
+    fn issue(&self) -> Pair {
+        let params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        Pair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().clone(),
+        }
+    }
+
+    fn roots(&self) -> rustls::RootCertStore {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        roots
+    }
+}
+
+/// A directory laid out like a mounted Secret: `tls.crt -> ..data/tls.crt`,
+/// `..data -> ..<version>`, updated by an atomic rename of the `..data` symlink.
+struct SecretDir {
+    dir: tempfile::TempDir,
+    version: u32,
+}
+
+impl SecretDir {
+    fn new(pair: &Pair) -> SecretDir {
+        let mut s = SecretDir {
+            dir: tempfile::tempdir().unwrap(),
+            version: 0,
+        };
+        s.write(&pair.cert_pem, &pair.key_pem);
+        for f in ["tls.crt", "tls.key"] {
+            std::os::unix::fs::symlink(format!("..data/{f}"), s.dir.path().join(f)).unwrap();
+        }
+        s
+    }
+
+    fn write(&mut self, cert: &str, key: &str) {
+        self.version += 1;
+        let version = format!(
+            "..2026_11_21_00_00_{:02}.{}",
+            self.version,
+            std::process::id()
+        );
+        let root = self.dir.path();
+        std::fs::create_dir(root.join(&version)).unwrap();
+        std::fs::write(root.join(&version).join("tls.crt"), cert).unwrap();
+        std::fs::write(root.join(&version).join("tls.key"), key).unwrap();
+        let tmp = root.join("..data_tmp");
+        std::os::unix::fs::symlink(&version, &tmp).unwrap();
+        std::fs::rename(&tmp, root.join("..data")).unwrap();
+    }
+
+    fn cert(&self) -> PathBuf {
+        self.dir.path().join("tls.crt")
+    }
+
+    fn key(&self) -> PathBuf {
+        self.dir.path().join("tls.key")
+    }
+}
+
+/// The running server; killed on drop if a test did not stop it.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_server(secret: &SecretDir) -> Server {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let bin = stand_in::bin::path("status-reporter-webhook");
+    let mut child = Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
+        .arg("--tls-cert")
+        .arg(secret.cert())
+        .arg("--tls-key")
+        .arg(secret.key())
+        .args(["--max-body-bytes", &BODY_LIMIT.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(TIMEOUT)
+        .expect("server did not print `listening on ADDR` in time");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first stdout line {line:?}"))
+        .parse()
+        .unwrap();
+    Server { child, addr }
+}
+
+fn client_config(
+    pki: &Pki,
+    version: &'static rustls::SupportedProtocolVersion,
+    alpn: &[u8],
+) -> Arc<rustls::ClientConfig> {
+    let mut config = rustls::ClientConfig::builder_with_protocol_versions(&[version])
+        .with_root_certificates(pki.roots())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Arc::new(config)
+}
+
+async fn connect(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+}
+
+fn served_cert(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {
+    tls.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
+}
+
+/// One request over a fresh connection, HTTP/2 when `h2` was negotiated.
+async fn request(
+    tls: TlsStream<TcpStream>,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, Vec<u8>) {
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("https://localhost{path}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let io = TokioIo::new(tls);
+    let res = if h2 {
+        let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        send.send_request(req).await.unwrap()
+    } else {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        let mut req = req;
+        req.headers_mut()
+            .insert("host", "localhost".parse().unwrap());
+        send.send_request(req).await.unwrap()
+    };
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
+    (status, body)
+}
+
+async fn post_review(server: &Server, pki: &Pki, body: Vec<u8>) -> (u16, Value) {
+    let tls = connect(
+        server.addr,
+        client_config(pki, &rustls::version::TLS13, b"http/1.1"),
+    )
+    .await
+    .unwrap();
+    let (status, body) = request(tls, "POST", "/mutate", body).await;
+    let review = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    (status, review)
+}
+
+async fn get(server: &Server, pki: &Pki, path: &str) -> (u16, String) {
+    let tls = connect(
+        server.addr,
+        client_config(pki, &rustls::version::TLS13, b"http/1.1"),
+    )
+    .await
+    .unwrap();
+    let (status, body) = request(tls, "GET", path, Vec::new()).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn serves_reviews_over_tls12_tls13_and_http2() {
+    let pki = Pki::new();
+    let pair = pki.issue();
+    let secret = SecretDir::new(&pair);
+    let server = spawn_server(&secret);
+    let review = fixture("create-job");
+    let uid = serde_json::from_slice::<Value>(&review).unwrap()["request"]["uid"].clone();
+
+    for (version, alpn) in [
+        (&rustls::version::TLS12, &b"http/1.1"[..]),
+        (&rustls::version::TLS13, &b"http/1.1"[..]),
+        (&rustls::version::TLS13, &b"h2"[..]),
+        (&rustls::version::TLS12, &b"h2"[..]),
+    ] {
+        let tls = connect(server.addr, client_config(&pki, version, alpn))
+            .await
+            .unwrap();
+        let conn = tls.get_ref().1;
+        assert_eq!(conn.protocol_version(), Some(version.version));
+        assert_eq!(conn.alpn_protocol(), Some(alpn));
+        assert_eq!(served_cert(&tls), pair.der);
+        let (status, body) = request(tls, "POST", "/mutate", review.clone()).await;
+        assert_eq!(status, 200, "{version:?} {alpn:?}");
+        let out: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(out["response"]["uid"], uid);
+        assert_eq!(out["response"]["allowed"], true);
+        assert_eq!(out["response"]["patchType"], "JSONPatch");
+    }
+
+    // TLS 1.1 and older are not offered; a client limited to them cannot connect. rustls
+    // cannot speak them either, so check the server refuses a TLS 1.0 ClientHello by hand.
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(&TLS10_CLIENT_HELLO).await.unwrap();
+    let mut reply = [0u8; 7];
+    let n = tokio::time::timeout(TIMEOUT, tcp.read(&mut reply))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert!(
+        n == 0 || reply[0] == 0x15,
+        "expected an alert or close, got {:?}",
+        &reply[..n]
+    );
+}
+
+/// A minimal TLS 1.0 ClientHello (one cipher suite, no extensions).
+const TLS10_CLIENT_HELLO: [u8; 50] = [
+    0x16, 0x03, 0x01, 0x00, 0x2d, // record: handshake, TLS 1.0, length 45
+    0x01, 0x00, 0x00, 0x29, // ClientHello, length 41
+    0x03, 0x01, // client_version TLS 1.0
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0,    // random
+    0x00, // session id length
+    0x00, 0x02, 0x00, 0x2f, // one cipher suite: TLS_RSA_WITH_AES_128_CBC_SHA
+    0x01, 0x00, // compression: null
+];
+
+#[tokio::test]
+async fn bad_bodies_get_the_right_answer_and_the_server_keeps_serving() {
+    let pki = Pki::new();
+    let secret = SecretDir::new(&pki.issue());
+    let server = spawn_server(&secret);
+
+    let (status, out) = post_review(&server, &pki, fixture("malformed")).await;
+    assert_eq!(status, 200);
+    assert_eq!(out["response"]["allowed"], false);
+    assert_eq!(out["response"]["status"]["reason"], "InvalidRequest");
+
+    let (status, out) = post_review(&server, &pki, fixture("not-a-review")).await;
+    assert_eq!(status, 200);
+    assert_eq!(out["response"]["allowed"], false);
+    assert!(
+        out["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expected kind AdmissionReview")
+    );
+
+    let (status, out) = post_review(&server, &pki, fixture("create-job-bad-annotation")).await;
+    assert_eq!(status, 200);
+    assert_eq!(out["response"]["allowed"], false);
+    assert!(
+        out["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max-wait-seconds")
+    );
+
+    let (status, _) = post_review(&server, &pki, vec![b' '; BODY_LIMIT + 1]).await;
+    assert_eq!(status, 413);
+
+    let (status, out) = post_review(&server, &pki, fixture("create-job")).await;
+    assert_eq!(status, 200);
+    assert_eq!(out["response"]["allowed"], true);
+
+    assert_eq!(get(&server, &pki, "/healthz").await.0, 200);
+    assert_eq!(get(&server, &pki, "/readyz").await.0, 200);
+    let (status, metrics) = get(&server, &pki, "/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        "status_reporter_webhook_admission_requests_total{outcome=\"invalid\"} 2",
+        "status_reporter_webhook_admission_requests_total{outcome=\"denied\"} 1",
+        "status_reporter_webhook_admission_requests_total{outcome=\"injected\"} 1",
+        "status_reporter_webhook_certificate_expiry_timestamp_seconds ",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+}
+
+/// Retries handshakes (bounded) until `check` accepts the served certificate.
+async fn wait_for_cert(
+    server: &Server,
+    pki: &Pki,
+    what: &str,
+    check: impl Fn(&CertificateDer<'_>) -> bool,
+) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let tls = connect(
+            server.addr,
+            client_config(pki, &rustls::version::TLS13, b"http/1.1"),
+        )
+        .await
+        .unwrap();
+        if check(&served_cert(&tls)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn metric(server: &Server, pki: &Pki, name: &str) -> f64 {
+    let (_, text) = get(server, pki, "/metrics").await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn rotation_is_served_without_restart_and_a_broken_pair_keeps_the_old() {
+    let pki = Pki::new();
+    let first = pki.issue();
+    let mut secret = SecretDir::new(&first);
+    let server = spawn_server(&secret);
+    wait_for_cert(&server, &pki, "the first certificate", |c| *c == first.der).await;
+
+    let second = pki.issue();
+    secret.write(&second.cert_pem, &second.key_pem);
+    wait_for_cert(&server, &pki, "the rotated certificate", |c| {
+        *c == second.der
+    })
+    .await;
+
+    // A pair whose key does not match its certificate: refused, the old one stays.
+    let failures = "status_reporter_webhook_certificate_reloads_total{result=\"failure\"}";
+    let before = metric(&server, &pki, failures).await;
+    let third = pki.issue();
+    secret.write(&third.cert_pem, &first.key_pem);
+    let deadline = Instant::now() + TIMEOUT;
+    while metric(&server, &pki, failures).await <= before {
+        assert!(Instant::now() < deadline, "the broken pair was never tried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let tls = connect(
+        server.addr,
+        client_config(&pki, &rustls::version::TLS13, b"http/1.1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        served_cert(&tls),
+        second.der,
+        "a broken pair replaced the working one"
+    );
+    let (status, _) = request(tls, "GET", "/healthz", Vec::new()).await;
+    assert_eq!(status, 200);
+
+    // Fixing the Secret brings the new certificate in.
+    secret.write(&third.cert_pem, &third.key_pem);
+    wait_for_cert(&server, &pki, "the repaired certificate", |c| {
+        *c == third.der
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
+    let pki = Pki::new();
+    let secret = SecretDir::new(&pki.issue());
+    let mut server = spawn_server(&secret);
+    let body = fixture("create-job");
+
+    // Start a request and send only half its body.
+    let mut tls = connect(
+        server.addr,
+        client_config(&pki, &rustls::version::TLS13, b"http/1.1"),
+    )
+    .await
+    .unwrap();
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let (first, rest) = body.split_at(body.len() / 2);
+    tls.write_all(first).await.unwrap();
+    tls.flush().await.unwrap();
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // The listener closes once the drain starts: new connections are refused.
+    let deadline = Instant::now() + TIMEOUT;
+    while TcpStream::connect(server.addr).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "listener still open after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The in-flight request still completes.
+    tls.write_all(rest).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(TIMEOUT, tls.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"allowed\":true"), "{text}");
+
+    let deadline = Instant::now() + TIMEOUT;
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit after draining"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(exit.code(), Some(0));
+}
+
+#[test]
+fn unusable_certificates_stop_the_server_before_it_binds() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("tls.crt");
+    let out = Command::new(stand_in::bin::path("status-reporter-webhook"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
+        .arg("--tls-cert")
+        .arg(&missing)
+        .arg("--tls-key")
+        .arg(dir.path().join("tls.key"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        out.stdout.is_empty(),
+        "it must not listen: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&missing.display().to_string()) && err.contains("cannot read the certificate"),
+        "{err}"
+    );
+}

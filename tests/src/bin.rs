@@ -7,7 +7,10 @@ use std::sync::{Mutex, OnceLock};
 
 /// The workspace root (the parent of this crate's directory).
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The package and env override of each binary we know.
@@ -30,11 +33,18 @@ pub fn path(name: &str) -> PathBuf {
     let (package, override_var) = package_of(name);
     if let Some(p) = std::env::var_os(override_var).filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
-        assert!(p.is_file(), "stand-in: {override_var}={} is not a file", p.display());
+        assert!(
+            p.is_file(),
+            "stand-in: {override_var}={} is not a file",
+            p.display()
+        );
         return p;
     }
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     if let Some(p) = built.get(name) {
         return p.clone();
     }
@@ -42,7 +52,8 @@ pub fn path(name: &str) -> PathBuf {
     let release = std::env::var("STAND_IN_RELEASE").is_ok_and(|v| v == "1");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root).args(["build", "--quiet", "-p", package, "--bin", name]);
+    cmd.current_dir(&root)
+        .args(["build", "--quiet", "-p", package, "--bin", name]);
     if release {
         cmd.arg("--release");
     }
@@ -58,8 +69,14 @@ pub fn path(name: &str) -> PathBuf {
         Some(t) => root.join(t),
         None => root.join("target"),
     };
-    let path = target.join(if release { "release" } else { "debug" }).join(name);
-    assert!(path.is_file(), "stand-in: built {name} but {} does not exist", path.display());
+    let path = target
+        .join(if release { "release" } else { "debug" })
+        .join(name);
+    assert!(
+        path.is_file(),
+        "stand-in: built {name} but {} does not exist",
+        path.display()
+    );
     built.insert(name.to_owned(), path.clone());
     path
 }

@@ -69,7 +69,10 @@ impl Fault {
             method: method.into_method(),
             path_contains: path_contains.to_owned(),
             count,
-            kind: FaultKind::Status { code, retry_after_seconds },
+            kind: FaultKind::Status {
+                code,
+                retry_after_seconds,
+            },
         }
     }
 
@@ -95,7 +98,11 @@ impl Fault {
 
     /// Sets (or replaces) the `Retry-After` seconds of a [`FaultKind::Status`] fault.
     pub fn retry_after(mut self, seconds: u64) -> Fault {
-        if let FaultKind::Status { retry_after_seconds, .. } = &mut self.kind {
+        if let FaultKind::Status {
+            retry_after_seconds,
+            ..
+        } = &mut self.kind
+        {
             *retry_after_seconds = Some(seconds);
         }
         self
@@ -104,7 +111,10 @@ impl Fault {
     /// Whether this fault applies to a request; `target` is the path plus `?query` if any.
     pub(crate) fn matches(&self, method: &str, target: &str) -> bool {
         self.count > 0
-            && self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
             && target.contains(&self.path_contains)
     }
 }
@@ -122,9 +132,18 @@ mod tests {
     fn method_forms_all_convert() {
         assert_eq!(Fault::status(None, "/x", 500, 1).method, None);
         assert_eq!(Fault::status("*", "/x", 500, 1).method, None);
-        assert_eq!(Fault::status("patch", "/x", 500, 1).method.as_deref(), Some("PATCH"));
-        assert_eq!(Fault::status(Some("GET"), "/x", 500, 1).method.as_deref(), Some("GET"));
-        assert_eq!(Fault::hang(String::from("PUT"), "/x", 1).method.as_deref(), Some("PUT"));
+        assert_eq!(
+            Fault::status("patch", "/x", 500, 1).method.as_deref(),
+            Some("PATCH")
+        );
+        assert_eq!(
+            Fault::status(Some("GET"), "/x", 500, 1).method.as_deref(),
+            Some("GET")
+        );
+        assert_eq!(
+            Fault::hang(String::from("PUT"), "/x", 1).method.as_deref(),
+            Some("PUT")
+        );
     }
 
     #[test]
@@ -132,15 +151,24 @@ mod tests {
         let kind = |f: Fault| f.kind;
         assert_eq!(
             kind(Fault::status(None, "", 429, 1)),
-            FaultKind::Status { code: 429, retry_after_seconds: Some(1) }
+            FaultKind::Status {
+                code: 429,
+                retry_after_seconds: Some(1)
+            }
         );
         assert_eq!(
             kind(Fault::status(None, "", 500, 1)),
-            FaultKind::Status { code: 500, retry_after_seconds: None }
+            FaultKind::Status {
+                code: 500,
+                retry_after_seconds: None
+            }
         );
         assert_eq!(
             kind(Fault::status(None, "", 500, 1).retry_after(7)),
-            FaultKind::Status { code: 500, retry_after_seconds: Some(7) }
+            FaultKind::Status {
+                code: 500,
+                retry_after_seconds: Some(7)
+            }
         );
     }
 

@@ -51,7 +51,8 @@ impl JobBuilder {
 
     /// Adds an annotation on the pod template's metadata.
     pub fn template_annotation(mut self, key: &str, value: &str) -> JobBuilder {
-        self.template_annotations.insert(key.to_owned(), value.into());
+        self.template_annotations
+            .insert(key.to_owned(), value.into());
         self
     }
 
@@ -63,13 +64,15 @@ impl JobBuilder {
 
     /// Adds a container (image `busybox`) to the pod template.
     pub fn container(mut self, name: &str) -> JobBuilder {
-        self.containers.push(json!({ "name": name, "image": "busybox" }));
+        self.containers
+            .push(json!({ "name": name, "image": "busybox" }));
         self
     }
 
     /// Adds a native sidecar (init container with `restartPolicy: Always`) to the template.
     pub fn init_sidecar(mut self, name: &str) -> JobBuilder {
-        self.init_containers.push(json!({ "name": name, "image": "busybox", "restartPolicy": "Always" }));
+        self.init_containers
+            .push(json!({ "name": name, "image": "busybox", "restartPolicy": "Always" }));
         self
     }
 
@@ -98,7 +101,8 @@ impl JobBuilder {
         } else {
             self.containers
         };
-        let mut template_spec = json!({ "restartPolicy": self.restart_policy, "containers": containers });
+        let mut template_spec =
+            json!({ "restartPolicy": self.restart_policy, "containers": containers });
         if !self.init_containers.is_empty() {
             template_spec["initContainers"] = self.init_containers.into();
         }
@@ -172,13 +176,15 @@ impl PodBuilder {
 
     /// Adds a regular container (image `busybox`).
     pub fn container(mut self, name: &str) -> PodBuilder {
-        self.containers.push(json!({ "name": name, "image": "busybox" }));
+        self.containers
+            .push(json!({ "name": name, "image": "busybox" }));
         self
     }
 
     /// Adds a native sidecar: an init container with `restartPolicy: Always`.
     pub fn init_sidecar(mut self, name: &str) -> PodBuilder {
-        self.init_containers.push(json!({ "name": name, "image": "busybox", "restartPolicy": "Always" }));
+        self.init_containers
+            .push(json!({ "name": name, "image": "busybox", "restartPolicy": "Always" }));
         self
     }
 
@@ -247,13 +253,23 @@ mod tests {
 
     #[test]
     fn pod_builder_links_to_its_job() {
-        let pod = PodBuilder::new("ns", "p").job_name("j").container("adapter").init_sidecar("reporter")
-            .restart_policy("OnFailure").build();
+        let pod = PodBuilder::new("ns", "p")
+            .job_name("j")
+            .container("adapter")
+            .init_sidecar("reporter")
+            .restart_policy("OnFailure")
+            .build();
         let parsed: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod.clone()).unwrap();
         let spec = parsed.spec.unwrap();
         assert_eq!(spec.restart_policy.as_deref(), Some("OnFailure"));
-        assert_eq!(spec.init_containers.unwrap()[0].restart_policy.as_deref(), Some("Always"));
-        assert_eq!(pod["metadata"]["labels"]["batch.kubernetes.io/job-name"], "j");
+        assert_eq!(
+            spec.init_containers.unwrap()[0].restart_policy.as_deref(),
+            Some("Always")
+        );
+        assert_eq!(
+            pod["metadata"]["labels"]["batch.kubernetes.io/job-name"],
+            "j"
+        );
         assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "Job");
     }
 }

@@ -26,7 +26,11 @@ current-context: stand-in
 "
     );
     let path = dir.join("kubeconfig");
-    std::fs::write(&path, text)
-        .unwrap_or_else(|e| panic!("stand-in: cannot write the kubeconfig {}: {e}", path.display()));
+    std::fs::write(&path, text).unwrap_or_else(|e| {
+        panic!(
+            "stand-in: cannot write the kubeconfig {}: {e}",
+            path.display()
+        )
+    });
     path
 }

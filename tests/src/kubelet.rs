@@ -9,15 +9,25 @@ use crate::store::{Key, Resource, now};
 /// Which status list (`containerStatuses` or `initContainerStatuses`) a container's status
 /// lives in, and its image; panics naming the containers the pod does have.
 fn container_slot(pod: &Value, container: &str) -> (&'static str, String) {
-    for (spec_list, status_list) in
-        [("containers", "containerStatuses"), ("initContainers", "initContainerStatuses")]
-    {
+    for (spec_list, status_list) in [
+        ("containers", "containerStatuses"),
+        ("initContainers", "initContainerStatuses"),
+    ] {
         let found = pod
             .pointer(&format!("/spec/{spec_list}"))
             .and_then(Value::as_array)
-            .and_then(|cs| cs.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(container)));
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.get("name").and_then(Value::as_str) == Some(container))
+            });
         if let Some(c) = found {
-            return (status_list, c.get("image").and_then(Value::as_str).unwrap_or("").to_owned());
+            return (
+                status_list,
+                c.get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            );
         }
     }
     let names: Vec<&str> = ["containers", "initContainers"]
@@ -26,20 +36,39 @@ fn container_slot(pod: &Value, container: &str) -> (&'static str, String) {
         .flatten()
         .filter_map(|c| c.get("name").and_then(Value::as_str))
         .collect();
-    panic!("stand-in: the pod has no container or init container named {container:?}; it has {names:?}");
+    panic!(
+        "stand-in: the pod has no container or init container named {container:?}; it has {names:?}"
+    );
 }
 
 fn container_id(pod: &Value, container: &str, restart_count: i64) -> String {
-    let uid = pod.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
-    format!("containerd://{}-{container}-{restart_count}", uid.replace('-', ""))
+    let uid = pod
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    format!(
+        "containerd://{}-{container}-{restart_count}",
+        uid.replace('-', "")
+    )
 }
 
 impl StandIn {
-    fn edit_or_panic(&self, resource: Resource, ns: &str, name: &str, edit: impl FnOnce(&mut Value)) -> Value {
+    fn edit_or_panic(
+        &self,
+        resource: Resource,
+        ns: &str,
+        name: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> Value {
         let key = Key::new(resource, ns, name);
         self.shared()
             .change(|s| s.edit(&key, edit))
-            .unwrap_or_else(|e| panic!("stand-in: cannot update {} {ns}/{name}: {e}", resource.kind()))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "stand-in: cannot update {} {ns}/{name}: {e}",
+                    resource.kind()
+                )
+            })
     }
 
     /// Sets one container's state, like the kubelet: leaving a terminated state means the
@@ -57,7 +86,10 @@ impl StandIn {
                 status[list] = json!([]);
             }
             let statuses = status[list].as_array_mut().expect("made an array above");
-            let index = match statuses.iter().position(|c| c.get("name").and_then(Value::as_str) == Some(container)) {
+            let index = match statuses
+                .iter()
+                .position(|c| c.get("name").and_then(Value::as_str) == Some(container))
+            {
                 Some(i) => i,
                 None => {
                     statuses.push(json!({
@@ -69,7 +101,10 @@ impl StandIn {
             };
             let entry = &mut statuses[index];
             let old_state = entry.get("state").cloned().unwrap_or_else(|| json!({}));
-            let mut restarts = entry.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
+            let mut restarts = entry
+                .get("restartCount")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             if old_state.get("terminated").is_some() {
                 restarts += 1;
                 entry["restartCount"] = restarts.into();
@@ -92,7 +127,14 @@ impl StandIn {
     }
 
     /// The container is waiting (e.g. `ErrImagePull`, `CrashLoopBackOff`).
-    pub fn set_container_waiting(&self, ns: &str, pod: &str, container: &str, reason: &str, message: &str) {
+    pub fn set_container_waiting(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        reason: &str,
+        message: &str,
+    ) {
         let mut waiting = Map::new();
         waiting.insert("reason".into(), reason.into());
         if !message.is_empty() {
@@ -103,7 +145,12 @@ impl StandIn {
 
     /// The container is running (started now).
     pub fn set_container_running(&self, ns: &str, pod: &str, container: &str) {
-        self.set_container_state(ns, pod, container, json!({ "running": { "startedAt": now() } }));
+        self.set_container_state(
+            ns,
+            pod,
+            container,
+            json!({ "running": { "startedAt": now() } }),
+        );
     }
 
     /// The container terminated with `exit_code` (reason e.g. `Error`, `OOMKilled`,
@@ -131,7 +178,14 @@ impl StandIn {
     }
 
     /// Sets `.status.phase` and its reason/message (removed when `None`).
-    pub fn set_pod_phase(&self, ns: &str, pod: &str, phase: &str, reason: Option<&str>, message: Option<&str>) {
+    pub fn set_pod_phase(
+        &self,
+        ns: &str,
+        pod: &str,
+        phase: &str,
+        reason: Option<&str>,
+        message: Option<&str>,
+    ) {
         self.update_pod_status(ns, pod, |status| {
             status["phase"] = phase.into();
             for (field, value) in [("reason", reason), ("message", message)] {
@@ -192,8 +246,12 @@ impl StandIn {
             if !status.get("conditions").is_some_and(Value::is_array) {
                 status["conditions"] = json!([]);
             }
-            let conditions = status["conditions"].as_array_mut().expect("made an array above");
-            let existing = conditions.iter().position(|c| c.get("type").and_then(Value::as_str) == Some(&type_));
+            let conditions = status["conditions"]
+                .as_array_mut()
+                .expect("made an array above");
+            let existing = conditions
+                .iter()
+                .position(|c| c.get("type").and_then(Value::as_str) == Some(&type_));
             let mut condition = condition;
             let at = now();
             if condition.get("lastProbeTime").is_none() {

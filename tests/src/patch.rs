@@ -19,7 +19,12 @@ pub(crate) enum PatchType {
 impl PatchType {
     /// The patch type named by a Content-Type header (parameters such as charset ignored).
     pub(crate) fn from_content_type(content_type: Option<&str>) -> Result<PatchType, ApiError> {
-        let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim();
+        let media = content_type
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim();
         match media.to_ascii_lowercase().as_str() {
             "application/json-patch+json" => Ok(PatchType::Json),
             "application/merge-patch+json" => Ok(PatchType::Merge),
@@ -72,10 +77,22 @@ mod tests {
     fn content_types_are_recognised_with_parameters() {
         let t = |ct| PatchType::from_content_type(Some(ct));
         assert_eq!(t("application/json-patch+json"), Ok(PatchType::Json));
-        assert_eq!(t("application/merge-patch+json; charset=utf-8"), Ok(PatchType::Merge));
-        assert_eq!(t("application/strategic-merge-patch+json"), Ok(PatchType::Strategic));
-        assert!(matches!(t("application/apply-patch+yaml"), Err(ApiError::UnsupportedMediaType(_))));
-        assert!(matches!(PatchType::from_content_type(None), Err(ApiError::UnsupportedMediaType(_))));
+        assert_eq!(
+            t("application/merge-patch+json; charset=utf-8"),
+            Ok(PatchType::Merge)
+        );
+        assert_eq!(
+            t("application/strategic-merge-patch+json"),
+            Ok(PatchType::Strategic)
+        );
+        assert!(matches!(
+            t("application/apply-patch+yaml"),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+        assert!(matches!(
+            PatchType::from_content_type(None),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
     }
 
     #[test]
@@ -90,7 +107,10 @@ mod tests {
     fn json_patch_test_failure_is_invalid() {
         let orig = json!({"metadata": {"resourceVersion": "5"}});
         let body = br#"[{"op": "test", "path": "/metadata/resourceVersion", "value": "4"}]"#;
-        assert!(matches!(apply(PatchType::Json, &orig, body), Err(ApiError::PatchFailed(_))));
+        assert!(matches!(
+            apply(PatchType::Json, &orig, body),
+            Err(ApiError::PatchFailed(_))
+        ));
         let body = br#"[{"op": "test", "path": "/metadata/resourceVersion", "value": "5"},
                         {"op": "add", "path": "/x", "value": 1}]"#;
         assert_eq!(apply(PatchType::Json, &orig, body).unwrap()["x"], 1);
@@ -99,8 +119,17 @@ mod tests {
     #[test]
     fn malformed_bodies_are_bad_requests() {
         let orig = json!({});
-        assert!(matches!(apply(PatchType::Merge, &orig, b"{"), Err(ApiError::BadRequest(_))));
-        assert!(matches!(apply(PatchType::Json, &orig, b"{}"), Err(ApiError::BadRequest(_))));
-        assert!(matches!(apply(PatchType::Merge, &orig, b"[]"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            apply(PatchType::Merge, &orig, b"{"),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            apply(PatchType::Json, &orig, b"{}"),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            apply(PatchType::Merge, &orig, b"[]"),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 }

@@ -39,15 +39,13 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(high), Some(low)) => {
-                        out.push(high * 16 + low);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push(high * 16 + low);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -69,7 +67,10 @@ pub(crate) fn query_params(query: Option<&str>) -> Vec<(String, String)> {
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn flag(params: &[(String, String)], name: &str) -> bool {
@@ -90,15 +91,24 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
 pub(crate) fn route(state: &mut State, req: &ApiRequest<'_>) -> Result<Reply, ApiError> {
     let segments: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
-        ["api"] => Ok(Reply::Json(200, json!({"kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}))),
-        ["apis"] => Ok(Reply::Json(200, json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+        ["api"] => Ok(Reply::Json(
+            200,
+            json!({"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
+        )),
+        ["apis"] => Ok(Reply::Json(
+            200,
+            json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
             {"name": "batch", "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
              "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"}},
             {"name": "events.k8s.io", "versions": [{"groupVersion": "events.k8s.io/v1", "version": "v1"}],
-             "preferredVersion": {"groupVersion": "events.k8s.io/v1", "version": "v1"}}]}))),
-        ["version"] => Ok(Reply::Json(200, json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-stand-in",
-            "platform": "linux/amd64"}))),
+             "preferredVersion": {"groupVersion": "events.k8s.io/v1", "version": "v1"}}]}),
+        )),
+        ["version"] => Ok(Reply::Json(
+            200,
+            json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-stand-in",
+            "platform": "linux/amd64"}),
+        )),
         ["api", "v1", rest @ ..] => resource_route(state, req, "", "v1", rest),
         ["apis", group, version, rest @ ..] => resource_route(state, req, group, version, rest),
         _ => Err(ApiError::NoRoute),
@@ -161,10 +171,17 @@ fn collection(
             let timeout = match param(params, "timeoutSeconds") {
                 None | Some("" | "0") => None,
                 Some(t) => Some(Duration::from_secs(t.parse().map_err(|_| {
-                    ApiError::BadRequest(format!("invalid timeoutSeconds {t:?}: accepted is a whole number of seconds"))
+                    ApiError::BadRequest(format!(
+                        "invalid timeoutSeconds {t:?}: accepted is a whole number of seconds"
+                    ))
                 })?)),
             };
-            let rx = state.watch(resource, selector, since, flag(params, "allowWatchBookmarks"));
+            let rx = state.watch(
+                resource,
+                selector,
+                since,
+                flag(params, "allowWatchBookmarks"),
+            );
             Ok(Reply::Watch(rx, timeout))
         }
         "POST" => {
@@ -176,8 +193,16 @@ fn collection(
     }
 }
 
-fn item(state: &mut State, req: &ApiRequest<'_>, key: &Key, status_only: bool) -> Result<Reply, ApiError> {
-    let not_found = || ApiError::NotFound { resource: key.resource, name: key.name.clone() };
+fn item(
+    state: &mut State,
+    req: &ApiRequest<'_>,
+    key: &Key,
+    status_only: bool,
+) -> Result<Reply, ApiError> {
+    let not_found = || ApiError::NotFound {
+        resource: key.resource,
+        name: key.name.clone(),
+    };
     match req.method {
         "GET" => Ok(Reply::Json(200, state.get(key).ok_or_else(not_found)?)),
         "PUT" => {
@@ -194,7 +219,10 @@ fn item(state: &mut State, req: &ApiRequest<'_>, key: &Key, status_only: bool) -
         }
         "PATCH" => {
             let kind = PatchType::from_content_type(req.content_type)?;
-            Ok(Reply::Json(200, state.patch(key, status_only, kind, req.body)?))
+            Ok(Reply::Json(
+                200,
+                state.patch(key, status_only, kind, req.body)?,
+            ))
         }
         "DELETE" if !status_only => Ok(Reply::Json(200, state.delete(key)?)),
         _ => Err(ApiError::MethodNotAllowed),

@@ -37,17 +37,22 @@ impl Selector {
     ) -> Result<Selector, ApiError> {
         let labels = match labels {
             Some(s) => parse_terms(s, true).map_err(|e| {
-                ApiError::BadRequest(format!("unable to parse requirement in labelSelector {s:?}: {e}"))
+                ApiError::BadRequest(format!(
+                    "unable to parse requirement in labelSelector {s:?}: {e}"
+                ))
             })?,
             None => Vec::new(),
         };
         let fields = match fields {
-            Some(s) => parse_terms(s, false).map_err(|e| {
-                ApiError::BadRequest(format!("invalid fieldSelector {s:?}: {e}"))
-            })?,
+            Some(s) => parse_terms(s, false)
+                .map_err(|e| ApiError::BadRequest(format!("invalid fieldSelector {s:?}: {e}")))?,
             None => Vec::new(),
         };
-        Ok(Selector { namespace, labels, fields })
+        Ok(Selector {
+            namespace,
+            labels,
+            fields,
+        })
     }
 
     /// Whether `object` (in `namespace`) is selected.
@@ -59,7 +64,10 @@ impl Selector {
         self.labels.iter().all(|r| {
             let value = labels.and_then(|l| l.get(&r.key)).and_then(Value::as_str);
             r.op.accepts(value)
-        }) && self.fields.iter().all(|r| r.op.accepts(Some(&field_value(object, &r.key))))
+        }) && self
+            .fields
+            .iter()
+            .all(|r| r.op.accepts(Some(&field_value(object, &r.key))))
     }
 }
 
@@ -112,7 +120,11 @@ fn parse_set(rest: &str) -> Result<Vec<String>, String> {
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
         .ok_or_else(|| format!("expected a parenthesised set like (a,b), got {rest:?}"))?;
-    Ok(inner.split(',').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect())
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 fn parse_terms(s: &str, set_based: bool) -> Result<Vec<Requirement>, String> {
@@ -123,23 +135,43 @@ fn parse_terms(s: &str, set_based: bool) -> Result<Vec<Requirement>, String> {
             continue;
         }
         let req = if let Some((k, v)) = term.split_once("!=") {
-            Requirement { key: k.trim().to_owned(), op: Op::NotEq(v.trim().to_owned()) }
+            Requirement {
+                key: k.trim().to_owned(),
+                op: Op::NotEq(v.trim().to_owned()),
+            }
         } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
-            Requirement { key: k.trim().to_owned(), op: Op::Eq(v.trim().to_owned()) }
+            Requirement {
+                key: k.trim().to_owned(),
+                op: Op::Eq(v.trim().to_owned()),
+            }
         } else if !set_based {
-            return Err(format!("{term:?}: accepted forms are key=value, key==value, key!=value"));
+            return Err(format!(
+                "{term:?}: accepted forms are key=value, key==value, key!=value"
+            ));
         } else if let Some(k) = term.strip_prefix('!') {
-            Requirement { key: k.trim().to_owned(), op: Op::NotExists }
+            Requirement {
+                key: k.trim().to_owned(),
+                op: Op::NotExists,
+            }
         } else if let Some((k, rest)) = term.split_once(" notin ") {
-            Requirement { key: k.trim().to_owned(), op: Op::NotIn(parse_set(rest)?) }
+            Requirement {
+                key: k.trim().to_owned(),
+                op: Op::NotIn(parse_set(rest)?),
+            }
         } else if let Some((k, rest)) = term.split_once(" in ") {
-            Requirement { key: k.trim().to_owned(), op: Op::In(parse_set(rest)?) }
+            Requirement {
+                key: k.trim().to_owned(),
+                op: Op::In(parse_set(rest)?),
+            }
         } else if term.contains(|c: char| c.is_whitespace() || "()<>".contains(c)) {
             return Err(format!(
                 "{term:?}: accepted forms are key=value, key!=value, key in (a,b), key notin (a,b), key, !key"
             ));
         } else {
-            Requirement { key: term.to_owned(), op: Op::Exists }
+            Requirement {
+                key: term.to_owned(),
+                op: Op::Exists,
+            }
         };
         if req.key.is_empty() {
             return Err(format!("{term:?}: the key is empty"));

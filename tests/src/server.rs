@@ -105,9 +105,16 @@ impl StandIn {
     pub fn start() -> StandIn {
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
             .expect("stand-in: cannot bind a TCP port on 127.0.0.1");
-        listener.set_nonblocking(true).expect("stand-in: cannot make the listener non-blocking");
-        let addr = listener.local_addr().expect("stand-in: listener has no local address");
-        let shared = Arc::new(Shared { state: Mutex::new(State::new()), signal: Signal::new() });
+        listener
+            .set_nonblocking(true)
+            .expect("stand-in: cannot make the listener non-blocking");
+        let addr = listener
+            .local_addr()
+            .expect("stand-in: listener has no local address");
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new()),
+            signal: Signal::new(),
+        });
         let (stop_tx, stop_rx) = oneshot::channel();
         let server_shared = shared.clone();
         std::thread::Builder::new()
@@ -124,7 +131,13 @@ impl StandIn {
                 runtime.shutdown_background();
             })
             .expect("stand-in: cannot spawn its server thread");
-        StandIn { handle: Arc::new(Handle { shared, addr, _stop: stop_tx }) }
+        StandIn {
+            handle: Arc::new(Handle {
+                shared,
+                addr,
+                _stop: stop_tx,
+            }),
+        }
     }
 
     pub(crate) fn shared(&self) -> &Shared {
@@ -163,11 +176,20 @@ impl StandIn {
     /// Creates a Pod; an ownerReference to a Job without a `uid` gets the stored Job's uid.
     /// Panics if the object is not a valid Pod.
     pub fn create_pod(&self, mut pod: Value) -> Value {
-        let namespace =
-            pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default").to_owned();
-        if let Some(refs) = pod.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+        let namespace = pod
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("default")
+            .to_owned();
+        if let Some(refs) = pod
+            .pointer_mut("/metadata/ownerReferences")
+            .and_then(Value::as_array_mut)
+        {
             for owner in refs {
-                let missing_uid = owner.get("uid").and_then(Value::as_str).is_none_or(str::is_empty);
+                let missing_uid = owner
+                    .get("uid")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty);
                 let job_name = owner.get("name").and_then(Value::as_str).map(str::to_owned);
                 if owner.get("kind").and_then(Value::as_str) == Some("Job")
                     && missing_uid
@@ -183,7 +205,9 @@ impl StandIn {
     }
 
     fn get(&self, resource: Resource, namespace: &str, name: &str) -> Option<Value> {
-        self.shared().lock().get(&Key::new(resource, namespace, name))
+        self.shared()
+            .lock()
+            .get(&Key::new(resource, namespace, name))
     }
 
     /// The stored Job, if any.
@@ -198,7 +222,9 @@ impl StandIn {
 
     /// Deletes a Job (a DELETED watch event); no-op if it does not exist.
     pub fn delete_job(&self, namespace: &str, name: &str) {
-        let _ = self.shared().change(|s| s.delete(&Key::new(Resource::Jobs, namespace, name)));
+        let _ = self
+            .shared()
+            .change(|s| s.delete(&Key::new(Resource::Jobs, namespace, name)));
     }
 
     /// Convenience: the Job's `.status.conditions` entry of that type, if any.
@@ -249,7 +275,11 @@ impl StandIn {
     }
 }
 
-async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+async fn serve(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let listener = tokio::net::TcpListener::from_std(listener)
         .expect("stand-in: cannot register the listener with tokio");
     loop {
@@ -271,25 +301,39 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut stop: o
 
 fn json_response(code: u16, body: &Value, retry_after: Option<u64>) -> Response<Body> {
     let bytes = serde_json::to_vec(body).expect("a serde_json::Value always serializes");
-    let mut builder = Response::builder().status(code).header("content-type", "application/json");
+    let mut builder = Response::builder()
+        .status(code)
+        .header("content-type", "application/json");
     if let Some(seconds) = retry_after {
         builder = builder.header("retry-after", seconds.to_string());
     }
     builder
-        .body(Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed_unsync())
+        .body(
+            Full::new(Bytes::from(bytes))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
         .expect("status code and headers are valid")
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, ConnectionDropped> {
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ConnectionDropped> {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
-    let content_type =
-        req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let watch = routes::is_watch(query.as_deref());
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge { limit: MAX_BODY }),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::TooLarge { limit: MAX_BODY })
+        }
         Err(_) => return Err(ConnectionDropped),
     };
     let logged = LoggedRequest {
@@ -297,7 +341,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         path: path.clone(),
         query: query.clone(),
         content_type: content_type.clone(),
-        body: body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default(),
+        body: body
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default(),
         status: 0,
         watch,
     };
@@ -313,9 +360,16 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     match fault {
         Some(FaultKind::Hang) => return std::future::pending().await,
         Some(FaultKind::DropConnection) => return Err(ConnectionDropped),
-        Some(FaultKind::Status { code, retry_after_seconds }) => {
+        Some(FaultKind::Status {
+            code,
+            retry_after_seconds,
+        }) => {
             finish(code);
-            return Ok(json_response(code, &ApiError::Injected { code }.status_body(), retry_after_seconds));
+            return Ok(json_response(
+                code,
+                &ApiError::Injected { code }.status_body(),
+                retry_after_seconds,
+            ));
         }
         None => {}
     }

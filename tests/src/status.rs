@@ -38,7 +38,12 @@ pub(crate) enum ApiError {
     UnsupportedMediaType(String),
     /// 422: the resulting object is not valid.
     #[error("{} \"{name}\" is invalid: {field}: {detail}", resource.kind_qualified())]
-    Invalid { resource: Resource, name: String, field: String, detail: String },
+    Invalid {
+        resource: Resource,
+        name: String,
+        field: String,
+        detail: String,
+    },
     /// 422 from a patch that cannot be applied (e.g. a failed JSON-patch `test`).
     #[error("the server rejected our request due to an error in our request: {0}")]
     PatchFailed(String),
@@ -105,7 +110,12 @@ impl ApiError {
             | ApiError::AlreadyExists { resource, name } => Some(json!({
                 "name": name, "group": resource.group(), "kind": resource.plural(),
             })),
-            ApiError::Invalid { resource, name, field, detail } => Some(json!({
+            ApiError::Invalid {
+                resource,
+                name,
+                field,
+                detail,
+            } => Some(json!({
                 "name": name, "group": resource.group(), "kind": resource.kind(),
                 "causes": [{ "reason": "FieldValueInvalid", "message": detail, "field": field }],
             })),
@@ -115,7 +125,12 @@ impl ApiError {
 
     /// The `Status` object sent as the response body.
     pub(crate) fn status_body(&self) -> Value {
-        status_body(self.code(), self.reason(), &self.to_string(), self.details())
+        status_body(
+            self.code(),
+            self.reason(),
+            &self.to_string(),
+            self.details(),
+        )
     }
 }
 
@@ -142,7 +157,10 @@ mod tests {
 
     #[test]
     fn conflict_has_the_real_message_and_details() {
-        let err = ApiError::Conflict { resource: Resource::Jobs, name: "j".into() };
+        let err = ApiError::Conflict {
+            resource: Resource::Jobs,
+            name: "j".into(),
+        };
         let body = err.status_body();
         assert_eq!(body["code"], 409);
         assert_eq!(body["reason"], "Conflict");
@@ -150,20 +168,35 @@ mod tests {
             body["message"],
             "Operation cannot be fulfilled on jobs.batch \"j\": the object has been modified; please apply your changes to the latest version and try again"
         );
-        assert_eq!(body["details"], json!({"name": "j", "group": "batch", "kind": "jobs"}));
+        assert_eq!(
+            body["details"],
+            json!({"name": "j", "group": "batch", "kind": "jobs"})
+        );
     }
 
     #[test]
     fn not_found_of_a_core_resource_has_no_group_suffix() {
-        let err = ApiError::NotFound { resource: Resource::Pods, name: "p".into() };
+        let err = ApiError::NotFound {
+            resource: Resource::Pods,
+            name: "p".into(),
+        };
         assert_eq!(err.to_string(), "pods \"p\" not found");
         assert_eq!(err.status_body()["reason"], "NotFound");
     }
 
     #[test]
     fn injected_codes_get_real_reasons() {
-        assert_eq!(ApiError::Injected { code: 429 }.status_body()["reason"], "TooManyRequests");
-        assert_eq!(ApiError::Injected { code: 500 }.status_body()["reason"], "InternalError");
-        assert_eq!(ApiError::Injected { code: 503 }.status_body()["reason"], "ServiceUnavailable");
+        assert_eq!(
+            ApiError::Injected { code: 429 }.status_body()["reason"],
+            "TooManyRequests"
+        );
+        assert_eq!(
+            ApiError::Injected { code: 500 }.status_body()["reason"],
+            "InternalError"
+        );
+        assert_eq!(
+            ApiError::Injected { code: 503 }.status_body()["reason"],
+            "ServiceUnavailable"
+        );
     }
 }

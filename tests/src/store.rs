@@ -102,7 +102,11 @@ impl Resource {
 }
 
 fn with_group(name: &str, group: &str) -> String {
-    if group.is_empty() { name.to_owned() } else { format!("{name}.{group}") }
+    if group.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}.{group}")
+    }
 }
 
 /// Identity of a stored object.
@@ -115,7 +119,11 @@ pub(crate) struct Key {
 
 impl Key {
     pub(crate) fn new(resource: Resource, namespace: &str, name: &str) -> Key {
-        Key { resource, namespace: namespace.to_owned(), name: name.to_owned() }
+        Key {
+            resource,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
     }
 }
 
@@ -177,7 +185,9 @@ pub(crate) struct State {
 
 /// RFC 3339 UTC timestamp with second precision, as in metadata.creationTimestamp.
 pub(crate) fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn event_line(kind: &str, object: &Value) -> Bytes {
@@ -202,7 +212,9 @@ fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = json!({});
     }
-    object["metadata"].as_object_mut().expect("metadata was just made an object")
+    object["metadata"]
+        .as_object_mut()
+        .expect("metadata was just made an object")
 }
 
 fn str_at<'a>(object: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -210,16 +222,26 @@ fn str_at<'a>(object: &'a Value, pointer: &str) -> Option<&'a str> {
 }
 
 /// Deserializes into the real Kubernetes type, turning a serde error into 422 with its path.
-fn check_type<T: DeserializeOwned>(resource: Resource, name: &str, object: &Value) -> Result<(), ApiError> {
-    serde_path_to_error::deserialize::<_, T>(object).map(drop).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::Invalid {
-            resource,
-            name: name.to_owned(),
-            field: if path == "." { "<root>".to_owned() } else { path },
-            detail: e.inner().to_string(),
-        }
-    })
+fn check_type<T: DeserializeOwned>(
+    resource: Resource,
+    name: &str,
+    object: &Value,
+) -> Result<(), ApiError> {
+    serde_path_to_error::deserialize::<_, T>(object)
+        .map(drop)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            ApiError::Invalid {
+                resource,
+                name: name.to_owned(),
+                field: if path == "." {
+                    "<root>".to_owned()
+                } else {
+                    path
+                },
+                detail: e.inner().to_string(),
+            }
+        })
 }
 
 /// Validates an object as the real server would, for the rules the product can trip.
@@ -261,10 +283,19 @@ pub(crate) fn validate(resource: Resource, object: &Value) -> Result<(), ApiErro
             ));
         }
     }
-    if let Some(conditions) = object.pointer("/status/conditions").and_then(Value::as_array) {
+    if let Some(conditions) = object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+    {
         for (i, c) in conditions.iter().enumerate() {
-            if c.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
-                return Err(invalid(&format!("status.conditions[{i}].type"), "Required value".to_owned()));
+            if c.get("type")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(invalid(
+                    &format!("status.conditions[{i}].type"),
+                    "Required value".to_owned(),
+                ));
             }
             let status = c.get("status").and_then(Value::as_str).unwrap_or("");
             if !matches!(status, "True" | "False" | "Unknown") {
@@ -345,8 +376,12 @@ impl State {
 
     /// Events of both APIs in creation order.
     pub(crate) fn events(&self) -> Vec<Value> {
-        let mut events: Vec<&Stored> =
-            self.objects.iter().filter(|(k, _)| k.resource.is_event()).map(|(_, s)| s).collect();
+        let mut events: Vec<&Stored> = self
+            .objects
+            .iter()
+            .filter(|(k, _)| k.resource.is_event())
+            .map(|(_, s)| s)
+            .collect();
         events.sort_by_key(|s| s.seq);
         events.into_iter().map(|s| s.object.clone()).collect()
     }
@@ -366,7 +401,13 @@ impl State {
                     self.seq
                 }
             };
-            self.objects.insert(key.clone(), Stored { seq, object: object.clone() });
+            self.objects.insert(
+                key.clone(),
+                Stored {
+                    seq,
+                    object: object.clone(),
+                },
+            );
         }
         let line = event_line(kind, &object);
         self.watchers.retain(|w| {
@@ -374,12 +415,18 @@ impl State {
                 w.tx.send(WatchMsg::Line(line.clone())).is_ok()
             } else if w.bookmarks {
                 // Lets clients advance their resourceVersion past writes they don't see.
-                w.tx.send(WatchMsg::Line(bookmark_line(w.resource, rv, false))).is_ok()
+                w.tx.send(WatchMsg::Line(bookmark_line(w.resource, rv, false)))
+                    .is_ok()
             } else {
                 !w.tx.is_closed()
             }
         });
-        self.history.push_back(Change { rv, key, kind, object: object.clone() });
+        self.history.push_back(Change {
+            rv,
+            key,
+            kind,
+            object: object.clone(),
+        });
         while self.history.len() > HISTORY_LIMIT {
             if let Some(old) = self.history.pop_front() {
                 self.floor = old.rv;
@@ -389,7 +436,12 @@ impl State {
     }
 
     /// POST: creates an object, filling the server-owned metadata.
-    pub(crate) fn create(&mut self, resource: Resource, namespace: &str, mut object: Value) -> Result<Value, ApiError> {
+    pub(crate) fn create(
+        &mut self,
+        resource: Resource,
+        namespace: &str,
+        mut object: Value,
+    ) -> Result<Value, ApiError> {
         if !object.is_object() {
             return Err(ApiError::BadRequest(format!(
                 "the body must be a {} object, got {object}",
@@ -410,7 +462,11 @@ impl State {
                 meta.insert("namespace".into(), namespace.into());
             }
         }
-        let mut name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+        let mut name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         if name.is_empty() {
             let Some(prefix) = meta.get("generateName").and_then(Value::as_str) else {
                 return Err(ApiError::Invalid {
@@ -440,7 +496,12 @@ impl State {
 
     /// PUT (also the last step of PATCH): replaces the object or, with `status_only`, only
     /// its `.status`. A non-empty `metadata.resourceVersion` must be the current one.
-    pub(crate) fn update(&mut self, key: &Key, status_only: bool, candidate: Value) -> Result<Value, ApiError> {
+    pub(crate) fn update(
+        &mut self,
+        key: &Key,
+        status_only: bool,
+        candidate: Value,
+    ) -> Result<Value, ApiError> {
         let existing = self.get(key).ok_or_else(|| not_found(key))?;
         if !candidate.is_object() {
             return Err(ApiError::BadRequest(format!(
@@ -453,7 +514,10 @@ impl State {
             && !rv.is_empty()
             && rv != current_rv
         {
-            return Err(ApiError::Conflict { resource: key.resource, name: key.name.clone() });
+            return Err(ApiError::Conflict {
+                resource: key.resource,
+                name: key.name.clone(),
+            });
         }
         let next = if status_only {
             let mut next = existing.clone();
@@ -483,7 +547,14 @@ impl State {
             let old_meta = existing.get("metadata").cloned().unwrap_or_default();
             let spec_changed = next.get("spec") != existing.get("spec");
             let meta = metadata_mut(&mut next);
-            for owned in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "generation"] {
+            for owned in [
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "generation",
+            ] {
                 match old_meta.get(owned) {
                     Some(v) => meta.insert(owned.into(), v.clone()),
                     None => meta.remove(owned),
@@ -503,7 +574,13 @@ impl State {
 
     /// PATCH: applies the patch to the current object, then updates as PUT would (so a
     /// resourceVersion in the patch is a precondition).
-    pub(crate) fn patch(&mut self, key: &Key, status_only: bool, kind: PatchType, body: &[u8]) -> Result<Value, ApiError> {
+    pub(crate) fn patch(
+        &mut self,
+        key: &Key,
+        status_only: bool,
+        kind: PatchType,
+        body: &[u8],
+    ) -> Result<Value, ApiError> {
         let existing = self.get(key).ok_or_else(|| not_found(key))?;
         let patched = patch::apply(kind, &existing, body)?;
         self.update(key, status_only, patched)
@@ -517,7 +594,11 @@ impl State {
 
     /// A write by a test helper acting as a controller: `edit` changes a copy of the object,
     /// which is validated and stored (no-op edits are not written).
-    pub(crate) fn edit(&mut self, key: &Key, edit: impl FnOnce(&mut Value)) -> Result<Value, ApiError> {
+    pub(crate) fn edit(
+        &mut self,
+        key: &Key,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<Value, ApiError> {
         let existing = self.get(key).ok_or_else(|| not_found(key))?;
         let mut next = existing.clone();
         edit(&mut next);
@@ -529,7 +610,13 @@ impl State {
     }
 
     /// Starts a watch: replays what the client missed, then registers for live changes.
-    pub(crate) fn watch(&mut self, resource: Resource, selector: Selector, since: Since, bookmarks: bool) -> UnboundedReceiver<WatchMsg> {
+    pub(crate) fn watch(
+        &mut self,
+        resource: Resource,
+        selector: Selector,
+        since: Since,
+        bookmarks: bool,
+    ) -> UnboundedReceiver<WatchMsg> {
         let (tx, rx) = unbounded_channel();
         match since {
             Since::Current { initial_events_end } => {
@@ -553,13 +640,20 @@ impl State {
             }
             Since::After(rv) => {
                 for change in self.history.iter().filter(|c| c.rv > rv) {
-                    if change.key.resource == resource && selector.matches(&change.key.namespace, &change.object) {
+                    if change.key.resource == resource
+                        && selector.matches(&change.key.namespace, &change.object)
+                    {
                         let _ = tx.send(WatchMsg::Line(event_line(change.kind, &change.object)));
                     }
                 }
             }
         }
-        self.watchers.push(Watcher { resource, selector, bookmarks, tx });
+        self.watchers.push(Watcher {
+            resource,
+            selector,
+            bookmarks,
+            tx,
+        });
         rx
     }
 
@@ -599,7 +693,10 @@ impl State {
 }
 
 fn not_found(key: &Key) -> ApiError {
-    ApiError::NotFound { resource: key.resource, name: key.name.clone() }
+    ApiError::NotFound {
+        resource: key.resource,
+        name: key.name.clone(),
+    }
 }
 
 /// A 5-character generateName suffix, from the alphabet the real server uses.

@@ -15,8 +15,13 @@ pub(crate) fn merge_key(path: &str) -> Option<&'static str> {
     match last {
         "conditions" => Some("type"),
         "ownerReferences" => Some("uid"),
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env"
-        | "imagePullSecrets" | "resourceClaims" => Some("name"),
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
+        | "resourceClaims" => Some("name"),
         "volumeMounts" => Some("mountPath"),
         "volumeDevices" => Some("devicePath"),
         "ports" => Some("containerPort"),
@@ -29,11 +34,17 @@ pub(crate) fn apply(original: &Value, patch: &Value) -> Result<Value, String> {
     let (Some(orig), Some(patch)) = (original.as_object(), patch.as_object()) else {
         return Err("a strategic merge patch must be a JSON object".to_owned());
     };
-    Ok(Value::Object(merge_object(orig, patch, "")?.unwrap_or_default()))
+    Ok(Value::Object(
+        merge_object(orig, patch, "")?.unwrap_or_default(),
+    ))
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 /// Merges `patch` into `orig`; `None` means the object itself is deleted (`$patch: delete`).
@@ -70,7 +81,10 @@ fn merge_object(
             continue;
         }
         if key.starts_with('$') {
-            return Err(format!("{}: unknown patch directive {key}", display_path(path)));
+            return Err(format!(
+                "{}: unknown patch directive {key}",
+                display_path(path)
+            ));
         }
         let child = join(path, key);
         match value {
@@ -102,12 +116,15 @@ fn merge_object(
 }
 
 fn is_list_replace_directive(item: &Value) -> bool {
-    item.as_object().is_some_and(|o| {
-        o.len() == 1 && o.get("$patch").and_then(Value::as_str) == Some("replace")
-    })
+    item.as_object()
+        .is_some_and(|o| o.len() == 1 && o.get("$patch").and_then(Value::as_str) == Some("replace"))
 }
 
-fn merge_list(orig: Option<&Vec<Value>>, patch: &[Value], path: &str) -> Result<Vec<Value>, String> {
+fn merge_list(
+    orig: Option<&Vec<Value>>,
+    patch: &[Value],
+    path: &str,
+) -> Result<Vec<Value>, String> {
     let replace_all = patch.iter().any(is_list_replace_directive);
     let key = merge_key(path).filter(|_| !replace_all);
     let Some(key) = key else {
@@ -116,7 +133,9 @@ fn merge_list(orig: Option<&Vec<Value>>, patch: &[Value], path: &str) -> Result<
             .iter()
             .filter(|item| !is_list_replace_directive(item))
             .map(|item| match item {
-                Value::Object(o) => Ok(Value::Object(merge_object(&Map::new(), o, path)?.unwrap_or_default())),
+                Value::Object(o) => Ok(Value::Object(
+                    merge_object(&Map::new(), o, path)?.unwrap_or_default(),
+                )),
                 other => Ok(other.clone()),
             })
             .collect();
@@ -177,7 +196,9 @@ mod tests {
 
     #[test]
     fn conditions_merge_by_type_keeping_others() {
-        let orig = job_with(json!([{"type": "Complete", "status": "True"}, {"type": "Available", "status": "Unknown"}]));
+        let orig = job_with(
+            json!([{"type": "Complete", "status": "True"}, {"type": "Available", "status": "Unknown"}]),
+        );
         let patch = json!({"status": {"conditions": [{"type": "Available", "status": "True", "reason": "Ok"}]}});
         let out = apply(&orig, &patch).unwrap();
         assert_eq!(
@@ -197,10 +218,15 @@ mod tests {
 
     #[test]
     fn delete_directive_removes_one_condition() {
-        let orig = job_with(json!([{"type": "Complete", "status": "True"}, {"type": "Available", "status": "True"}]));
+        let orig = job_with(
+            json!([{"type": "Complete", "status": "True"}, {"type": "Available", "status": "True"}]),
+        );
         let patch = json!({"status": {"conditions": [{"type": "Available", "$patch": "delete"}]}});
         let out = apply(&orig, &patch).unwrap();
-        assert_eq!(out["status"]["conditions"], json!([{"type": "Complete", "status": "True"}]));
+        assert_eq!(
+            out["status"]["conditions"],
+            json!([{"type": "Complete", "status": "True"}])
+        );
     }
 
     #[test]
@@ -208,15 +234,22 @@ mod tests {
         let orig = job_with(json!([{"type": "Complete", "status": "True"}]));
         let patch = json!({"status": {"conditions": [{"$patch": "replace"}, {"type": "Available", "status": "True"}]}});
         let out = apply(&orig, &patch).unwrap();
-        assert_eq!(out["status"]["conditions"], json!([{"type": "Available", "status": "True"}]));
+        assert_eq!(
+            out["status"]["conditions"],
+            json!([{"type": "Available", "status": "True"}])
+        );
     }
 
     #[test]
     fn lists_without_merge_key_are_replaced_and_null_deletes() {
-        let orig = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"args": ["x", "y"]}});
+        let orig =
+            json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"args": ["x", "y"]}});
         let patch = json!({"metadata": {"labels": {"a": null}}, "spec": {"args": ["z"]}});
         let out = apply(&orig, &patch).unwrap();
-        assert_eq!(out, json!({"metadata": {"labels": {"b": "2"}}, "spec": {"args": ["z"]}}));
+        assert_eq!(
+            out,
+            json!({"metadata": {"labels": {"b": "2"}}, "spec": {"args": ["z"]}})
+        );
     }
 
     #[test]
@@ -231,8 +264,15 @@ mod tests {
         let orig = job_with(json!([]));
         let err = apply(&orig, &json!({"status": {"$patch": "bogus"}})).unwrap_err();
         assert!(err.contains("unknown patch directive"), "{err}");
-        let err = apply(&orig, &json!({"status": {"conditions": [{"status": "True"}]}})).unwrap_err();
-        assert!(err.contains("status.conditions") && err.contains("\"type\""), "{err}");
+        let err = apply(
+            &orig,
+            &json!({"status": {"conditions": [{"status": "True"}]}}),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("status.conditions") && err.contains("\"type\""),
+            "{err}"
+        );
         assert!(apply(&orig, &json!([1])).is_err());
     }
 
@@ -240,6 +280,9 @@ mod tests {
     fn delete_from_primitive_list() {
         let orig = json!({"metadata": {"finalizers": ["a", "b", "c"]}});
         let patch = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["b"]}});
-        assert_eq!(apply(&orig, &patch).unwrap(), json!({"metadata": {"finalizers": ["a", "c"]}}));
+        assert_eq!(
+            apply(&orig, &patch).unwrap(),
+            json!({"metadata": {"finalizers": ["a", "c"]}})
+        );
     }
 }

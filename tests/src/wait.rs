@@ -15,7 +15,11 @@ pub(crate) struct Signal {
 
 impl Signal {
     pub(crate) fn new() -> Signal {
-        Signal { tx: tokio::sync::watch::Sender::new(0), generation: Mutex::new(0), cond: Condvar::new() }
+        Signal {
+            tx: tokio::sync::watch::Sender::new(0),
+            generation: Mutex::new(0),
+            cond: Condvar::new(),
+        }
     }
 
     pub(crate) fn notify(&self) {
@@ -37,7 +41,11 @@ impl Signal {
             if now >= deadline {
                 return false;
             }
-            g = self.cond.wait_timeout(g, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            g = self
+                .cond
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         true
     }

@@ -19,7 +19,10 @@ pub(crate) fn body(
     let stream = futures::stream::unfold(Some(rx), move |rx| async move {
         let mut rx = rx?;
         let message = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten(),
+            Some(deadline) => tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .ok()
+                .flatten(),
             None => rx.recv().await,
         };
         match message {
@@ -27,7 +30,10 @@ pub(crate) fn body(
             // An error from the body makes hyper close the socket without the final chunk:
             // to the client this is a connection reset mid-stream, as in an apiserver restart.
             Some(WatchMsg::Cut) => Some((
-                Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "watch cut by the stand-in")),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "watch cut by the stand-in",
+                )),
                 None,
             )),
             Some(WatchMsg::End) | None => None,

@@ -1,0 +1,435 @@
+//! `bench-webhook`: the webhook's benchmark.
+//!
+//! ```text
+//! cargo run --release -p status-reporter-tests --bin bench-webhook -- [--seconds 5] [--connections 8] [--rate 1000]
+//! ```
+//!
+//! Starts the release `status-reporter-webhook serve` on 127.0.0.1 with certificates made
+//! here, then drives it with a small bounded client (tokio + hyper over rustls, TLS 1.3,
+//! HTTP/1.1 keep-alive, loopback only) and prints:
+//! 1. closed-loop throughput and p50/p99 of `POST /mutate` (an opted-in Job CREATE) next to
+//!    `GET /healthz` on the same TLS listener;
+//! 2. latency percentiles of `/mutate` at a fixed rate (default 1000 req/s), measured from
+//!    each request's scheduled start so a stall is not hidden;
+//! 3. the pure inject step per Job, and the whole pure review (parse, inject, serialize).
+//!
+//! Set `STATUS_REPORTER_WEBHOOK_BIN` to benchmark a prebuilt server binary.
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::batch::v1::Job;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::ServerName;
+use status_reporter_webhook::config::InjectConfig;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+const REVIEW: &str = include_str!("../../data/admission/create-job.json");
+
+struct Options {
+    seconds: u64,
+    connections: usize,
+    rate: u64,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options {
+        seconds: 5,
+        connections: 8,
+        rate: 1000,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = |name: &str| -> Result<u64, String> {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .filter(|v| *v > 0)
+                .ok_or_else(|| format!("{name} needs a positive integer"))
+        };
+        match flag.as_str() {
+            "--seconds" => o.seconds = value("--seconds")?,
+            "--connections" => o.connections = value("--connections")? as usize,
+            "--rate" => o.rate = value("--rate")?,
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; accepted: --seconds N, --connections N, --rate N"
+                ));
+            }
+        }
+    }
+    Ok(o)
+}
+
+fn main() {
+    let options = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bench-webhook: {e}");
+            std::process::exit(2);
+        }
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    pure_inject();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = make_certs(&dir.path().to_path_buf());
+    let server = Server::start(&dir.path().to_path_buf());
+    println!(
+        "server: {} (pid {}), client: {} connections, TLS 1.3, HTTP/1.1 keep-alive",
+        server.addr,
+        server.child.id(),
+        options.connections
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let client = Client::new(server.addr, ca);
+        let seconds = Duration::from_secs(options.seconds);
+        // Warm up both paths (connections, allocator, branch predictors).
+        client
+            .closed_loop(Target::Healthz, options.connections, Duration::from_secs(1))
+            .await;
+        client
+            .closed_loop(Target::Mutate, options.connections, Duration::from_secs(1))
+            .await;
+
+        let health = client
+            .closed_loop(Target::Healthz, options.connections, seconds)
+            .await;
+        let mutate = client
+            .closed_loop(Target::Mutate, options.connections, seconds)
+            .await;
+        println!("\nclosed loop, {}s each:", options.seconds);
+        health.print("GET /healthz");
+        mutate.print("POST /mutate");
+        println!(
+            "  mutate/healthz throughput: {:.0}% (target >= 80%)",
+            100.0 * mutate.rps() / health.rps()
+        );
+
+        let fixed = client.fixed_rate(options.rate, seconds).await;
+        println!(
+            "\nfixed rate {} req/s for {}s, POST /mutate:",
+            options.rate, options.seconds
+        );
+        fixed.print("POST /mutate");
+        println!(
+            "  p99 {} 2 ms target",
+            if fixed.percentile(99.0) < Duration::from_millis(2) {
+                "meets the <"
+            } else {
+                "MISSES the <"
+            }
+        );
+    });
+    drop(server);
+}
+
+/// Times the pure steps in process: `inject` on a parsed Job, and `review` on raw bytes.
+fn pure_inject() {
+    let config = InjectConfig::default();
+    let job = fixture_job();
+    let iterations = 20_000;
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let start = Instant::now();
+        let injection =
+            status_reporter_webhook::inject::inject(&job, None, &config).expect("inject");
+        std::hint::black_box(&injection);
+        samples.push(start.elapsed());
+    }
+    let inject = Stats::new(samples, Duration::ZERO);
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let start = Instant::now();
+        let reviewed = status_reporter_webhook::admission::review(REVIEW.as_bytes(), &config);
+        std::hint::black_box(reviewed.to_json());
+        samples.push(start.elapsed());
+    }
+    let review = Stats::new(samples, Duration::ZERO);
+    println!("pure steps, {iterations} iterations each (no I/O):");
+    println!(
+        "  inject(Job) -> patch:              mean {:>6.1} us  p50 {:>6.1} us  p99 {:>6.1} us",
+        us(inject.mean()),
+        us(inject.percentile(50.0)),
+        us(inject.percentile(99.0))
+    );
+    println!(
+        "  review(bytes) -> response bytes:   mean {:>6.1} us  p50 {:>6.1} us  p99 {:>6.1} us",
+        us(review.mean()),
+        us(review.percentile(50.0)),
+        us(review.percentile(99.0))
+    );
+}
+
+/// The Job inside the AdmissionReview fixture, as the webhook receives it.
+fn fixture_job() -> Job {
+    let review: serde_json::Value = serde_json::from_str(REVIEW).expect("fixture");
+    serde_json::from_value(review["request"]["object"].clone()).expect("fixture Job")
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn make_certs(dir: &PathBuf) -> rustls::pki_types::CertificateDer<'static> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("cert");
+    std::fs::write(dir.join("tls.crt"), cert.pem()).expect("write cert");
+    std::fs::write(dir.join("tls.key"), key.serialize_pem()).expect("write key");
+    ca.der().clone()
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(dir: &PathBuf) -> Server {
+        let bin = server_binary();
+        let mut child = Command::new(&bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
+            .arg("--tls-cert")
+            .arg(dir.join("tls.crt"))
+            .arg("--tls-key")
+            .arg(dir.join("tls.key"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not print `listening on ADDR`");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected server output {line:?}"));
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The release server next to this binary, built first if needed.
+fn server_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("STATUS_REPORTER_WEBHOOK_BIN") {
+        return PathBuf::from(p);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "status-reporter-webhook",
+            "--bin",
+            "status-reporter-webhook",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .status()
+        .expect("cannot run cargo");
+    assert!(status.success(), "building the release webhook failed");
+    let exe = std::env::current_exe().expect("current_exe");
+    let path = exe.with_file_name("status-reporter-webhook");
+    assert!(path.is_file(), "{} not found", path.display());
+    path
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    Healthz,
+    Mutate,
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+#[derive(Clone)]
+struct Client {
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Client {
+    fn new(addr: SocketAddr, ca: rustls::pki_types::CertificateDer<'static>) -> Client {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca).expect("ca");
+        let mut tls =
+            rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Client {
+            addr,
+            tls: Arc::new(tls),
+        }
+    }
+
+    async fn connect(&self) -> Sender {
+        let tcp = TcpStream::connect(self.addr).await.expect("connect");
+        tcp.set_nodelay(true).expect("nodelay");
+        let tls = TlsConnector::from(self.tls.clone())
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await
+            .expect("TLS handshake");
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .expect("HTTP handshake");
+        tokio::spawn(conn);
+        send
+    }
+
+    async fn once(send: &mut Sender, target: Target) {
+        let req = match target {
+            Target::Healthz => Request::get("/healthz")
+                .header("host", "localhost")
+                .body(Full::new(Bytes::new())),
+            Target::Mutate => Request::post("/mutate")
+                .header("host", "localhost")
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(REVIEW.as_bytes()))),
+        }
+        .expect("request");
+        send.ready().await.expect("connection closed");
+        let res = send.send_request(req).await.expect("request failed");
+        assert!(res.status().is_success(), "status {}", res.status());
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        std::hint::black_box(body);
+    }
+
+    /// Every connection sends its next request as soon as the previous answer arrives.
+    async fn closed_loop(&self, target: Target, connections: usize, duration: Duration) -> Stats {
+        let start = Instant::now();
+        let end = start + duration;
+        let mut tasks = Vec::new();
+        for _ in 0..connections {
+            let client = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut send = client.connect().await;
+                let mut samples = Vec::new();
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    Client::once(&mut send, target).await;
+                    samples.push(t.elapsed());
+                }
+                samples
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("task"));
+        }
+        Stats::new(all, start.elapsed())
+    }
+
+    /// Sends at a fixed total rate spread over a few connections; latency counts from the
+    /// scheduled start, so a slow answer also delays (and penalises) the ones behind it.
+    async fn fixed_rate(&self, rate: u64, duration: Duration) -> Stats {
+        let connections = 4u64.min(rate);
+        let per_connection = Duration::from_secs_f64(connections as f64 / rate as f64);
+        let total = rate * duration.as_secs() / connections;
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for i in 0..connections {
+            let client = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut send = client.connect().await;
+                let first = tokio::time::Instant::now()
+                    + per_connection.mul_f64(i as f64 / connections as f64);
+                let mut samples = Vec::with_capacity(total as usize);
+                for n in 0..total {
+                    let scheduled = first + per_connection * n as u32;
+                    tokio::time::sleep_until(scheduled).await;
+                    Client::once(&mut send, Target::Mutate).await;
+                    samples.push(scheduled.elapsed());
+                }
+                samples
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("task"));
+        }
+        Stats::new(all, start.elapsed())
+    }
+}
+
+struct Stats {
+    sorted: Vec<Duration>,
+    wall: Duration,
+}
+
+impl Stats {
+    fn new(mut samples: Vec<Duration>, wall: Duration) -> Stats {
+        samples.sort_unstable();
+        Stats {
+            sorted: samples,
+            wall,
+        }
+    }
+
+    fn rps(&self) -> f64 {
+        self.sorted.len() as f64 / self.wall.as_secs_f64()
+    }
+
+    fn mean(&self) -> Duration {
+        let sum: Duration = self.sorted.iter().sum();
+        sum / self.sorted.len().max(1) as u32
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        if self.sorted.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((p / 100.0) * (self.sorted.len() - 1) as f64).round() as usize;
+        self.sorted[i]
+    }
+
+    fn print(&self, what: &str) {
+        println!(
+            "  {what:<13} {:>8} requests  {:>8.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  max {:>7.3} ms",
+            self.sorted.len(),
+            self.rps(),
+            self.percentile(50.0).as_secs_f64() * 1e3,
+            self.percentile(99.0).as_secs_f64() * 1e3,
+            self.sorted
+                .last()
+                .copied()
+                .unwrap_or_default()
+                .as_secs_f64()
+                * 1e3,
+        );
+    }
+}

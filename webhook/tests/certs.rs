@@ -563,3 +563,48 @@ fn a_ca_expiring_before_the_serving_cert_is_refused() {
     );
     assert!(err.to_string().contains("--rotate-ca"), "{err}");
 }
+
+/// The command line as users run it: flags and env reach [`CertsArgs`], stdout is exactly
+/// the base64 caBundle, and a bad flag exits non-zero with the message and writes nothing.
+#[test]
+fn cli_prints_the_ca_bundle_on_stdout_and_reads_env() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_status-reporter-webhook"))
+        .args(["certs", "--days", "10", "--out-dir"])
+        .arg(&out)
+        .env("CERTS_NAMESPACE", "hooks")
+        .current_dir(tmp.path())
+        .output()
+        .expect("run status-reporter-webhook certs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let printed: k8s_openapi::ByteString = serde_json::from_value(serde_json::Value::String(
+        String::from_utf8(run.stdout).unwrap().trim().to_owned(),
+    ))
+    .expect("stdout is base64");
+    assert_eq!(printed.0, read(&out, "ca.crt").into_bytes());
+    let (sans, nb, na, _) = parse_cert(&read(&out, "tls.crt"));
+    assert!(
+        sans.iter()
+            .any(|s| s == "status-reporter-webhook.hooks.svc"),
+        "{sans:?}"
+    );
+    assert!(
+        (na - nb - 10 * 86_400 - 300).abs() < 5,
+        "10 days (+5 min back-dating)"
+    );
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_status-reporter-webhook"))
+        .args(["certs", "--days", "0", "--out-dir"])
+        .arg(tmp.path().join("never"))
+        .output()
+        .expect("run status-reporter-webhook certs");
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("--days 0 is out of range"), "{stderr}");
+    assert!(!tmp.path().join("never").exists());
+}

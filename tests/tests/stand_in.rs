@@ -926,3 +926,47 @@ fn raw(
         .unwrap_or(0);
     (code, response)
 }
+
+#[tokio::test]
+async fn kube_event_recorder_creates_then_patches_a_series() {
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let stand = StandIn::start();
+    let job = stand.create_job(JobBuilder::new(NS, "j").build());
+    let reference: k8s_openapi::api::core::v1::ObjectReference = serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "Job", "name": "j", "namespace": NS, "uid": job["metadata"]["uid"],
+    }))
+    .unwrap();
+    let reporter = Reporter { controller: "status-reporter".into(), instance: Some("pod-1".into()) };
+    let recorder = Recorder::new(client(&stand).await, reporter);
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "AdapterTimeout".into(),
+        note: Some("Adapter did not produce results within 5m0s".into()),
+        action: "Report".into(),
+        secondary: None,
+    };
+    recorder.publish(&event, &reference).await.unwrap();
+    recorder.publish(&event, &reference).await.unwrap();
+    let events = stand.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["regarding"]["name"], "j");
+    assert_eq!(events[0]["series"]["count"], 2);
+    let methods: Vec<String> = stand.requests().into_iter().map(|r| r.method).collect();
+    assert_eq!(methods, ["POST", "PATCH"]);
+}
+
+#[tokio::test]
+async fn watcher_with_streaming_lists_gets_initial_events_then_changes() {
+    let stand = StandIn::start();
+    stand.create_pod(PodBuilder::new(NS, "p1").build());
+    let pods: Api<Pod> = Api::namespaced(client(&stand).await, NS);
+    let config = watcher::Config::default().fields("metadata.name=p1").streaming_lists();
+    let mut stream = watcher(pods, config).boxed();
+    next_matching(&mut stream, |p| p.metadata.name.as_deref() == Some("p1")).await;
+    drive_until_watching(&mut stream, &stand).await;
+    stand.set_container_running(NS, "p1", "adapter");
+    next_matching(&mut stream, |p| adapter_state(p).as_deref() == Some("running")).await;
+    assert_eq!(count(&stand, is_list), 0, "{:#?}", stand.requests());
+    let watch = stand.requests().into_iter().find(|r| r.watch).unwrap();
+    assert!(watch.query.unwrap().contains("sendInitialEvents=true"));
+}

@@ -156,6 +156,17 @@ if "$bin" certs --help >/dev/null 2>&1; then
       # The overlay must carry exactly the printed caBundle into the webhook configuration.
       grep -q "caBundle: $(cat "$work/ca-bundle.b64")" "$out" \
         || fail "certs overlay: the rendered MutatingWebhookConfiguration lacks the printed caBundle"
+      # The certs defaults must name what the manifests use: one webhook entry (a wrong name
+      # would add a second), and the Secret the Deployment mounts.
+      python3 - "$out" <<'PY' || fail "certs overlay: its defaults do not match manifests/ (see above)"
+import sys, yaml
+docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(sys.argv[1])) if d}
+hooks = docs[("MutatingWebhookConfiguration", "status-reporter-webhook")]["webhooks"]
+mounted = [v["secret"]["secretName"] for v in docs[("Deployment", "status-reporter-webhook")]["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+ok = len(hooks) == 1 and "service" in hooks[0]["clientConfig"] and all(("Secret", n) in docs for n in mounted)
+print("ok   certs overlay: one webhook entry with service and caBundle; mounted Secret present" if ok else f"webhooks={len(hooks)} mounted={mounted}")
+sys.exit(0 if ok else 1)
+PY
     else
       fail "kubectl kustomize of the certs overlay: $(cat "$work/err")"
     fi

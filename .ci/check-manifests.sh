@@ -10,12 +10,15 @@
 # cert-manager's Issuer/Certificate are CRDs with no schema in kubernetes-validate: they are
 # skipped explicitly (and listed). Any other failure exits non-zero naming file and error.
 #
-# Env: KUBE_VERSION (default 1.33.0), STATUS_REPORTER_WEBHOOK_BIN (use this binary instead of
+# Env: KUBE_VERSION (default 1.33.0), OLD_KUBE_VERSION (default 1.26.0: what the
+# no-match-conditions overlay and the classic plain sidecar must still validate against),
+# STATUS_REPORTER_WEBHOOK_BIN (use this binary instead of
 # building it with `cargo build --release --locked`, the build the Dockerfile runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 KUBE_VERSION="${KUBE_VERSION:-1.33.0}"
+OLD_KUBE_VERSION="${OLD_KUBE_VERSION:-1.26.0}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 failures=0
@@ -34,7 +37,7 @@ python3 -c 'import importlib.metadata as m; print("kubernetes-validate", m.versi
 
 # validate FILE...: strict schema validation of every document (Lists item by item).
 validate() {
-  python3 - "$KUBE_VERSION" "$@" <<'PY'
+  python3 - "${VALIDATE_VERSION:-$KUBE_VERSION}" "$@" <<'PY'
 import sys, yaml, kubernetes_validate as kv
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, VersionNotSupportedError
 
@@ -179,6 +182,12 @@ fi
 
 step "schema validation of rendered manifests (Kubernetes $KUBE_VERSION, strict)"
 validate "${rendered[@]}" || fail "rendered manifests (see FAIL lines above)"
+
+step "the old-cluster paths against Kubernetes $OLD_KUBE_VERSION (no matchConditions, no native sidecars)"
+# The no-match-conditions overlay and the classic plain sidecar exist for older clusters:
+# they must use nothing newer.
+VALIDATE_VERSION="$OLD_KUBE_VERSION" validate "$work/rendered-manifests_overlays_no-match-conditions.yaml" \
+  manifests/examples/plain-sidecar-classic.yaml || fail "old-cluster manifests (see FAIL lines above)"
 
 step "schema validation of manifests/examples/"
 examples=(manifests/examples/*.yaml)

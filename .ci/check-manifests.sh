@@ -180,6 +180,48 @@ else
   echo "skip: this build has no 'certs' subcommand yet"
 fi
 
+step "matchConditions (CEL): a Job reaches the webhook iff its inject annotation is not absent or \"false\""
+# The API server evaluates these; a wrong expression either blocks opted-in Jobs or never
+# injects them, and no schema can tell. Evaluated with cel-python on the cases that matter.
+python3 -c 'import celpy' 2>/dev/null || python3 -m pip install --quiet cel-python >/dev/null 2>&1 || true
+if python3 -c 'import celpy' 2>/dev/null; then
+  python3 - "$work/rendered-manifests.yaml" <<'PY' || fail "matchConditions (see FAIL lines above)"
+import json, sys, yaml, celpy
+mwc = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "MutatingWebhookConfiguration")
+env = celpy.Environment()
+conds = [(c["name"], env.program(env.compile(c["expression"]))) for c in mwc["webhooks"][0]["matchConditions"]]
+K = "status-reporter.hyperfleet.io/inject"
+def job(job_ann=None, tmpl_ann=None, tmpl_meta=True):
+    j = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+         "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "a"}]}}}}
+    if job_ann is not None:
+        j["metadata"]["annotations"] = job_ann
+    if tmpl_meta:
+        j["spec"]["template"]["metadata"] = {} if tmpl_ann is None else {"annotations": tmpl_ann}
+    return j
+# (Job annotations, pod template annotations, has template metadata) -> sent to the webhook?
+# A superset of what the webhook injects: it decides on the value (template wins) and
+# refuses values other than "true"/"false" with a message, so those must reach it.
+cases = [
+    (job(), False), (job(tmpl_meta=False), False), (job({}, {}), False),
+    (job({"other.example.com/inject": "true"}), False),
+    (job({K: "true"}), True), (job(None, {K: "true"}), True),
+    (job({K: "false"}), False), (job(None, {K: "false"}), False),
+    (job({K: "false"}, {K: "true"}), True), (job({K: "true"}, {K: "false"}), True),
+    (job({K: "yes"}), True),
+]
+bad = 0
+for obj, want in cases:
+    got = all(bool(p.evaluate({"object": celpy.json_to_cel(obj)})) for _, p in conds)
+    where = f'job={json.dumps(obj["metadata"].get("annotations"))} template={json.dumps(obj["spec"]["template"].get("metadata"))}'
+    print(f'{"ok  " if got == want else "FAIL"} {where}: sent={got} (want {want})')
+    bad += got != want
+sys.exit(1 if bad else 0)
+PY
+else
+  echo "skip: cel-python could not be installed"
+fi
+
 step "schema validation of rendered manifests (Kubernetes $KUBE_VERSION, strict)"
 validate "${rendered[@]}" || fail "rendered manifests (see FAIL lines above)"
 

@@ -1,0 +1,799 @@
+//! Process-level tests: the real `status-reporter` binary against the Kubernetes API stand-in,
+//! one test per outcome row and failure mode. Waiting is always on an event (stand-in change,
+//! a reporter log line, process exit) with a bounded timeout — never a sleep.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use stand_in::fixtures::{JobBuilder, PodBuilder};
+use stand_in::{Fault, StandIn};
+
+const NS: &str = "default";
+const JOB: &str = "adapter-job";
+const POD: &str = "adapter-job-x7k2p";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Env vars the reporter reads; cleared so the test runner's environment cannot leak in.
+const REPORTER_VARS: [&str; 11] = [
+    "JOB_NAME",
+    "JOB_NAMESPACE",
+    "POD_NAME",
+    "RESULTS_PATH",
+    "POLL_INTERVAL_SECONDS",
+    "MAX_WAIT_TIME_SECONDS",
+    "CONDITION_TYPE",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "ADAPTER_CONTAINER_NAME",
+    "SIDECAR_MODE",
+];
+
+/// Lines the reporter wrote to stderr, observable as they arrive.
+#[derive(Clone, Default)]
+struct Logs(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl Logs {
+    fn push(&self, line: String) {
+        let (lines, cond) = &*self.0;
+        lines.lock().unwrap().push(line);
+        cond.notify_all();
+    }
+
+    fn text(&self) -> String {
+        self.0.0.lock().unwrap().join("\n")
+    }
+
+    /// Waits (bounded) for a line containing every one of `parts`.
+    fn wait_for(&self, parts: &[&str], timeout: Duration) {
+        let (lines, cond) = &*self.0;
+        let deadline = Instant::now() + timeout;
+        let mut guard = lines.lock().unwrap();
+        loop {
+            if guard.iter().any(|l| parts.iter().all(|p| l.contains(p))) {
+                return;
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "no reporter log line containing {parts:?} within {timeout:?}; logs:\n{}",
+                guard.join("\n")
+            );
+            guard = cond.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+    }
+}
+
+/// A running reporter process.
+struct Reporter {
+    pid: u32,
+    exit: mpsc::Receiver<ExitStatus>,
+    exited: Option<ExitStatus>,
+    logs: Logs,
+    /// Drains stderr; joined after exit so every line is in `logs`.
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Reporter {
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig} {} failed", self.pid);
+    }
+
+    /// Waits (bounded) for the process to exit; returns its exit code.
+    fn wait_exit(&mut self, timeout: Duration) -> i32 {
+        if self.exited.is_none() {
+            let status = self.exit.recv_timeout(timeout).unwrap_or_else(|_| {
+                panic!(
+                    "reporter did not exit within {timeout:?}; logs:\n{}",
+                    self.logs.text()
+                )
+            });
+            self.exited = Some(status);
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.exited
+            .and_then(|s| s.code())
+            .expect("exit code (not killed by a signal)")
+    }
+
+    fn still_running(&mut self) -> bool {
+        match self.exit.try_recv() {
+            Ok(s) => {
+                self.exited = Some(s);
+                false
+            }
+            Err(_) => true,
+        }
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        if self.exited.is_none() && self.still_running() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// A stand-in with the Job and its pod, a results directory and a kubeconfig.
+struct Rig {
+    api: StandIn,
+    /// Keeps the results directory and kubeconfig alive for the test.
+    _dir: tempfile::TempDir,
+    results: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Classic,
+    Native,
+}
+
+impl Rig {
+    fn new(mode: Mode) -> Rig {
+        Rig::with(mode, JobBuilder::new(NS, JOB), PodBuilder::new(NS, POD))
+    }
+
+    fn with(mode: Mode, job: JobBuilder, pod: PodBuilder) -> Rig {
+        let api = StandIn::start();
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("results");
+        std::fs::create_dir(&results).unwrap();
+        let kubeconfig = api.write_kubeconfig(dir.path());
+        // Another reporter's condition that must survive.
+        api.create_job(job.condition(json!({"type": "DNSReady", "status": "True", "reason": "Done", "message": "dns ok", "lastTransitionTime": "2026-01-01T00:00:00Z"})).build());
+        let pod = pod.job_name(JOB).container("adapter");
+        let pod = match mode {
+            Mode::Classic => pod.container("status-reporter"),
+            Mode::Native => pod.init_sidecar("status-reporter"),
+        };
+        api.create_pod(pod.build());
+        api.set_pod_phase(NS, POD, "Running", None, None);
+        api.set_container_running(NS, POD, "adapter");
+        Rig {
+            api,
+            _dir: dir,
+            results,
+            kubeconfig,
+        }
+    }
+
+    fn result_path(&self) -> PathBuf {
+        self.results.join("adapter-result.json")
+    }
+
+    fn command(&self, mode: Mode, env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(stand_in::bin::path("status-reporter"));
+        for var in REPORTER_VARS {
+            cmd.env_remove(var);
+        }
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .env("JOB_NAME", JOB)
+            .env("JOB_NAMESPACE", NS)
+            .env("POD_NAME", POD)
+            .env("RESULTS_PATH", self.result_path())
+            .env("LOG_LEVEL", "debug")
+            .env(
+                "SIDECAR_MODE",
+                if mode == Mode::Native {
+                    "native"
+                } else {
+                    "classic"
+                },
+            );
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Starts the reporter and waits until its pod watch is open (it is then fully set up).
+    fn start(&self, mode: Mode, env: &[(&str, &str)]) -> Reporter {
+        let r = spawn(self.command(mode, env));
+        self.api
+            .wait_for_blocking("the reporter's pod watch", WAIT, |s| {
+                s.requests()
+                    .iter()
+                    .any(|r| r.watch && r.path.ends_with("/pods") && r.status == 200)
+                    .then_some(())
+            });
+        r
+    }
+
+    fn condition(&self, type_: &str) -> Value {
+        self.api
+            .wait_for_blocking(&format!("condition {type_}"), WAIT, |s| {
+                s.job_condition(NS, JOB, type_)
+            })
+    }
+
+    /// Waits for the condition and checks status/reason/message and that the other condition survived.
+    fn expect_condition(&self, status: &str, reason: &str, message: &str) -> Value {
+        let c = self.condition("Available");
+        assert_eq!(
+            (
+                c["status"].as_str(),
+                c["reason"].as_str(),
+                c["message"].as_str()
+            ),
+            (Some(status), Some(reason), Some(message)),
+            "condition {c}"
+        );
+        assert!(c["lastTransitionTime"].is_string(), "{c}");
+        let other = self
+            .api
+            .job_condition(NS, JOB, "DNSReady")
+            .expect("DNSReady condition preserved");
+        assert_eq!(other["message"], "dns ok");
+        c
+    }
+
+    fn expect_event(&self, type_: &str, reason: &str) {
+        self.api
+            .wait_for_blocking(&format!("{type_} event {reason}"), WAIT, |s| {
+                s.events().into_iter().find(|e| {
+                    e["type"] == type_
+                        && e["reason"] == reason
+                        && e["involvedObject"]["name"] == JOB
+                        && e["involvedObject"]["kind"] == "Job"
+                })
+            });
+    }
+
+    fn write_result(&self, body: &str) {
+        std::fs::write(self.result_path(), body).unwrap();
+    }
+
+    fn status_writes(&self) -> usize {
+        self.api
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path.ends_with("/status") && r.status == 200)
+            .count()
+    }
+}
+
+fn spawn(mut cmd: Command) -> Reporter {
+    let mut child: Child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start status-reporter");
+    let pid = child.id();
+    let logs = Logs::default();
+    let stderr = child.stderr.take().unwrap();
+    let sink = logs.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.push(line);
+        }
+    });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok(status) = child.wait() {
+            let _ = tx.send(status);
+        }
+    });
+    Reporter {
+        pid,
+        exit: rx,
+        exited: None,
+        logs,
+        reader: Some(reader),
+    }
+}
+
+const INVALID_STATUS: &str = "Failed to parse adapter result: invalid result format: status: must be either 'success' or 'failure'";
+
+#[test]
+fn success_result() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    rig.write_result(r#"{"status":"success","reason":"AllChecksPassed","message":"All 3 checks passed","details":{"checks":3}}"#);
+    rig.expect_condition("True", "AllChecksPassed", "All 3 checks passed");
+    assert_eq!(r.wait_exit(WAIT), 0);
+    rig.expect_event("Normal", "AllChecksPassed");
+}
+
+#[test]
+fn failure_result() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    rig.write_result(r#"{"status":"failure","reason":"DNSZoneMissing","message":"  zone example.com not found  "}"#);
+    rig.expect_condition("False", "DNSZoneMissing", "zone example.com not found");
+    assert_eq!(r.wait_exit(WAIT), 1);
+    rig.expect_event("Warning", "DNSZoneMissing");
+}
+
+#[test]
+fn invalid_result_then_adapter_exits_zero() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    rig.write_result(r#"{"status":"done"}"#);
+    rig.api
+        .set_container_terminated(NS, POD, "adapter", 0, "Completed", "");
+    rig.expect_condition("False", "InvalidResultFormat", INVALID_STATUS);
+    assert_eq!(r.wait_exit(WAIT), 1);
+}
+
+#[test]
+fn invalid_result_while_adapter_keeps_running() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    rig.write_result("not json");
+    rig.expect_condition(
+        "False",
+        "InvalidResultFormat",
+        "Failed to parse adapter result: failed to parse JSON: expected ident at line 1 column 2",
+    );
+    assert_eq!(r.wait_exit(WAIT), 1);
+}
+
+#[test]
+fn timeout_with_short_max_wait() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(
+        Mode::Classic,
+        &[
+            ("MAX_WAIT_TIME_SECONDS", "2"),
+            ("POLL_INTERVAL_SECONDS", "1"),
+        ],
+    );
+    rig.expect_condition(
+        "False",
+        "AdapterTimeout",
+        "Adapter did not produce results within 2s",
+    );
+    assert_eq!(r.wait_exit(WAIT), 1);
+    rig.expect_event("Warning", "AdapterTimeout");
+}
+
+#[test]
+fn adapter_exit_code_one() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    rig.api
+        .set_container_terminated(NS, POD, "adapter", 1, "Error", "");
+    rig.expect_condition(
+        "False",
+        "AdapterExitedWithError",
+        "Adapter container exited with code 1: Error",
+    );
+    assert_eq!(r.wait_exit(WAIT), 1);
+}
+
+#[test]
+fn adapter_oom_killed() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    rig.api
+        .set_container_terminated(NS, POD, "adapter", 137, "OOMKilled", "");
+    rig.expect_condition(
+        "False",
+        "AdapterOOMKilled",
+        "Adapter container was killed due to out of memory (OOMKilled)",
+    );
+    assert_eq!(r.wait_exit(WAIT), 1);
+}
+
+#[test]
+fn adapter_exit_zero_without_file() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    rig.api
+        .set_container_terminated(NS, POD, "adapter", 0, "Completed", "");
+    rig.expect_condition(
+        "False",
+        "AdapterMissingResults",
+        "Adapter container exited successfully (code 0) but did not produce a valid result file: Completed",
+    );
+    assert_eq!(r.wait_exit(WAIT), 1);
+}
+
+#[test]
+fn valid_file_wins_over_nonzero_exit() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    rig.write_result(r#"{"status":"success","reason":"Ok","message":"fine"}"#);
+    rig.api
+        .set_container_terminated(NS, POD, "adapter", 3, "Error", "");
+    rig.expect_condition("True", "Ok", "fine");
+    assert_eq!(r.wait_exit(WAIT), 0);
+}
+
+#[test]
+fn image_pull_failure_fails_fast() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    rig.api.set_container_waiting(
+        NS,
+        POD,
+        "adapter",
+        "ImagePullBackOff",
+        "Back-off pulling image \"registry.example/adapter:nope\"",
+    );
+    rig.expect_condition(
+        "False",
+        "AdapterImagePullFailed",
+        "Adapter container adapter cannot start: ImagePullBackOff: Back-off pulling image \"registry.example/adapter:nope\"",
+    );
+    assert_eq!(r.wait_exit(WAIT), 1);
+}
+
+#[test]
+fn config_error_fails_fast() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    rig.api.set_container_waiting(
+        NS,
+        POD,
+        "adapter",
+        "CreateContainerConfigError",
+        "secret \"creds\" not found",
+    );
+    rig.expect_condition("False", "AdapterConfigError", "Adapter container adapter cannot start: CreateContainerConfigError: secret \"creds\" not found");
+    assert_eq!(r.wait_exit(WAIT), 1);
+}
+
+#[test]
+fn crash_loop_under_on_failure_waits_for_backoff_limit() {
+    let rig = Rig::with(
+        Mode::Classic,
+        JobBuilder::new(NS, JOB)
+            .backoff_limit(2)
+            .restart_policy("OnFailure"),
+        PodBuilder::new(NS, POD).restart_policy("OnFailure"),
+    );
+    let mut r = rig.start(Mode::Classic, &[]);
+    // First failure: restarted in place, not final.
+    rig.api
+        .set_container_terminated(NS, POD, "adapter", 1, "Error", "");
+    rig.api.set_container_waiting(
+        NS,
+        POD,
+        "adapter",
+        "CrashLoopBackOff",
+        "back-off 10s restarting failed container",
+    );
+    rig.api
+        .set_container_terminated(NS, POD, "adapter", 1, "Error", "");
+    rig.api.set_container_waiting(
+        NS,
+        POD,
+        "adapter",
+        "CrashLoopBackOff",
+        "back-off 20s restarting failed container",
+    );
+    rig.expect_condition(
+        "False",
+        "AdapterCrashLooping",
+        "Adapter container adapter is crash looping (restarts: 2, backoffLimit: 2): CrashLoopBackOff: back-off 20s restarting failed container",
+    );
+    assert_eq!(r.wait_exit(WAIT), 1);
+    // The reporter read the Job's backoffLimit once.
+    let gets = rig
+        .api
+        .requests()
+        .iter()
+        .filter(|q| q.method == "GET" && q.path.contains("/jobs/"))
+        .count();
+    assert!(
+        gets >= 2,
+        "expected a Job GET for backoffLimit and one for the write"
+    );
+}
+
+#[test]
+fn pod_deleted() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    rig.api.delete_pod(NS, POD);
+    rig.expect_condition(
+        "False",
+        "AdapterTerminated",
+        &format!("Pod {POD} was deleted before the adapter produced a result"),
+    );
+    assert_eq!(r.wait_exit(WAIT), 1);
+}
+
+#[test]
+fn pod_evicted() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    rig.api.set_pod_phase(
+        NS,
+        POD,
+        "Failed",
+        Some("Evicted"),
+        Some("The node was low on resource: memory."),
+    );
+    rig.expect_condition(
+        "False",
+        "AdapterTerminated",
+        &format!("Pod {POD} was terminated before the adapter produced a result: Evicted: The node was low on resource: memory."),
+    );
+    assert_eq!(r.wait_exit(WAIT), 1);
+}
+
+#[test]
+fn slowly_written_file_is_not_judged_early() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    let mut f = std::fs::File::create(rig.result_path()).unwrap();
+    f.write_all(br#"{"status":"succ"#).unwrap();
+    f.flush().unwrap();
+    // The reporter has seen the half-written file and holds it as "still being written".
+    r.logs.wait_for(&["result file read", "Writing"], WAIT);
+    f.write_all(br#"ess","reason":"Slow","message":"written in two parts"}"#)
+        .unwrap();
+    drop(f);
+    rig.expect_condition("True", "Slow", "written in two parts");
+    assert_eq!(r.wait_exit(WAIT), 0);
+}
+
+#[test]
+fn atomic_rename_into_place() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    let tmp = rig.results.join(".adapter-result.json.tmp");
+    std::fs::write(
+        &tmp,
+        r#"{"status":"success","reason":"Renamed","message":"atomic"}"#,
+    )
+    .unwrap();
+    std::fs::rename(&tmp, rig.result_path()).unwrap();
+    rig.expect_condition("True", "Renamed", "atomic");
+    assert_eq!(r.wait_exit(WAIT), 0);
+}
+
+#[test]
+fn result_present_before_start() {
+    let rig = Rig::new(Mode::Classic);
+    rig.write_result(r#"{"status":"success","reason":"Early","message":"before the reporter"}"#);
+    let mut r = spawn(rig.command(Mode::Classic, &[]));
+    rig.expect_condition("True", "Early", "before the reporter");
+    assert_eq!(r.wait_exit(WAIT), 0);
+}
+
+#[test]
+fn job_controller_writes_concurrently_and_both_survive() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    let api = rig.api.clone();
+    let controller = std::thread::spawn(move || {
+        for i in 0..40 {
+            api.job_controller_set_condition(NS, JOB, json!({"type": "Complete", "status": "True", "reason": "Done", "message": format!("write {i}")}));
+        }
+    });
+    rig.write_result(
+        r#"{"status":"success","reason":"Raced","message":"with the job controller"}"#,
+    );
+    controller.join().unwrap();
+    rig.expect_condition("True", "Raced", "with the job controller");
+    assert_eq!(r.wait_exit(WAIT), 0);
+    let complete = rig
+        .api
+        .job_condition(NS, JOB, "Complete")
+        .expect("Complete survives");
+    assert_eq!(complete["message"], "write 39");
+    let types: Vec<Value> = rig.api.job(NS, JOB).unwrap()["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].clone())
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| *t == "Available").count(),
+        1,
+        "{types:?}"
+    );
+}
+
+#[test]
+fn api_errors_then_recovery() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    // The original lost the outcome after three 500s.
+    rig.api
+        .inject_fault(Fault::status("GET", "/jobs/adapter-job/status", 500, 2));
+    rig.api
+        .inject_fault(Fault::status("PUT", "/jobs/adapter-job/status", 503, 1).retry_after(1));
+    rig.api
+        .inject_fault(Fault::drop("PUT", "/jobs/adapter-job/status", 1));
+    rig.write_result(r#"{"status":"success","reason":"Recovered","message":"after API errors"}"#);
+    rig.expect_condition("True", "Recovered", "after API errors");
+    assert_eq!(r.wait_exit(WAIT), 0);
+    let failed = rig
+        .api
+        .requests()
+        .iter()
+        .filter(|q| q.path.ends_with("/status") && q.status >= 500)
+        .count();
+    assert_eq!(failed, 3, "the three injected 5xx were seen and retried");
+}
+
+#[test]
+fn watch_cut_mid_stream_resumes() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    rig.api.cut_watches();
+    rig.api.set_container_running(NS, POD, "adapter");
+    rig.api.compact_history();
+    rig.api.cut_watches();
+    rig.api
+        .set_container_terminated(NS, POD, "adapter", 2, "Error", "");
+    rig.expect_condition(
+        "False",
+        "AdapterExitedWithError",
+        "Adapter container exited with code 2: Error",
+    );
+    assert_eq!(r.wait_exit(WAIT), 1);
+    let watches = rig.api.requests().iter().filter(|q| q.watch).count();
+    assert!(
+        watches >= 2,
+        "watch was re-established ({watches} watch requests)"
+    );
+}
+
+#[test]
+fn sigterm_classic_reports_and_exits() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    r.signal("-TERM");
+    rig.expect_condition(
+        "False",
+        "AdapterTerminated",
+        &format!("Pod {POD} is shutting down (reporter received SIGTERM) before the adapter produced a result"),
+    );
+    assert_eq!(r.wait_exit(WAIT), 1);
+}
+
+#[test]
+fn sigterm_classic_takes_a_last_look_at_the_file() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    // Written while the reporter cannot have judged it yet: the file is still open.
+    let mut f = std::fs::File::create(rig.result_path()).unwrap();
+    f.write_all(br#"{"status":"success","reason":"LastLook","message":"read on SIGTERM"}"#)
+        .unwrap();
+    r.logs.wait_for(&["result file read"], WAIT);
+    r.signal("-TERM");
+    rig.expect_condition("True", "LastLook", "read on SIGTERM");
+    assert_eq!(r.wait_exit(WAIT), 0);
+    drop(f);
+}
+
+#[test]
+fn native_idles_after_reporting_until_sigterm() {
+    let rig = Rig::new(Mode::Native);
+    let mut r = rig.start(Mode::Native, &[]);
+    rig.write_result(r#"{"status":"failure","reason":"Checked","message":"native sidecar"}"#);
+    rig.expect_condition("False", "Checked", "native sidecar");
+    r.logs.wait_for(&["idling until the pod shuts down"], WAIT);
+    assert!(
+        r.still_running(),
+        "a native sidecar must not exit after reporting"
+    );
+    r.signal("-TERM");
+    assert_eq!(r.wait_exit(WAIT), 0);
+    assert_eq!(rig.status_writes(), 1);
+}
+
+#[test]
+fn native_sigterm_waits_for_adapter_state() {
+    let rig = Rig::new(Mode::Native);
+    let mut r = rig.start(Mode::Native, &[]);
+    // The kubelet stops sidecars after the adapter ended; its status may reach the API later.
+    r.signal("-TERM");
+    r.logs.wait_for(&["shutdown requested"], WAIT);
+    rig.api
+        .set_container_terminated(NS, POD, "adapter", 1, "Error", "");
+    rig.expect_condition(
+        "False",
+        "AdapterExitedWithError",
+        "Adapter container exited with code 1: Error",
+    );
+    assert_eq!(r.wait_exit(WAIT), 0);
+}
+
+#[test]
+fn job_not_found_is_reported_clearly() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = spawn(rig.command(Mode::Classic, &[("JOB_NAME", "no-such-job")]));
+    rig.write_result(r#"{"status":"success"}"#);
+    assert_eq!(r.wait_exit(WAIT), 1);
+    let logs = r.logs.text();
+    assert!(
+        logs.contains("get jobs/status default/no-such-job failed with HTTP 404"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn bad_env_values_exit_2_naming_the_variable() {
+    let rig = Rig::new(Mode::Classic);
+    let cases: [(&str, &str, &str); 8] = [
+        ("JOB_NAME", "  ", "JOB_NAME: required"),
+        (
+            "POLL_INTERVAL_SECONDS",
+            "abc",
+            "POLL_INTERVAL_SECONDS: must be a valid integer, got: abc",
+        ),
+        (
+            "MAX_WAIT_TIME_SECONDS",
+            "0",
+            "MAX_WAIT_TIME_SECONDS: must be positive, got: 0",
+        ),
+        (
+            "POLL_INTERVAL_SECONDS",
+            "400",
+            "POLL_INTERVAL_SECONDS: must be less than MAX_WAIT_TIME_SECONDS (400 >= 300)",
+        ),
+        (
+            "RESULTS_PATH",
+            "results/out.json",
+            "RESULTS_PATH: path must be absolute, got: results/out.json",
+        ),
+        (
+            "RESULTS_PATH",
+            "/results/",
+            "RESULTS_PATH: path must be a file, not a directory, got: /results/",
+        ),
+        (
+            "CONDITION_TYPE",
+            "Complete",
+            "CONDITION_TYPE: Complete is owned by the Job controller",
+        ),
+        (
+            "SIDECAR_MODE",
+            "both",
+            "SIDECAR_MODE: unknown mode \"both\"; accepted: classic, native",
+        ),
+    ];
+    for (var, value, want) in cases {
+        let mut r = spawn(rig.command(Mode::Classic, &[(var, value)]));
+        assert_eq!(r.wait_exit(WAIT), 2, "{var}={value:?}");
+        let logs = r.logs.text();
+        assert!(
+            logs.contains(&format!("status-reporter: invalid configuration: {want}")),
+            "{var}={value:?}: {logs}"
+        );
+    }
+    assert!(
+        rig.api
+            .requests()
+            .iter()
+            .all(|q| !q.path.contains("/jobs/")),
+        "no API write on bad config"
+    );
+}
+
+#[test]
+fn few_api_requests_per_run() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    rig.write_result(r#"{"status":"success","reason":"Quiet","message":"few requests"}"#);
+    rig.expect_condition("True", "Quiet", "few requests");
+    assert_eq!(r.wait_exit(WAIT), 0);
+    let log: Vec<String> = rig
+        .api
+        .requests()
+        .iter()
+        .map(|q| format!("{} {}", q.method, q.path))
+        .collect();
+    // LIST + WATCH pods, GET + PUT status, POST event.
+    assert!(log.len() <= 5, "{log:#?}");
+}

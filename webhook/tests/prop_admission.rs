@@ -1,0 +1,648 @@
+//! Property tests for the admission path: arbitrary bodies, arbitrary (plausible) Jobs and
+//! arbitrary annotation values never panic; every answer is a well-formed AdmissionReview;
+//! every patch applies cleanly to the object it came from and yields a Job; injecting twice
+//! equals injecting once.
+//!
+//! Case counts are bounded (256) so these run in the normal test command.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::Job;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use status_reporter_webhook::admission::{Outcome, review};
+use status_reporter_webhook::annotations;
+use status_reporter_webhook::config::InjectConfig;
+use status_reporter_webhook::inject::{Injection, SkipReason, inject};
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 256,
+        // Regressions are kept as explicit tests, not in proptest-regressions files.
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+const PREFIX: &str = "status-reporter.hyperfleet.io/";
+
+// ---------------------------------------------------------------------------------------------
+// Strategies
+
+/// Strings users put in annotations: valid values, near misses, numbers at the edges,
+/// whitespace, unicode, control characters.
+fn annotation_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "true",
+            "false",
+            "TRUE",
+            " true ",
+            "yes",
+            "1",
+            "",
+            " ",
+            "native",
+            "classic",
+            "Native",
+            "info",
+            "DEBUG",
+            "warn",
+            "verbose",
+            "Available",
+            "Complete",
+            "Failed",
+            "Ready",
+            "/results/adapter-result.json",
+            "/results/",
+            "results.json",
+            "/r.json",
+            "/a/b/c.json",
+            "0",
+            "-1",
+            "2",
+            "300",
+            "301",
+            "18446744073709551615",
+            "18446744073709551616",
+            "1e3",
+            "adapter",
+            "main",
+            "status-reporter",
+            "nope",
+            "injected",
+        ])
+        .prop_map(str::to_owned),
+        any::<u64>().prop_map(|n| n.to_string()),
+        ".{0,40}",
+        "\\PC{0,200}",
+    ]
+}
+
+fn annotation_map(keys: Vec<&'static str>) -> impl Strategy<Value = BTreeMap<String, String>> {
+    prop::collection::btree_map(
+        prop_oneof![
+            // Mostly foreign keys, so enough Jobs get past validation to exercise the patch.
+            1 => prop::sample::select(keys).prop_map(str::to_owned),
+            1 => "[a-z./-]{1,20}".prop_map(|k| format!("{PREFIX}{k}")),
+            3 => "[a-z.]{1,10}/[a-z-]{1,10}",
+        ],
+        annotation_value(),
+        0..4,
+    )
+}
+
+fn known_keys() -> Vec<&'static str> {
+    annotations::KNOWN.to_vec()
+}
+
+/// `None` = field absent, `Some(Null)` = explicit null; JSON Patch must cope with both.
+fn optional_list(items: impl Strategy<Value = Vec<Value>>) -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        2 => Just(None),
+        1 => Just(Some(Value::Null)),
+        3 => items.prop_map(|v| Some(Value::Array(v))),
+    ]
+}
+
+fn container_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "adapter",
+            "main",
+            "helper",
+            "status-reporter",
+            "sidecar"
+        ])
+        .prop_map(str::to_owned),
+        "[a-z][a-z0-9-]{0,10}",
+    ]
+}
+
+fn env_var() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        6 => ("[A-Z_]{1,10}", ".{0,20}").prop_map(|(n, v)| json!({"name": n, "value": v})),
+        2 => prop::sample::select(vec![
+            "/results/adapter-result.json",
+            "/out/result.json",
+            "/data/x/y.json",
+            "relative.json",
+            "/results/",
+        ])
+        .prop_map(|v| json!({"name": "RESULTS_PATH", "value": v})),
+        1 => Just(json!({"name": "RESULTS_PATH", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})),
+        1 => Just(json!({"name": "LOG", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}})),
+    ]
+}
+
+fn volume_mount() -> impl Strategy<Value = Value> {
+    (
+        prop::sample::select(vec!["results", "data", "status-reporter-results", "cfg"]),
+        prop::sample::select(vec!["/results", "/results/", "/out", "/data", "/etc/cfg"]),
+        prop::option::of("[a-z]{1,6}"),
+        prop::option::of(any::<bool>()),
+    )
+        .prop_map(|(name, path, sub, ro)| {
+            let mut m = json!({"name": name, "mountPath": path});
+            if let Some(s) = sub {
+                m["subPath"] = json!(s);
+            }
+            if let Some(ro) = ro {
+                m["readOnly"] = json!(ro);
+            }
+            m
+        })
+}
+
+fn container() -> impl Strategy<Value = Value> {
+    (
+        container_name(),
+        prop::option::of(".{0,30}"),
+        optional_list(prop::collection::vec(env_var(), 0..4)),
+        optional_list(prop::collection::vec(volume_mount(), 0..3)),
+        prop::option::of(prop::sample::select(vec!["Always", "Never"])),
+        prop::option::of(prop::collection::vec(".{0,10}", 0..3)),
+    )
+        .prop_map(|(name, image, env, mounts, restart, args)| {
+            let mut c = json!({"name": name});
+            if let Some(i) = image {
+                c["image"] = json!(i);
+            }
+            if let Some(e) = env {
+                c["env"] = e;
+            }
+            if let Some(m) = mounts {
+                c["volumeMounts"] = m;
+            }
+            if let Some(r) = restart {
+                c["restartPolicy"] = json!(r);
+            }
+            if let Some(a) = args {
+                c["args"] = json!(a);
+            }
+            c
+        })
+}
+
+fn volume() -> impl Strategy<Value = Value> {
+    (
+        prop::sample::select(vec![
+            "results",
+            "data",
+            "cfg",
+            "status-reporter-results",
+            "status-reporter-token",
+        ]),
+        prop::sample::select(vec![
+            json!({"emptyDir": {}}),
+            json!({"emptyDir": {"sizeLimit": "1Mi"}}),
+            json!({"configMap": {"name": "x"}}),
+            json!({"secret": {"secretName": "s"}}),
+        ]),
+    )
+        .prop_map(|(name, mut source)| {
+            source["name"] = json!(name);
+            source
+        })
+}
+
+/// `None` = absent; otherwise a map, possibly empty or null.
+fn optional_map(
+    m: impl Strategy<Value = BTreeMap<String, String>>,
+) -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        2 => Just(None),
+        1 => Just(Some(Value::Null)),
+        4 => m.prop_map(|m| Some(json!(m))),
+    ]
+}
+
+/// Where the opt-in annotation goes.
+#[derive(Debug, Clone, Copy)]
+enum OptIn {
+    None,
+    Job,
+    Template,
+    Both,
+}
+
+fn opt_in() -> impl Strategy<Value = OptIn> {
+    prop_oneof![
+        1 => Just(OptIn::None),
+        3 => Just(OptIn::Job),
+        3 => Just(OptIn::Template),
+        1 => Just(OptIn::Both),
+    ]
+}
+
+/// Plausible Jobs as the apiserver would send them, with the corners JSON Patch cares about:
+/// missing vs null vs empty lists/maps, missing template metadata, existing mounts/env/volumes,
+/// a reporter already present, namespaces excluded or not.
+fn job(annotation_keys: Vec<&'static str>) -> impl Strategy<Value = Value> {
+    let meta = (
+        prop::option::of(prop::sample::select(vec![
+            "default",
+            "adapters",
+            "kube-system",
+        ])),
+        any::<bool>(),
+        optional_map(annotation_map(annotation_keys.clone())),
+        optional_map(prop::collection::btree_map(
+            "[a-z]{1,8}",
+            "[a-z0-9]{0,8}",
+            0..3,
+        )),
+    );
+    let template_meta = prop_oneof![
+        1 => Just(None),
+        1 => Just(Some(Value::Null)),
+        4 => (
+            optional_map(annotation_map(annotation_keys)),
+            optional_map(prop::collection::btree_map("[a-z]{1,8}", "[a-z0-9]{0,8}", 0..3)),
+        )
+            .prop_map(|(a, l)| {
+                let mut m = json!({});
+                if let Some(a) = a {
+                    m["annotations"] = a;
+                }
+                if let Some(l) = l {
+                    m["labels"] = l;
+                }
+                Some(m)
+            }),
+    ];
+    let pod = (
+        // No container at all is one denial among many; keep it rare.
+        prop_oneof![1 => Just(Vec::new()), 8 => prop::collection::vec(container(), 1..4)],
+        optional_list(prop::collection::vec(container(), 0..3)),
+        optional_list(prop::collection::vec(volume(), 0..3)),
+        prop::option::of(prop::sample::select(vec!["Never", "OnFailure"])),
+        prop::option::of(any::<bool>()),
+    );
+    (
+        meta,
+        template_meta,
+        pod,
+        prop::option::of(0i32..10),
+        prop::option::of(prop_oneof![
+            Just(1i64),
+            Just(60),
+            Just(100_000),
+            any::<i64>()
+        ]),
+        opt_in(),
+        prop::sample::select(vec!["true", "false", " true", "True"]),
+    )
+        .prop_map(
+            |(
+                (ns, generate, annotations, labels),
+                template_meta,
+                (containers, init, volumes, restart, automount),
+                backoff,
+                deadline,
+                opt,
+                opt_value,
+            )| {
+                let mut metadata = json!({});
+                if generate {
+                    metadata["generateName"] = json!("adapter-");
+                } else {
+                    metadata["name"] = json!("adapter-job");
+                }
+                if let Some(ns) = ns {
+                    metadata["namespace"] = json!(ns);
+                }
+                if let Some(a) = annotations {
+                    metadata["annotations"] = a;
+                }
+                if let Some(l) = labels {
+                    metadata["labels"] = l;
+                }
+                let mut pod_spec = json!({"containers": containers});
+                if let Some(i) = init {
+                    pod_spec["initContainers"] = i;
+                }
+                if let Some(v) = volumes {
+                    pod_spec["volumes"] = v;
+                }
+                if let Some(r) = restart {
+                    pod_spec["restartPolicy"] = json!(r);
+                }
+                if let Some(a) = automount {
+                    pod_spec["automountServiceAccountToken"] = json!(a);
+                }
+                let mut template = json!({"spec": pod_spec});
+                if let Some(m) = template_meta {
+                    template["metadata"] = m;
+                }
+                let mut spec = json!({"template": template});
+                if let Some(b) = backoff {
+                    spec["backoffLimit"] = json!(b);
+                }
+                if let Some(d) = deadline {
+                    spec["activeDeadlineSeconds"] = json!(d);
+                }
+                let mut job = json!({
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "metadata": metadata,
+                    "spec": spec,
+                });
+                let set = |job: &mut Value, at: &str| {
+                    let Some(meta) = job.pointer_mut(at) else {
+                        return;
+                    };
+                    if !meta.is_object() {
+                        *meta = json!({});
+                    }
+                    if !meta.get("annotations").is_some_and(Value::is_object) {
+                        meta["annotations"] = json!({});
+                    }
+                    meta["annotations"][annotations::INJECT] = json!(opt_value);
+                };
+                match opt {
+                    OptIn::None => {}
+                    OptIn::Job => set(&mut job, "/metadata"),
+                    OptIn::Template => {
+                        if job.pointer("/spec/template/metadata").is_none() {
+                            job["spec"]["template"]["metadata"] = json!({});
+                        }
+                        set(&mut job, "/spec/template/metadata");
+                    }
+                    OptIn::Both => {
+                        set(&mut job, "/metadata");
+                        if job.pointer("/spec/template/metadata").is_none() {
+                            job["spec"]["template"]["metadata"] = json!({});
+                        }
+                        set(&mut job, "/spec/template/metadata");
+                    }
+                }
+                job
+            },
+        )
+}
+
+fn inject_config() -> impl Strategy<Value = InjectConfig> {
+    any::<bool>().prop_map(|classic| {
+        let mut c = InjectConfig::default();
+        if classic {
+            c.sidecar_mode = annotations::SidecarMode::Classic;
+        }
+        c
+    })
+}
+
+fn admission_review(object: &Value, namespace: Option<&str>, operation: &str) -> Value {
+    let mut request = json!({
+        "uid": "3f1b2c4d-0000-4000-8000-000000000001",
+        "kind": {"group": "batch", "version": "v1", "kind": "Job"},
+        "resource": {"group": "batch", "version": "v1", "resource": "jobs"},
+        "operation": operation,
+        "userInfo": {"username": "prop"},
+        "object": object,
+        "oldObject": null,
+        "dryRun": false,
+    });
+    if let Some(ns) = namespace {
+        request["namespace"] = json!(ns);
+    }
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks
+
+/// The response must be an admission.k8s.io/v1 AdmissionReview with a response block.
+fn well_formed(bytes: &[u8]) -> Result<Value, TestCaseError> {
+    let v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| TestCaseError::fail(format!("response is not JSON: {e}")))?;
+    prop_assert_eq!(&v["apiVersion"], "admission.k8s.io/v1", "{}", v);
+    prop_assert_eq!(&v["kind"], "AdmissionReview", "{}", v);
+    let r = &v["response"];
+    prop_assert!(r["uid"].is_string(), "no uid: {v}");
+    prop_assert!(r["allowed"].is_boolean(), "no allowed: {v}");
+    if r["allowed"] == false {
+        let msg = r["status"]["message"].as_str().unwrap_or_default();
+        prop_assert!(!msg.is_empty(), "refusal without a message: {v}");
+        prop_assert!(r.get("patch").is_none(), "refusal with a patch: {v}");
+    }
+    Ok(v)
+}
+
+/// Decodes the response patch; JSON `[]byte` is an array of numbers or a base64 string.
+fn patch_of(response: &Value) -> Result<Option<json_patch::Patch>, TestCaseError> {
+    let Some(raw) = response.get("patch") else {
+        return Ok(None);
+    };
+    prop_assert_eq!(&response["patchType"], "JSONPatch");
+    let bytes: Vec<u8> = serde_json::from_value(raw.clone())
+        .map_err(|e| TestCaseError::fail(format!("patch is not bytes: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| TestCaseError::fail(format!("patch is not a JSON Patch: {e}")))
+}
+
+/// Applies `patch` to `object` as received and checks the result is a Job.
+fn apply_to(object: &Value, patch: &json_patch::Patch) -> Result<(Value, Job), TestCaseError> {
+    let mut patched = object.clone();
+    json_patch::patch(&mut patched, patch).map_err(|e| {
+        TestCaseError::fail(format!(
+            "patch does not apply: {e}\nobject: {object}\npatch: {}",
+            serde_json::to_string(patch).unwrap_or_default()
+        ))
+    })?;
+    let job: Job = serde_json::from_value(patched.clone())
+        .map_err(|e| TestCaseError::fail(format!("patched object is not a Job: {e}\n{patched}")))?;
+    Ok((patched, job))
+}
+
+/// A denial names what was wrong: an annotation under our prefix, or the Job's shape.
+fn denial_names_cause(message: &str) -> bool {
+    message.contains(PREFIX)
+        || message.contains("not a valid batch/v1 Job")
+        || message.contains("no containers")
+        || message.contains("RESULTS_PATH")
+        || message.contains("carries no object")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Arbitrary bytes: never a panic, always a well-formed review answer.
+    #[test]
+    fn arbitrary_body_gets_a_review(body in prop::collection::vec(any::<u8>(), 0..1024)) {
+        let answer = review(&body, &InjectConfig::default());
+        let v = well_formed(&answer.to_json())?;
+        prop_assert_eq!(answer.outcome, Outcome::Invalid, "{}", v);
+    }
+
+    /// A real review with noise spliced in (truncated, bytes inserted): never a panic, and the
+    /// answer is well-formed whatever part of the review survived.
+    #[test]
+    fn mangled_review_gets_a_review(
+        object in job(known_keys()),
+        cut in any::<prop::sample::Index>(),
+        noise in prop::collection::vec(any::<u8>(), 0..8),
+    ) {
+        let mut body = serde_json::to_vec(&admission_review(&object, Some("adapters"), "CREATE")).unwrap_or_default();
+        let at = cut.index(body.len() + 1);
+        body.splice(at..at, noise);
+        well_formed(&review(&body, &InjectConfig::default()).to_json())?;
+    }
+
+    /// Any plausible Job through the full admission path: well-formed answer; a patch applies
+    /// to the object as sent and yields a Job; reviewing the patched Job again is a no-op.
+    #[test]
+    fn every_patch_applies_and_is_idempotent(
+        object in job(known_keys()),
+        ns in prop::option::of(prop::sample::select(vec!["adapters", "kube-system"])),
+        cfg in inject_config(),
+    ) {
+        let body = serde_json::to_vec(&admission_review(&object, ns, "CREATE")).unwrap_or_default();
+        let answer = review(&body, &cfg);
+        let v = well_formed(&answer.to_json())?;
+        let response = &v["response"];
+        prop_assert_eq!(&response["uid"], "3f1b2c4d-0000-4000-8000-000000000001");
+        match answer.outcome {
+            Outcome::Injected => {
+                let patch = patch_of(response)?.ok_or_else(|| TestCaseError::fail("injected without a patch"))?;
+                prop_assert!(!patch.0.is_empty());
+                let (patched, job) = apply_to(&object, &patch)?;
+                let pod = job.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+                let reporters = pod.map_or(0, |p| {
+                    p.containers.iter().chain(p.init_containers.iter().flatten())
+                        .filter(|c| c.name == "status-reporter").count()
+                });
+                prop_assert_eq!(reporters, 1, "{}", patched);
+                // Reinvocation: the patched Job gets an empty patch.
+                let again = review(
+                    &serde_json::to_vec(&admission_review(&patched, ns, "CREATE")).unwrap_or_default(),
+                    &cfg,
+                );
+                prop_assert_eq!(again.outcome, Outcome::Skipped, "second review: {}", again.detail);
+                let v2 = well_formed(&again.to_json())?;
+                prop_assert!(v2["response"].get("patch").is_none(), "second patch: {v2}");
+            }
+            Outcome::Skipped => {
+                prop_assert_eq!(&response["allowed"], true);
+                prop_assert!(response.get("patch").is_none());
+            }
+            Outcome::Denied => {
+                prop_assert_eq!(&response["allowed"], false);
+                let msg = response["status"]["message"].as_str().unwrap_or_default();
+                prop_assert!(denial_names_cause(msg), "unclear denial: {msg}");
+            }
+            Outcome::Invalid => prop_assert!(false, "a well-formed review was called invalid: {}", answer.detail),
+        }
+    }
+
+    /// Anything that is not a CREATE is allowed unchanged.
+    #[test]
+    fn non_create_is_allowed_unchanged(
+        object in job(known_keys()),
+        op in prop::sample::select(vec!["UPDATE", "DELETE", "CONNECT"]),
+    ) {
+        let body = serde_json::to_vec(&admission_review(&object, Some("adapters"), op)).unwrap_or_default();
+        let answer = review(&body, &InjectConfig::default());
+        let v = well_formed(&answer.to_json())?;
+        prop_assert_eq!(answer.outcome, Outcome::Skipped);
+        prop_assert_eq!(&v["response"]["allowed"], true);
+        prop_assert!(v["response"].get("patch").is_none());
+    }
+
+    /// The pure step directly: inject twice == inject once.
+    #[test]
+    fn inject_twice_equals_inject_once(object in job(known_keys()), cfg in inject_config()) {
+        let Ok(job) = serde_json::from_value::<Job>(object.clone()) else {
+            return Ok(());
+        };
+        if let Ok(Injection::Injected { patch, .. }) = inject(&job, Some("adapters"), &cfg) {
+            let (patched, job2) = apply_to(&object, &patch)?;
+            match inject(&job2, Some("adapters"), &cfg) {
+                Ok(Injection::Skipped(SkipReason::AlreadyInjected)) => {}
+                other => prop_assert!(false, "second inject: {other:?}\n{patched}"),
+            }
+        }
+    }
+
+    /// Arbitrary values for every known annotation on an otherwise fine Job: never a panic;
+    /// either accepted (with an applicable patch) or refused naming an annotation.
+    #[test]
+    fn arbitrary_annotation_values(
+        job_annotations in prop::collection::btree_map(
+            prop::sample::select(known_keys()).prop_map(str::to_owned), annotation_value(), 0..9),
+        template_annotations in prop::collection::btree_map(
+            prop::sample::select(known_keys()).prop_map(str::to_owned), annotation_value(), 0..9),
+    ) {
+        let object = json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "j", "namespace": "adapters", "annotations": job_annotations},
+            "spec": {"template": {
+                "metadata": {"annotations": template_annotations},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "adapter", "image": "a"}]}
+            }}
+        });
+        let Ok(job) = serde_json::from_value::<Job>(object.clone()) else {
+            return Err(TestCaseError::fail("fixture is not a Job"));
+        };
+        match inject(&job, None, &InjectConfig::default()) {
+            Ok(Injection::Injected { patch, .. }) => {
+                apply_to(&object, &patch)?;
+            }
+            Ok(Injection::Skipped(_)) => {}
+            Err(e) => {
+                let msg = e.to_string();
+                prop_assert!(msg.contains(PREFIX), "refusal does not name the annotation: {msg}");
+                prop_assert!(msg.contains("accepted"), "refusal does not say what is accepted: {msg}");
+            }
+        }
+        let parsed = annotations::parse(Some(&job_annotations_of(&job)), None);
+        if let Err(e) = parsed {
+            prop_assert!(e.to_string().contains(PREFIX), "{e}");
+        }
+    }
+}
+
+fn job_annotations_of(job: &Job) -> BTreeMap<String, String> {
+    job.metadata.annotations.clone().unwrap_or_default()
+}
+
+/// Guards against vacuous properties: the Job strategy reaches every admission outcome, with
+/// injections common enough that the patch properties above are really exercised.
+#[test]
+fn job_strategy_reaches_every_outcome() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+    let mut runner = TestRunner::new_with_rng(
+        ProptestConfig::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+    );
+    let strategy = job(known_keys());
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for _ in 0..400 {
+        let object = strategy.new_tree(&mut runner).expect("value").current();
+        let body = serde_json::to_vec(&admission_review(&object, Some("adapters"), "CREATE"))
+            .expect("serialize");
+        let answer = review(&body, &InjectConfig::default());
+        *counts.entry(answer.outcome.as_str()).or_default() += 1;
+    }
+    eprintln!("outcomes over 400 generated Jobs: {counts:?}");
+    assert!(
+        counts.get("injected").copied().unwrap_or(0) >= 60,
+        "{counts:?}"
+    );
+    assert!(
+        counts.get("skipped").copied().unwrap_or(0) >= 10,
+        "{counts:?}"
+    );
+    assert!(
+        counts.get("denied").copied().unwrap_or(0) >= 10,
+        "{counts:?}"
+    );
+    assert_eq!(counts.get("invalid"), None, "{counts:?}");
+}

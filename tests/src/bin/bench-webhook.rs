@@ -18,7 +18,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,8 +82,8 @@ fn main() {
     pure_inject();
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca = make_certs(&dir.path().to_path_buf());
-    let server = Server::start(&dir.path().to_path_buf());
+    let ca = make_certs(dir.path());
+    let server = Server::start(dir.path());
     println!(
         "server: {} (pid {}), client: {} connections, TLS 1.3, HTTP/1.1 keep-alive",
         server.addr,
@@ -184,7 +184,7 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn make_certs(dir: &PathBuf) -> rustls::pki_types::CertificateDer<'static> {
+fn make_certs(dir: &Path) -> rustls::pki_types::CertificateDer<'static> {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca");
@@ -204,7 +204,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(dir: &PathBuf) -> Server {
+    fn start(dir: &Path) -> Server {
         let bin = server_binary();
         let mut child = Command::new(&bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])

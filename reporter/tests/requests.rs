@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
 use status_reporter::error::Error;

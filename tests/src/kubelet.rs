@@ -202,7 +202,9 @@ impl StandIn {
     }
 
     /// Arbitrary status edit of a pod as one write: `edit` gets the pod's `.status` object
-    /// (created empty if absent), not the whole pod.
+    /// (created empty if absent), not the whole pod. It runs under the stand-in's lock, so it
+    /// must not call back into the [`StandIn`]. Panics if the pod is missing or the result is
+    /// not a valid Pod.
     pub fn update_pod_status(&self, ns: &str, pod: &str, edit: impl FnOnce(&mut Value)) {
         self.edit_or_panic(Resource::Pods, ns, pod, |p| {
             let status = p

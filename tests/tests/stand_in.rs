@@ -936,7 +936,10 @@ async fn kube_event_recorder_creates_then_patches_a_series() {
         "apiVersion": "batch/v1", "kind": "Job", "name": "j", "namespace": NS, "uid": job["metadata"]["uid"],
     }))
     .unwrap();
-    let reporter = Reporter { controller: "status-reporter".into(), instance: Some("pod-1".into()) };
+    let reporter = Reporter {
+        controller: "status-reporter".into(),
+        instance: Some("pod-1".into()),
+    };
     let recorder = Recorder::new(client(&stand).await, reporter);
     let event = Event {
         type_: EventType::Warning,
@@ -960,13 +963,44 @@ async fn watcher_with_streaming_lists_gets_initial_events_then_changes() {
     let stand = StandIn::start();
     stand.create_pod(PodBuilder::new(NS, "p1").build());
     let pods: Api<Pod> = Api::namespaced(client(&stand).await, NS);
-    let config = watcher::Config::default().fields("metadata.name=p1").streaming_lists();
+    let config = watcher::Config::default()
+        .fields("metadata.name=p1")
+        .streaming_lists();
     let mut stream = watcher(pods, config).boxed();
     next_matching(&mut stream, |p| p.metadata.name.as_deref() == Some("p1")).await;
     drive_until_watching(&mut stream, &stand).await;
     stand.set_container_running(NS, "p1", "adapter");
-    next_matching(&mut stream, |p| adapter_state(p).as_deref() == Some("running")).await;
+    next_matching(&mut stream, |p| {
+        adapter_state(p).as_deref() == Some("running")
+    })
+    .await;
     assert_eq!(count(&stand, is_list), 0, "{:#?}", stand.requests());
     let watch = stand.requests().into_iter().find(|r| r.watch).unwrap();
     assert!(watch.query.unwrap().contains("sendInitialEvents=true"));
+}
+
+#[test]
+fn dropping_the_last_clone_stops_the_server() {
+    use std::io::{Read, Write};
+    let stand = StandIn::start();
+    let other = stand.clone();
+    let addr = stand.url().trim_start_matches("http://").to_owned();
+    let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    write!(socket, "GET /api HTTP/1.1\r\nhost: {addr}\r\n\r\n").unwrap();
+    let mut buf = [0u8; 4096];
+    let n = socket.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    drop(stand);
+    // A clone keeps it alive: the kept-alive connection still answers.
+    write!(socket, "GET /api HTTP/1.1\r\nhost: {addr}\r\n\r\n").unwrap();
+    let n = socket.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    drop(other);
+    // The last clone gone, the runtime shuts down and the connection is closed.
+    match socket.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the connection to close, got {other:?}"),
+    }
 }

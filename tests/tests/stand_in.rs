@@ -776,6 +776,8 @@ async fn fault_drop_connection_is_a_client_error() {
         "{result:?}"
     );
     jobs.get("j").await.unwrap();
+    let codes: Vec<u16> = stand.requests().iter().map(|r| r.status).collect();
+    assert_eq!(codes, [0, 200]);
 }
 
 #[tokio::test]
@@ -1003,4 +1005,44 @@ fn dropping_the_last_clone_stops_the_server() {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
         other => panic!("expected the connection to close, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn create_generates_names_and_refuses_duplicates() {
+    let stand = StandIn::start();
+    let jobs: Api<Job> = Api::namespaced(client(&stand).await, NS);
+    let mut job: Job = serde_json::from_value(JobBuilder::new(NS, "").build()).unwrap();
+    job.metadata.name = None;
+    job.metadata.generate_name = Some("adapter-".into());
+    let created = jobs.create(&PostParams::default(), &job).await.unwrap();
+    let name = created.metadata.name.clone().unwrap();
+    assert!(
+        name.starts_with("adapter-") && name.len() == "adapter-".len() + 5,
+        "{name}"
+    );
+    assert_eq!(created.metadata.generation, Some(1));
+    let status = api_error(jobs.create(&PostParams::default(), &created).await);
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (409, "AlreadyExists")
+    );
+    let mut renamed = created.clone();
+    renamed.metadata.name = Some("other".into());
+    let status = api_error(jobs.replace(&name, &PostParams::default(), &renamed).await);
+    assert_eq!((status.code, status.reason.as_str()), (400, "BadRequest"));
+    assert!(
+        status
+            .message
+            .contains("does not match the name on the URL"),
+        "{}",
+        status.message
+    );
+    // A spec change through the main resource bumps the generation.
+    let mut changed = created;
+    changed.spec.as_mut().unwrap().backoff_limit = Some(4);
+    let replaced = jobs
+        .replace(&name, &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    assert_eq!(replaced.metadata.generation, Some(2));
 }

@@ -646,3 +646,99 @@ fn job_strategy_reaches_every_outcome() {
     );
     assert_eq!(counts.get("invalid"), None, "{counts:?}");
 }
+
+/// Duplicates of `key` among the items of the array at `pointer` (JSON as sent).
+fn duplicates(v: &Value, pointer: &str, key: &str) -> usize {
+    let items = v
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut seen = std::collections::BTreeSet::new();
+    items
+        .iter()
+        .filter_map(|i| i.get(key).map(Value::to_string))
+        .filter(|k| !seen.insert(k.clone()))
+        .count()
+}
+
+/// Names and mount paths the apiserver requires to be unique, counted over the pod template.
+fn uniqueness_violations(job: &Value) -> usize {
+    let spec = "/spec/template/spec";
+    let mut n = duplicates(job, &format!("{spec}/volumes"), "name");
+    let all_containers: Vec<Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| {
+            job.pointer(&format!("{spec}/{k}"))
+                .and_then(Value::as_array)
+        })
+        .flatten()
+        .cloned()
+        .collect();
+    n += duplicates(&json!({ "c": all_containers }), "/c", "name");
+    for c in &all_containers {
+        n += duplicates(c, "/volumeMounts", "mountPath");
+        n += duplicates(c, "/env", "name");
+    }
+    n
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The apiserver refuses a pod template with duplicate volume names, container names,
+    /// env names or mount paths in one container: injection must never add such a duplicate
+    /// (the Job would be refused with an error that does not name our annotation).
+    #[test]
+    fn patch_adds_no_duplicate_names_or_mount_paths(object in job(known_keys()), cfg in inject_config()) {
+        let Ok(job) = serde_json::from_value::<Job>(object.clone()) else {
+            return Ok(());
+        };
+        if let Ok(Injection::Injected { patch, .. }) = inject(&job, Some("adapters"), &cfg) {
+            let (patched, _) = apply_to(&object, &patch)?;
+            prop_assert_eq!(
+                uniqueness_violations(&patched),
+                uniqueness_violations(&object),
+                "injection added a duplicate\nbefore: {}\nafter: {}",
+                object,
+                patched
+            );
+        }
+    }
+}
+
+/// Finding 2 (.readme-parts/hardening-findings.md): a `results-path` inside the
+/// service-account token directory on a pod without token automount gives the reporter two
+/// mounts at the same path; the apiserver then refuses the Job with a message that does not
+/// name the annotation.
+#[test]
+#[ignore = "finding 2: results-path in the token directory + automountServiceAccountToken=false yields duplicate mountPath"]
+fn results_path_in_the_token_directory_is_refused_at_admission() {
+    let object = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j", "namespace": "adapters", "annotations": {
+            "status-reporter.hyperfleet.io/inject": "true",
+            "status-reporter.hyperfleet.io/results-path": "/var/run/secrets/kubernetes.io/serviceaccount/result.json",
+        }},
+        "spec": {"template": {"spec": {
+            "automountServiceAccountToken": false,
+            "restartPolicy": "Never",
+            "containers": [{"name": "adapter", "image": "a"}]
+        }}}
+    });
+    let job: Job = serde_json::from_value(object.clone()).expect("Job");
+    match inject(&job, None, &InjectConfig::default()) {
+        Ok(Injection::Injected { patch, .. }) => {
+            let mut patched = object.clone();
+            json_patch::patch(&mut patched, &patch).expect("patch applies");
+            assert_eq!(
+                uniqueness_violations(&patched),
+                0,
+                "duplicate mountPath in the injected pod: {patched}"
+            );
+        }
+        Ok(other) => panic!("not injected: {other:?}"),
+        Err(e) => assert!(e.to_string().contains("results-path"), "{e}"),
+    }
+}

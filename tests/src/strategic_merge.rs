@@ -286,3 +286,53 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn condition_list() -> impl Strategy<Value = Vec<(u8, bool)>> {
+        proptest::collection::btree_map(0u8..8, any::<bool>(), 0..6)
+            .prop_map(|m| m.into_iter().collect())
+    }
+
+    fn conditions(list: &[(u8, bool)]) -> Value {
+        list.iter()
+            .map(|(t, s)| json!({"type": format!("T{t}"), "status": if *s { "True" } else { "False" }}))
+            .collect()
+    }
+
+    proptest! {
+        /// Patching conditions by type never drops, duplicates or reorders the others, and
+        /// leaves each patched type with the patched status.
+        #[test]
+        fn condition_patches_touch_only_their_types(orig in condition_list(), patch in condition_list()) {
+            let original = json!({"status": {"conditions": conditions(&orig)}});
+            let out = apply(&original, &json!({"status": {"conditions": conditions(&patch)}})).unwrap();
+            let out = out["status"]["conditions"].as_array().unwrap().clone();
+            let status_of = |t: u8| out.iter().filter(|c| c["type"] == format!("T{t}")).map(|c| c["status"].clone()).collect::<Vec<_>>();
+            for (t, s) in &orig {
+                let expected = patch.iter().find(|(p, _)| p == t).map_or(*s, |(_, ps)| *ps);
+                prop_assert_eq!(status_of(*t), vec![json!(if expected { "True" } else { "False" })]);
+            }
+            let original_order: Vec<Value> = orig.iter().map(|(t, _)| json!(format!("T{t}"))).collect();
+            let prefix: Vec<Value> = out.iter().take(orig.len()).map(|c| c["type"].clone()).collect();
+            prop_assert_eq!(prefix, original_order);
+            let new_types = patch.iter().filter(|(t, _)| !orig.iter().any(|(o, _)| o == t)).count();
+            prop_assert_eq!(out.len(), orig.len() + new_types);
+        }
+
+        /// Deleting a type removes exactly that condition.
+        #[test]
+        fn delete_directive_removes_exactly_one(orig in condition_list(), victim in 0u8..8) {
+            let original = json!({"status": {"conditions": conditions(&orig)}});
+            let patch = json!({"status": {"conditions": [{"type": format!("T{victim}"), "$patch": "delete"}]}});
+            let out = apply(&original, &patch).unwrap();
+            let types: Vec<Value> = out["status"]["conditions"].as_array().unwrap().iter().map(|c| c["type"].clone()).collect();
+            let expected: Vec<Value> = orig.iter().filter(|(t, _)| *t != victim).map(|(t, _)| json!(format!("T{t}"))).collect();
+            prop_assert_eq!(types, expected);
+        }
+    }
+}

@@ -119,11 +119,6 @@ impl Fault {
     }
 }
 
-/// Returned by the connection's service to make hyper close the socket without answering.
-#[derive(Debug, thiserror::Error)]
-#[error("connection dropped by an injected fault")]
-pub(crate) struct ConnectionDropped;
-
 #[cfg(test)]
 mod tests {
     use super::*;

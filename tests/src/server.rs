@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::fault::{ConnectionDropped, Fault, FaultKind};
+use crate::fault::{Fault, FaultKind};
 use crate::routes::{self, ApiRequest, Reply};
 use crate::status::ApiError;
 use crate::store::{Key, Resource, State};
@@ -259,7 +259,8 @@ impl StandIn {
         self.shared().lock().resource_version()
     }
 
-    /// Number of watch streams currently open.
+    /// Number of watch streams currently open (a watch whose client went away counts until
+    /// the next event fails to reach it).
     pub fn open_watches(&self) -> usize {
         self.shared().lock().open_watches()
     }
@@ -316,10 +317,7 @@ fn json_response(code: u16, body: &Value, retry_after: Option<u64>) -> Response<
         .expect("status code and headers are valid")
 }
 
-async fn handle(
-    shared: Arc<Shared>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, ConnectionDropped> {
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
@@ -334,7 +332,7 @@ async fn handle(
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::TooLarge { limit: MAX_BODY })
         }
-        Err(_) => return Err(ConnectionDropped),
+        Err(_) => return Err(ApiError::ConnectionDropped),
     };
     let logged = LoggedRequest {
         method: method.clone(),
@@ -359,7 +357,7 @@ async fn handle(
     let finish = |code: u16| shared.change(|s| s.log[index].status = code);
     match fault {
         Some(FaultKind::Hang) => return std::future::pending().await,
-        Some(FaultKind::DropConnection) => return Err(ConnectionDropped),
+        Some(FaultKind::DropConnection) => return Err(ApiError::ConnectionDropped),
         Some(FaultKind::Status {
             code,
             retry_after_seconds,

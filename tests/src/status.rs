@@ -50,6 +50,10 @@ pub(crate) enum ApiError {
     /// An injected [`crate::FaultKind::Status`] answer.
     #[error("{}", injected_message(*code))]
     Injected { code: u16 },
+    /// Not an answer: returned to hyper so it closes the socket without responding
+    /// ([`crate::FaultKind::DropConnection`]).
+    #[error("connection dropped by an injected fault")]
+    ConnectionDropped,
 }
 
 fn injected_message(code: u16) -> String {
@@ -93,6 +97,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::Invalid { .. } | ApiError::PatchFailed(_) => 422,
             ApiError::Injected { code } => *code,
+            // Never sent; logged as "no response".
+            ApiError::ConnectionDropped => 0,
         }
     }
 

@@ -1,9 +1,10 @@
 //! AdmissionReview in, AdmissionReview out: pure, so the HTTP layer only moves bytes.
 //! The answer is always a review (never an HTTP error) so the apiserver gets a reason.
 
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::{DynamicObject, Status};
+use serde::Deserialize;
 
 use crate::config::InjectConfig;
 use crate::inject::{Injection, inject};
@@ -96,15 +97,26 @@ pub fn review_request(req: &AdmissionRequest<DynamicObject>, config: &InjectConf
     let Some(object) = &req.object else {
         return deny(response, uid, "the CREATE request carries no object".into());
     };
-    let job: Job = match serde_json::to_value(object).and_then(serde_json::from_value) {
-        Ok(job) => job,
+    // Read the spec straight from the parsed tree: no clone of the whole object.
+    let spec = match object
+        .data
+        .get("spec")
+        .map(JobSpec::deserialize)
+        .transpose()
+    {
+        Ok(spec) => spec,
         Err(e) => {
             return deny(
                 response,
                 uid,
-                format!("the object is not a valid batch/v1 Job: {e}"),
+                format!("the object is not a valid batch/v1 Job: spec: {e}"),
             );
         }
+    };
+    let job = Job {
+        metadata: object.metadata.clone(),
+        spec,
+        status: None,
     };
     match inject(&job, req.namespace.as_deref(), config) {
         Ok(Injection::Skipped(reason)) => skip(reason.to_string()),

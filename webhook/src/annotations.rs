@@ -234,14 +234,27 @@ fn condition_type(key: &str, raw: &str) -> Result<String> {
 
 fn results_path(key: &str, raw: &str) -> Result<String> {
     let value = raw.trim();
-    if !value.starts_with('/') || value.ends_with('/') {
-        return Err(invalid(
-            key,
-            raw,
-            "an absolute file path not ending in '/', e.g. /results/adapter-result.json",
-        ));
+    if !is_clean_results_path(value) {
+        return Err(invalid(key, raw, RESULTS_PATH_ACCEPTED));
     }
     Ok(value.to_owned())
+}
+
+/// What [`is_clean_results_path`] accepts, for messages.
+pub const RESULTS_PATH_ACCEPTED: &str = "an absolute file path inside a directory, not ending in '/', without      '.', '..' or empty segments or control characters, e.g. /results/adapter-result.json";
+
+/// The reporter's rule (absolute, not ending in `/`) plus what a volume mount needs: the
+/// file's directory is mounted, so it must be a plain, normalised directory other than `/`.
+pub fn is_clean_results_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    segments.len() >= 2
+        && segments
+            .iter()
+            .all(|s| !s.is_empty() && *s != "." && *s != "..")
+        && !path.chars().any(char::is_control)
 }
 
 fn positive(key: &str, raw: &str) -> Result<u64> {
@@ -334,6 +347,10 @@ mod tests {
             (CONDITION_TYPE, "", "non-empty"),
             (RESULTS_PATH, "results/x.json", "absolute"),
             (RESULTS_PATH, "/results/", "not ending in '/'"),
+            (RESULTS_PATH, "/result.json", "inside a directory"),
+            (RESULTS_PATH, "/results/../etc/r.json", "'..'"),
+            (RESULTS_PATH, "/results//r.json", "empty segments"),
+            (RESULTS_PATH, "/results/r\n.json", "control characters"),
             (MAX_WAIT_SECONDS, "0", "greater than 0"),
             (MAX_WAIT_SECONDS, "5m", "greater than 0"),
             (POLL_INTERVAL_SECONDS, "-1", "greater than 0"),

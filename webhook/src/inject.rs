@@ -218,10 +218,11 @@ impl<'a> Plan<'a> {
             }
             (Some(annotated), _) => annotated.clone(),
             (None, Some(Some(env))) => {
-                if !env.starts_with('/') || env.ends_with('/') {
+                if !annotations::is_clean_results_path(env) {
                     return Err(Error::InvalidJob(format!(
-                        "container {:?} sets RESULTS_PATH={env:?}; accepted: an absolute file path not ending in '/' (or set {})",
+                        "container {:?} sets RESULTS_PATH={env:?}; accepted: {} (or set {})",
                         adapter.name,
+                        annotations::RESULTS_PATH_ACCEPTED,
                         annotations::RESULTS_PATH
                     )));
                 }
@@ -236,16 +237,30 @@ impl<'a> Plan<'a> {
             }
             (None, None) => reporter_defaults::RESULTS_PATH.to_owned(),
         };
-        let results_dir = match results_path.rfind('/') {
-            Some(0) | None => {
-                return Err(Error::Annotation {
+        // A clean path always has a directory other than `/` (checked above).
+        let results_dir = results_path
+            .rsplit_once('/')
+            .map_or_else(String::new, |(dir, _)| dir.to_owned());
+        // The results volume must not land on (or inside) the service-account token
+        // directory: it would hide the reporter's token, or collide with the projected one.
+        let token_dir = TOKEN_MOUNT_PATH;
+        if results_dir == token_dir || results_dir.starts_with(&format!("{token_dir}/")) {
+            let accepted = format!(
+                "a path outside {token_dir}, where the reporter's service-account token is mounted"
+            );
+            return Err(match &overrides.results_path {
+                Some(_) => Error::Annotation {
                     annotation: annotations::RESULTS_PATH.to_owned(),
                     value: results_path,
-                    accepted: "a file inside a directory (the directory becomes the shared volume), e.g. /results/adapter-result.json".into(),
-                });
-            }
-            Some(i) => results_path[..i].to_owned(),
-        };
+                    accepted,
+                },
+                None => Error::InvalidJob(format!(
+                    "container {:?} sets RESULTS_PATH={results_path:?}; accepted: {accepted} (or set {})",
+                    adapter.name,
+                    annotations::RESULTS_PATH
+                )),
+            });
+        }
 
         let existing_mount = adapter
             .volume_mounts

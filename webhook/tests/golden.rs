@@ -292,6 +292,11 @@ fn denial_for_every_bad_annotation_names_it() {
         ("condition-type", "Failed"),
         ("results-path", "relative/result.json"),
         ("results-path", "/result.json"),
+        (
+            "results-path",
+            "/var/run/secrets/kubernetes.io/serviceaccount/result.json",
+        ),
+        ("results-path", "/results/../result.json"),
         ("max-wait-seconds", "0"),
         ("poll-interval-seconds", "600"),
         ("log-level", "loud"),

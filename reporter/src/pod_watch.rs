@@ -70,17 +70,18 @@ pub fn pod_view(pod: &Pod, configured_adapter: Option<&str>) -> PodView {
 }
 
 /// Starts watching; the receiver always holds the latest view (`None` until the pod is seen).
+/// Abort the returned handle to close the watch once it is no longer needed.
 pub fn spawn(
     client: kube::Client,
     namespace: &str,
     pod_name: &str,
     configured_adapter: Option<String>,
-) -> watch::Receiver<Option<PodView>> {
+) -> (watch::Receiver<Option<PodView>>, tokio::task::AbortHandle) {
     let (tx, rx) = watch::channel(None);
     let api: kube::Api<Pod> = kube::Api::namespaced(client, namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={pod_name}"));
     let pod_name = pod_name.to_string();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut stream = watcher(api, config).default_backoff().boxed();
         let mut listed = false;
         let mut warned_missing = false;
@@ -125,5 +126,5 @@ pub fn spawn(
             }
         }
     });
-    rx
+    (rx, task.abort_handle())
 }

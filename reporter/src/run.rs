@@ -147,7 +147,7 @@ pub async fn run(
     // A file already there may have been finished before we started: settle on stability.
     file.reread(false, Some(timing.settle));
 
-    let mut pods = pod_watch::spawn(
+    let (mut pods, pod_watch_task) = pod_watch::spawn(
         client.clone(),
         &cfg.namespace,
         &cfg.pod_name,
@@ -225,6 +225,9 @@ pub async fn run(
         }
     };
 
+    // Nothing more to watch: close the pod watch and the inotify watch before reporting.
+    pod_watch_task.abort();
+    drop(files);
     tracing::info!(status = outcome.status(), reason = %outcome.reason, message = %outcome.message, "outcome decided");
     let written = writer.write(&outcome).await;
     let ok = match &written {

@@ -665,14 +665,18 @@ fn sigterm_classic_reports_and_exits() {
 fn sigterm_classic_takes_a_last_look_at_the_file() {
     let rig = Rig::new(Mode::Classic);
     let mut r = rig.start(Mode::Classic, &[]);
-    // Written while the reporter cannot have judged it yet: the file is still open.
+    // Half-written and still open: not judged until SIGTERM makes it final.
     let mut f = std::fs::File::create(rig.result_path()).unwrap();
-    f.write_all(br#"{"status":"success","reason":"LastLook","message":"read on SIGTERM"}"#)
-        .unwrap();
-    r.logs.wait_for(&["result file read"], WAIT);
+    f.write_all(br#"{"status":"succ"#).unwrap();
+    f.flush().unwrap();
+    r.logs.wait_for(&["result file read", "Writing"], WAIT);
     r.signal("-TERM");
-    rig.expect_condition("True", "LastLook", "read on SIGTERM");
-    assert_eq!(r.wait_exit(WAIT), 0);
+    rig.expect_condition(
+        "False",
+        "InvalidResultFormat",
+        "Failed to parse adapter result: failed to parse JSON: EOF while parsing a string at line 1 column 15",
+    );
+    assert_eq!(r.wait_exit(WAIT), 1);
     drop(f);
 }
 

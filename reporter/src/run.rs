@@ -228,7 +228,7 @@ pub async fn run(
     // Nothing more to watch: close the pod watch and the inotify watch before reporting.
     pod_watch_task.abort();
     drop(files);
-    tracing::info!(status = outcome.status(), reason = %outcome.reason, message = %outcome.message, "outcome decided");
+    tracing::info!(status = outcome.status(), reason = %outcome.reason, condition_message = %outcome.message, "outcome decided");
     let written = writer.write(&outcome).await;
     let ok = match &written {
         Ok(w) => {

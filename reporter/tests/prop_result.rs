@@ -250,3 +250,36 @@ fn arbitrary_files_never_panic() {
         })
         .expect("property holds");
 }
+
+/// Files under `tests/data/fuzz-regressions/<target>/`: inputs the fuzzers found (and
+/// hand-picked edge cases), replayed on every test run.
+fn regression_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/fuzz-regressions")
+        .join(target);
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.expect("dir entry").path();
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (path.display().to_string(), bytes)
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no inputs in {}", dir.display());
+    files
+}
+
+#[test]
+fn fuzz_regressions_result_parse() {
+    for (name, bytes) in regression_inputs("result_parse") {
+        match result::parse(&bytes) {
+            Ok(r) => assert_contract(&r).unwrap_or_else(|e| panic!("{name}: {e}")),
+            Err(e) => {
+                let o = Outcome::invalid(&e);
+                assert!(!o.success && !o.message.is_empty(), "{name}: {o:?}");
+                assert!(o.message.len() <= APISERVER_MAX_CONDITION_MESSAGE, "{name}");
+            }
+        }
+    }
+}

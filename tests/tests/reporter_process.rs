@@ -801,3 +801,79 @@ fn few_api_requests_per_run() {
     // LIST + WATCH pods, GET + PUT status, POST event.
     assert!(log.len() <= 5, "{log:#?}");
 }
+
+#[test]
+fn polling_fallback_when_results_directory_is_missing() {
+    let rig = Rig::new(Mode::Classic);
+    let dir = rig.results.join("later");
+    let path = dir.join("adapter-result.json");
+    let path_text = path.to_str().unwrap().to_string();
+    let mut r = spawn(rig.command(
+        Mode::Classic,
+        &[("RESULTS_PATH", &path_text), ("POLL_INTERVAL_SECONDS", "1")],
+    ));
+    r.logs.wait_for(
+        &["file notifications unavailable; polling the result file"],
+        WAIT,
+    );
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        &path,
+        r#"{"status":"success","reason":"Polled","message":"found by polling"}"#,
+    )
+    .unwrap();
+    rig.expect_condition("True", "Polled", "found by polling");
+    assert_eq!(r.wait_exit(WAIT), 0);
+}
+
+#[test]
+fn fifo_at_results_path_is_invalid_and_never_blocks() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    let status = Command::new("mkfifo")
+        .arg(rig.result_path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    rig.api
+        .set_container_terminated(NS, POD, "adapter", 0, "Completed", "");
+    rig.expect_condition(
+        "False",
+        "InvalidResultFormat",
+        &format!(
+            "Failed to parse adapter result: result file is not a regular file: path={} type=fifo (expected a regular JSON file)",
+            rig.result_path().display()
+        ),
+    );
+    assert_eq!(r.wait_exit(WAIT), 1);
+}
+
+#[test]
+fn json_logs() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(
+        Mode::Classic,
+        &[("LOG_FORMAT", "json"), ("LOG_LEVEL", "info")],
+    );
+    rig.write_result(r#"{"status":"success","reason":"Json","message":"structured"}"#);
+    rig.expect_condition("True", "Json", "structured");
+    assert_eq!(r.wait_exit(WAIT), 0);
+    let logs = r.logs.text();
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let decided = lines
+        .iter()
+        .find(|l| l["message"] == "outcome decided")
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert_eq!(decided["level"], "INFO");
+    assert_eq!(decided["reason"], "Json");
+    // The condition's message must not shadow the log line's own "message" key.
+    assert_eq!(decided["condition_message"], "structured");
+    assert_eq!(
+        logs.matches("\"message\":").count(),
+        lines.len(),
+        "one message key per line"
+    );
+}

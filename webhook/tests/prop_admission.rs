@@ -557,16 +557,7 @@ proptest! {
     /// The pure step directly: inject twice == inject once.
     #[test]
     fn inject_twice_equals_inject_once(object in job(known_keys()), cfg in inject_config()) {
-        let Ok(job) = serde_json::from_value::<Job>(object.clone()) else {
-            return Ok(());
-        };
-        if let Ok(Injection::Injected { patch, .. }) = inject(&job, Some("adapters"), &cfg) {
-            let (patched, job2) = apply_to(&object, &patch)?;
-            match inject(&job2, Some("adapters"), &cfg) {
-                Ok(Injection::Skipped(SkipReason::AlreadyInjected)) => {}
-                other => prop_assert!(false, "second inject: {other:?}\n{patched}"),
-            }
-        }
+        check_inject_twice(&object, &cfg)?;
     }
 
     /// Arbitrary values for every known annotation on an otherwise fine Job: never a panic;
@@ -740,5 +731,121 @@ fn results_path_in_the_token_directory_is_refused_at_admission() {
         }
         Ok(other) => panic!("not injected: {other:?}"),
         Err(e) => assert!(e.to_string().contains("results-path"), "{e}"),
+    }
+}
+
+/// When `object` reads as a Job and gets injected: the patch applies, yields a Job, and a
+/// second injection is a no-op. (The `inject_job` fuzz target checks the same.)
+fn check_inject_twice(object: &Value, cfg: &InjectConfig) -> Result<(), TestCaseError> {
+    let Ok(job) = serde_json::from_value::<Job>(object.clone()) else {
+        return Ok(());
+    };
+    if let Ok(Injection::Injected { patch, .. }) = inject(&job, Some("adapters"), cfg) {
+        let (patched, job2) = apply_to(object, &patch)?;
+        match inject(&job2, Some("adapters"), cfg) {
+            Ok(Injection::Skipped(SkipReason::AlreadyInjected)) => {}
+            other => prop_assert!(false, "second inject: {other:?}\n{patched}"),
+        }
+    }
+    Ok(())
+}
+
+/// The `annotations` fuzz target's input: one value per line for each known annotation, on
+/// the Job first and then on the pod template; an empty line leaves it unset.
+fn check_annotation_lines(text: &str) -> Result<(), TestCaseError> {
+    let mut on_job = BTreeMap::new();
+    let mut on_template = BTreeMap::new();
+    let known = annotations::KNOWN;
+    for (i, value) in text.split('\n').enumerate().take(2 * known.len()) {
+        if value.is_empty() {
+            continue;
+        }
+        let map = if i < known.len() {
+            &mut on_job
+        } else {
+            &mut on_template
+        };
+        map.insert(known[i % known.len()].to_owned(), value.to_owned());
+    }
+    let object = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j", "namespace": "fuzz", "annotations": on_job},
+        "spec": {"template": {
+            "metadata": {"annotations": on_template},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "adapter", "image": "a"}]}
+        }}
+    });
+    let job: Job = serde_json::from_value(object.clone())
+        .map_err(|e| TestCaseError::fail(format!("fixture is not a Job: {e}")))?;
+    match inject(&job, None, &InjectConfig::default()) {
+        Ok(Injection::Injected { patch, .. }) => {
+            apply_to(&object, &patch)?;
+        }
+        Ok(Injection::Skipped(_)) => {}
+        Err(e) => {
+            let msg = e.to_string();
+            prop_assert!(
+                msg.contains(PREFIX),
+                "refusal does not name the annotation: {msg}"
+            );
+            prop_assert!(
+                msg.contains("accepted"),
+                "refusal does not say what is accepted: {msg}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Files under `tests/data/fuzz-regressions/<target>/`: inputs the fuzzers found (and
+/// hand-picked edge cases), replayed on every test run.
+fn regression_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/fuzz-regressions")
+        .join(target);
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.expect("dir entry").path();
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (path.display().to_string(), bytes)
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no inputs in {}", dir.display());
+    files
+}
+
+#[test]
+fn fuzz_regressions_admission_body() {
+    for (name, bytes) in regression_inputs("admission_body") {
+        well_formed(&review(&bytes, &InjectConfig::default()).to_json())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn fuzz_regressions_inject_job() {
+    for (name, bytes) in regression_inputs("inject_job") {
+        let object: Value =
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for cfg in [
+            InjectConfig::default(),
+            InjectConfig {
+                sidecar_mode: annotations::SidecarMode::Classic,
+                ..InjectConfig::default()
+            },
+        ] {
+            check_inject_twice(&object, &cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn fuzz_regressions_annotations() {
+    for (name, bytes) in regression_inputs("annotations") {
+        check_annotation_lines(&String::from_utf8_lossy(&bytes))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }

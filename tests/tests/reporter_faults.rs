@@ -208,7 +208,16 @@ impl Rig {
 
     /// Starts the reporter and waits until its pod watch is open.
     fn start(&self) -> Reporter {
-        let r = Reporter::spawn(self.command(&self.kubeconfig));
+        self.start_with(&[])
+    }
+
+    /// Like [`Rig::start`], with extra env (e.g. `SIDECAR_MODE=native`).
+    fn start_with(&self, env: &[(&str, &str)]) -> Reporter {
+        let mut cmd = self.command(&self.kubeconfig);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let r = Reporter::spawn(cmd);
         self.wait_watches(1);
         r
     }
@@ -494,4 +503,39 @@ fn slow_api_beyond_the_deadline_gives_up_clearly() {
     assert!(logs.contains("no response within"), "logs:\n{logs}");
     eprintln!("reporter gave up after {took:?}");
     assert!(rig.api.job_condition(NS, JOB, "Available").is_none());
+}
+
+/// Native sidecar: transient errors are retried, then it idles (a native sidecar must not exit
+/// after reporting) until SIGTERM, and exits 0.
+#[test]
+fn native_mode_reports_through_errors_then_idles_until_sigterm() {
+    let rig = Rig::new();
+    let mut r = rig.start_with(&[("SIDECAR_MODE", "native")]);
+    rig.api
+        .inject_fault(Fault::status("PUT", STATUS_PATH, 500, 2));
+    rig.write_result(SUCCESS);
+    rig.expect_condition("True", "ChecksPassed");
+    r.logs.wait_for(&["idling until the pod shuts down"], WAIT);
+    let status = Command::new("kill")
+        .args(["-TERM", &r.pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let (code, logs) = r.wait_exit(WAIT);
+    assert_eq!(code, 0, "logs:\n{logs}");
+    assert_eq!(rig.status_answers("PUT"), [500, 500, 200]);
+}
+
+/// Native sidecar with a permanent error: it exits 1 at once, so the kubelet restarts it and
+/// the whole report is retried (after the RBAC is fixed).
+#[test]
+fn native_mode_permanent_error_exits_for_a_restart() {
+    let rig = Rig::new();
+    let mut r = rig.start_with(&[("SIDECAR_MODE", "native")]);
+    rig.api
+        .inject_fault(Fault::status("PUT", STATUS_PATH, 403, 1));
+    rig.write_result(SUCCESS);
+    let (code, logs) = r.wait_exit(WAIT);
+    assert_eq!(code, 1, "logs:\n{logs}");
+    assert!(logs.contains("HTTP 403"), "logs:\n{logs}");
 }

@@ -363,3 +363,25 @@ async fn event_post_and_refusal() {
         "Normal"
     );
 }
+
+#[tokio::test]
+async fn hung_request_times_out_and_is_retried() {
+    let policy = RetryPolicy {
+        request_timeout: Duration::from_millis(100),
+        ..fast_policy()
+    };
+    let (w, mut api, _client) = writer(policy);
+    let server = tokio::spawn(async move {
+        // Accept the first GET and never answer it.
+        let (_, hung, _) = expect(&mut api, Method::GET, STATUS_URI).await;
+        let (_, send, _) = expect(&mut api, Method::GET, STATUS_URI).await;
+        send.send_response(reply(200, &job("5", json!([]))));
+        let (body, send, _) = expect(&mut api, Method::PUT, STATUS_URI).await;
+        send.send_response(reply(200, &body));
+        drop(hung);
+    });
+    let written = w.write(&failure()).await.unwrap();
+    assert_eq!(written.change, Change::Updated);
+    assert_eq!(written.requests, 3);
+    server.await.unwrap();
+}

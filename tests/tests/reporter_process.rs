@@ -877,3 +877,20 @@ fn json_logs() {
         "one message key per line"
     );
 }
+
+#[test]
+fn forbidden_status_write_names_verb_and_resource() {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    rig.api
+        .inject_fault(Fault::status("PUT", "/jobs/adapter-job/status", 403, 1));
+    rig.write_result(r#"{"status":"success"}"#);
+    assert_eq!(r.wait_exit(WAIT), 1);
+    let logs = r.logs.text();
+    assert!(
+        logs.contains("update jobs/status default/adapter-job failed with HTTP 403")
+            && logs.contains("needs verbs get and update on resource jobs/status"),
+        "{logs}"
+    );
+    assert!(rig.api.job_condition(NS, JOB, "Available").is_none());
+}

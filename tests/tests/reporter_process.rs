@@ -894,3 +894,28 @@ fn forbidden_status_write_names_verb_and_resource() {
     );
     assert!(rig.api.job_condition(NS, JOB, "Available").is_none());
 }
+
+#[test]
+fn native_second_signal_stops_waiting() {
+    let rig = Rig::new(Mode::Native);
+    let mut r = rig.start(Mode::Native, &[]);
+    r.signal("-TERM");
+    r.logs.wait_for(&["shutdown requested"], WAIT);
+    // The adapter's state never arrives; a second signal reports what is known at once.
+    r.signal("-INT");
+    // Without the second signal the reporter would wait 10 s for the adapter's state; 5 s
+    // (far below that, far above the few ms it takes) tells the two apart.
+    let c = rig.api.wait_for_blocking(
+        "condition after the second signal",
+        Duration::from_secs(5),
+        |s| s.job_condition(NS, JOB, "Available"),
+    );
+    assert_eq!(c["reason"], "AdapterTerminated");
+    assert_eq!(
+        c["message"],
+        format!(
+            "Pod {POD} is shutting down (reporter received SIGTERM) before the adapter produced a result"
+        )
+    );
+    assert_eq!(r.wait_exit(WAIT), 0);
+}

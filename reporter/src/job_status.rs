@@ -270,6 +270,13 @@ impl StatusWriter {
         }
     }
 
+    /// The same writer with transient retries bounded by `deadline` instead (e.g. within a
+    /// pod's termination grace period).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.policy.deadline = self.policy.deadline.min(deadline);
+        self
+    }
+
     fn status_uri(&self) -> String {
         format!(
             "/apis/batch/v1/namespaces/{}/jobs/{}/status",

@@ -25,6 +25,9 @@ pub struct Timing {
     pub shutdown_wait: Duration,
     /// Timeout for the best-effort Event.
     pub event_timeout: Duration,
+    /// After SIGTERM, transient write retries stop after this long, so shutdown wait + write +
+    /// Event fit the default 30 s termination grace period.
+    pub shutdown_write_deadline: Duration,
     /// Condition write retries.
     pub retry: RetryPolicy,
 }
@@ -36,6 +39,7 @@ impl Default for Timing {
             invalid_grace: Duration::from_secs(2),
             shutdown_wait: Duration::from_secs(10),
             event_timeout: Duration::from_secs(3),
+            shutdown_write_deadline: Duration::from_secs(15),
             retry: RetryPolicy::default(),
         }
     }
@@ -229,6 +233,10 @@ pub async fn run(
     pod_watch_task.abort();
     drop(files);
     tracing::info!(status = outcome.status(), reason = %outcome.reason, condition_message = %outcome.message, "outcome decided");
+    let writer = match shutdown_until {
+        Some(_) => writer.with_deadline(timing.shutdown_write_deadline),
+        None => writer,
+    };
     let written = writer.write(&outcome).await;
     let ok = match &written {
         Ok(w) => {

@@ -127,18 +127,24 @@ pub fn inject(job: &Job, namespace: Option<&str>, config: &InjectConfig) -> Resu
         Some("false") => return Ok(Injection::Skipped(SkipReason::OptedOut)),
         Some(_) => {}
     }
-    let parsed = annotations::parse(job.metadata.annotations.as_ref(), template_annotations)?;
-
-    let pod = template.spec.as_ref().ok_or(Error::NoContainers)?;
-    let has_reporter = pod.containers.iter().any(|c| c.name == REPORTER_CONTAINER)
-        || pod
-            .init_containers
-            .iter()
-            .flatten()
-            .any(|c| c.name == REPORTER_CONTAINER);
-    if parsed.injected || has_reporter {
+    // Already injected wins over everything else, so reinvocation is always safe.
+    let status_injected = template_annotations
+        .and_then(|a| a.get(annotations::STATUS))
+        .is_some_and(|v| v.trim() == annotations::STATUS_INJECTED);
+    let pod = template.spec.as_ref();
+    let has_reporter = pod.is_some_and(|pod| {
+        pod.containers.iter().any(|c| c.name == REPORTER_CONTAINER)
+            || pod
+                .init_containers
+                .iter()
+                .flatten()
+                .any(|c| c.name == REPORTER_CONTAINER)
+    });
+    if status_injected || has_reporter {
         return Ok(Injection::Skipped(SkipReason::AlreadyInjected));
     }
+    let parsed = annotations::parse(job.metadata.annotations.as_ref(), template_annotations)?;
+    let pod = pod.ok_or(Error::NoContainers)?;
     if pod.containers.is_empty() {
         return Err(Error::NoContainers);
     }
@@ -147,11 +153,7 @@ pub fn inject(job: &Job, namespace: Option<&str>, config: &InjectConfig) -> Resu
     Ok(Injection::Injected {
         patch: plan.patch(
             pod,
-            template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.annotations.as_ref())
-                .is_some(),
+            template_annotations.is_some(),
             template.metadata.is_some(),
         ),
         warnings: plan.warnings,

@@ -170,11 +170,15 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     tracing::info!(%addr, "listening");
 
     let handle = axum_server::Handle::new();
-    let mut server = axum_server::from_tcp_rustls(
-        listener,
+    // TCP_NODELAY: a response can leave in more than one TLS write; with Nagle the second
+    // would wait for the client's (delayed) ACK.
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
         axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config)),
-    )?
-    .handle(handle.clone());
+    )
+    .acceptor(axum_server::accept::NoDelayAcceptor::new());
+    let mut server = axum_server::from_tcp(listener)?
+        .acceptor(acceptor)
+        .handle(handle.clone());
     server
         .http_builder()
         .http1()

@@ -61,13 +61,22 @@ impl FileTracker {
     fn reread(&mut self, finished: bool, settle: Option<Duration>) {
         let now = Instant::now();
         let read = result::read_capped(&self.path);
-        let (parsed, fingerprint) = match read {
+        // Errors are fingerprinted too, so an unchanged empty or too-large file settles like
+        // unchanged invalid content (a file present at start gets no close-write to end on).
+        let mut h = DefaultHasher::new();
+        let parsed = match read {
             Ok(bytes) => {
-                let mut h = DefaultHasher::new();
                 bytes.hash(&mut h);
-                (result::parse(&bytes), Some(h.finish()))
+                result::parse(&bytes)
             }
-            Err(e) => (Err(e), None),
+            Err(e) => {
+                e.to_string().hash(&mut h);
+                Err(e)
+            }
+        };
+        let fingerprint = match &parsed {
+            Err(ResultError::NotFound { .. }) => None,
+            _ => Some(h.finish()),
         };
         let unchanged = fingerprint.is_some() && fingerprint == self.fingerprint;
         self.fingerprint = fingerprint;

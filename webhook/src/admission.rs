@@ -1,9 +1,11 @@
 //! AdmissionReview in, AdmissionReview out: pure, so the HTTP layer only moves bytes.
 //! The answer is always a review (never an HTTP error) so the apiserver gets a reason.
 
+use std::borrow::Cow;
+
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use kube::core::{DynamicObject, Status};
+use kube::core::{DynamicObject, Status, TypeMeta};
 use serde::Deserialize;
 
 use crate::config::InjectConfig;
@@ -57,11 +59,20 @@ impl Reviewed {
 
 /// Answers one AdmissionReview given as raw bytes.
 pub fn review(body: &[u8], config: &InjectConfig) -> Reviewed {
+    // Fast path: the webhook is registered for Jobs, so read the object as a typed Job in
+    // one pass. Anything else (another kind, a Job k8s-openapi cannot read, a malformed
+    // body) takes the general path below, which decides and explains.
+    if let Ok(parsed) = serde_json::from_slice::<AdmissionReview<Job>>(body)
+        && is_v1_review(&parsed.types)
+        && let Ok(request) = TryInto::<AdmissionRequest<Job>>::try_into(parsed)
+    {
+        return decide(&request, |job| Ok(Cow::Borrowed(job)), config);
+    }
     let parsed: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => return invalid(uid_of(body), format!("malformed AdmissionReview: {e}")),
     };
-    if parsed.types.kind != "AdmissionReview" || parsed.types.api_version != "admission.k8s.io/v1" {
+    if !is_v1_review(&parsed.types) {
         return invalid(
             uid_of(body),
             format!(
@@ -77,8 +88,36 @@ pub fn review(body: &[u8], config: &InjectConfig) -> Reviewed {
     review_request(&request, config)
 }
 
+fn is_v1_review(types: &TypeMeta) -> bool {
+    types.kind == "AdmissionReview" && types.api_version == "admission.k8s.io/v1"
+}
+
 /// Answers a parsed admission request.
 pub fn review_request(req: &AdmissionRequest<DynamicObject>, config: &InjectConfig) -> Reviewed {
+    decide(req, dynamic_to_job, config)
+}
+
+/// Reads a Job from the general form; the spec is read straight from the parsed tree.
+fn dynamic_to_job(object: &DynamicObject) -> Result<Cow<'_, Job>, String> {
+    let spec = object
+        .data
+        .get("spec")
+        .map(JobSpec::deserialize)
+        .transpose()
+        .map_err(|e| format!("the object is not a valid batch/v1 Job: spec: {e}"))?;
+    Ok(Cow::Owned(Job {
+        metadata: object.metadata.clone(),
+        spec,
+        status: None,
+    }))
+}
+
+/// The decision, whichever form the object was read in.
+fn decide<T: kube::Resource>(
+    req: &AdmissionRequest<T>,
+    to_job: impl FnOnce(&T) -> Result<Cow<'_, Job>, String>,
+    config: &InjectConfig,
+) -> Reviewed {
     let response = AdmissionResponse::from(req);
     let uid = req.uid.clone();
     let is_job = req.kind.group == "batch" && req.kind.version == "v1" && req.kind.kind == "Job";
@@ -97,26 +136,9 @@ pub fn review_request(req: &AdmissionRequest<DynamicObject>, config: &InjectConf
     let Some(object) = &req.object else {
         return deny(response, uid, "the CREATE request carries no object".into());
     };
-    // Read the spec straight from the parsed tree: no clone of the whole object.
-    let spec = match object
-        .data
-        .get("spec")
-        .map(JobSpec::deserialize)
-        .transpose()
-    {
-        Ok(spec) => spec,
-        Err(e) => {
-            return deny(
-                response,
-                uid,
-                format!("the object is not a valid batch/v1 Job: spec: {e}"),
-            );
-        }
-    };
-    let job = Job {
-        metadata: object.metadata.clone(),
-        spec,
-        status: None,
+    let job = match to_job(object) {
+        Ok(job) => job,
+        Err(message) => return deny(response, uid, message),
     };
     match inject(&job, req.namespace.as_deref(), config) {
         Ok(Injection::Skipped(reason)) => skip(reason.to_string()),

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::{DynamicObject, Status, TypeMeta};
@@ -50,10 +51,26 @@ pub struct Reviewed {
 }
 
 impl Reviewed {
-    /// The response serialized as JSON.
+    /// The response serialized as JSON. The patch is written base64-encoded, the way Go
+    /// encodes the apiserver's `[]byte` field; kube's type would write a JSON array of
+    /// numbers, which the apiserver also reads but which is 2.5 times longer and slower
+    /// to write.
     pub fn to_json(&self) -> Vec<u8> {
-        // A review built from kube's own types always serializes.
-        serde_json::to_vec(&self.review).unwrap_or_default()
+        let Some(patch) = self.review.response.as_ref().and_then(|r| r.patch.as_ref()) else {
+            // A review built from kube's own types always serializes.
+            return serde_json::to_vec(&self.review).unwrap_or_default();
+        };
+        let mut review = self.review.clone();
+        if let Some(response) = review.response.as_mut() {
+            response.patch = None;
+        }
+        let Ok(mut value) = serde_json::to_value(&review) else {
+            return Vec::new();
+        };
+        if let Ok(encoded) = serde_json::to_value(ByteString(patch.clone())) {
+            value["response"]["patch"] = encoded;
+        }
+        serde_json::to_vec(&value).unwrap_or_default()
     }
 }
 

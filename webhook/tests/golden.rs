@@ -198,7 +198,10 @@ fn create_reviews_are_patched_and_the_uid_echoed() {
         assert_eq!(r["uid"], request["request"]["uid"], "{fixture}");
         assert_eq!(r["allowed"], true, "{fixture}");
         assert_eq!(r["patchType"], "JSONPatch", "{fixture}");
-        let patch_bytes: Vec<u8> = serde_json::from_value(r["patch"].clone()).unwrap();
+        // base64, as the apiserver reads a `[]byte`.
+        let patch_bytes = serde_json::from_value::<k8s_openapi::ByteString>(r["patch"].clone())
+            .unwrap()
+            .0;
         let patch: json_patch::Patch = serde_json::from_slice(&patch_bytes).unwrap();
         let mut object = request["request"]["object"].clone();
         json_patch::patch(&mut object, &patch).unwrap();

@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
         if value.is_empty() {
             continue;
         }
-        let map = if i < KNOWN.len() { &mut on_job } else { &mut on_template };
+        let map = if i < KNOWN.len() {
+            &mut on_job
+        } else {
+            &mut on_template
+        };
         map.insert(KNOWN[i % KNOWN.len()].to_owned(), value.to_owned());
     }
     let object = json!({
@@ -43,8 +47,14 @@ fuzz_target!(|data: &[u8]| {
         Ok(Injection::Skipped(_)) => {}
         Err(e) => {
             let msg = e.to_string();
-            assert!(msg.contains(PREFIX), "refusal does not name the annotation: {msg}");
-            assert!(msg.contains("accepted"), "refusal does not say what is accepted: {msg}");
+            assert!(
+                msg.contains(PREFIX),
+                "refusal does not name the annotation: {msg}"
+            );
+            assert!(
+                msg.contains("accepted"),
+                "refusal does not say what is accepted: {msg}"
+            );
         }
     }
 });

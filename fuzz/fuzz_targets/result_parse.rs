@@ -9,8 +9,14 @@ use status_reporter::result::{MAX_MESSAGE_BYTES, MAX_REASON_BYTES, parse};
 fuzz_target!(|data: &[u8]| {
     match parse(data) {
         Ok(r) => {
-            assert!(!r.reason.is_empty() && r.reason.len() <= MAX_REASON_BYTES, "{r:?}");
-            assert!(!r.message.is_empty() && r.message.len() <= MAX_MESSAGE_BYTES, "{r:?}");
+            assert!(
+                !r.reason.is_empty() && r.reason.len() <= MAX_REASON_BYTES,
+                "{r:?}"
+            );
+            assert!(
+                !r.message.is_empty() && r.message.len() <= MAX_MESSAGE_BYTES,
+                "{r:?}"
+            );
             assert_eq!(r.reason.trim_start(), r.reason);
             assert_eq!(r.message.trim_start(), r.message);
         }

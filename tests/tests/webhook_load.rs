@@ -3,7 +3,7 @@
 //! rotated (and once replaced by a broken pair), then SIGTERM arrives mid-load.
 //!
 //! Asserted: no request fails before SIGTERM; every answer is a correct review; new
-//! connections see the rotated certificates; the server exits 0 after draining; resident
+//! connections get the last rotated certificate (the broken pair is never served); the server exits 0 after draining; resident
 //! memory after a burst is not grossly above the level before it (numbers are printed).
 
 use std::io::{BufRead, BufReader};
@@ -48,14 +48,14 @@ impl Pki {
         }
     }
 
-    /// A new (cert PEM, key PEM) pair.
-    fn issue(&self) -> (String, String) {
+    /// A new (cert PEM, key PEM, cert DER).
+    fn issue(&self) -> (String, String, CertificateDer<'static>) {
         let key = KeyPair::generate().expect("key");
         let cert = CertificateParams::new(vec!["localhost".to_owned()])
             .expect("params")
             .signed_by(&key, &self.ca)
             .expect("sign");
-        (cert.pem(), key.serialize_pem())
+        (cert.pem(), key.serialize_pem(), cert.der().clone())
     }
 
     fn client(&self) -> Arc<rustls::ClientConfig> {
@@ -282,7 +282,7 @@ async fn client(
 async fn load_with_rotation_and_sigterm() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pki = Pki::new();
-    let (cert, key) = pki.issue();
+    let (cert, key, _) = pki.issue();
     let mut secret = SecretDir::new(&cert, &key);
     let server = Server::start(&secret);
     let body = Bytes::from(
@@ -333,6 +333,7 @@ async fn load_with_rotation_and_sigterm() {
     let started = Instant::now();
     let tasks = run(stop.clone());
     let mut rotations = 0;
+    let mut last_valid = None;
     while started.elapsed() < BURST {
         tokio::time::sleep(Duration::from_millis(200)).await;
         rotations += 1;
@@ -340,8 +341,9 @@ async fn load_with_rotation_and_sigterm() {
             // A half-written Secret: the server must keep serving the current pair.
             secret.write("-----BEGIN CERTIFICATE-----\nbroken\n", "not a key");
         } else {
-            let (cert, key) = pki.issue();
+            let (cert, key, der) = pki.issue();
             secret.write(&cert, &key);
+            last_valid = Some(der);
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -357,6 +359,30 @@ async fn load_with_rotation_and_sigterm() {
         &failures[..failures.len().min(5)]
     );
     let certs_seen = tally.certs.lock().await.len();
+    // The reload is asynchronous (inotify): new connections must present the last valid
+    // pair within a bounded time, whatever the load did to the timing above.
+    let last_valid = last_valid.expect("at least one valid rotation");
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let tcp = TcpStream::connect(server.addr).await.expect("connect");
+        let stream = TlsConnector::from(tls.clone())
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await
+            .expect("TLS handshake after the rotations");
+        let served = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first().cloned());
+        if served.as_ref() == Some(&last_valid) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server still does not serve the last rotated certificate after {TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // 3. SIGTERM while clients keep going: the server drains and exits 0.
     let stop = Arc::new(AtomicBool::new(false));
@@ -404,10 +430,6 @@ async fn load_with_rotation_and_sigterm() {
     );
     assert_eq!(exit.code(), Some(0), "exit status after SIGTERM: {exit:?}");
     assert!(burst > 0, "no request succeeded during the burst");
-    assert!(
-        certs_seen >= 2,
-        "new connections never saw a rotated certificate ({certs_seen} seen)"
-    );
     assert!(
         rss_after <= 2 * rss_before + 8 * 1024,
         "resident memory grew from {rss_before} KiB to {rss_after} KiB over one burst"

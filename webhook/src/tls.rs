@@ -195,3 +195,75 @@ fn parent(path: &Path) -> PathBuf {
         _ => PathBuf::from("."),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(dir: &Path, name: &str) -> (PathBuf, PathBuf, Vec<u8>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (c, k) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k, cert.der().to_vec())
+    }
+
+    #[test]
+    fn loads_a_pair_and_reads_expiry_and_serial() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k, der) = pair(dir.path(), "a");
+        let loaded = load_pair(&c, &k).unwrap();
+        assert_eq!(loaded.key.cert[0].as_ref(), der.as_slice());
+        assert!(loaded.not_after > 1_700_000_000, "{}", loaded.not_after);
+        assert!(!loaded.serial.is_empty());
+    }
+
+    #[test]
+    fn bad_pairs_are_refused_naming_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c1, _, _) = pair(dir.path(), "a");
+        let (_, k2, _) = pair(dir.path(), "b");
+        let missing = dir.path().join("missing.crt");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not pem").unwrap();
+        for (cert, key, expected) in [
+            (&c1, &k2, "do not form a usable pair"),
+            (&missing, &k2, "cannot read the certificate"),
+            (&garbage, &k2, "no CERTIFICATE block"),
+            (&c1, &garbage, "key is not a PEM private key"),
+        ] {
+            let err = load_pair(cert, key).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+            assert!(err.contains(&cert.display().to_string()), "{err}");
+        }
+    }
+
+    #[test]
+    fn reload_swaps_only_for_a_new_usable_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c1, k1, der1) = pair(dir.path(), "a");
+        let (c2, k2, der2) = pair(dir.path(), "b");
+        let resolver = CertResolver::new(load_pair(&c1, &k1).unwrap());
+        let metrics = Metrics::new();
+        reload(&resolver, &c2, &k1, &metrics);
+        assert_eq!(resolver.current().key.cert[0].as_ref(), der1.as_slice());
+        reload(&resolver, &c2, &k2, &metrics);
+        assert_eq!(resolver.current().key.cert[0].as_ref(), der2.as_slice());
+        let text = metrics.encode();
+        assert!(
+            text.contains("certificate_reloads_total{result=\"failure\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("certificate_reloads_total{result=\"success\"} 1"),
+            "{text}"
+        );
+    }
+}

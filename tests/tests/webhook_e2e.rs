@@ -126,6 +126,10 @@ impl Drop for Server {
 }
 
 fn spawn_server(secret: &SecretDir) -> Server {
+    spawn_server_with(secret, &[])
+}
+
+fn spawn_server_with(secret: &SecretDir, extra: &[&str]) -> Server {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let bin = stand_in::bin::path("status-reporter-webhook");
     let mut child = Command::new(bin)
@@ -135,6 +139,7 @@ fn spawn_server(secret: &SecretDir) -> Server {
         .arg("--tls-key")
         .arg(secret.key())
         .args(["--max-body-bytes", &BODY_LIMIT.to_string()])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -515,4 +520,52 @@ fn unusable_certificates_stop_the_server_before_it_binds() {
         err.contains(&missing.display().to_string()) && err.contains("cannot read the certificate"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_the_server_keeps_serving() {
+    let pki = Pki::new();
+    let secret = SecretDir::new(&pki.issue());
+    let server = spawn_server_with(
+        &secret,
+        &[
+            "--header-read-timeout-seconds",
+            "1",
+            "--request-timeout-seconds",
+            "1",
+        ],
+    );
+    let config = || client_config(&pki, &rustls::version::TLS13, b"http/1.1");
+
+    // Headers that never end: the connection is closed without an answer.
+    let mut tls = connect(server.addr, config()).await.unwrap();
+    tls.write_all(b"POST /mutate HTTP/1.1\r\nhost: localhost\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(TIMEOUT, tls.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "connection with unfinished headers was never closed"
+    );
+
+    // A body that stops halfway: 408 once the request timeout passes.
+    let mut tls = connect(server.addr, config()).await.unwrap();
+    tls.write_all(
+        b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"kind\":",
+    )
+    .await
+    .unwrap();
+    tls.flush().await.unwrap();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(TIMEOUT, tls.read_exact(&mut head))
+        .await
+        .expect("no answer to a stalled body")
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 408");
+
+    let (status, out) = post_review(&server, &pki, fixture("create-job")).await;
+    assert_eq!(status, 200);
+    assert_eq!(out["response"]["allowed"], true);
 }

@@ -111,11 +111,7 @@ async fn metrics_count_outcomes() {
     ] {
         call(&app, post(fixture(f))).await;
     }
-    let (status, body) = call(
-        &app,
-        Request::get("/metrics").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (status, body) = call(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     let text = String::from_utf8(body).unwrap();
     for line in [

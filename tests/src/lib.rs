@@ -14,6 +14,7 @@ pub mod fixtures;
 mod kubeconfig;
 mod kubelet;
 mod patch;
+pub mod reporter_process;
 mod routes;
 mod selector;
 mod server;

@@ -3,17 +3,14 @@
 //! ends up on the Job, the exit code and the text on stderr. Waiting is always on an event
 //! (a stand-in change, a log line, process exit) with a bounded timeout — never a sleep.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::ops::Deref;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stand_in::fixtures::{JobBuilder, PodBuilder};
-use stand_in::{Fault, StandIn};
+use stand_in::Fault;
+use stand_in::reporter_process::{self, Reporter};
 
 const NS: &str = "default";
 const JOB: &str = "adapter-job";
@@ -22,187 +19,30 @@ const WAIT: Duration = Duration::from_secs(30);
 const STATUS_PATH: &str = "/jobs/adapter-job/status";
 const SUCCESS: &str = r#"{"status":"success","reason":"ChecksPassed","message":"all good"}"#;
 
-/// Env vars the reporter reads; cleared so the test runner's environment cannot leak in.
-const REPORTER_VARS: [&str; 11] = [
-    "JOB_NAME",
-    "JOB_NAMESPACE",
-    "POD_NAME",
-    "RESULTS_PATH",
-    "POLL_INTERVAL_SECONDS",
-    "MAX_WAIT_TIME_SECONDS",
-    "CONDITION_TYPE",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "ADAPTER_CONTAINER_NAME",
-    "SIDECAR_MODE",
-];
-
 // ---------------------------------------------------------------------------------------------
 // Harness
 
-/// Lines the reporter wrote to stderr, observable as they arrive.
-#[derive(Clone, Default)]
-struct Logs(Arc<(Mutex<Vec<String>>, Condvar)>);
+/// The shared rig (a stand-in with the Job and its running pod, classic sidecar, a results dir
+/// and a kubeconfig) with this suite's checks on top.
+struct Rig(reporter_process::Rig);
 
-impl Logs {
-    fn push(&self, line: String) {
-        let (lines, cond) = &*self.0;
-        lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-        cond.notify_all();
+impl Deref for Rig {
+    type Target = reporter_process::Rig;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
-
-    fn text(&self) -> String {
-        self.0
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .join("\n")
-    }
-
-    /// Waits (bounded) for a line containing every one of `parts`; returns it.
-    fn wait_for(&self, parts: &[&str], timeout: Duration) -> String {
-        let (lines, cond) = &*self.0;
-        let deadline = Instant::now() + timeout;
-        let mut guard = lines.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(l) = guard.iter().find(|l| parts.iter().all(|p| l.contains(p))) {
-                return l.clone();
-            }
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "no reporter log line containing {parts:?} within {timeout:?}; logs:\n{}",
-                guard.join("\n")
-            );
-            guard = cond
-                .wait_timeout(guard, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-}
-
-/// A running reporter process; killed on drop if still running.
-struct Reporter {
-    pid: u32,
-    exit: mpsc::Receiver<ExitStatus>,
-    exited: Option<ExitStatus>,
-    logs: Logs,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Reporter {
-    fn spawn(mut cmd: Command) -> Reporter {
-        let mut child: Child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start status-reporter");
-        let pid = child.id();
-        let logs = Logs::default();
-        let stderr = child.stderr.take().expect("stderr piped");
-        let sink = logs.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.push(line);
-            }
-        });
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            if let Ok(status) = child.wait() {
-                let _ = tx.send(status);
-            }
-        });
-        Reporter {
-            pid,
-            exit: rx,
-            exited: None,
-            logs,
-            reader: Some(reader),
-        }
-    }
-
-    /// Waits (bounded) for the process to exit; returns its exit code and all of stderr.
-    fn wait_exit(&mut self, timeout: Duration) -> (i32, String) {
-        if self.exited.is_none() {
-            let status = self.exit.recv_timeout(timeout).unwrap_or_else(|_| {
-                panic!(
-                    "reporter did not exit within {timeout:?}; logs:\n{}",
-                    self.logs.text()
-                )
-            });
-            self.exited = Some(status);
-        }
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        let code = self
-            .exited
-            .and_then(|s| s.code())
-            .unwrap_or_else(|| panic!("killed by a signal; logs:\n{}", self.logs.text()));
-        (code, self.logs.text())
-    }
-}
-
-impl Drop for Reporter {
-    fn drop(&mut self) {
-        if self.exited.is_none() && self.exit.try_recv().is_err() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &self.pid.to_string()])
-                .status();
-        }
-    }
-}
-
-/// A stand-in with the Job and its running pod (classic sidecar), a results dir and a kubeconfig.
-struct Rig {
-    api: StandIn,
-    dir: tempfile::TempDir,
-    results: PathBuf,
-    kubeconfig: PathBuf,
 }
 
 impl Rig {
     fn new() -> Rig {
-        let api = StandIn::start();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let results = dir.path().join("results");
-        std::fs::create_dir(&results).expect("results dir");
-        let kubeconfig = api.write_kubeconfig(dir.path());
-        api.create_job(JobBuilder::new(NS, JOB).build());
-        api.create_pod(
-            PodBuilder::new(NS, POD)
-                .job_name(JOB)
-                .container("adapter")
-                .container("status-reporter")
-                .build(),
-        );
-        api.set_pod_phase(NS, POD, "Running", None, None);
-        api.set_container_running(NS, POD, "adapter");
-        Rig {
-            api,
-            dir,
-            results,
-            kubeconfig,
-        }
+        Rig(reporter_process::Rig::new(NS, JOB, POD))
     }
 
-    fn result_path(&self) -> PathBuf {
-        self.results.join("adapter-result.json")
-    }
-
+    /// The reporter's command, talking to the API named in `kubeconfig`.
     fn command(&self, kubeconfig: &std::path::Path) -> Command {
-        let mut cmd = Command::new(stand_in::bin::path("status-reporter"));
-        for var in REPORTER_VARS {
-            cmd.env_remove(var);
-        }
-        cmd.env("KUBECONFIG", kubeconfig)
-            .env("JOB_NAME", JOB)
-            .env("JOB_NAMESPACE", NS)
-            .env("POD_NAME", POD)
-            .env("RESULTS_PATH", self.result_path())
-            .env("LOG_LEVEL", "debug")
-            .env("SIDECAR_MODE", "classic");
+        let mut cmd = self.0.command(&[]);
+        cmd.env("KUBECONFIG", kubeconfig);
         cmd
     }
 
@@ -213,36 +53,16 @@ impl Rig {
 
     /// Like [`Rig::start`], with extra env (e.g. `SIDECAR_MODE=native`).
     fn start_with(&self, env: &[(&str, &str)]) -> Reporter {
-        let mut cmd = self.command(&self.kubeconfig);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let r = Reporter::spawn(cmd);
-        self.wait_watches(1);
-        r
+        self.0.start(env, WAIT)
     }
 
     /// Waits until at least `n` pod watches have been answered 200.
     fn wait_watches(&self, n: usize) {
-        self.api
-            .wait_for_blocking(&format!("{n} pod watch(es)"), WAIT, |s| {
-                (pod_watches(s) >= n).then_some(())
-            });
-    }
-
-    fn write_result(&self, body: &str) {
-        std::fs::write(self.result_path(), body).expect("write result");
-    }
-
-    fn condition(&self) -> Value {
-        self.api
-            .wait_for_blocking("condition Available", WAIT, |s| {
-                s.job_condition(NS, JOB, "Available")
-            })
+        self.wait_pod_watches(n, WAIT);
     }
 
     fn expect_condition(&self, status: &str, reason: &str) -> Value {
-        let c = self.condition();
+        let c = self.condition("Available", WAIT);
         assert_eq!(
             (c["status"].as_str(), c["reason"].as_str()),
             (Some(status), Some(reason)),
@@ -260,13 +80,6 @@ impl Rig {
             .map(|r| r.status)
             .collect()
     }
-}
-
-fn pod_watches(s: &StandIn) -> usize {
-    s.requests()
-        .iter()
-        .filter(|r| r.watch && r.path.ends_with("/pods") && r.status == 200)
-        .count()
 }
 
 /// A TCP forwarder to the stand-in, started on a port that refused connections until now.
@@ -339,7 +152,7 @@ fn api_down_at_start_then_up() {
     );
 
     rig.expect_condition("True", "ChecksPassed");
-    let (code, logs) = r.wait_exit(WAIT);
+    let (code, logs) = r.wait_exit_with_logs(WAIT);
     assert_eq!(code, 0, "logs:\n{logs}");
 }
 
@@ -364,7 +177,7 @@ fn bursts_of_500_and_429_are_retried() {
 
     let c = rig.expect_condition("True", "ChecksPassed");
     assert_eq!(c["message"], "all good");
-    let (code, logs) = r.wait_exit(WAIT);
+    let (code, logs) = r.wait_exit_with_logs(WAIT);
     assert_eq!(code, 0, "logs:\n{logs}");
     assert_eq!(rig.status_answers("GET"), [500, 500, 500, 429, 200], "GETs");
     // The dropped connection has no HTTP status; whatever the log records, one PUT succeeded.
@@ -401,7 +214,7 @@ fn watch_cut_repeatedly() {
         .set_container_terminated(NS, POD, "adapter", 1, "Error", "");
     let c = rig.expect_condition("False", "AdapterExitedWithError");
     assert_eq!(c["message"], "Adapter container exited with code 1: Error");
-    let (code, logs) = r.wait_exit(WAIT);
+    let (code, logs) = r.wait_exit_with_logs(WAIT);
     assert_eq!(code, 1, "logs:\n{logs}");
 }
 
@@ -413,7 +226,7 @@ fn job_deleted_mid_run() {
     let mut r = rig.start();
     rig.api.delete_job(NS, JOB);
     rig.write_result(SUCCESS);
-    let (code, logs) = r.wait_exit(WAIT);
+    let (code, logs) = r.wait_exit_with_logs(WAIT);
     assert_eq!(code, 1, "logs:\n{logs}");
     assert!(logs.contains("404"), "logs:\n{logs}");
     assert!(
@@ -434,7 +247,7 @@ fn rbac_403_on_update_names_verb_and_resource() {
     rig.api
         .inject_fault(Fault::status("PUT", STATUS_PATH, 403, 1));
     rig.write_result(SUCCESS);
-    let (code, logs) = r.wait_exit(WAIT);
+    let (code, logs) = r.wait_exit_with_logs(WAIT);
     assert_eq!(code, 1, "logs:\n{logs}");
     let line = r.logs.wait_for(&["403"], Duration::ZERO);
     for part in ["update", "jobs/status", "default/adapter-job", "RBAC"] {
@@ -452,7 +265,7 @@ fn rbac_403_on_get_names_verb_and_resource() {
     rig.api
         .inject_fault(Fault::status("GET", STATUS_PATH, 403, 1));
     rig.write_result(SUCCESS);
-    let (code, logs) = r.wait_exit(WAIT);
+    let (code, logs) = r.wait_exit_with_logs(WAIT);
     assert_eq!(code, 1, "logs:\n{logs}");
     let line = r.logs.wait_for(&["403"], Duration::ZERO);
     for part in ["get", "jobs/status", "default/adapter-job"] {
@@ -469,7 +282,7 @@ fn refused_event_does_not_block_the_condition() {
         .inject_fault(Fault::status("POST", "/events", 403, 10));
     rig.write_result(SUCCESS);
     rig.expect_condition("True", "ChecksPassed");
-    let (code, logs) = r.wait_exit(WAIT);
+    let (code, logs) = r.wait_exit_with_logs(WAIT);
     assert_eq!(code, 0, "logs:\n{logs}");
     assert!(rig.api.events().is_empty(), "the event was refused");
 }
@@ -482,7 +295,7 @@ fn hung_request_is_abandoned_and_retried() {
     rig.api.inject_fault(Fault::hang("GET", STATUS_PATH, 1));
     rig.write_result(SUCCESS);
     rig.expect_condition("True", "ChecksPassed");
-    let (code, logs) = r.wait_exit(WAIT);
+    let (code, logs) = r.wait_exit_with_logs(WAIT);
     assert_eq!(code, 0, "logs:\n{logs}");
     assert!(logs.contains("no response within"), "logs:\n{logs}");
 }
@@ -496,7 +309,7 @@ fn slow_api_beyond_the_deadline_gives_up_clearly() {
     rig.api.inject_fault(Fault::hang("*", STATUS_PATH, 1000));
     let started = Instant::now();
     rig.write_result(SUCCESS);
-    let (code, logs) = r.wait_exit(Duration::from_secs(100));
+    let (code, logs) = r.wait_exit_with_logs(Duration::from_secs(100));
     let took = started.elapsed();
     assert_eq!(code, 1, "logs:\n{logs}");
     assert!(logs.contains("gave up writing condition"), "logs:\n{logs}");
@@ -516,12 +329,8 @@ fn native_mode_reports_through_errors_then_idles_until_sigterm() {
     rig.write_result(SUCCESS);
     rig.expect_condition("True", "ChecksPassed");
     r.logs.wait_for(&["idling until the pod shuts down"], WAIT);
-    let status = Command::new("kill")
-        .args(["-TERM", &r.pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-    let (code, logs) = r.wait_exit(WAIT);
+    r.signal("-TERM");
+    let (code, logs) = r.wait_exit_with_logs(WAIT);
     assert_eq!(code, 0, "logs:\n{logs}");
     assert_eq!(rig.status_answers("PUT"), [500, 500, 200]);
 }
@@ -535,7 +344,7 @@ fn native_mode_permanent_error_exits_for_a_restart() {
     rig.api
         .inject_fault(Fault::status("PUT", STATUS_PATH, 403, 1));
     rig.write_result(SUCCESS);
-    let (code, logs) = r.wait_exit(WAIT);
+    let (code, logs) = r.wait_exit_with_logs(WAIT);
     assert_eq!(code, 1, "logs:\n{logs}");
     assert!(logs.contains("HTTP 403"), "logs:\n{logs}");
 }

@@ -7,7 +7,6 @@
 //! Most cases go through `status-reporter check-result FILE` (the same reader as the sidecar);
 //! the ones where the sidecar's event loop matters run the sidecar against the API stand-in.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,8 +14,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stand_in::StandIn;
-use stand_in::fixtures::{JobBuilder, PodBuilder};
+use stand_in::reporter_process::{Reporter, Rig};
 
 const WAIT: Duration = Duration::from_secs(30);
 const NS: &str = "default";
@@ -352,25 +350,11 @@ fn sidecar_with(
     setup: impl FnOnce(&Path) -> PathBuf,
     max_wait: &str,
 ) -> (Value, i32, String) {
-    let api = StandIn::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let results = dir.path().join("results");
-    std::fs::create_dir(&results).expect("results dir");
-    let kubeconfig = api.write_kubeconfig(dir.path());
-    api.create_job(JobBuilder::new(NS, JOB).build());
-    api.create_pod(
-        PodBuilder::new(NS, POD)
-            .job_name(JOB)
-            .container("adapter")
-            .container("status-reporter")
-            .build(),
-    );
-    api.set_pod_phase(NS, POD, "Running", None, None);
-    api.set_container_running(NS, POD, "adapter");
-    let result_path = results.join("adapter-result.json");
+    let rig = Rig::new(NS, JOB, POD);
+    let result_path = rig.result_path();
     let mut setup = Some(setup);
     if when == When::Before {
-        let made = setup.take().map(|f| f(&results));
+        let made = setup.take().map(|f| f(&rig.results));
         assert_eq!(
             made.as_ref(),
             Some(&result_path),
@@ -378,61 +362,14 @@ fn sidecar_with(
             result_path.display()
         );
     }
-
-    let mut cmd = Command::new(stand_in::bin::path("status-reporter"));
-    for var in [
-        "POLL_INTERVAL_SECONDS",
-        "CONDITION_TYPE",
-        "ADAPTER_CONTAINER_NAME",
-        "LOG_FORMAT",
-    ] {
-        cmd.env_remove(var);
-    }
-    let mut child = cmd
-        .env("KUBECONFIG", &kubeconfig)
-        .env("JOB_NAME", JOB)
-        .env("JOB_NAMESPACE", NS)
-        .env("POD_NAME", POD)
-        .env("RESULTS_PATH", &result_path)
-        .env("MAX_WAIT_TIME_SECONDS", max_wait)
-        .env("LOG_LEVEL", "info")
-        .env("SIDECAR_MODE", "classic")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start status-reporter");
+    let mut r =
+        Reporter::spawn(rig.command(&[("MAX_WAIT_TIME_SECONDS", max_wait), ("LOG_LEVEL", "info")]));
     if let Some(setup) = setup {
-        api.wait_for_blocking("the reporter's pod watch", WAIT, |s| {
-            s.requests()
-                .iter()
-                .any(|r| r.watch && r.path.ends_with("/pods") && r.status == 200)
-                .then_some(())
-        });
-        assert_eq!(setup(&results), result_path);
+        rig.wait_pod_watches(1, WAIT);
+        assert_eq!(setup(&rig.results), result_path);
     }
-    let condition = api.wait_for_blocking("condition Available", WAIT, |s| {
-        s.job_condition(NS, JOB, "Available")
-    });
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    let mut stderr = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        let status = child.wait();
-        let _ = tx.send((status, text));
-    });
-    let (status, logs) = rx.recv_timeout(WAIT).unwrap_or_else(|_| {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-        panic!("status-reporter did not exit within {WAIT:?} after reporting");
-    });
-    let code = status
-        .expect("wait")
-        .code()
-        .expect("exit code, not a signal");
+    let condition = rig.condition("Available", WAIT);
+    let (code, logs) = r.wait_exit_with_logs(WAIT);
     (condition, code, logs)
 }
 

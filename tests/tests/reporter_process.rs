@@ -2,138 +2,31 @@
 //! one test per outcome row and failure mode. Waiting is always on an event (stand-in change,
 //! a reporter log line, process exit) with a bounded timeout — never a sleep.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::ops::Deref;
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use stand_in::Fault;
 use stand_in::fixtures::{JobBuilder, PodBuilder};
-use stand_in::{Fault, StandIn};
+use stand_in::reporter_process::{self, Reporter};
 
 const NS: &str = "default";
 const JOB: &str = "adapter-job";
 const POD: &str = "adapter-job-x7k2p";
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Env vars the reporter reads; cleared so the test runner's environment cannot leak in.
-const REPORTER_VARS: [&str; 11] = [
-    "JOB_NAME",
-    "JOB_NAMESPACE",
-    "POD_NAME",
-    "RESULTS_PATH",
-    "POLL_INTERVAL_SECONDS",
-    "MAX_WAIT_TIME_SECONDS",
-    "CONDITION_TYPE",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "ADAPTER_CONTAINER_NAME",
-    "SIDECAR_MODE",
-];
+/// A stand-in with the Job (plus another reporter's condition that must survive) and its pod,
+/// in classic or native sidecar mode; the shared rig underneath does the rest.
+struct Rig(reporter_process::Rig);
 
-/// Lines the reporter wrote to stderr, observable as they arrive.
-#[derive(Clone, Default)]
-struct Logs(Arc<(Mutex<Vec<String>>, Condvar)>);
+impl Deref for Rig {
+    type Target = reporter_process::Rig;
 
-impl Logs {
-    fn push(&self, line: String) {
-        let (lines, cond) = &*self.0;
-        lines.lock().unwrap().push(line);
-        cond.notify_all();
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
-
-    fn text(&self) -> String {
-        self.0.0.lock().unwrap().join("\n")
-    }
-
-    /// Waits (bounded) for a line containing every one of `parts`.
-    fn wait_for(&self, parts: &[&str], timeout: Duration) {
-        let (lines, cond) = &*self.0;
-        let deadline = Instant::now() + timeout;
-        let mut guard = lines.lock().unwrap();
-        loop {
-            if guard.iter().any(|l| parts.iter().all(|p| l.contains(p))) {
-                return;
-            }
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "no reporter log line containing {parts:?} within {timeout:?}; logs:\n{}",
-                guard.join("\n")
-            );
-            guard = cond.wait_timeout(guard, deadline - now).unwrap().0;
-        }
-    }
-}
-
-/// A running reporter process.
-struct Reporter {
-    pid: u32,
-    exit: mpsc::Receiver<ExitStatus>,
-    exited: Option<ExitStatus>,
-    logs: Logs,
-    /// Drains stderr; joined after exit so every line is in `logs`.
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Reporter {
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {sig} {} failed", self.pid);
-    }
-
-    /// Waits (bounded) for the process to exit; returns its exit code.
-    fn wait_exit(&mut self, timeout: Duration) -> i32 {
-        if self.exited.is_none() {
-            let status = self.exit.recv_timeout(timeout).unwrap_or_else(|_| {
-                panic!(
-                    "reporter did not exit within {timeout:?}; logs:\n{}",
-                    self.logs.text()
-                )
-            });
-            self.exited = Some(status);
-        }
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        self.exited
-            .and_then(|s| s.code())
-            .expect("exit code (not killed by a signal)")
-    }
-
-    fn still_running(&mut self) -> bool {
-        match self.exit.try_recv() {
-            Ok(s) => {
-                self.exited = Some(s);
-                false
-            }
-            Err(_) => true,
-        }
-    }
-}
-
-impl Drop for Reporter {
-    fn drop(&mut self) {
-        if self.exited.is_none() && self.still_running() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &self.pid.to_string()])
-                .status();
-        }
-    }
-}
-
-/// A stand-in with the Job and its pod, a results directory and a kubeconfig.
-struct Rig {
-    api: StandIn,
-    /// Keeps the results directory and kubeconfig alive for the test.
-    _dir: tempfile::TempDir,
-    results: PathBuf,
-    kubeconfig: PathBuf,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -148,52 +41,25 @@ impl Rig {
     }
 
     fn with(mode: Mode, job: JobBuilder, pod: PodBuilder) -> Rig {
-        let api = StandIn::start();
-        let dir = tempfile::tempdir().unwrap();
-        let results = dir.path().join("results");
-        std::fs::create_dir(&results).unwrap();
-        let kubeconfig = api.write_kubeconfig(dir.path());
         // Another reporter's condition that must survive.
-        api.create_job(job.condition(json!({"type": "DNSReady", "status": "True", "reason": "Done", "message": "dns ok", "lastTransitionTime": "2026-01-01T00:00:00Z"})).build());
+        let job = job.condition(json!({"type": "DNSReady", "status": "True", "reason": "Done", "message": "dns ok", "lastTransitionTime": "2026-01-01T00:00:00Z"}));
         let pod = pod.job_name(JOB).container("adapter");
         let pod = match mode {
             Mode::Classic => pod.container("status-reporter"),
             Mode::Native => pod.init_sidecar("status-reporter"),
         };
-        api.create_pod(pod.build());
-        api.set_pod_phase(NS, POD, "Running", None, None);
-        api.set_container_running(NS, POD, "adapter");
-        Rig {
-            api,
-            _dir: dir,
-            results,
-            kubeconfig,
-        }
-    }
-
-    fn result_path(&self) -> PathBuf {
-        self.results.join("adapter-result.json")
+        Rig(reporter_process::Rig::with(NS, JOB, POD, job, pod))
     }
 
     fn command(&self, mode: Mode, env: &[(&str, &str)]) -> Command {
-        let mut cmd = Command::new(stand_in::bin::path("status-reporter"));
-        for var in REPORTER_VARS {
-            cmd.env_remove(var);
-        }
-        cmd.env("KUBECONFIG", &self.kubeconfig)
-            .env("JOB_NAME", JOB)
-            .env("JOB_NAMESPACE", NS)
-            .env("POD_NAME", POD)
-            .env("RESULTS_PATH", self.result_path())
-            .env("LOG_LEVEL", "debug")
-            .env(
-                "SIDECAR_MODE",
-                if mode == Mode::Native {
-                    "native"
-                } else {
-                    "classic"
-                },
-            );
+        let mut cmd = self.0.command(&[(
+            "SIDECAR_MODE",
+            if mode == Mode::Native {
+                "native"
+            } else {
+                "classic"
+            },
+        )]);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -202,22 +68,13 @@ impl Rig {
 
     /// Starts the reporter and waits until its pod watch is open (it is then fully set up).
     fn start(&self, mode: Mode, env: &[(&str, &str)]) -> Reporter {
-        let r = spawn(self.command(mode, env));
-        self.api
-            .wait_for_blocking("the reporter's pod watch", WAIT, |s| {
-                s.requests()
-                    .iter()
-                    .any(|r| r.watch && r.path.ends_with("/pods") && r.status == 200)
-                    .then_some(())
-            });
+        let r = Reporter::spawn(self.command(mode, env));
+        self.wait_pod_watches(1, WAIT);
         r
     }
 
     fn condition(&self, type_: &str) -> Value {
-        self.api
-            .wait_for_blocking(&format!("condition {type_}"), WAIT, |s| {
-                s.job_condition(NS, JOB, type_)
-            })
+        self.0.condition(type_, WAIT)
     }
 
     /// Waits for the condition and checks status/reason/message and that the other condition survived.
@@ -253,46 +110,12 @@ impl Rig {
             });
     }
 
-    fn write_result(&self, body: &str) {
-        std::fs::write(self.result_path(), body).unwrap();
-    }
-
     fn status_writes(&self) -> usize {
         self.api
             .requests()
             .iter()
             .filter(|r| r.method == "PUT" && r.path.ends_with("/status") && r.status == 200)
             .count()
-    }
-}
-
-fn spawn(mut cmd: Command) -> Reporter {
-    let mut child: Child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start status-reporter");
-    let pid = child.id();
-    let logs = Logs::default();
-    let stderr = child.stderr.take().unwrap();
-    let sink = logs.clone();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.push(line);
-        }
-    });
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        if let Ok(status) = child.wait() {
-            let _ = tx.send(status);
-        }
-    });
-    Reporter {
-        pid,
-        exit: rx,
-        exited: None,
-        logs,
-        reader: Some(reader),
     }
 }
 
@@ -563,7 +386,7 @@ fn atomic_rename_into_place() {
 fn result_present_before_start() {
     let rig = Rig::new(Mode::Classic);
     rig.write_result(r#"{"status":"success","reason":"Early","message":"before the reporter"}"#);
-    let mut r = spawn(rig.command(Mode::Classic, &[]));
+    let mut r = Reporter::spawn(rig.command(Mode::Classic, &[]));
     rig.expect_condition("True", "Early", "before the reporter");
     assert_eq!(r.wait_exit(WAIT), 0);
 }
@@ -716,7 +539,7 @@ fn native_sigterm_waits_for_adapter_state() {
 #[test]
 fn job_not_found_is_reported_clearly() {
     let rig = Rig::new(Mode::Classic);
-    let mut r = spawn(rig.command(Mode::Classic, &[("JOB_NAME", "no-such-job")]));
+    let mut r = Reporter::spawn(rig.command(Mode::Classic, &[("JOB_NAME", "no-such-job")]));
     rig.write_result(r#"{"status":"success"}"#);
     assert_eq!(r.wait_exit(WAIT), 1);
     let logs = r.logs.text();
@@ -768,7 +591,7 @@ fn bad_env_values_exit_2_naming_the_variable() {
         ),
     ];
     for (var, value, want) in cases {
-        let mut r = spawn(rig.command(Mode::Classic, &[(var, value)]));
+        let mut r = Reporter::spawn(rig.command(Mode::Classic, &[(var, value)]));
         assert_eq!(r.wait_exit(WAIT), 2, "{var}={value:?}");
         let logs = r.logs.text();
         assert!(
@@ -808,7 +631,7 @@ fn polling_fallback_when_results_directory_is_missing() {
     let dir = rig.results.join("later");
     let path = dir.join("adapter-result.json");
     let path_text = path.to_str().unwrap().to_string();
-    let mut r = spawn(rig.command(
+    let mut r = Reporter::spawn(rig.command(
         Mode::Classic,
         &[("RESULTS_PATH", &path_text), ("POLL_INTERVAL_SECONDS", "1")],
     ));

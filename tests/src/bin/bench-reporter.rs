@@ -17,11 +17,12 @@
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use stand_in::StandIn;
 use stand_in::fixtures::{JobBuilder, PodBuilder};
+use stand_in::reporter_process::{Reporter, reporter_command};
 
 const NS: &str = "default";
 const WAIT: Duration = Duration::from_secs(30);
@@ -141,19 +142,10 @@ fn one_run(
     );
     api.set_container_running(NS, &pod, "adapter");
     let result = dir.path().join("adapter-result.json");
-    let mut child: Child = Command::new(bin)
-        .env("KUBECONFIG", kubeconfig)
-        .env("JOB_NAME", &job)
-        .env("JOB_NAMESPACE", NS)
-        .env("POD_NAME", &pod)
-        .env("RESULTS_PATH", &result)
-        .env("SIDECAR_MODE", "native")
-        .env("LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start status-reporter");
-    let pid = child.id();
+    let mut cmd = reporter_command(bin, kubeconfig, NS, &job, &pod, &result);
+    cmd.env("SIDECAR_MODE", "native").env("LOG_LEVEL", "warn");
+    let mut reporter = Reporter::spawn(cmd);
+    let pid = reporter.pid();
     let selector = format!("metadata.name%3D{pod}");
     api.wait_for_blocking("the reporter's pod watch", WAIT, |s| {
         s.requests()
@@ -197,11 +189,13 @@ fn one_run(
             .then_some(())
     });
     let hwm_kib = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let status = child.wait().expect("reporter exit");
-    assert_eq!(status.code(), Some(0), "native sidecar exits 0 on SIGTERM");
+    reporter.signal("-TERM");
+    let (code, logs) = reporter.wait_exit_with_logs(WAIT);
+    // Warnings and errors of the run (LOG_LEVEL=warn) stay visible.
+    if !logs.is_empty() {
+        eprintln!("{logs}");
+    }
+    assert_eq!(code, 0, "native sidecar exits 0 on SIGTERM");
     let requests = api
         .requests()
         .iter()

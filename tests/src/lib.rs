@@ -23,6 +23,7 @@ mod store;
 mod strategic_merge;
 mod wait;
 mod watch;
+pub mod webhook_process;
 
 pub use fault::{Fault, FaultKind, MethodMatch};
 pub use server::{LoggedRequest, StandIn};

@@ -3,10 +3,7 @@
 //! a real rustls client over TLS 1.2, TLS 1.3 and HTTP/2, rotation without restart,
 //! bad bodies, and the SIGTERM drain. Loopback only; every wait is bounded.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,12 +11,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use serde_json::Value;
+use stand_in::webhook_process::{Pki, SecretDir, Server, connect};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -30,137 +26,20 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// A private CA that issues serving certificates for `localhost`.
-struct Pki {
-    ca: CertifiedIssuer<'static, KeyPair>,
-}
-
-struct Pair {
-    cert_pem: String,
-    key_pem: String,
-    der: CertificateDer<'static>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Pki { ca }
-    }
-
-    fn issue(&self) -> Pair {
-        let params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        Pair {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().clone(),
-        }
-    }
-
-    fn roots(&self) -> rustls::RootCertStore {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.der().clone()).unwrap();
-        roots
-    }
-}
-
-/// A directory laid out like a mounted Secret: `tls.crt -> ..data/tls.crt`,
-/// `..data -> ..<version>`, updated by an atomic rename of the `..data` symlink.
-struct SecretDir {
-    dir: tempfile::TempDir,
-    version: u32,
-}
-
-impl SecretDir {
-    fn new(pair: &Pair) -> SecretDir {
-        let mut s = SecretDir {
-            dir: tempfile::tempdir().unwrap(),
-            version: 0,
-        };
-        s.write(&pair.cert_pem, &pair.key_pem);
-        for f in ["tls.crt", "tls.key"] {
-            std::os::unix::fs::symlink(format!("..data/{f}"), s.dir.path().join(f)).unwrap();
-        }
-        s
-    }
-
-    fn write(&mut self, cert: &str, key: &str) {
-        self.version += 1;
-        let version = format!(
-            "..2026_11_21_00_00_{:02}.{}",
-            self.version,
-            std::process::id()
-        );
-        let root = self.dir.path();
-        std::fs::create_dir(root.join(&version)).unwrap();
-        std::fs::write(root.join(&version).join("tls.crt"), cert).unwrap();
-        std::fs::write(root.join(&version).join("tls.key"), key).unwrap();
-        let tmp = root.join("..data_tmp");
-        std::os::unix::fs::symlink(&version, &tmp).unwrap();
-        std::fs::rename(&tmp, root.join("..data")).unwrap();
-    }
-
-    fn cert(&self) -> PathBuf {
-        self.dir.path().join("tls.crt")
-    }
-
-    fn key(&self) -> PathBuf {
-        self.dir.path().join("tls.key")
-    }
-}
-
-/// The running server; killed on drop if a test did not stop it.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn spawn_server(secret: &SecretDir) -> Server {
     spawn_server_with(secret, &[])
 }
 
 fn spawn_server_with(secret: &SecretDir, extra: &[&str]) -> Server {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let bin = stand_in::bin::path("status-reporter-webhook");
-    let mut child = Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
-        .arg("--tls-cert")
-        .arg(secret.cert())
-        .arg("--tls-key")
-        .arg(secret.key())
-        .args(["--max-body-bytes", &BODY_LIMIT.to_string()])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(TIMEOUT)
-        .expect("server did not print `listening on ADDR` in time");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first stdout line {line:?}"))
-        .parse()
-        .unwrap();
-    Server { child, addr }
+    let limit = BODY_LIMIT.to_string();
+    let mut args = vec!["--log-format", "text", "--max-body-bytes", &limit];
+    args.extend_from_slice(extra);
+    Server::start(
+        &stand_in::bin::path("status-reporter-webhook"),
+        secret,
+        &args,
+        TIMEOUT,
+    )
 }
 
 fn client_config(
@@ -168,21 +47,7 @@ fn client_config(
     version: &'static rustls::SupportedProtocolVersion,
     alpn: &[u8],
 ) -> Arc<rustls::ClientConfig> {
-    let mut config = rustls::ClientConfig::builder_with_protocol_versions(&[version])
-        .with_root_certificates(pki.roots())
-        .with_no_client_auth();
-    config.alpn_protocols = vec![alpn.to_vec()];
-    Arc::new(config)
-}
-
-async fn connect(
-    addr: SocketAddr,
-    config: Arc<rustls::ClientConfig>,
-) -> std::io::Result<TlsStream<TcpStream>> {
-    let tcp = TcpStream::connect(addr).await?;
-    TlsConnector::from(config)
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
+    Arc::new(pki.client_config(&[version], alpn))
 }
 
 fn served_cert(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {

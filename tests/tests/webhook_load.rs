@@ -6,10 +6,8 @@
 //! connections get the last rotated certificate (the broken pair is never served); the server exits 0 after draining; resident
 //! memory after a burst is not grossly above the level before it (numbers are printed).
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,12 +16,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use serde_json::Value;
-use tokio::net::TcpStream;
+use stand_in::webhook_process::{self, Pki, SecretDir, Server};
 use tokio::sync::Mutex;
-use tokio_rustls::TlsConnector;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 /// Concurrent client connections.
@@ -33,136 +29,29 @@ const PER_CONNECTION: usize = 25;
 /// Length of the measured burst and of the rotation phase.
 const BURST: Duration = Duration::from_secs(2);
 
-/// A private CA issuing `localhost` serving certificates.
-struct Pki {
-    ca: CertifiedIssuer<'static, KeyPair>,
+/// A client config trusting `pki`, HTTP/1.1, full handshakes only: a resumed session reports
+/// the certificate of the session it resumed, which would hide whether the server serves the
+/// rotated one.
+fn client_config(pki: &Pki) -> Arc<rustls::ClientConfig> {
+    let mut config = pki.client_config(rustls::DEFAULT_VERSIONS, b"http/1.1");
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
 }
 
-impl Pki {
-    fn new() -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let key = KeyPair::generate().expect("CA key");
-        Pki {
-            ca: CertifiedIssuer::self_signed(params, key).expect("CA"),
-        }
-    }
-
-    /// A new (cert PEM, key PEM, cert DER).
-    fn issue(&self) -> (String, String, CertificateDer<'static>) {
-        let key = KeyPair::generate().expect("key");
-        let cert = CertificateParams::new(vec!["localhost".to_owned()])
-            .expect("params")
-            .signed_by(&key, &self.ca)
-            .expect("sign");
-        (cert.pem(), key.serialize_pem(), cert.der().clone())
-    }
-
-    fn client(&self) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.der().clone()).expect("root");
-        let mut config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        // Full handshakes only: a resumed session reports the certificate of the session it
-        // resumed, which would hide whether the server serves the rotated one.
-        config.resumption = rustls::client::Resumption::disabled();
-        Arc::new(config)
-    }
-}
-
-/// A directory laid out like a mounted Secret (`tls.crt -> ..data/tls.crt`), updated the way
-/// the kubelet does it: a new versioned directory, then an atomic rename of `..data`.
-struct SecretDir {
-    dir: tempfile::TempDir,
-    version: u32,
-}
-
-impl SecretDir {
-    fn new(cert: &str, key: &str) -> SecretDir {
-        let mut s = SecretDir {
-            dir: tempfile::tempdir().expect("tempdir"),
-            version: 0,
-        };
-        s.write(cert, key);
-        for f in ["tls.crt", "tls.key"] {
-            std::os::unix::fs::symlink(format!("..data/{f}"), s.dir.path().join(f))
-                .expect("symlink");
-        }
-        s
-    }
-
-    fn write(&mut self, cert: &str, key: &str) {
-        self.version += 1;
-        let root = self.dir.path();
-        let version = format!("..v{:03}", self.version);
-        std::fs::create_dir(root.join(&version)).expect("mkdir");
-        std::fs::write(root.join(&version).join("tls.crt"), cert).expect("write cert");
-        std::fs::write(root.join(&version).join("tls.key"), key).expect("write key");
-        let tmp = root.join("..data_tmp");
-        std::os::unix::fs::symlink(&version, &tmp).expect("symlink");
-        std::fs::rename(&tmp, root.join("..data")).expect("swap ..data");
-    }
-
-    fn path(&self, f: &str) -> PathBuf {
-        self.dir.path().join(f)
-    }
-}
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(secret: &SecretDir) -> Server {
-        let mut child = Command::new(stand_in::bin::path("status-reporter-webhook"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
-            .args(["--log-format", "text", "--drain-timeout-seconds", "10"])
-            .arg("--tls-cert")
-            .arg(secret.path("tls.crt"))
-            .arg("--tls-key")
-            .arg(secret.path("tls.key"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start status-reporter-webhook");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(TIMEOUT)
-            .expect("server did not print `listening on ADDR` in time");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first stdout line {line:?}"));
-        Server { child, addr }
-    }
-
-    /// Resident set size in KiB, from `/proc/PID/status`.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("read /proc/PID/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/PID/status")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_server(secret: &SecretDir) -> Server {
+    Server::start(
+        &stand_in::bin::path("status-reporter-webhook"),
+        secret,
+        &[
+            "--log-level",
+            "warn",
+            "--log-format",
+            "text",
+            "--drain-timeout-seconds",
+            "10",
+        ],
+        TIMEOUT,
+    )
 }
 
 /// What the clients saw.
@@ -184,13 +73,9 @@ async fn connect(
     tls: Arc<rustls::ClientConfig>,
     tally: &Tally,
 ) -> Result<Sender, String> {
-    let tcp = TcpStream::connect(addr)
+    let stream = webhook_process::connect(addr, tls)
         .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let stream = TlsConnector::from(tls)
-        .connect(ServerName::try_from("localhost").expect("name"), tcp)
-        .await
-        .map_err(|e| format!("TLS handshake: {e}"))?;
+        .map_err(|e| format!("connect and TLS handshake: {e}"))?;
     if let Some(cert) = stream
         .get_ref()
         .1
@@ -282,9 +167,8 @@ async fn client(
 async fn load_with_rotation_and_sigterm() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pki = Pki::new();
-    let (cert, key, _) = pki.issue();
-    let mut secret = SecretDir::new(&cert, &key);
-    let server = Server::start(&secret);
+    let mut secret = SecretDir::new(&pki.issue());
+    let server = start_server(&secret);
     let body = Bytes::from(
         std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -292,7 +176,7 @@ async fn load_with_rotation_and_sigterm() {
         ))
         .expect("fixture"),
     );
-    let tls = pki.client();
+    let tls = client_config(&pki);
     let tally = Arc::new(Tally::default());
     let sigterm_sent = Arc::new(AtomicBool::new(false));
 
@@ -341,9 +225,9 @@ async fn load_with_rotation_and_sigterm() {
             // A half-written Secret: the server must keep serving the current pair.
             secret.write("-----BEGIN CERTIFICATE-----\nbroken\n", "not a key");
         } else {
-            let (cert, key, der) = pki.issue();
-            secret.write(&cert, &key);
-            last_valid = Some(der);
+            let pair = pki.issue();
+            secret.write(&pair.cert_pem, &pair.key_pem);
+            last_valid = Some(pair.der);
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -364,9 +248,7 @@ async fn load_with_rotation_and_sigterm() {
     let last_valid = last_valid.expect("at least one valid rotation");
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let tcp = TcpStream::connect(server.addr).await.expect("connect");
-        let stream = TlsConnector::from(tls.clone())
-            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        let stream = webhook_process::connect(server.addr, tls.clone())
             .await
             .expect("TLS handshake after the rotations");
         let served = stream

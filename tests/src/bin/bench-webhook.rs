@@ -18,10 +18,9 @@
 //! Set `STATUS_REPORTER_WEBHOOK_BIN` to benchmark a prebuilt server binary.
 #![forbid(unsafe_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,11 +29,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::batch::v1::Job;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::pki_types::ServerName;
+use stand_in::webhook_process::{Pki, SecretDir, Server, connect};
 use status_reporter_webhook::config::InjectConfig;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 const REVIEW: &str = include_str!("../../data/admission/create-job.json");
 const REVIEW_SKIPPED: &str = include_str!("../../data/admission/update-job.json");
@@ -84,9 +80,14 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     pure_inject();
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = make_certs(dir.path());
-    let server = Server::start(dir.path());
+    let pki = Pki::new();
+    let secret = SecretDir::new(&pki.issue());
+    let server = Server::start(
+        &server_binary(),
+        &secret,
+        &["--log-level", "warn"],
+        Duration::from_secs(30),
+    );
     println!(
         "server: {} (pid {}), client: {} connections, TLS 1.3, HTTP/1.1 keep-alive",
         server.addr,
@@ -98,7 +99,7 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let client = Client::new(server.addr, ca);
+        let client = Client::new(server.addr, &pki);
         let seconds = Duration::from_secs(options.seconds);
         // Warm up both paths (connections, allocator, branch predictors).
         client
@@ -196,64 +197,6 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn make_certs(dir: &Path) -> rustls::pki_types::CertificateDer<'static> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca");
-    let key = KeyPair::generate().expect("key");
-    let cert = CertificateParams::new(vec!["localhost".to_owned()])
-        .expect("params")
-        .signed_by(&key, &ca)
-        .expect("cert");
-    std::fs::write(dir.join("tls.crt"), cert.pem()).expect("write cert");
-    std::fs::write(dir.join("tls.key"), key.serialize_pem()).expect("write key");
-    ca.der().clone()
-}
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let bin = server_binary();
-        let mut child = Command::new(&bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
-            .arg("--tls-cert")
-            .arg(dir.join("tls.crt"))
-            .arg("--tls-key")
-            .arg(dir.join("tls.key"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server did not print `listening on ADDR`");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected server output {line:?}"));
-        Server { child, addr }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The release server next to this binary, built first if needed.
 fn server_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("STATUS_REPORTER_WEBHOOK_BIN") {
@@ -296,27 +239,17 @@ struct Client {
 }
 
 impl Client {
-    fn new(addr: SocketAddr, ca: rustls::pki_types::CertificateDer<'static>) -> Client {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca).expect("ca");
-        let mut tls =
-            rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    fn new(addr: SocketAddr, pki: &Pki) -> Client {
         Client {
             addr,
-            tls: Arc::new(tls),
+            tls: Arc::new(pki.client_config(&[&rustls::version::TLS13], b"http/1.1")),
         }
     }
 
     async fn connect(&self) -> Sender {
-        let tcp = TcpStream::connect(self.addr).await.expect("connect");
-        tcp.set_nodelay(true).expect("nodelay");
-        let tls = TlsConnector::from(self.tls.clone())
-            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        let tls = connect(self.addr, self.tls.clone())
             .await
-            .expect("TLS handshake");
+            .expect("connect and TLS handshake");
         let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .expect("HTTP handshake");

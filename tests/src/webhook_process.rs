@@ -1,0 +1,213 @@
+//! Running the real `status-reporter-webhook serve` over TLS, for the webhook suites and
+//! `bench-webhook`.
+//!
+//! [`Pki`] is a private CA issuing `localhost` serving certificates and the client configs that
+//! trust it; [`SecretDir`] lays a pair out the way the kubelet mounts a Secret (`tls.crt ->
+//! ..data/tls.crt`, rotated by an atomic rename of the `..data` symlink); [`Server`] starts
+//! `serve` on a free loopback port and reads the address from its `listening on ADDR` line
+//! (bounded); [`connect`] opens a TLS connection to it.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// A private CA that issues serving certificates for `localhost`.
+pub struct Pki {
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A serving certificate and its key.
+pub struct Pair {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// The private key, PEM.
+    pub key_pem: String,
+    /// The certificate, DER (to compare with what a connection was served).
+    pub der: CertificateDer<'static>,
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Pki::new()
+    }
+}
+
+impl Pki {
+    /// A new self-signed CA.
+    pub fn new() -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().expect("CA key");
+        Pki {
+            ca: CertifiedIssuer::self_signed(params, key).expect("CA"),
+        }
+    }
+
+    /// A new serving pair for `localhost`, signed by the CA.
+    pub fn issue(&self) -> Pair {
+        let key = KeyPair::generate().expect("key");
+        let cert = CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .signed_by(&key, &self.ca)
+            .expect("sign");
+        Pair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().clone(),
+        }
+    }
+
+    /// A root store trusting only the CA.
+    pub fn roots(&self) -> rustls::RootCertStore {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).expect("root");
+        roots
+    }
+
+    /// A client config trusting the CA, offering only `versions` and ALPN `alpn`.
+    pub fn client_config(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        alpn: &[u8],
+    ) -> rustls::ClientConfig {
+        // ring is the only provider compiled in; installing it is idempotent.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut config = rustls::ClientConfig::builder_with_protocol_versions(versions)
+            .with_root_certificates(self.roots())
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        config
+    }
+}
+
+/// A directory laid out like a mounted Secret: `tls.crt -> ..data/tls.crt`,
+/// `..data -> ..<version>`, updated by an atomic rename of the `..data` symlink.
+pub struct SecretDir {
+    dir: tempfile::TempDir,
+    version: u32,
+}
+
+impl SecretDir {
+    /// A new directory holding `pair`.
+    pub fn new(pair: &Pair) -> SecretDir {
+        let mut s = SecretDir {
+            dir: tempfile::tempdir().expect("tempdir"),
+            version: 0,
+        };
+        s.write(&pair.cert_pem, &pair.key_pem);
+        for f in ["tls.crt", "tls.key"] {
+            std::os::unix::fs::symlink(format!("..data/{f}"), s.dir.path().join(f))
+                .expect("symlink");
+        }
+        s
+    }
+
+    /// Rotates to `cert`/`key` (any text, valid or not) the way the kubelet does: a new
+    /// versioned directory, then an atomic rename of `..data`.
+    pub fn write(&mut self, cert: &str, key: &str) {
+        self.version += 1;
+        let version = format!(
+            "..2026_11_21_00_00_{:02}.{}",
+            self.version,
+            std::process::id()
+        );
+        let root = self.dir.path();
+        std::fs::create_dir(root.join(&version)).expect("mkdir");
+        std::fs::write(root.join(&version).join("tls.crt"), cert).expect("write cert");
+        std::fs::write(root.join(&version).join("tls.key"), key).expect("write key");
+        let tmp = root.join("..data_tmp");
+        std::os::unix::fs::symlink(&version, &tmp).expect("symlink");
+        std::fs::rename(&tmp, root.join("..data")).expect("swap ..data");
+    }
+
+    /// `tls.crt`.
+    pub fn cert(&self) -> PathBuf {
+        self.dir.path().join("tls.crt")
+    }
+
+    /// `tls.key`.
+    pub fn key(&self) -> PathBuf {
+        self.dir.path().join("tls.key")
+    }
+}
+
+/// A running `status-reporter-webhook serve`; killed on drop if not stopped before.
+pub struct Server {
+    /// The process (for signals and its exit status).
+    pub child: Child,
+    /// The address it listens on (loopback, port chosen by the OS).
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts `bin serve --listen 127.0.0.1:0 --tls-cert CERT --tls-key KEY` plus `extra`
+    /// arguments (stderr inherited) and waits up to `timeout` for its `listening on ADDR` line.
+    pub fn start(bin: &Path, secret: &SecretDir, extra: &[&str], timeout: Duration) -> Server {
+        let mut child = Command::new(bin)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("--tls-cert")
+            .arg(secret.cert())
+            .arg("--tls-key")
+            .arg(secret.key())
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(timeout)
+            .expect("server did not print `listening on ADDR` in time");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first stdout line {line:?}"));
+        Server { child, addr }
+    }
+
+    /// Resident set size in KiB, from `/proc/PID/status`.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TLS connection to `addr`, verifying the server as `localhost` with `config`.
+pub async fn connect(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+}

@@ -119,50 +119,81 @@ impl Rig {
     }
 }
 
+/// The shape most outcome tests share: a classic reporter against a fresh rig; `act` writes the
+/// result or drives the pod (with the running reporter at hand); then the condition must read
+/// `status`/`reason`/`message` (the other reporter's condition preserved) and the reporter must
+/// exit with `exit`. Returns the rig for further checks.
+fn reports(
+    act: impl FnOnce(&Rig, &Reporter),
+    status: &str,
+    reason: &str,
+    message: &str,
+    exit: i32,
+) -> Rig {
+    let rig = Rig::new(Mode::Classic);
+    let mut r = rig.start(Mode::Classic, &[]);
+    act(&rig, &r);
+    rig.expect_condition(status, reason, message);
+    assert_eq!(r.wait_exit(WAIT), exit);
+    rig
+}
+
 const INVALID_STATUS: &str = "Failed to parse adapter result: invalid result format: status: must be either 'success' or 'failure'";
 
 #[test]
 fn success_result() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    rig.write_result(r#"{"status":"success","reason":"AllChecksPassed","message":"All 3 checks passed","details":{"checks":3}}"#);
-    rig.expect_condition("True", "AllChecksPassed", "All 3 checks passed");
-    assert_eq!(r.wait_exit(WAIT), 0);
+    let rig = reports(
+        |rig, _| {
+            rig.write_result(r#"{"status":"success","reason":"AllChecksPassed","message":"All 3 checks passed","details":{"checks":3}}"#)
+        },
+        "True",
+        "AllChecksPassed",
+        "All 3 checks passed",
+        0,
+    );
     rig.expect_event("Normal", "AllChecksPassed");
 }
 
 #[test]
 fn failure_result() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    rig.write_result(r#"{"status":"failure","reason":"DNSZoneMissing","message":"  zone example.com not found  "}"#);
-    rig.expect_condition("False", "DNSZoneMissing", "zone example.com not found");
-    assert_eq!(r.wait_exit(WAIT), 1);
+    let rig = reports(
+        |rig, _| {
+            rig.write_result(r#"{"status":"failure","reason":"DNSZoneMissing","message":"  zone example.com not found  "}"#)
+        },
+        "False",
+        "DNSZoneMissing",
+        "zone example.com not found",
+        1,
+    );
     rig.expect_event("Warning", "DNSZoneMissing");
 }
 
 #[test]
 fn invalid_result_then_adapter_exits_zero() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    rig.write_result(r#"{"status":"done"}"#);
-    rig.api
-        .set_container_terminated(NS, POD, "adapter", 0, "Completed", "");
-    rig.expect_condition("False", "InvalidResultFormat", INVALID_STATUS);
-    assert_eq!(r.wait_exit(WAIT), 1);
+    reports(
+        |rig, _| {
+            rig.write_result(r#"{"status":"done"}"#);
+            rig.api
+                .set_container_terminated(NS, POD, "adapter", 0, "Completed", "");
+        },
+        "False",
+        "InvalidResultFormat",
+        INVALID_STATUS,
+        1,
+    );
 }
 
 #[test]
 fn invalid_result_while_adapter_keeps_running() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    rig.write_result("not json");
-    rig.expect_condition(
+    reports(
+        |rig, _| {
+            rig.write_result("not json");
+        },
         "False",
         "InvalidResultFormat",
         "Failed to parse adapter result: failed to parse JSON: expected ident at line 1 column 2",
+        1,
     );
-    assert_eq!(r.wait_exit(WAIT), 1);
 }
 
 #[test]
@@ -186,89 +217,97 @@ fn timeout_with_short_max_wait() {
 
 #[test]
 fn adapter_exit_code_one() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    rig.api
-        .set_container_terminated(NS, POD, "adapter", 1, "Error", "");
-    rig.expect_condition(
+    reports(
+        |rig, _| {
+            rig.api
+                .set_container_terminated(NS, POD, "adapter", 1, "Error", "");
+        },
         "False",
         "AdapterExitedWithError",
         "Adapter container exited with code 1: Error",
+        1,
     );
-    assert_eq!(r.wait_exit(WAIT), 1);
 }
 
 #[test]
 fn adapter_oom_killed() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    rig.api
-        .set_container_terminated(NS, POD, "adapter", 137, "OOMKilled", "");
-    rig.expect_condition(
+    reports(
+        |rig, _| {
+            rig.api
+                .set_container_terminated(NS, POD, "adapter", 137, "OOMKilled", "");
+        },
         "False",
         "AdapterOOMKilled",
         "Adapter container was killed due to out of memory (OOMKilled)",
+        1,
     );
-    assert_eq!(r.wait_exit(WAIT), 1);
 }
 
 #[test]
 fn adapter_exit_zero_without_file() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    rig.api
-        .set_container_terminated(NS, POD, "adapter", 0, "Completed", "");
-    rig.expect_condition(
+    reports(
+        |rig, _| {
+            rig.api
+                .set_container_terminated(NS, POD, "adapter", 0, "Completed", "");
+        },
         "False",
         "AdapterMissingResults",
         "Adapter container exited successfully (code 0) but did not produce a valid result file: Completed",
+        1,
     );
-    assert_eq!(r.wait_exit(WAIT), 1);
 }
 
 #[test]
 fn valid_file_wins_over_nonzero_exit() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    rig.write_result(r#"{"status":"success","reason":"Ok","message":"fine"}"#);
-    rig.api
-        .set_container_terminated(NS, POD, "adapter", 3, "Error", "");
-    rig.expect_condition("True", "Ok", "fine");
-    assert_eq!(r.wait_exit(WAIT), 0);
+    reports(
+        |rig, _| {
+            rig.write_result(r#"{"status":"success","reason":"Ok","message":"fine"}"#);
+            rig.api
+                .set_container_terminated(NS, POD, "adapter", 3, "Error", "");
+        },
+        "True",
+        "Ok",
+        "fine",
+        0,
+    );
 }
 
 #[test]
 fn image_pull_failure_fails_fast() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    rig.api.set_container_waiting(
-        NS,
-        POD,
-        "adapter",
-        "ImagePullBackOff",
-        "Back-off pulling image \"registry.example/adapter:nope\"",
-    );
-    rig.expect_condition(
+    reports(
+        |rig, _| {
+            rig.api.set_container_waiting(
+                NS,
+                POD,
+                "adapter",
+                "ImagePullBackOff",
+                "Back-off pulling image \"registry.example/adapter:nope\"",
+            );
+        },
         "False",
         "AdapterImagePullFailed",
         "Adapter container adapter cannot start: ImagePullBackOff: Back-off pulling image \"registry.example/adapter:nope\"",
+        1,
     );
-    assert_eq!(r.wait_exit(WAIT), 1);
 }
 
 #[test]
 fn config_error_fails_fast() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    rig.api.set_container_waiting(
-        NS,
-        POD,
-        "adapter",
-        "CreateContainerConfigError",
-        "secret \"creds\" not found",
+    reports(
+        |rig, _| {
+            rig.api.set_container_waiting(
+                NS,
+                POD,
+                "adapter",
+                "CreateContainerConfigError",
+                "secret \"creds\" not found",
+            );
+        },
+        "False",
+        "AdapterConfigError",
+        "Adapter container adapter cannot start: CreateContainerConfigError: secret \"creds\" not found",
+        1,
     );
-    rig.expect_condition("False", "AdapterConfigError", "Adapter container adapter cannot start: CreateContainerConfigError: secret \"creds\" not found");
-    assert_eq!(r.wait_exit(WAIT), 1);
 }
 
 #[test]
@@ -321,65 +360,75 @@ fn crash_loop_under_on_failure_waits_for_backoff_limit() {
 
 #[test]
 fn pod_deleted() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    rig.api.delete_pod(NS, POD);
-    rig.expect_condition(
+    reports(
+        |rig, _| {
+            rig.api.delete_pod(NS, POD);
+        },
         "False",
         "AdapterTerminated",
         &format!("Pod {POD} was deleted before the adapter produced a result"),
+        1,
     );
-    assert_eq!(r.wait_exit(WAIT), 1);
 }
 
 #[test]
 fn pod_evicted() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    rig.api.set_pod_phase(
-        NS,
-        POD,
-        "Failed",
-        Some("Evicted"),
-        Some("The node was low on resource: memory."),
-    );
-    rig.expect_condition(
+    reports(
+        |rig, _| {
+            rig.api.set_pod_phase(
+                NS,
+                POD,
+                "Failed",
+                Some("Evicted"),
+                Some("The node was low on resource: memory."),
+            );
+        },
         "False",
         "AdapterTerminated",
-        &format!("Pod {POD} was terminated before the adapter produced a result: Evicted: The node was low on resource: memory."),
+        &format!(
+            "Pod {POD} was terminated before the adapter produced a result: Evicted: The node was low on resource: memory."
+        ),
+        1,
     );
-    assert_eq!(r.wait_exit(WAIT), 1);
 }
 
 #[test]
 fn slowly_written_file_is_not_judged_early() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    let mut f = std::fs::File::create(rig.result_path()).unwrap();
-    f.write_all(br#"{"status":"succ"#).unwrap();
-    f.flush().unwrap();
-    // The reporter has seen the half-written file and holds it as "still being written".
-    r.logs.wait_for(&["result file read", "Writing"], WAIT);
-    f.write_all(br#"ess","reason":"Slow","message":"written in two parts"}"#)
-        .unwrap();
-    drop(f);
-    rig.expect_condition("True", "Slow", "written in two parts");
-    assert_eq!(r.wait_exit(WAIT), 0);
+    reports(
+        |rig, r| {
+            let mut f = std::fs::File::create(rig.result_path()).unwrap();
+            f.write_all(br#"{"status":"succ"#).unwrap();
+            f.flush().unwrap();
+            // The reporter has seen the half-written file and holds it as "still being written".
+            r.logs.wait_for(&["result file read", "Writing"], WAIT);
+            f.write_all(br#"ess","reason":"Slow","message":"written in two parts"}"#)
+                .unwrap();
+            drop(f);
+        },
+        "True",
+        "Slow",
+        "written in two parts",
+        0,
+    );
 }
 
 #[test]
 fn atomic_rename_into_place() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    let tmp = rig.results.join(".adapter-result.json.tmp");
-    std::fs::write(
-        &tmp,
-        r#"{"status":"success","reason":"Renamed","message":"atomic"}"#,
-    )
-    .unwrap();
-    std::fs::rename(&tmp, rig.result_path()).unwrap();
-    rig.expect_condition("True", "Renamed", "atomic");
-    assert_eq!(r.wait_exit(WAIT), 0);
+    reports(
+        |rig, _| {
+            let tmp = rig.results.join(".adapter-result.json.tmp");
+            std::fs::write(
+                &tmp,
+                r#"{"status":"success","reason":"Renamed","message":"atomic"}"#,
+            )
+            .unwrap();
+            std::fs::rename(&tmp, rig.result_path()).unwrap();
+        },
+        "True",
+        "Renamed",
+        "atomic",
+        0,
+    );
 }
 
 #[test]
@@ -427,18 +476,25 @@ fn job_controller_writes_concurrently_and_both_survive() {
 
 #[test]
 fn api_errors_then_recovery() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    // The original lost the outcome after three 500s.
-    rig.api
-        .inject_fault(Fault::status("GET", "/jobs/adapter-job/status", 500, 2));
-    rig.api
-        .inject_fault(Fault::status("PUT", "/jobs/adapter-job/status", 503, 1).retry_after(1));
-    rig.api
-        .inject_fault(Fault::drop("PUT", "/jobs/adapter-job/status", 1));
-    rig.write_result(r#"{"status":"success","reason":"Recovered","message":"after API errors"}"#);
-    rig.expect_condition("True", "Recovered", "after API errors");
-    assert_eq!(r.wait_exit(WAIT), 0);
+    let rig = reports(
+        |rig, _| {
+            // The original lost the outcome after three 500s.
+            rig.api
+                .inject_fault(Fault::status("GET", "/jobs/adapter-job/status", 500, 2));
+            rig.api.inject_fault(
+                Fault::status("PUT", "/jobs/adapter-job/status", 503, 1).retry_after(1),
+            );
+            rig.api
+                .inject_fault(Fault::drop("PUT", "/jobs/adapter-job/status", 1));
+            rig.write_result(
+                r#"{"status":"success","reason":"Recovered","message":"after API errors"}"#,
+            );
+        },
+        "True",
+        "Recovered",
+        "after API errors",
+        0,
+    );
     let failed = rig
         .api
         .requests()
@@ -473,15 +529,17 @@ fn watch_cut_mid_stream_resumes() {
 
 #[test]
 fn sigterm_classic_reports_and_exits() {
-    let rig = Rig::new(Mode::Classic);
-    let mut r = rig.start(Mode::Classic, &[]);
-    r.signal("-TERM");
-    rig.expect_condition(
+    reports(
+        |_, r| {
+            r.signal("-TERM");
+        },
         "False",
         "AdapterTerminated",
-        &format!("Pod {POD} is shutting down (reporter received SIGTERM) before the adapter produced a result"),
+        &format!(
+            "Pod {POD} is shutting down (reporter received SIGTERM) before the adapter produced a result"
+        ),
+        1,
     );
-    assert_eq!(r.wait_exit(WAIT), 1);
 }
 
 #[test]

@@ -44,16 +44,15 @@ fn api_error(result: Result<impl std::fmt::Debug, kube::Error>) -> kube::core::S
     }
 }
 
-fn conditions(job: &Job) -> Vec<(String, String)> {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .map(|cs| {
-            cs.iter()
-                .map(|c| (c.type_.clone(), c.status.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
+/// Asserts the Job's conditions are exactly `want` as (type, status), in order.
+fn assert_conditions(job: &Job, want: &[(&str, &str)]) {
+    let got: Vec<(&str, &str)> = job
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .map(|c| (c.type_.as_str(), c.status.as_str()))
+        .collect();
+    assert_eq!(got, want);
 }
 
 fn complete() -> Value {
@@ -97,13 +96,7 @@ async fn replace_status_writes_the_status() {
         .replace_status("j", &PostParams::default(), &job)
         .await
         .unwrap();
-    assert_eq!(
-        conditions(&written),
-        [
-            ("Complete".into(), "True".into()),
-            ("Available".into(), "True".into())
-        ]
-    );
+    assert_conditions(&written, &[("Complete", "True"), ("Available", "True")]);
     assert_eq!(
         stand.job_condition(NS, "j", "Available").unwrap()["reason"],
         "Checked"
@@ -124,26 +117,14 @@ async fn strategic_patch_merges_conditions_by_type() {
         .patch_status("j", &PatchParams::default(), &Patch::Strategic(&patch))
         .await
         .unwrap();
-    assert_eq!(
-        conditions(&written),
-        [
-            ("Complete".into(), "True".into()),
-            ("Available".into(), "False".into())
-        ]
-    );
+    assert_conditions(&written, &[("Complete", "True"), ("Available", "False")]);
     // Same type again: updated in place, not appended.
     let patch = json!({"status": {"conditions": [available("True")]}});
     let written = jobs
         .patch_status("j", &PatchParams::default(), &Patch::Strategic(&patch))
         .await
         .unwrap();
-    assert_eq!(
-        conditions(&written),
-        [
-            ("Complete".into(), "True".into()),
-            ("Available".into(), "True".into())
-        ]
-    );
+    assert_conditions(&written, &[("Complete", "True"), ("Available", "True")]);
 }
 
 #[tokio::test]
@@ -172,7 +153,7 @@ async fn merge_patch_replaces_the_condition_list() {
         .patch_status("j", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    assert_eq!(conditions(&written), [("Available".into(), "True".into())]);
+    assert_conditions(&written, &[("Available", "True")]);
 }
 
 #[tokio::test]
@@ -202,13 +183,7 @@ async fn json_patch_test_ops_guard_the_write() {
         .patch_status("j", &PatchParams::default(), &Patch::Json::<()>(ops(rv)))
         .await
         .unwrap();
-    assert_eq!(
-        conditions(&written),
-        [
-            ("Complete".into(), "True".into()),
-            ("Available".into(), "True".into())
-        ]
-    );
+    assert_conditions(&written, &[("Complete", "True"), ("Available", "True")]);
 }
 
 #[tokio::test]

@@ -84,6 +84,22 @@ async fn expect(
     (value, send, Request::from_parts(parts, ()))
 }
 
+/// Next request: asserts method and URI (the Job's status), answers `code` with `body`;
+/// returns the request's JSON body.
+async fn answer(api: &mut ApiHandle, method: Method, code: u16, body: &Value) -> Value {
+    let (request, send, _) = expect(api, method, STATUS_URI).await;
+    send.send_response(reply(code, body));
+    request
+}
+
+/// Next request: a PUT of the Job's status, answered 200 with what was put (a successful
+/// write); returns its JSON body.
+async fn echo_put(api: &mut ApiHandle) -> Value {
+    let (body, send, _) = expect(api, Method::PUT, STATUS_URI).await;
+    send.send_response(reply(200, &body));
+    body
+}
+
 fn failure() -> Outcome {
     Outcome {
         success: false,
@@ -134,8 +150,7 @@ async fn get_then_put_keeps_other_conditions() {
 async fn conflict_rereads_and_retries() {
     let (w, mut api, _client) = writer(fast_policy());
     let server = tokio::spawn(async move {
-        let (_, send, _) = expect(&mut api, Method::GET, STATUS_URI).await;
-        send.send_response(reply(200, &job("5", json!([]))));
+        answer(&mut api, Method::GET, 200, &job("5", json!([]))).await;
         let (body, send, _) = expect(&mut api, Method::PUT, STATUS_URI).await;
         assert_eq!(body["metadata"]["resourceVersion"], "5");
         send.send_response(reply(
@@ -144,8 +159,13 @@ async fn conflict_rereads_and_retries() {
         ));
         // Meanwhile the Job controller wrote Complete.
         let complete = json!({"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-21T21:59:59Z"});
-        let (_, send, _) = expect(&mut api, Method::GET, STATUS_URI).await;
-        send.send_response(reply(200, &job("7", json!([complete.clone()]))));
+        answer(
+            &mut api,
+            Method::GET,
+            200,
+            &job("7", json!([complete.clone()])),
+        )
+        .await;
         let (body, send, _) = expect(&mut api, Method::PUT, STATUS_URI).await;
         assert_eq!(body["metadata"]["resourceVersion"], "7");
         assert_eq!(
@@ -173,18 +193,23 @@ async fn server_errors_then_success() {
     let (w, mut api, _client) = writer(fast_policy());
     let server = tokio::spawn(async move {
         for code in [500, 503, 500] {
-            let (_, send, _) = expect(&mut api, Method::GET, STATUS_URI).await;
-            send.send_response(reply(
+            answer(
+                &mut api,
+                Method::GET,
                 code,
                 &status_body(code, "InternalError", "etcd is sad"),
-            ));
+            )
+            .await;
         }
-        let (_, send, _) = expect(&mut api, Method::GET, STATUS_URI).await;
-        send.send_response(reply(200, &job("5", json!([]))));
-        let (_, send, _) = expect(&mut api, Method::PUT, STATUS_URI).await;
-        send.send_response(reply(500, &status_body(500, "InternalError", "again")));
-        let (body, send, _) = expect(&mut api, Method::PUT, STATUS_URI).await;
-        send.send_response(reply(200, &body));
+        answer(&mut api, Method::GET, 200, &job("5", json!([]))).await;
+        answer(
+            &mut api,
+            Method::PUT,
+            500,
+            &status_body(500, "InternalError", "again"),
+        )
+        .await;
+        echo_put(&mut api).await;
     });
     let written = w.write(&failure()).await.unwrap();
     assert_eq!(written.change, Change::Updated);
@@ -201,10 +226,8 @@ async fn too_many_requests_honours_retry_after() {
         resp.headers_mut()
             .insert("retry-after", "1".parse().unwrap());
         send.send_response(resp);
-        let (_, send, _) = expect(&mut api, Method::GET, STATUS_URI).await;
-        send.send_response(reply(200, &job("5", json!([]))));
-        let (body, send, _) = expect(&mut api, Method::PUT, STATUS_URI).await;
-        send.send_response(reply(200, &body));
+        answer(&mut api, Method::GET, 200, &job("5", json!([]))).await;
+        echo_put(&mut api).await;
     });
     let started = std::time::Instant::now();
     w.write(&failure()).await.unwrap();
@@ -252,11 +275,13 @@ async fn transient_errors_give_up_at_the_deadline() {
 async fn not_found_is_permanent_and_clear() {
     let (w, mut api, client) = writer(fast_policy());
     let server = tokio::spawn(async move {
-        let (_, send, _) = expect(&mut api, Method::GET, STATUS_URI).await;
-        send.send_response(reply(
+        answer(
+            &mut api,
+            Method::GET,
             404,
             &status_body(404, "NotFound", "jobs.batch \"job\" not found"),
-        ));
+        )
+        .await;
         // No retry follows.
         assert!(api.next_request().await.is_none());
     });
@@ -274,8 +299,7 @@ async fn not_found_is_permanent_and_clear() {
 async fn forbidden_names_verb_and_resource() {
     let (w, mut api, client) = writer(fast_policy());
     let server = tokio::spawn(async move {
-        let (_, send, _) = expect(&mut api, Method::GET, STATUS_URI).await;
-        send.send_response(reply(200, &job("5", json!([]))));
+        answer(&mut api, Method::GET, 200, &job("5", json!([]))).await;
         let (_, send, _) = expect(&mut api, Method::PUT, STATUS_URI).await;
         let msg = "jobs.batch \"job\" is forbidden: User \"system:serviceaccount:ns:default\" cannot update resource \"jobs/status\" in API group \"batch\" in the namespace \"ns\"";
         send.send_response(reply(403, &status_body(403, "Forbidden", msg)));
@@ -374,10 +398,8 @@ async fn hung_request_times_out_and_is_retried() {
     let server = tokio::spawn(async move {
         // Accept the first GET and never answer it.
         let (_, hung, _) = expect(&mut api, Method::GET, STATUS_URI).await;
-        let (_, send, _) = expect(&mut api, Method::GET, STATUS_URI).await;
-        send.send_response(reply(200, &job("5", json!([]))));
-        let (body, send, _) = expect(&mut api, Method::PUT, STATUS_URI).await;
-        send.send_response(reply(200, &body));
+        answer(&mut api, Method::GET, 200, &job("5", json!([]))).await;
+        echo_put(&mut api).await;
         drop(hung);
     });
     let written = w.write(&failure()).await.unwrap();

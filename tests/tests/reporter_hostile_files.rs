@@ -373,10 +373,22 @@ fn sidecar_with(
     (condition, code, logs)
 }
 
+/// The sidecar's verdict on a hostile file (from [`sidecar_with`]): condition False,
+/// `InvalidResultFormat`, with `needle` in its message; exit 1.
+fn expect_invalid_verdict((c, code, logs): (Value, i32, String), needle: &str) {
+    assert_eq!(c["status"], "False", "{c}\n{logs}");
+    assert_eq!(c["reason"], "InvalidResultFormat", "{c}\n{logs}");
+    assert!(
+        c["message"].as_str().unwrap_or_default().contains(needle),
+        "{c}"
+    );
+    assert_eq!(code, 1, "{logs}");
+}
+
 /// A FIFO at RESULTS_PATH does not block the sidecar: it reports an invalid result.
 #[test]
 fn sidecar_fifo_is_reported_invalid_not_blocking() {
-    let (c, code, logs) = sidecar_with(
+    let verdict = sidecar_with(
         When::Before,
         |dir| {
             let fifo = dir.join("adapter-result.json");
@@ -389,16 +401,7 @@ fn sidecar_fifo_is_reported_invalid_not_blocking() {
         },
         "30",
     );
-    assert_eq!(c["status"], "False", "{c}");
-    assert_eq!(c["reason"], "InvalidResultFormat", "{c}");
-    assert!(
-        c["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("type=fifo"),
-        "{c}"
-    );
-    assert_eq!(code, 1, "{logs}");
+    expect_invalid_verdict(verdict, "type=fifo");
 }
 
 fn sparse_2gib(dir: &Path) -> PathBuf {
@@ -412,16 +415,7 @@ fn sparse_2gib(dir: &Path) -> PathBuf {
 /// The adapter leaves a 2 GiB sparse file: reported as too large at once (close-write).
 #[test]
 fn sidecar_sparse_2gib_is_reported_too_large() {
-    let (c, code, logs) = sidecar_with(When::After, sparse_2gib, "30");
-    assert_eq!(c["reason"], "InvalidResultFormat", "{c}");
-    assert!(
-        c["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("too large"),
-        "{c}"
-    );
-    assert_eq!(code, 1, "{logs}");
+    expect_invalid_verdict(sidecar_with(When::After, sparse_2gib, "30"), "too large");
 }
 
 /// Finding 1 (.readme-parts/hardening-findings.md): a too-large (or empty) file that is
@@ -430,16 +424,7 @@ fn sidecar_sparse_2gib_is_reported_too_large() {
 /// the settle time. With a one-hour max wait the condition must still come within `WAIT`.
 #[test]
 fn sidecar_preexisting_sparse_2gib_is_reported_too_large() {
-    let (c, code, logs) = sidecar_with(When::Before, sparse_2gib, "3600");
-    assert_eq!(c["reason"], "InvalidResultFormat", "{c}\n{logs}");
-    assert!(
-        c["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("too large"),
-        "{c}"
-    );
-    assert_eq!(code, 1, "{logs}");
+    expect_invalid_verdict(sidecar_with(When::Before, sparse_2gib, "3600"), "too large");
 }
 
 /// A result written as a symlink swap (how a Secret/ConfigMap volume updates) is picked up.

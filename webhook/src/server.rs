@@ -176,7 +176,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config)),
     )
     .acceptor(axum_server::accept::NoDelayAcceptor::new());
-    let mut server = axum_server::from_tcp(listener)?
+    let listener = Listener(Some(tokio::net::TcpListener::from_std(listener)?));
+    let mut server = axum_server::Server::<ListenAddr>::from_listener(listener)
         .acceptor(acceptor)
         .handle(handle.clone());
     server
@@ -208,6 +209,49 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     server.serve(app.into_make_service()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The listening address as axum-server sees it; only there to give it a [`Listener`].
+#[derive(Clone, Copy, Debug)]
+struct ListenAddr(SocketAddr);
+
+impl axum_server::Address for ListenAddr {
+    type Stream = tokio::net::TcpStream;
+    type Listener = Listener;
+}
+
+/// The TCP listener. axum-server drops it when the drain starts; it logs once the socket is
+/// closed, so the log line means new connections are now refused.
+struct Listener(Option<tokio::net::TcpListener>);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        drop(self.0.take());
+        tracing::info!("stopped accepting connections; draining");
+    }
+}
+
+impl Listener {
+    fn get(&self) -> std::io::Result<&tokio::net::TcpListener> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("listener already closed"))
+    }
+}
+
+impl axum_server::AddrListener<tokio::net::TcpStream, ListenAddr> for Listener {
+    async fn bind_to(addr: ListenAddr) -> std::io::Result<Self> {
+        Ok(Listener(Some(tokio::net::TcpListener::bind(addr.0).await?)))
+    }
+
+    async fn accept_stream(&self) -> std::io::Result<(tokio::net::TcpStream, ListenAddr)> {
+        let (stream, addr) = self.get()?.accept().await?;
+        Ok((stream, ListenAddr(addr)))
+    }
+
+    fn get_local_addr(&self) -> std::io::Result<ListenAddr> {
+        self.get()?.local_addr().map(ListenAddr)
+    }
 }
 
 async fn shutdown_signal() -> std::io::Result<()> {

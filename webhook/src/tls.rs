@@ -176,15 +176,18 @@ pub fn reload(resolver: &CertResolver, cert: &Path, key: &Path, metrics: &Metric
             if current.key.cert == next.key.cert {
                 return;
             }
-            tracing::info!(serial = %next.serial, not_after = next.not_after, "serving a new TLS certificate");
-            metrics.cert_expiry.set(next.not_after);
+            // Logged after the swap: the line means new handshakes get this certificate.
+            let (serial, not_after) = (next.serial.clone(), next.not_after);
+            metrics.cert_expiry.set(not_after);
             metrics.reload(true);
             resolver.store(next);
+            tracing::info!(%serial, not_after, "serving a new TLS certificate");
         }
         Err(e) => {
             // Secrets are written in steps; a later event usually brings the complete pair.
-            tracing::warn!(error = %e, serial = %resolver.current().serial, "new certificate pair is unusable; keeping the current one");
+            // Counted before the line is logged, so whoever sees the line sees the count.
             metrics.reload(false);
+            tracing::warn!(error = %e, serial = %resolver.current().serial, "new certificate pair is unusable; keeping the current one");
         }
     }
 }

@@ -13,6 +13,7 @@ mod fault;
 pub mod fixtures;
 mod kubeconfig;
 mod kubelet;
+mod logs;
 mod patch;
 pub mod reporter_process;
 mod routes;

@@ -10,14 +10,15 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::StandIn;
 use crate::fixtures::{JobBuilder, PodBuilder};
+pub use crate::logs::Logs;
 
 /// Env vars the reporter reads; [`reporter_command`] clears them so the test runner's
 /// environment cannot leak in.
@@ -59,51 +60,6 @@ pub fn reporter_command(
         .env("LOG_LEVEL", "debug")
         .env("SIDECAR_MODE", "classic");
     cmd
-}
-
-/// Lines the reporter wrote to stderr, observable as they arrive.
-#[derive(Clone, Default)]
-pub struct Logs(Arc<(Mutex<Vec<String>>, Condvar)>);
-
-impl Logs {
-    fn push(&self, line: String) {
-        let (lines, cond) = &*self.0;
-        lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-        cond.notify_all();
-    }
-
-    /// Every line so far, joined with newlines.
-    pub fn text(&self) -> String {
-        self.0
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .join("\n")
-    }
-
-    /// Waits (bounded) for a line containing every one of `parts` and returns it; panics with
-    /// all the lines so far if none arrives within `timeout` (`Duration::ZERO`: look only at
-    /// the lines already there).
-    pub fn wait_for(&self, parts: &[&str], timeout: Duration) -> String {
-        let (lines, cond) = &*self.0;
-        let deadline = Instant::now() + timeout;
-        let mut guard = lines.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(l) = guard.iter().find(|l| parts.iter().all(|p| l.contains(p))) {
-                return l.clone();
-            }
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "no reporter log line containing {parts:?} within {timeout:?}; logs:\n{}",
-                guard.join("\n")
-            );
-            guard = cond
-                .wait_timeout(guard, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
 }
 
 /// A running reporter process (stdin and stdout null, stderr captured into [`Reporter::logs`]);

@@ -5,20 +5,25 @@
 //! trust it; [`SecretDir`] lays a pair out the way the kubelet mounts a Secret (`tls.crt ->
 //! ..data/tls.crt`, rotated by an atomic rename of the `..data` symlink); [`Server`] starts
 //! `serve` on a free loopback port and reads the address from its `listening on ADDR` line
-//! (bounded); [`connect`] opens a TLS connection to it.
+//! (bounded), captures its stderr lines as they arrive ([`Server::wait_for_log`]) and waits
+//! (bounded) for its exit; [`connect`] opens a TLS connection to it.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SerialNumber};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+pub use crate::logs::Logs;
 
 /// A private CA that issues serving certificates for `localhost`.
 pub struct Pki {
@@ -33,6 +38,9 @@ pub struct Pair {
     pub key_pem: String,
     /// The certificate, DER (to compare with what a connection was served).
     pub der: CertificateDer<'static>,
+    /// The serial number as the webhook logs it (lowercase hex bytes joined by `:`), to wait
+    /// for its `serving a new TLS certificate` line.
+    pub serial: String,
 }
 
 impl Default for Pki {
@@ -54,15 +62,25 @@ impl Pki {
 
     /// A new serving pair for `localhost`, signed by the CA.
     pub fn issue(&self) -> Pair {
+        // A serial unique in this process, first byte 0x01 so DER encodes the bytes as they
+        // are (no leading zero stripped or added) and the logged form is predictable.
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let mut serial = vec![0x01];
+        serial.extend_from_slice(&std::process::id().to_be_bytes());
+        serial.extend_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
         let key = KeyPair::generate().expect("key");
-        let cert = CertificateParams::new(vec!["localhost".to_owned()])
-            .expect("params")
-            .signed_by(&key, &self.ca)
-            .expect("sign");
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        let cert = params.signed_by(&key, &self.ca).expect("sign");
         Pair {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
             der: cert.der().clone(),
+            serial: serial
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
         }
     }
 
@@ -140,17 +158,23 @@ impl SecretDir {
     }
 }
 
-/// A running `status-reporter-webhook serve`; killed on drop if not stopped before.
+/// A running `status-reporter-webhook serve`; killed on drop if still running.
 pub struct Server {
-    /// The process (for signals and its exit status).
-    pub child: Child,
     /// The address it listens on (loopback, port chosen by the OS).
     pub addr: SocketAddr,
+    /// Its stderr, line by line, as it arrives.
+    pub logs: Logs,
+    pid: u32,
+    exit: mpsc::Receiver<ExitStatus>,
+    exited: Option<ExitStatus>,
+    /// Drains stderr; joined after exit so every line is in `logs`.
+    reader: Option<JoinHandle<()>>,
 }
 
 impl Server {
     /// Starts `bin serve --listen 127.0.0.1:0 --tls-cert CERT --tls-key KEY` plus `extra`
-    /// arguments (stderr inherited) and waits up to `timeout` for its `listening on ADDR` line.
+    /// arguments (stderr captured into [`Server::logs`]) and waits up to `timeout` for its
+    /// `listening on ADDR` line.
     pub fn start(bin: &Path, secret: &SecretDir, extra: &[&str], timeout: Duration) -> Server {
         let mut child = Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -159,31 +183,102 @@ impl Server {
             .arg("--tls-key")
             .arg(secret.key())
             .args(extra)
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let pid = child.id();
+        let logs = Logs::default();
+        let stderr = child.stderr.take().expect("stderr piped");
+        let sink = logs.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.push(line);
+            }
+        });
         let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut line = String::new();
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let line = rx
-            .recv_timeout(timeout)
-            .expect("server did not print `listening on ADDR` in time");
-        let addr = line
+        let (exit_tx, exit) = mpsc::channel();
+        std::thread::spawn(move || {
+            if let Ok(status) = child.wait() {
+                let _ = exit_tx.send(status);
+            }
+        });
+        let mut server = Server {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            logs,
+            pid,
+            exit,
+            exited: None,
+            reader: Some(reader),
+        };
+        let line = rx.recv_timeout(timeout).unwrap_or_else(|_| {
+            panic!(
+                "server did not print `listening on ADDR` within {timeout:?}; logs:\n{}",
+                server.logs.text()
+            )
+        });
+        server.addr = line
             .trim()
             .strip_prefix("listening on ")
             .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first stdout line {line:?}"));
-        Server { child, addr }
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first stdout line {line:?}; logs:\n{}",
+                    server.logs.text()
+                )
+            });
+        server
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends a signal with `kill` (`sig` as `kill` takes it: `"-TERM"`, `"-INT"`); panics if
+    /// `kill` fails.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig} {} failed", self.pid);
+    }
+
+    /// Waits (bounded) for a stderr line containing every one of `parts` and returns it;
+    /// panics with all the logs if none arrives within `timeout`.
+    pub fn wait_for_log(&self, parts: &[&str], timeout: Duration) -> String {
+        self.logs.wait_for(parts, timeout)
+    }
+
+    /// Waits (bounded) for the process to exit and returns its status; panics with the logs
+    /// if it does not exit within `timeout`. Afterwards `logs` holds all of stderr.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        if self.exited.is_none() {
+            let status = self.exit.recv_timeout(timeout).unwrap_or_else(|_| {
+                panic!(
+                    "server did not exit within {timeout:?}; logs:\n{}",
+                    self.logs.text()
+                )
+            });
+            self.exited = Some(status);
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.exited.expect("exit status recorded above")
     }
 
     /// Resident set size in KiB, from `/proc/PID/status`.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
             .expect("read /proc/PID/status");
         status
             .lines()
@@ -195,8 +290,11 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if self.exited.is_none() && self.exit.try_recv().is_err() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.pid.to_string()])
+                .status();
+        }
     }
 }
 

@@ -91,7 +91,7 @@ fn main() {
     println!(
         "server: {} (pid {}), client: {} connections, TLS 1.3, HTTP/1.1 keep-alive",
         server.addr,
-        server.child.id(),
+        server.pid(),
         options.connections
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()

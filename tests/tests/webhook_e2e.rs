@@ -5,7 +5,7 @@
 
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -13,7 +13,7 @@ use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::CertificateDer;
 use serde_json::Value;
-use stand_in::webhook_process::{Pki, SecretDir, Server, connect};
+use stand_in::webhook_process::{Pair, Pki, SecretDir, Server, connect};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -228,27 +228,26 @@ async fn bad_bodies_get_the_right_answer_and_the_server_keeps_serving() {
     }
 }
 
-/// Retries handshakes (bounded) until `check` accepts the served certificate.
-async fn wait_for_cert(
-    server: &Server,
-    pki: &Pki,
-    what: &str,
-    check: impl Fn(&CertificateDer<'_>) -> bool,
-) {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let tls = connect(
-            server.addr,
-            client_config(pki, &rustls::version::TLS13, b"http/1.1"),
-        )
-        .await
-        .unwrap();
-        if check(&served_cert(&tls)) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// The certificate a new TLS 1.3 connection is served.
+async fn served_now(server: &Server, pki: &Pki) -> CertificateDer<'static> {
+    let tls = connect(
+        server.addr,
+        client_config(pki, &rustls::version::TLS13, b"http/1.1"),
+    )
+    .await
+    .unwrap();
+    served_cert(&tls)
+}
+
+/// Waits (bounded) for the server to log that it now serves `pair`, then checks a new
+/// connection is served it.
+async fn expect_rotated_to(server: &Server, pki: &Pki, pair: &Pair) {
+    server.wait_for_log(&["serving a new TLS certificate", &pair.serial], TIMEOUT);
+    assert_eq!(
+        served_now(server, pki).await,
+        pair.der,
+        "logged as served, but another certificate was"
+    );
 }
 
 async fn metric(server: &Server, pki: &Pki, name: &str) -> f64 {
@@ -264,25 +263,28 @@ async fn rotation_is_served_without_restart_and_a_broken_pair_keeps_the_old() {
     let first = pki.issue();
     let mut secret = SecretDir::new(&first);
     let server = spawn_server(&secret);
-    wait_for_cert(&server, &pki, "the first certificate", |c| *c == first.der).await;
+    assert_eq!(served_now(&server, &pki).await, first.der);
 
     let second = pki.issue();
     secret.write(&second.cert_pem, &second.key_pem);
-    wait_for_cert(&server, &pki, "the rotated certificate", |c| {
-        *c == second.der
-    })
-    .await;
+    expect_rotated_to(&server, &pki, &second).await;
 
     // A pair whose key does not match its certificate: refused, the old one stays.
     let failures = "status_reporter_webhook_certificate_reloads_total{result=\"failure\"}";
     let before = metric(&server, &pki, failures).await;
+    let mark = server.logs.len();
     let third = pki.issue();
     secret.write(&third.cert_pem, &first.key_pem);
-    let deadline = Instant::now() + TIMEOUT;
-    while metric(&server, &pki, failures).await <= before {
-        assert!(Instant::now() < deadline, "the broken pair was never tried");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.logs.wait_for_since(
+        mark,
+        &["new certificate pair is unusable; keeping the current one"],
+        TIMEOUT,
+    );
+    // The failure is counted before it is logged.
+    assert!(
+        metric(&server, &pki, failures).await > before,
+        "the refused pair was not counted"
+    );
     let tls = connect(
         server.addr,
         client_config(&pki, &rustls::version::TLS13, b"http/1.1"),
@@ -299,10 +301,7 @@ async fn rotation_is_served_without_restart_and_a_broken_pair_keeps_the_old() {
 
     // Fixing the Secret brings the new certificate in.
     secret.write(&third.cert_pem, &third.key_pem);
-    wait_for_cert(&server, &pki, "the repaired certificate", |c| {
-        *c == third.der
-    })
-    .await;
+    expect_rotated_to(&server, &pki, &third).await;
 }
 
 #[tokio::test]
@@ -319,30 +318,32 @@ async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
     )
     .await
     .unwrap();
+    // `expect: 100-continue`: the interim answer shows the server has parsed the head and
+    // is reading the body, so the request is in flight before SIGTERM is sent.
     let head = format!(
-        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: {}\r\n\r\n",
         body.len()
     );
     tls.write_all(head.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut interim = [0u8; 25];
+    tokio::time::timeout(TIMEOUT, tls.read_exact(&mut interim))
+        .await
+        .expect("no 100 Continue")
+        .unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
     let (first, rest) = body.split_at(body.len() / 2);
     tls.write_all(first).await.unwrap();
     tls.flush().await.unwrap();
 
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.signal("-TERM");
 
     // The listener closes once the drain starts: new connections are refused.
-    let deadline = Instant::now() + TIMEOUT;
-    while TcpStream::connect(server.addr).await.is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "listener still open after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.wait_for_log(&["stopped accepting connections"], TIMEOUT);
+    assert!(
+        TcpStream::connect(server.addr).await.is_err(),
+        "listener still open after it logged closing"
+    );
 
     // The in-flight request still completes.
     tls.write_all(rest).await.unwrap();
@@ -350,20 +351,19 @@ async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
     let mut response = Vec::new();
     let _ = tokio::time::timeout(TIMEOUT, tls.read_to_end(&mut response)).await;
     let text = String::from_utf8_lossy(&response);
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(text.contains("\"allowed\":true"), "{text}");
+    let logs = || server.logs.text();
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "{text}; logs:\n{}",
+        logs()
+    );
+    assert!(
+        text.contains("\"allowed\":true"),
+        "{text}; logs:\n{}",
+        logs()
+    );
 
-    let deadline = Instant::now() + TIMEOUT;
-    let exit = loop {
-        if let Some(exit) = server.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server did not exit after draining"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let exit = server.wait_exit(TIMEOUT);
     assert_eq!(exit.code(), Some(0));
 }
 

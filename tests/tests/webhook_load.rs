@@ -7,7 +7,6 @@
 //! memory after a burst is not grossly above the level before it (numbers are printed).
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::CertificateDer;
 use serde_json::Value;
 use stand_in::webhook_process::{self, Pki, SecretDir, Server};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 /// Concurrent client connections.
@@ -43,8 +42,9 @@ fn start_server(secret: &SecretDir) -> Server {
         &stand_in::bin::path("status-reporter-webhook"),
         secret,
         &[
+            // Warnings, plus the certificate reloads to wait on (not one line per review).
             "--log-level",
-            "warn",
+            "warn,status_reporter_webhook::tls=info",
             "--log-format",
             "text",
             "--drain-timeout-seconds",
@@ -58,12 +58,44 @@ fn start_server(secret: &SecretDir) -> Server {
 #[derive(Default)]
 struct Tally {
     ok: AtomicU64,
+    /// Woken at every successful request (see [`Tally::wait_ok`]).
+    progress: Notify,
     /// Failures while the server was meant to serve: each one fails the test.
     failures: Mutex<Vec<String>>,
     /// Failures after SIGTERM was sent (refused/closed connections are by design then).
     after_sigterm: AtomicU64,
     /// Distinct serving certificates seen by new connections.
     certs: Mutex<Vec<CertificateDer<'static>>>,
+}
+
+impl Tally {
+    /// Counts one successful request.
+    fn ok(&self) {
+        self.ok.fetch_add(1, Ordering::Relaxed);
+        self.progress.notify_waiters();
+    }
+
+    /// Waits (bounded by `TIMEOUT`) until at least `n` requests have succeeded in total.
+    async fn wait_ok(&self, n: u64) {
+        let wait = async {
+            loop {
+                // Registered before the check, so an increment in between still wakes it.
+                let notified = self.progress.notified();
+                if self.ok.load(Ordering::Relaxed) >= n {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(TIMEOUT, wait)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "only {} of {n} requests succeeded within {TIMEOUT:?}",
+                    self.ok.load(Ordering::Relaxed)
+                )
+            });
+    }
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
@@ -147,7 +179,7 @@ async fn client(
                     break;
                 }
                 post(&mut send, &body).await?;
-                tally.ok.fetch_add(1, Ordering::Relaxed);
+                tally.ok();
             }
             Ok::<_, String>(())
         }
@@ -227,7 +259,7 @@ async fn load_with_rotation_and_sigterm() {
         } else {
             let pair = pki.issue();
             secret.write(&pair.cert_pem, &pair.key_pem);
-            last_valid = Some(pair.der);
+            last_valid = Some(pair);
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -246,55 +278,40 @@ async fn load_with_rotation_and_sigterm() {
     // The reload is asynchronous (inotify): new connections must present the last valid
     // pair within a bounded time, whatever the load did to the timing above.
     let last_valid = last_valid.expect("at least one valid rotation");
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let stream = webhook_process::connect(server.addr, tls.clone())
-            .await
-            .expect("TLS handshake after the rotations");
-        let served = stream
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first().cloned());
-        if served.as_ref() == Some(&last_valid) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server still does not serve the last rotated certificate after {TIMEOUT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server.wait_for_log(
+        &["serving a new TLS certificate", &last_valid.serial],
+        TIMEOUT,
+    );
+    let stream = webhook_process::connect(server.addr, tls.clone())
+        .await
+        .expect("TLS handshake after the rotations");
+    let served = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first().cloned());
+    assert_eq!(
+        served.as_ref(),
+        Some(&last_valid.der),
+        "the server logged serving the last rotated certificate but served another"
+    );
 
     // 3. SIGTERM while clients keep going: the server drains and exits 0.
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = run(stop.clone());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGTERM must land mid-load: wait until every client's worth of requests got through.
+    tally
+        .wait_ok(tally.ok.load(Ordering::Relaxed) + CLIENTS as u64)
+        .await;
     let before_term = tally.ok.load(Ordering::Relaxed);
     sigterm_sent.store(true, Ordering::SeqCst);
-    let pid = server.child.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let (tx, rx) = std::sync::mpsc::channel();
+    server.signal("-TERM");
     let mut server = server;
-    std::thread::spawn(move || {
-        let status = server.child.wait();
-        let _ = tx.send(status);
-    });
-    let exit = tokio::task::spawn_blocking(move || rx.recv_timeout(TIMEOUT))
-        .await
-        .expect("waiter");
-    if exit.is_err() {
-        let _ = Command::new("kill").args(["-KILL", &pid]).status();
-    }
+    // Waited on a blocking thread: the clients keep running on the runtime meanwhile.
+    let exit = tokio::task::spawn_blocking(move || server.wait_exit(TIMEOUT)).await;
     stop.store(true, Ordering::Relaxed);
     join(tasks).await;
-    let exit = exit
-        .expect("server exited within the drain timeout after SIGTERM")
-        .expect("wait for the server");
+    let exit = exit.expect("server exited within the drain timeout after SIGTERM");
 
     let failures = tally.failures.lock().await.clone();
     let after_term = tally.after_sigterm.load(Ordering::Relaxed);

@@ -1,10 +1,12 @@
 //! The real `status-reporter-webhook serve` under sustained load (loopback only, a few
-//! seconds): concurrent TLS clients post AdmissionReviews while the serving certificate is
-//! rotated (and once replaced by a broken pair), then SIGTERM arrives mid-load.
+//! thousand requests, every wait bounded): concurrent TLS clients post AdmissionReviews while
+//! the serving certificate is rotated (and once replaced by a broken pair), then SIGTERM
+//! arrives mid-load.
 //!
 //! Asserted: no request fails before SIGTERM; every answer is a correct review; new
-//! connections get the last rotated certificate (the broken pair is never served); the server exits 0 after draining; resident
-//! memory after a burst is not grossly above the level before it (numbers are printed).
+//! connections get the last rotated certificate (the broken pair is never served); the server
+//! exits 0 after draining; resident memory after a burst is not grossly above the level
+//! before it (numbers are printed).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,8 +27,13 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 const CLIENTS: usize = 8;
 /// Requests per connection before reconnecting (so new handshakes see rotated certificates).
 const PER_CONNECTION: usize = 25;
-/// Length of the measured burst and of the rotation phase.
-const BURST: Duration = Duration::from_secs(2);
+/// Successful requests in the warm-up burst.
+const WARMUP_REQUESTS: u64 = 400;
+/// Certificate rotations in the measured burst (the fourth one writes a broken pair).
+const ROTATIONS: u32 = 10;
+/// Successful requests between two rotations: phases are counted in requests, not timed, so
+/// every rotation happens under load however fast or slow the machine is.
+const REQUESTS_PER_ROTATION: u64 = 200;
 
 /// A client config trusting `pki`, HTTP/1.1, full handshakes only: a resumed session reports
 /// the certificate of the session it resumed, which would hide whether the server serves the
@@ -238,22 +245,23 @@ async fn load_with_rotation_and_sigterm() {
     // 1. Warm-up burst (allocator arenas, TLS session caches, lazy statics), then a baseline.
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = run(stop.clone());
-    tokio::time::sleep(BURST / 2).await;
+    tally.wait_ok(WARMUP_REQUESTS).await;
     stop.store(true, Ordering::Relaxed);
     join(tasks).await;
     let rss_before = server.rss_kib();
     let warmup = tally.ok.load(Ordering::Relaxed);
 
-    // 2. The measured burst, with the certificate rotated every 200 ms and one broken pair.
+    // 2. The measured burst, with the certificate rotated every REQUESTS_PER_ROTATION
+    //    successful requests, once to a broken pair.
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let tasks = run(stop.clone());
-    let mut rotations = 0;
     let mut last_valid = None;
-    while started.elapsed() < BURST {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        rotations += 1;
-        if rotations == 4 {
+    for rotation in 1..=ROTATIONS {
+        tally
+            .wait_ok(tally.ok.load(Ordering::Relaxed) + REQUESTS_PER_ROTATION)
+            .await;
+        if rotation == 4 {
             // A half-written Secret: the server must keep serving the current pair.
             secret.write("-----BEGIN CERTIFICATE-----\nbroken\n", "not a key");
         } else {
@@ -317,7 +325,7 @@ async fn load_with_rotation_and_sigterm() {
     let after_term = tally.after_sigterm.load(Ordering::Relaxed);
     eprintln!(
         "webhook load: {burst} reviews in {burst_secs:.2}s ({:.0}/s) over {CLIENTS} connections; \
-         {rotations} rotations (1 broken), {certs_seen} certificates served; \
+         {ROTATIONS} rotations (1 broken), {certs_seen} certificates served; \
          VmRSS before burst {rss_before} KiB, after {rss_after} KiB; \
          {} ok in the SIGTERM phase before the signal, {after_term} client(s) cut off after it",
         burst as f64 / burst_secs,

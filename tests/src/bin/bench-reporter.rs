@@ -158,7 +158,9 @@ fn one_run(
             .then_some(())
     });
     if let Some(probe) = idle_probe {
-        // Waiting with nothing happening: count the reporter's wake-ups.
+        // Waiting with nothing happening: count the reporter's wake-ups over a fixed idle
+        // window. The sleep is the measurement (there is no event to wait for: the point is
+        // that none happens).
         let window = Duration::from_secs(2);
         let before = context_switches(pid);
         std::thread::sleep(window);

@@ -341,6 +341,8 @@ impl Client {
                 let mut samples = Vec::with_capacity(total as usize);
                 for n in 0..total {
                     let scheduled = first + per_connection * n as u32;
+                    // Open-loop pacing: sleeping until the scheduled send time is the
+                    // fixed request rate under measurement, not a wait for an event.
                     // On time: count from when the timer fired (tokio's timer has 1 ms
                     // granularity; its lateness is the client's, not the server's). Behind
                     // schedule because the previous answer was slow: count from the

@@ -15,6 +15,7 @@ mod kubeconfig;
 mod kubelet;
 mod logs;
 mod patch;
+pub mod process;
 pub mod reporter_process;
 mod routes;
 mod selector;

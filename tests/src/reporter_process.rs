@@ -7,11 +7,8 @@
 //! directory and a kubeconfig, ready to start the sidecar against. Every wait is bounded and
 //! waits on the event itself (a log line, an exit, a stand-in change) — never a sleep.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -19,6 +16,7 @@ use serde_json::Value;
 use crate::StandIn;
 use crate::fixtures::{JobBuilder, PodBuilder};
 pub use crate::logs::Logs;
+use crate::process::Process;
 
 /// Env vars the reporter reads; [`reporter_command`] clears them so the test runner's
 /// environment cannot leak in.
@@ -65,80 +63,37 @@ pub fn reporter_command(
 /// A running reporter process (stdin and stdout null, stderr captured into [`Reporter::logs`]);
 /// killed on drop if still running.
 pub struct Reporter {
-    pid: u32,
-    exit: mpsc::Receiver<ExitStatus>,
-    exited: Option<ExitStatus>,
     /// Its stderr, line by line.
     pub logs: Logs,
-    /// Drains stderr; joined after exit so every line is in `logs`.
-    reader: Option<JoinHandle<()>>,
+    process: Process,
 }
 
 impl Reporter {
     /// Starts `cmd` (see [`reporter_command`]); panics if it cannot be started.
     pub fn spawn(mut cmd: Command) -> Reporter {
-        let mut child: Child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start status-reporter");
-        let pid = child.id();
-        let logs = Logs::default();
-        let stderr = child.stderr.take().expect("stderr piped");
-        let sink = logs.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.push(line);
-            }
-        });
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            if let Ok(status) = child.wait() {
-                let _ = tx.send(status);
-            }
-        });
+        let process = Process::spawn(cmd.stdout(Stdio::null()), "status-reporter");
         Reporter {
-            pid,
-            exit: rx,
-            exited: None,
-            logs,
-            reader: Some(reader),
+            logs: process.logs.clone(),
+            process,
         }
     }
 
     /// The process id (e.g. to read `/proc/<pid>`).
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.process.pid()
     }
 
-    /// Sends a signal with `kill` (`sig` as `kill` takes it: `"-TERM"`, `"-INT"`); panics if
-    /// `kill` fails.
+    /// Sends a signal (see [`Process::signal`]).
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {sig} {} failed", self.pid);
+        self.process.signal(sig);
     }
 
     /// Waits (bounded) for the process to exit; returns its exit code. Panics with the logs
     /// if it does not exit in time or dies by a signal. Afterwards `logs` holds all of stderr.
     pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
-        if self.exited.is_none() {
-            let status = self.exit.recv_timeout(timeout).unwrap_or_else(|_| {
-                panic!(
-                    "reporter did not exit within {timeout:?}; logs:\n{}",
-                    self.logs.text()
-                )
-            });
-            self.exited = Some(status);
-        }
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        self.exited
-            .and_then(|s| s.code())
+        self.process
+            .wait_exit(timeout)
+            .code()
             .unwrap_or_else(|| panic!("killed by a signal; logs:\n{}", self.logs.text()))
     }
 
@@ -150,26 +105,7 @@ impl Reporter {
 
     /// Whether the process has not exited yet (does not wait).
     pub fn still_running(&mut self) -> bool {
-        if self.exited.is_some() {
-            return false;
-        }
-        match self.exit.try_recv() {
-            Ok(s) => {
-                self.exited = Some(s);
-                false
-            }
-            Err(_) => true,
-        }
-    }
-}
-
-impl Drop for Reporter {
-    fn drop(&mut self) {
-        if self.still_running() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &self.pid.to_string()])
-                .status();
-        }
+        self.process.still_running()
     }
 }
 

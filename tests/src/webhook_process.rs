@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SerialNumber};
@@ -24,6 +23,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 pub use crate::logs::Logs;
+use crate::process::Process;
 
 /// A private CA that issues serving certificates for `localhost`.
 pub struct Pki {
@@ -164,11 +164,7 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Its stderr, line by line, as it arrives.
     pub logs: Logs,
-    pid: u32,
-    exit: mpsc::Receiver<ExitStatus>,
-    exited: Option<ExitStatus>,
-    /// Drains stderr; joined after exit so every line is in `logs`.
-    reader: Option<JoinHandle<()>>,
+    process: Process,
 }
 
 impl Server {
@@ -176,47 +172,28 @@ impl Server {
     /// arguments (stderr captured into [`Server::logs`]) and waits up to `timeout` for its
     /// `listening on ADDR` line.
     pub fn start(bin: &Path, secret: &SecretDir, extra: &[&str], timeout: Duration) -> Server {
-        let mut child = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .arg("--tls-cert")
-            .arg(secret.cert())
-            .arg("--tls-key")
-            .arg(secret.key())
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let pid = child.id();
-        let logs = Logs::default();
-        let stderr = child.stderr.take().expect("stderr piped");
-        let sink = logs.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.push(line);
-            }
-        });
-        let stdout = child.stdout.take().expect("stdout piped");
+        let mut process = Process::spawn(
+            Command::new(bin)
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .arg("--tls-cert")
+                .arg(secret.cert())
+                .arg("--tls-key")
+                .arg(secret.key())
+                .args(extra)
+                .stdout(Stdio::piped()),
+            &format!("{} serve", bin.display()),
+        );
+        let stdout = process.take_stdout().expect("stdout piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut line = String::new();
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let (exit_tx, exit) = mpsc::channel();
-        std::thread::spawn(move || {
-            if let Ok(status) = child.wait() {
-                let _ = exit_tx.send(status);
-            }
-        });
         let mut server = Server {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            logs,
-            pid,
-            exit,
-            exited: None,
-            reader: Some(reader),
+            logs: process.logs.clone(),
+            process,
         };
         let line = rx.recv_timeout(timeout).unwrap_or_else(|_| {
             panic!(
@@ -239,17 +216,12 @@ impl Server {
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.process.pid()
     }
 
-    /// Sends a signal with `kill` (`sig` as `kill` takes it: `"-TERM"`, `"-INT"`); panics if
-    /// `kill` fails.
+    /// Sends a signal (see [`Process::signal`]).
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {sig} {} failed", self.pid);
+        self.process.signal(sig);
     }
 
     /// Waits (bounded) for a stderr line containing every one of `parts` and returns it;
@@ -258,43 +230,15 @@ impl Server {
         self.logs.wait_for(parts, timeout)
     }
 
-    /// Waits (bounded) for the process to exit and returns its status; panics with the logs
-    /// if it does not exit within `timeout`. Afterwards `logs` holds all of stderr.
+    /// Waits (bounded) for the process to exit and returns its status (see
+    /// [`Process::wait_exit`]).
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        if self.exited.is_none() {
-            let status = self.exit.recv_timeout(timeout).unwrap_or_else(|_| {
-                panic!(
-                    "server did not exit within {timeout:?}; logs:\n{}",
-                    self.logs.text()
-                )
-            });
-            self.exited = Some(status);
-        }
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        self.exited.expect("exit status recorded above")
+        self.process.wait_exit(timeout)
     }
 
     /// Resident set size in KiB, from `/proc/PID/status`.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .expect("read /proc/PID/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/PID/status")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.exited.is_none() && self.exit.try_recv().is_err() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &self.pid.to_string()])
-                .status();
-        }
+        self.process.rss_kib()
     }
 }
 

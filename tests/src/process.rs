@@ -1,0 +1,138 @@
+//! [`Process`]: a real binary under test, running as a child process. Its stderr lines are
+//! observable as they arrive ([`Process::logs`]), its exit is waited on with a bound, it takes
+//! signals, and it is killed on drop, so a failing test never leaves it behind.
+//! `reporter_process` and `webhook_process` build their harnesses on it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::logs::Logs;
+
+/// A running child process (stdin null, stderr captured into [`Process::logs`], stdout as
+/// the caller configured it); killed on drop if still running.
+pub struct Process {
+    /// What it is, for panic messages (e.g. `status-reporter`).
+    what: String,
+    pid: u32,
+    /// Its stderr, line by line, as it arrives.
+    pub logs: Logs,
+    stdout: Option<ChildStdout>,
+    exit: mpsc::Receiver<ExitStatus>,
+    exited: Option<ExitStatus>,
+    /// Drains stderr; joined after exit so every line is in `logs`.
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Process {
+    /// Starts `cmd`; panics naming `what` if it cannot be started.
+    pub fn spawn(cmd: &mut Command, what: &str) -> Process {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let pid = child.id();
+        let logs = Logs::default();
+        let stderr = child.stderr.take().expect("stderr piped");
+        let sink = logs.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.push(line);
+            }
+        });
+        let stdout = child.stdout.take();
+        // A thread owns the child and reports its exit: waits below are bounded channel receives.
+        let (tx, exit) = mpsc::channel();
+        std::thread::spawn(move || {
+            if let Ok(status) = child.wait() {
+                let _ = tx.send(status);
+            }
+        });
+        Process {
+            what: what.to_owned(),
+            pid,
+            logs,
+            stdout,
+            exit,
+            exited: None,
+            reader: Some(reader),
+        }
+    }
+
+    /// Its stdout, if the command piped it (once).
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.stdout.take()
+    }
+
+    /// The process id (e.g. to read `/proc/<pid>`).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends a signal with `kill` (`sig` as `kill` takes it: `"-TERM"`, `"-INT"`); panics if
+    /// `kill` fails.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig} {} failed", self.pid);
+    }
+
+    /// Waits (bounded) for the process to exit and returns its status; panics with the logs
+    /// if it does not exit within `timeout`. Afterwards `logs` holds all of stderr.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let status = match self.exited {
+            Some(status) => status,
+            None => {
+                let status = self.exit.recv_timeout(timeout).unwrap_or_else(|_| {
+                    panic!(
+                        "{} did not exit within {timeout:?}; logs:\n{}",
+                        self.what,
+                        self.logs.text()
+                    )
+                });
+                self.exited = Some(status);
+                status
+            }
+        };
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        status
+    }
+
+    /// Whether the process has not exited yet (does not wait).
+    pub fn still_running(&mut self) -> bool {
+        if self.exited.is_none()
+            && let Ok(status) = self.exit.try_recv()
+        {
+            self.exited = Some(status);
+        }
+        self.exited.is_none()
+    }
+
+    /// Resident set size in KiB, from `/proc/PID/status`.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.still_running() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.pid.to_string()])
+                .status();
+        }
+    }
+}

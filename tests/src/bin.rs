@@ -18,8 +18,9 @@ fn package_of(name: &str) -> (&'static str, &'static str) {
     match name {
         "status-reporter" => ("status-reporter", "STATUS_REPORTER_BIN"),
         "status-reporter-webhook" => ("status-reporter-webhook", "STATUS_REPORTER_WEBHOOK_BIN"),
+        "control-plane" => ("status-reporter-tests", "STATUS_REPORTER_CONTROL_PLANE_BIN"),
         other => panic!(
-            "stand-in: unknown binary {other:?}; accepted: \"status-reporter\", \"status-reporter-webhook\""
+            "stand-in: unknown binary {other:?}; accepted: \"status-reporter\", \"status-reporter-webhook\", \"control-plane\""
         ),
     }
 }

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bin;
+pub mod control_plane;
 mod fault;
 pub mod fixtures;
 mod kubeconfig;

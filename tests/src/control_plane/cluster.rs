@@ -1,0 +1,236 @@
+//! [`Cluster`]: what a test sees of the shared control plane — its admin kubeconfig, clients,
+//! `kubectl`, a namespace per test, and kubeconfigs for ServiceAccounts.
+
+use std::collections::BTreeMap;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+
+use super::{Release, binaries, components, shared};
+
+/// The shared control plane, as one test process sees it.
+pub struct Cluster {
+    /// Which release runs.
+    pub release: Release,
+    /// The run directory (kubeconfig, PKI, component logs).
+    pub run_dir: PathBuf,
+    /// Admin (`system:masters`) kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The directory with `kubectl` & co.
+    pub bin_dir: PathBuf,
+    /// Held for the life of the process: its end tells the supervisor we are gone.
+    _connection: UnixStream,
+}
+
+impl Cluster {
+    /// The control plane of `STATUS_REPORTER_K8S_RELEASE` (`current` unless set to `oldest`),
+    /// started (or joined) once per process.
+    ///
+    /// Panics when it cannot start — also outside CI: a suite that needs the real API server
+    /// never passes by skipping. The message names the cause, and, when the binaries are
+    /// missing, the one command that builds them.
+    pub fn shared() -> &'static Cluster {
+        static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+        let result = CLUSTER.get_or_init(|| {
+            let release = std::env::var("STATUS_REPORTER_K8S_RELEASE")
+                .map_or(Ok(Release::Current), |r| Release::parse(&r))?;
+            Cluster::connect(release)
+        });
+        match result {
+            Ok(c) => c,
+            Err(e) => panic!("cannot start the real control plane: {e}"),
+        }
+    }
+
+    /// Joins (or starts) the shared control plane of `release`; for tools that report errors
+    /// themselves. Tests use [`Cluster::shared`].
+    pub fn connect(release: Release) -> Result<Cluster, String> {
+        let (connection, run_dir) = shared::connect(release)?;
+        Ok(Cluster {
+            release,
+            kubeconfig: run_dir.join("kubeconfig"),
+            bin_dir: binaries::bin_dir(release)?,
+            run_dir,
+            _connection: connection,
+        })
+    }
+
+    /// An admin client (a new one per call: each test runs its own tokio runtime).
+    pub async fn client(&self) -> kube::Client {
+        components::admin_client(&self.kubeconfig)
+            .await
+            .unwrap_or_else(|e| panic!("admin client: {e}"))
+    }
+
+    /// A command for one of the control plane's binaries (`kubectl`, `helm`), with
+    /// `KUBECONFIG` set to the admin kubeconfig.
+    pub fn command(&self, name: &str) -> Command {
+        let mut cmd = Command::new(self.bin_dir.join(name));
+        cmd.env("KUBECONFIG", &self.kubeconfig);
+        cmd
+    }
+
+    /// `kubectl` against the cluster as admin.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = self.command("kubectl");
+        // Bounded: a hung request fails the test instead of hanging it.
+        cmd.arg("--request-timeout=60s");
+        cmd
+    }
+
+    /// Runs `kubectl args…` (stdin from `input` if given); returns (success, stdout, stderr).
+    pub fn kubectl_run(&self, args: &[&str], input: Option<&str>) -> (bool, String, String) {
+        run(self.kubectl().args(args), input)
+    }
+
+    /// A new namespace for one test, named `<prefix>-<random>`, with `labels`; returns once
+    /// its `default` ServiceAccount exists (pods cannot be created before).
+    pub async fn namespace(
+        &self,
+        client: &kube::Client,
+        prefix: &str,
+        labels: &[(&str, &str)],
+    ) -> TestNamespace {
+        let api: Api<Namespace> = Api::all(client.clone());
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{prefix}-")),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect::<BTreeMap<_, _>>(),
+                ),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        let created = api
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap_or_else(|e| panic!("create namespace {prefix}-*: {e}"));
+        let name = created.metadata.name.expect("a created namespace has a name");
+        if self.release == Release::Current {
+            let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+            let made = kube::runtime::wait::await_condition(sas, "default", |sa: Option<&ServiceAccount>| {
+                sa.is_some()
+            });
+            tokio::time::timeout(Duration::from_secs(60), made)
+                .await
+                .unwrap_or_else(|_| panic!("namespace {name}: no default ServiceAccount within 60 s"))
+                .unwrap_or_else(|e| panic!("namespace {name}: watching ServiceAccounts: {e}"));
+        }
+        TestNamespace { name }
+    }
+
+    /// Writes a kubeconfig in `dir` that authenticates as ServiceAccount `namespace/name` with
+    /// a token from the TokenRequest API (one hour), as a pod's projected token would.
+    pub async fn service_account_kubeconfig(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+        dir: &Path,
+    ) -> PathBuf {
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: vec![components::ISSUER.to_owned()],
+                expiration_seconds: Some(3600),
+                ..TokenRequestSpec::default()
+            },
+            ..TokenRequest::default()
+        };
+        let token: TokenRequest = sas
+            .create_subresource(
+                "token",
+                name,
+                &PostParams::default(),
+                &request,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("TokenRequest for {namespace}/{name}: {e}"));
+        let token = token.status.expect("a TokenRequest answer has a status").token;
+        let text = format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: {server}
+    certificate-authority: {ca}
+users:
+- name: {name}
+  user:
+    token: {token}
+contexts:
+- name: {name}
+  context:
+    cluster: test
+    user: {name}
+    namespace: {namespace}
+current-context: {name}
+",
+            server = self.server(),
+            ca = self.run_dir.join("pki/ca.crt").display(),
+        );
+        let path = dir.join(format!("kubeconfig-{namespace}-{name}"));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        path
+    }
+
+    /// The API server's URL (`https://127.0.0.1:PORT`).
+    pub fn server(&self) -> String {
+        let text = std::fs::read_to_string(&self.kubeconfig).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("server: "))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The CA that signed the API server's certificate, PEM path.
+    pub fn ca_file(&self) -> PathBuf {
+        self.run_dir.join("pki/ca.crt")
+    }
+}
+
+/// A namespace made for one test.
+#[derive(Debug, Clone)]
+pub struct TestNamespace {
+    /// Its name.
+    pub name: String,
+}
+
+/// Runs `cmd` with `input` on stdin; returns (success, stdout, stderr).
+pub(crate) fn run(cmd: &mut Command, input: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("stdin piped");
+        let input = input.to_owned();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,274 @@
+//! Starting and stopping the components — etcd, kube-apiserver, kube-controller-manager — on
+//! loopback, each logging to a file in the run directory. Used by the supervisor only.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::Api;
+use tokio::process::{Child, Command};
+
+use super::{Release, pki};
+
+/// How long the API server may take to become ready (a cold start on 2 loaded cores takes
+/// about 10 s; bootstrap RBAC and priority classes are written on first start).
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The service-account token issuer (and audience) of the test cluster.
+pub(crate) const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// The running components.
+pub(crate) struct Components {
+    children: Vec<(&'static str, Child)>,
+    /// `kubeconfig` (admin, `system:masters`) in the run directory.
+    pub kubeconfig: PathBuf,
+}
+
+/// Starts etcd, the API server and (where built) the controller manager in `run`, and waits
+/// until the API server is ready and the controller manager works (it created the `default`
+/// ServiceAccount).
+pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Components, String> {
+    let pki_dir = run.join("pki");
+    std::fs::create_dir_all(&pki_dir).map_err(|e| format!("{}: {e}", pki_dir.display()))?;
+    let pki = pki::write(&pki_dir)?;
+    let [etcd_client, etcd_peer, apiserver_port] = free_ports()?;
+    let server = format!("https://127.0.0.1:{apiserver_port}");
+    let mut components = Components {
+        children: Vec::new(),
+        kubeconfig: write_kubeconfig(run, "kubeconfig", &server, &pki_dir, "admin", &pki.admin)?,
+    };
+    let kcm_kubeconfig = write_kubeconfig(
+        run,
+        "controller-manager.kubeconfig",
+        &server,
+        &pki_dir,
+        "controller-manager",
+        &pki.controller_manager,
+    )?;
+
+    let etcd_url = format!("http://127.0.0.1:{etcd_client}");
+    let peer_url = format!("http://127.0.0.1:{etcd_peer}");
+    components.spawn(
+        "etcd",
+        bin,
+        run,
+        &[
+            "--name=default".into(),
+            format!("--data-dir={}", run.join("etcd").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster=default={peer_url}"),
+            // Throwaway data: no fsync keeps etcd from dominating a 2-core machine.
+            "--unsafe-no-fsync".into(),
+            "--log-level=warn".into(),
+        ],
+    )?;
+
+    let mut apiserver = vec![
+        format!("--etcd-servers={etcd_url}"),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        format!("--secure-port={apiserver_port}"),
+        format!("--tls-cert-file={}", pki.serving_cert.display()),
+        format!("--tls-private-key-file={}", pki.serving_key.display()),
+        format!("--client-ca-file={}", pki.ca_cert.display()),
+        format!("--service-account-issuer={ISSUER}"),
+        format!("--service-account-key-file={}", pki.sa_pub.display()),
+        format!("--service-account-signing-key-file={}", pki.sa_key.display()),
+        "--service-cluster-ip-range=10.0.0.0/24".into(),
+        "--authorization-mode=Node,RBAC".into(),
+        // On top of the default plugins (which already include most of these): the admission
+        // chain users have, named so a change of defaults cannot silently drop one.
+        "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,MutatingAdmissionPolicy".into(),
+        // Nothing to reconcile without nodes; saves CPU on a small machine.
+        "--endpoint-reconciler-type=none".into(),
+        "--enable-priority-and-fairness=false".into(),
+        "--profiling=false".into(),
+    ];
+    if release == Release::Oldest {
+        // 1.33: MutatingAdmissionPolicy is alpha (v1alpha1, behind its gate).
+        apiserver.push("--feature-gates=MutatingAdmissionPolicy=true".into());
+        apiserver.push("--runtime-config=admissionregistration.k8s.io/v1alpha1=true".into());
+    }
+    components.spawn("kube-apiserver", bin, run, &apiserver)?;
+
+    let client = admin_client(&components.kubeconfig).await?;
+    components.wait_ready(&client).await?;
+
+    if bin.join("kube-controller-manager").is_file() {
+        components.spawn(
+            "kube-controller-manager",
+            bin,
+            run,
+            &[
+                format!("--kubeconfig={}", kcm_kubeconfig.display()),
+                // Each controller acts as its own ServiceAccount with its bootstrap RBAC, as
+                // on real clusters.
+                "--use-service-account-credentials=true".into(),
+                "--controllers=job-controller,cronjob-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,pod-garbage-collector-controller,ttl-after-finished-controller".into(),
+                format!("--service-account-private-key-file={}", pki.sa_key.display()),
+                format!("--root-ca-file={}", pki.ca_cert.display()),
+                "--leader-elect=false".into(),
+                "--secure-port=0".into(),
+            ],
+        )?;
+        // The controller manager is up when its ServiceAccount controller made `default`.
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+        let made = kube::runtime::wait::await_condition(sas, "default", |sa: Option<&ServiceAccount>| {
+            sa.is_some()
+        });
+        match tokio::time::timeout(READY_TIMEOUT, made).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("watching for the default ServiceAccount: {e}")),
+            Err(_) => {
+                return Err(format!(
+                    "kube-controller-manager did not create the default ServiceAccount within {READY_TIMEOUT:?}{}",
+                    components.exited().await
+                ));
+            }
+        }
+    }
+    Ok(components)
+}
+
+impl Components {
+    fn spawn(&mut self, name: &'static str, bin: &Path, run: &Path, args: &[String]) -> Result<(), String> {
+        let log_path = run.join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log2 = log.try_clone().map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let child = Command::new(bin.join(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.join(name).display()))?;
+        self.children.push((name, child));
+        Ok(())
+    }
+
+    /// The process ids of the components (recorded so a later supervisor can clean up after a
+    /// killed one).
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.children.iter().filter_map(|(_, c)| c.id()).collect()
+    }
+
+    async fn wait_ready(&mut self, client: &kube::Client) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        let mut last;
+        loop {
+            let req = http::Request::get("/readyz").body(Vec::new()).map_err(|e| e.to_string())?;
+            match tokio::time::timeout(Duration::from_secs(5), client.request_text(req)).await {
+                Ok(Ok(body)) if body.trim() == "ok" => return Ok(()),
+                Ok(Ok(body)) => last = body,
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = "timed out".into(),
+            }
+            let exited = self.exited().await;
+            if !exited.is_empty() {
+                return Err(format!("the control plane did not start{exited}"));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "kube-apiserver was not ready within {READY_TIMEOUT:?}; last /readyz: {last}"
+                ));
+            }
+            // The API server offers no readiness event to wait on; /readyz is the probe the
+            // kubelet itself polls.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Components that exited, with their exit status (empty when all run).
+    async fn exited(&mut self) -> String {
+        let mut out = String::new();
+        for (name, child) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                out.push_str(&format!("; {name} exited ({status}), see {name}.log"));
+            }
+        }
+        out
+    }
+
+    /// Stops every component, newest first (SIGKILL: the data is thrown away).
+    pub(crate) async fn stop(mut self) {
+        while let Some((_, mut child)) = self.children.pop() {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+/// An admin client from `kubeconfig`.
+pub(crate) async fn admin_client(kubeconfig: &Path) -> Result<kube::Client, String> {
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| e.to_string())?,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .map_err(|e| format!("kubeconfig {}: {e}", kubeconfig.display()))?;
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// Three distinct free loopback ports (bound, then released for the components to take).
+fn free_ports() -> Result<[u16; 3], String> {
+    let listeners = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("no free loopback port: {e}"))?;
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    Ok([ports[0], ports[1], ports[2]])
+}
+
+/// Writes a kubeconfig for a client-certificate user (files next to it, absolute paths).
+fn write_kubeconfig(
+    run: &Path,
+    name: &str,
+    server: &str,
+    pki_dir: &Path,
+    user: &str,
+    (cert, key): &(String, String),
+) -> Result<PathBuf, String> {
+    let put = |file: String, text: &str| -> Result<PathBuf, String> {
+        let path = pki_dir.join(file);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(path)
+    };
+    let cert = put(format!("{user}.crt"), cert)?;
+    let key = put(format!("{user}.key"), key)?;
+    let text = format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: {server}
+    certificate-authority: {ca}
+users:
+- name: {user}
+  user:
+    client-certificate: {cert}
+    client-key: {key}
+contexts:
+- name: {user}
+  context:
+    cluster: test
+    user: {user}
+    namespace: default
+current-context: {user}
+",
+        ca = pki_dir.join("ca.crt").display(),
+        cert = cert.display(),
+        key = key.display(),
+    );
+    let path = run.join(name);
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}

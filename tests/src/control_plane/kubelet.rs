@@ -1,0 +1,257 @@
+//! Playing the kubelet on the real API server: no container runtime runs here, so the test
+//! writes pod status through the `pods/status` subresource, as a node would — containers
+//! running, a container terminated with an exit code, the pod's phase.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, Pod, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use kube::runtime::watcher;
+
+/// Waits (bounded) until the Job controller has created at least `n` pods for Job `job` in
+/// `namespace`; returns them oldest first.
+pub async fn wait_for_pods(
+    client: &kube::Client,
+    namespace: &str,
+    job: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<Pod> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("batch.kubernetes.io/job-name={job}");
+    let list = || async {
+        let mut pods = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .unwrap_or_else(|e| panic!("list pods of {namespace}/{job}: {e}"))
+            .items;
+        pods.sort_by(|a, b| {
+            a.metadata
+                .creation_timestamp
+                .cmp(&b.metadata.creation_timestamp)
+                .then(a.metadata.name.cmp(&b.metadata.name))
+        });
+        pods
+    };
+    let wait = async {
+        use futures::StreamExt;
+        let mut events = std::pin::pin!(watcher(
+            api.clone(),
+            watcher::Config::default().labels(&selector)
+        ));
+        loop {
+            let pods = list().await;
+            if pods.len() >= n {
+                return pods;
+            }
+            // Any pod event: look again.
+            if events.next().await.is_none() {
+                panic!("pod watch of {namespace}/{job} ended");
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait).await.unwrap_or_else(|_| {
+        panic!("the Job controller did not create {n} pod(s) for {namespace}/{job} within {timeout:?}")
+    })
+}
+
+/// Applies `change` to the pod's status with a read-modify-write (retried on 409: the Job
+/// controller updates the pod too, e.g. its finalizer).
+pub async fn update_status(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    change: impl Fn(&Pod, &mut PodStatus),
+) -> Pod {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    for _ in 0..20 {
+        let mut current = api
+            .get(pod)
+            .await
+            .unwrap_or_else(|e| panic!("get pod {namespace}/{pod}: {e}"));
+        let mut status = current.status.clone().unwrap_or_default();
+        change(&current, &mut status);
+        current.status = Some(status);
+        match api.replace_status(pod, &PostParams::default(), &current).await {
+            Ok(p) => return p,
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => panic!("update status of pod {namespace}/{pod}: {e}"),
+        }
+    }
+    panic!("update status of pod {namespace}/{pod}: still conflicting after 20 tries")
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+fn status_of(name: &str, image: &str, state: ContainerState) -> ContainerStatus {
+    let running = state.running.is_some();
+    ContainerStatus {
+        name: name.to_owned(),
+        image: image.to_owned(),
+        image_id: String::new(),
+        ready: running,
+        started: Some(running),
+        restart_count: 0,
+        state: Some(state),
+        ..ContainerStatus::default()
+    }
+}
+
+fn running() -> ContainerState {
+    ContainerState {
+        running: Some(ContainerStateRunning {
+            started_at: Some(now()),
+        }),
+        ..ContainerState::default()
+    }
+}
+
+/// Sets `container`'s state in the right list (containers or init containers), keeping the
+/// others and counting a restart when a terminated container runs again.
+fn set_container(pod: &Pod, status: &mut PodStatus, container: &str, state: ContainerState) {
+    let spec = pod.spec.as_ref().expect("a pod has a spec");
+    let image_of = |list: &Option<Vec<k8s_openapi::api::core::v1::Container>>| {
+        list.iter()
+            .flatten()
+            .find(|c| c.name == container)
+            .map(|c| c.image.clone().unwrap_or_default())
+    };
+    let (list, image) = if let Some(image) = image_of(&Some(spec.containers.clone())) {
+        (&mut status.container_statuses, image)
+    } else if let Some(image) = image_of(&spec.init_containers) {
+        (&mut status.init_container_statuses, image)
+    } else {
+        panic!("pod has no container {container}")
+    };
+    let list = list.get_or_insert_with(Vec::new);
+    match list.iter_mut().find(|s| s.name == container) {
+        Some(s) => {
+            let was_terminated = s.state.as_ref().is_some_and(|st| st.terminated.is_some());
+            let restarts = s.restart_count + i32::from(was_terminated && state.running.is_some());
+            let last = if was_terminated { s.state.clone() } else { s.last_state.clone() };
+            *s = status_of(container, &image, state);
+            s.restart_count = restarts;
+            s.last_state = last;
+        }
+        None => list.push(status_of(container, &image, state)),
+    }
+}
+
+/// The pod starts: phase `Running`, every container and native sidecar running.
+pub async fn run_pod(client: &kube::Client, namespace: &str, pod: &str) -> Pod {
+    update_status(client, namespace, pod, |p, status| {
+        let spec = p.spec.as_ref().expect("a pod has a spec");
+        status.phase = Some("Running".into());
+        status.start_time.get_or_insert_with(now);
+        for c in spec.init_containers.iter().flatten() {
+            if c.restart_policy.as_deref() == Some("Always") {
+                set_container(p, status, &c.name, running());
+            }
+        }
+        for c in &spec.containers {
+            set_container(p, status, &c.name, running());
+        }
+    })
+    .await
+}
+
+/// `container` terminates with `exit_code` and `reason` (and a termination message).
+pub async fn terminate(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    exit_code: i32,
+    reason: &str,
+    message: Option<&str>,
+) -> Pod {
+    update_status(client, namespace, pod, |p, status| {
+        let state = ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code,
+                reason: Some(reason.to_owned()),
+                message: message.map(str::to_owned),
+                started_at: Some(now()),
+                finished_at: Some(now()),
+                ..ContainerStateTerminated::default()
+            }),
+            ..ContainerState::default()
+        };
+        set_container(p, status, container, state);
+    })
+    .await
+}
+
+/// `container` is waiting with `reason` (e.g. `ImagePullBackOff`) and `message`.
+pub async fn waiting(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    reason: &str,
+    message: &str,
+) -> Pod {
+    update_status(client, namespace, pod, |p, status| {
+        let state = ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.to_owned()),
+                message: Some(message.to_owned()),
+            }),
+            ..ContainerState::default()
+        };
+        set_container(p, status, container, state);
+    })
+    .await
+}
+
+/// The pod ends: every container still running terminates (exit 0, or 1 when `phase` is
+/// `Failed`) and the pod's phase becomes `phase` (`Succeeded` or `Failed`).
+pub async fn finish(client: &kube::Client, namespace: &str, pod: &str, phase: &str) -> Pod {
+    let code = i32::from(phase == "Failed");
+    update_status(client, namespace, pod, |p, status| {
+        let spec = p.spec.as_ref().expect("a pod has a spec");
+        let names: Vec<String> = spec
+            .containers
+            .iter()
+            .chain(
+                spec.init_containers
+                    .iter()
+                    .flatten()
+                    .filter(|c| c.restart_policy.as_deref() == Some("Always")),
+            )
+            .map(|c| c.name.clone())
+            .collect();
+        for name in names {
+            let still_running = status
+                .container_statuses
+                .iter()
+                .chain(status.init_container_statuses.iter())
+                .flatten()
+                .find(|s| s.name == name)
+                .is_none_or(|s| s.state.as_ref().is_none_or(|st| st.terminated.is_none()));
+            if still_running {
+                let state = ContainerState {
+                    terminated: Some(ContainerStateTerminated {
+                        exit_code: code,
+                        reason: Some(if code == 0 { "Completed" } else { "Error" }.into()),
+                        started_at: Some(now()),
+                        finished_at: Some(now()),
+                        ..ContainerStateTerminated::default()
+                    }),
+                    ..ContainerState::default()
+                };
+                set_container(p, status, &name, state);
+            }
+        }
+        status.phase = Some(phase.to_owned());
+    })
+    .await
+}

@@ -1,0 +1,57 @@
+//! A real Kubernetes control plane under the end-to-end suites: etcd, kube-apiserver and
+//! kube-controller-manager (the real Job controller), built from the Kubernetes Go modules by
+//! `tests/control-plane/build.sh` and started on loopback.
+//!
+//! Starting one takes seconds, and nextest runs every test in a process of its own, so the
+//! suites share one: the first test process to need it starts a supervisor (the
+//! `control-plane` binary of this crate, in its own process group) that starts the components
+//! and serves a Unix socket; every test process holds a connection to it for its lifetime
+//! ([`Cluster::shared`]). When the last connection closes — the process exited, passed, failed
+//! or panicked — the supervisor lingers a few seconds for the next test, then stops every
+//! component and removes its files. Each test works in a namespace of its own
+//! ([`Cluster::namespace`]).
+//!
+//! The test plays the kubelet ([`kubelet`]): no container runtime runs here, so it writes pod
+//! status through the API, as a node would.
+
+mod binaries;
+mod cluster;
+mod components;
+pub mod kubelet;
+mod pki;
+mod shared;
+pub mod supervisor;
+
+pub use binaries::bin_dir;
+pub use cluster::{Cluster, TestNamespace};
+
+/// Which pinned Kubernetes release (see `tests/control-plane/*/go.mod`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The newest stable release (`tests/control-plane/current`).
+    Current,
+    /// The oldest release we support (`tests/control-plane/oldest`): the manifest checks run on
+    /// it too. It has no controller manager build.
+    Oldest,
+}
+
+impl Release {
+    /// `current` or `oldest`, as `build.sh` and the `control-plane` binary take it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Release::Current => "current",
+            Release::Oldest => "oldest",
+        }
+    }
+
+    /// Parses [`Release::as_str`].
+    pub fn parse(s: &str) -> Result<Release, String> {
+        match s {
+            "current" => Ok(Release::Current),
+            "oldest" => Ok(Release::Oldest),
+            other => Err(format!(
+                "unknown control-plane release {other:?}; accepted: \"current\", \"oldest\""
+            )),
+        }
+    }
+}

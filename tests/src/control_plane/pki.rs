@@ -1,0 +1,94 @@
+//! The control plane's credentials, made fresh for every run: a CA, the API server's serving
+//! certificate, client certificates for the admin and the controller manager, and the
+//! service-account signing key.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
+};
+
+/// Paths of the files [`write`] made.
+pub(crate) struct Files {
+    pub ca_cert: PathBuf,
+    pub serving_cert: PathBuf,
+    pub serving_key: PathBuf,
+    pub sa_key: PathBuf,
+    /// Its public half (the API server's `--service-account-key-file` reads no PKCS#8 private key).
+    pub sa_pub: PathBuf,
+    /// `system:masters` client certificate and key, PEM.
+    pub admin: (String, String),
+    /// `system:kube-controller-manager` client certificate and key, PEM.
+    pub controller_manager: (String, String),
+}
+
+/// Writes a fresh PKI into `dir`.
+pub(crate) fn write(dir: &Path) -> Result<Files, String> {
+    let err = |what: &str, e: rcgen::Error| format!("control plane PKI: {what}: {e}");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| err("CA", e))?;
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "status-reporter-test-ca");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().map_err(|e| err("CA key", e))?;
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(|e| err("CA", e))?;
+
+    let serving = {
+        let names = [
+            "127.0.0.1",
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            "10.0.0.1",
+        ];
+        let mut params = CertificateParams::new(names.map(String::from).to_vec())
+            .map_err(|e| err("serving", e))?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "kube-apiserver");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().map_err(|e| err("serving key", e))?;
+        let cert = params
+            .signed_by(&key, &ca)
+            .map_err(|e| err("serving", e))?;
+        (cert.pem(), key.serialize_pem())
+    };
+    let client = |cn: &str, org: Option<&str>| -> Result<(String, String), String> {
+        let mut params =
+            CertificateParams::new(Vec::<String>::new()).map_err(|e| err("client", e))?;
+        params.distinguished_name.push(DnType::CommonName, cn);
+        if let Some(org) = org {
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, org);
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().map_err(|e| err("client key", e))?;
+        let cert = params
+            .signed_by(&key, &ca)
+            .map_err(|e| err("client", e))?;
+        Ok((cert.pem(), key.serialize_pem()))
+    };
+    let admin = client("status-reporter-test-admin", Some("system:masters"))?;
+    let controller_manager = client("system:kube-controller-manager", None)?;
+    // ECDSA P-256, PKCS#8: the API server signs service-account tokens with it (ES256).
+    let sa_key = KeyPair::generate().map_err(|e| err("service-account key", e))?;
+
+    let put = |name: &str, text: &str| -> Result<PathBuf, String> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        Ok(path)
+    };
+    Ok(Files {
+        ca_cert: put("ca.crt", &ca.pem())?,
+        serving_cert: put("apiserver.crt", &serving.0)?,
+        serving_key: put("apiserver.key", &serving.1)?,
+        sa_key: put("service-account.key", &sa_key.serialize_pem())?,
+        sa_pub: put("service-account.pub", &sa_key.public_key_pem())?,
+        admin,
+        controller_manager,
+    })
+}

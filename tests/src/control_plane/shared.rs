@@ -1,0 +1,234 @@
+//! One control plane shared by every test process of a run: a lock file serialises "connect,
+//! or start a supervisor", and a Unix socket connection held for the life of the test process
+//! keeps the supervisor (and the components) running.
+
+use std::fs::File;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::{Release, binaries};
+
+/// How long a new supervisor may take to report ready (build excluded: that happens before).
+const START_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// `<target>/control-plane/<release>`: lock file, supervisor log, run directories.
+pub(crate) fn state_dir(release: Release) -> PathBuf {
+    binaries::target_dir()
+        .join("control-plane")
+        .join(release.as_str())
+}
+
+/// The supervisor's socket. In the temp directory, not the state directory: a Unix socket path
+/// is limited to 107 bytes and target directories can be deep.
+pub(crate) fn socket_path(state: &Path) -> PathBuf {
+    let mut h = DefaultHasher::new();
+    state.hash(&mut h);
+    std::env::temp_dir().join(format!("status-reporter-cp-{:016x}.sock", h.finish()))
+}
+
+fn lock_file(state: &Path) -> Option<File> {
+    std::fs::create_dir_all(state).ok()?;
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state.join("lock"))
+        .ok()
+}
+
+/// Takes the start lock (blocking); released when the file is dropped.
+pub(crate) fn lock(state: &Path) -> Result<File, String> {
+    let file = lock_file(state).ok_or_else(|| format!("cannot open {}/lock", state.display()))?;
+    file.lock()
+        .map_err(|e| format!("cannot lock {}/lock: {e}", state.display()))?;
+    Ok(file)
+}
+
+/// Takes the start lock if nobody holds it.
+pub(crate) fn try_lock(state: &Path) -> Option<File> {
+    let file = lock_file(state)?;
+    file.try_lock().ok()?;
+    Some(file)
+}
+
+/// Connects to the running supervisor of `release`, starting one if there is none (and, on a
+/// machine that has not built it yet, building the control plane first). Returns the held
+/// connection and the run directory.
+pub(crate) fn connect(release: Release) -> Result<(UnixStream, PathBuf), String> {
+    let state = state_dir(release);
+    let socket = socket_path(&state);
+    // A supervisor may be going away between our connect and its answer: try again.
+    let mut last = String::new();
+    for _ in 0..3 {
+        let _lock = lock(&state)?;
+        if let Ok(stream) = UnixStream::connect(&socket) {
+            match read_run_dir(&stream) {
+                Ok(run) => return Ok((stream, run)),
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            }
+        }
+        let run = start_supervisor(release, &state)?;
+        let stream = UnixStream::connect(&socket)
+            .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
+        let told = read_run_dir(&stream)?;
+        if told != run {
+            return Err(format!(
+                "the supervisor said {} after announcing {}",
+                told.display(),
+                run.display()
+            ));
+        }
+        return Ok((stream, run));
+    }
+    Err(format!("cannot reach a control-plane supervisor: {last}"))
+}
+
+fn read_run_dir(stream: &UnixStream) -> Result<PathBuf, String> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .map_err(|e| format!("reading from the supervisor: {e}"))?;
+    stream.set_read_timeout(None).map_err(|e| e.to_string())?;
+    let line = line.trim();
+    if line.is_empty() {
+        return Err("the supervisor closed the connection".into());
+    }
+    Ok(PathBuf::from(line))
+}
+
+/// Starts `control-plane serve` in its own process group (so a test's end or timeout does not
+/// take it down with the test) and waits for its `ready` line.
+fn start_supervisor(release: Release, state: &Path) -> Result<PathBuf, String> {
+    let bin = binaries::bin_dir(release)?;
+    let supervisor = supervisor_bin()?;
+    let log_path = state.join("supervisor.log");
+    let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let mut child = Command::new(&supervisor)
+        .arg("serve")
+        .arg("--release")
+        .arg(release.as_str())
+        .arg("--bin-dir")
+        .arg(&bin)
+        .arg("--state-dir")
+        .arg(state)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", supervisor.display()))?;
+    let stdout = child.stdout.take().ok_or("no supervisor stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
+    match line.trim().strip_prefix("ready ") {
+        Some(run) => Ok(PathBuf::from(run)),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            Err(format!(
+                "the control plane did not start within {START_TIMEOUT:?}: {}\n{}",
+                line.trim(),
+                tail(&log, 30)
+            ) + &component_logs(state))
+        }
+    }
+}
+
+/// The tail of every component log of the newest run directory, for an error message.
+fn component_logs(state: &Path) -> String {
+    let Ok(entries) = std::fs::read_dir(state) else {
+        return String::new();
+    };
+    let newest = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("run-"))
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok());
+    let Some(run) = newest else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for name in ["etcd", "kube-apiserver", "kube-controller-manager"] {
+        if let Ok(text) = std::fs::read_to_string(run.path().join(format!("{name}.log"))) {
+            out.push_str(&format!("\n--- {name}.log (tail) ---\n{}", tail(&text, 15)));
+        }
+    }
+    out
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The `control-plane` binary of this crate: env `STATUS_REPORTER_CONTROL_PLANE_BIN`, else next
+/// to the running test binary (cargo builds a package's binaries for its integration tests),
+/// else built with cargo.
+fn supervisor_bin() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("STATUS_REPORTER_CONTROL_PLANE_BIN").filter(|p| !p.is_empty())
+    {
+        return Ok(PathBuf::from(p));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        // target/<profile>/deps/<test> → target/<profile>/control-plane
+        if let Some(profile) = exe.parent().and_then(Path::parent) {
+            let candidate = profile.join("control-plane");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Ok(crate::bin::path("control-plane"))
+}
+
+/// Removes the run directories of supervisors that are gone (killed before they could clean
+/// up), killing components they left behind.
+pub(crate) fn clean_stale_runs(state: &Path) {
+    let Ok(entries) = std::fs::read_dir(state) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("run-") else {
+            continue;
+        };
+        if pid == std::process::id().to_string() || cmdline_contains(pid, "control-plane") {
+            continue;
+        }
+        let run = entry.path();
+        let run_text = run.to_string_lossy().into_owned();
+        for left in std::fs::read_to_string(run.join("pids"))
+            .unwrap_or_default()
+            .lines()
+        {
+            // Only a process whose command line names this run directory (pids are reused).
+            if cmdline_contains(left, &run_text) {
+                let _ = Command::new("kill").args(["-KILL", left]).status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&run);
+    }
+}
+
+fn cmdline_contains(pid: &str, needle: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains(needle))
+        .unwrap_or(false)
+}

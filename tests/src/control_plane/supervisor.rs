@@ -1,0 +1,139 @@
+//! The supervisor (`control-plane serve`): starts the components, serves a Unix socket that
+//! test processes hold a connection to, and stops everything once the last connection has
+//! been closed for [`LINGER`] (or on SIGTERM/SIGINT).
+//!
+//! Protocol: on connect, the supervisor writes one line — the run directory — and then only
+//! watches for the connection's end. A test process never writes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use super::{Release, components, shared};
+
+/// How long the supervisor waits for the next test after the last connection closed (nextest
+/// starts the next test process within milliseconds; a suite's end leaves nothing running
+/// longer than this).
+pub const LINGER: Duration = Duration::from_secs(5);
+
+/// How long a fresh supervisor waits for its first connection (the process that started it
+/// connects at once unless it died).
+const FIRST_CONNECTION: Duration = Duration::from_secs(60);
+
+/// Runs the supervisor for `release` with binaries in `bin`, state under `state`; returns the
+/// process exit code. Prints `ready <run dir>` on stdout once the control plane is ready.
+pub async fn serve(release: Release, bin: &Path, state: &Path) -> i32 {
+    shared::clean_stale_runs(state);
+    let run = state.join(format!("run-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&run) {
+        eprintln!("control-plane: cannot create {}: {e}", run.display());
+        return 1;
+    }
+    let mut term = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("control-plane: cannot install signal handlers: {e}");
+            return 1;
+        }
+    };
+    let components = tokio::select! {
+        started = components::start(release, bin, &run) => started,
+        _ = term.0.recv() => Err("stopped by SIGTERM while starting".into()),
+        _ = term.1.recv() => Err("stopped by SIGINT while starting".into()),
+    };
+    let components = match components {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("control-plane: {e}");
+            println!("failed {e}");
+            // Keep the component logs for the error message (the next start cleans up).
+            return 1;
+        }
+    };
+    let pids: Vec<String> = components.pids().iter().map(u32::to_string).collect();
+    let _ = std::fs::write(run.join("pids"), pids.join("\n"));
+
+    let socket = shared::socket_path(state);
+    let _ = std::fs::remove_file(&socket);
+    let listener = match UnixListener::bind(&socket) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("control-plane: cannot listen on {}: {e}", socket.display());
+            components.stop().await;
+            return 1;
+        }
+    };
+    println!("ready {}", run.display());
+    eprintln!("control-plane: ready: {}", run.display());
+
+    let clients = Arc::new(AtomicUsize::new(0));
+    let (changed_tx, mut changed) = watch::channel(());
+    let mut linger = FIRST_CONNECTION;
+    let reason = loop {
+        let idle = clients.load(Ordering::SeqCst) == 0;
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((mut stream, _)) => {
+                    clients.fetch_add(1, Ordering::SeqCst);
+                    linger = LINGER;
+                    let clients = clients.clone();
+                    let changed_tx = changed_tx.clone();
+                    let line = format!("{}\n", run.display());
+                    tokio::spawn(async move {
+                        if stream.write_all(line.as_bytes()).await.is_ok() {
+                            // Until EOF or error: the test process ended.
+                            let mut buf = [0u8; 64];
+                            while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+                        }
+                        clients.fetch_sub(1, Ordering::SeqCst);
+                        changed_tx.send_replace(());
+                    });
+                }
+                Err(e) => eprintln!("control-plane: accept: {e}"),
+            },
+            _ = changed.changed() => {}
+            _ = tokio::time::sleep(linger), if idle => {
+                // Idle for the whole linger time. Only while no test process holds the start
+                // lock (it may be connecting right now), so none connects to a supervisor
+                // that is going away.
+                if let Some(lock) = shared::try_lock(state)
+                    && clients.load(Ordering::SeqCst) == 0
+                {
+                    let _ = std::fs::remove_file(&socket);
+                    drop(lock);
+                    break "no test process left";
+                }
+            }
+            _ = term.0.recv() => break "SIGTERM",
+            _ = term.1.recv() => break "SIGINT",
+        }
+    };
+    eprintln!("control-plane: stopping ({reason})");
+    let _ = std::fs::remove_file(&socket);
+    components.stop().await;
+    keep_logs(&run, state);
+    let _ = std::fs::remove_dir_all(&run);
+    0
+}
+
+/// Keeps the last run's component logs in `state/last-run/` for a look after the suite.
+fn keep_logs(run: &Path, state: &Path) {
+    let last: PathBuf = state.join("last-run");
+    let _ = std::fs::remove_dir_all(&last);
+    if std::fs::create_dir_all(&last).is_ok()
+        && let Ok(entries) = std::fs::read_dir(run)
+    {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let _ = std::fs::copy(&path, last.join(entry.file_name()));
+            }
+        }
+    }
+}

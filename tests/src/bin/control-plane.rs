@@ -18,7 +18,10 @@ use clap::{Parser, Subcommand};
 use stand_in::control_plane::{Cluster, Release, supervisor};
 
 #[derive(Parser)]
-#[command(name = "control-plane", about = "The pinned Kubernetes control plane of the end-to-end suites")]
+#[command(
+    name = "control-plane",
+    about = "The pinned Kubernetes control plane of the end-to-end suites"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -63,8 +66,15 @@ fn main() -> ExitCode {
         })
     };
     match cli.command {
-        Cmd::Serve { release: r, bin_dir, state_dir } => {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Cmd::Serve {
+            release: r,
+            bin_dir,
+            state_dir,
+        } => {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("control-plane: cannot start a runtime: {e}");
@@ -74,7 +84,10 @@ fn main() -> ExitCode {
             let code = rt.block_on(supervisor::serve(release(&r), &bin_dir, &state_dir));
             ExitCode::from(code as u8)
         }
-        Cmd::Run { release: r, command } => {
+        Cmd::Run {
+            release: r,
+            command,
+        } => {
             let cluster = join(release(&r));
             let path = std::env::var_os("PATH").unwrap_or_default();
             let mut paths = vec![cluster.bin_dir.clone()];
@@ -105,7 +118,7 @@ fn main() -> ExitCode {
 }
 
 fn join(release: Release) -> Cluster {
-    Cluster::connect(release).unwrap_or_else(|e| {
+    Cluster::connect(release, "shared").unwrap_or_else(|e| {
         eprintln!("control-plane: {e}");
         std::process::exit(1)
     })

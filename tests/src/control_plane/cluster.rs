@@ -38,10 +38,36 @@ impl Cluster {
     /// missing, the one command that builds them.
     pub fn shared() -> &'static Cluster {
         static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
-        let result = CLUSTER.get_or_init(|| {
+        Cluster::get(&CLUSTER, "shared")
+    }
+
+    /// Exclusive use of a second control plane for tests that change cluster-wide admission
+    /// (webhook configurations, admission policies): those would change what every other
+    /// test's Jobs go through, so they get a control plane of their own and take turns on it
+    /// (a lock file held until the guard drops, across test processes). Clean up what you
+    /// installed before the guard drops.
+    pub fn admission() -> AdmissionGuard {
+        static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+        let cluster = Cluster::get(&CLUSTER, "admission");
+        let state = shared::state_dir(cluster.release, "admission");
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(state.join("admission.lock"))
+            .and_then(|f| f.lock().map(|()| f))
+            .unwrap_or_else(|e| panic!("cannot lock {}/admission.lock: {e}", state.display()));
+        AdmissionGuard {
+            cluster,
+            _lock: lock,
+        }
+    }
+
+    fn get(cell: &'static OnceLock<Result<Cluster, String>>, profile: &str) -> &'static Cluster {
+        let result = cell.get_or_init(|| {
             let release = std::env::var("STATUS_REPORTER_K8S_RELEASE")
                 .map_or(Ok(Release::Current), |r| Release::parse(&r))?;
-            Cluster::connect(release)
+            Cluster::connect(release, profile)
         });
         match result {
             Ok(c) => c,
@@ -49,10 +75,10 @@ impl Cluster {
         }
     }
 
-    /// Joins (or starts) the shared control plane of `release`; for tools that report errors
-    /// themselves. Tests use [`Cluster::shared`].
-    pub fn connect(release: Release) -> Result<Cluster, String> {
-        let (connection, run_dir) = shared::connect(release)?;
+    /// Joins (or starts) the control plane of `release` and `profile`; for tools that report
+    /// errors themselves. Tests use [`Cluster::shared`] or [`Cluster::admission`].
+    pub fn connect(release: Release, profile: &str) -> Result<Cluster, String> {
+        let (connection, run_dir) = shared::connect(release, profile)?;
         Ok(Cluster {
             release,
             kubeconfig: run_dir.join("kubeconfig"),
@@ -116,15 +142,22 @@ impl Cluster {
             .create(&PostParams::default(), &ns)
             .await
             .unwrap_or_else(|e| panic!("create namespace {prefix}-*: {e}"));
-        let name = created.metadata.name.expect("a created namespace has a name");
+        let name = created
+            .metadata
+            .name
+            .expect("a created namespace has a name");
         if self.release == Release::Current {
             let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
-            let made = kube::runtime::wait::await_condition(sas, "default", |sa: Option<&ServiceAccount>| {
-                sa.is_some()
-            });
+            let made = kube::runtime::wait::await_condition(
+                sas,
+                "default",
+                |sa: Option<&ServiceAccount>| sa.is_some(),
+            );
             tokio::time::timeout(Duration::from_secs(60), made)
                 .await
-                .unwrap_or_else(|_| panic!("namespace {name}: no default ServiceAccount within 60 s"))
+                .unwrap_or_else(|_| {
+                    panic!("namespace {name}: no default ServiceAccount within 60 s")
+                })
                 .unwrap_or_else(|e| panic!("namespace {name}: watching ServiceAccounts: {e}"));
         }
         TestNamespace { name }
@@ -149,15 +182,13 @@ impl Cluster {
             ..TokenRequest::default()
         };
         let token: TokenRequest = sas
-            .create_subresource(
-                "token",
-                name,
-                &PostParams::default(),
-                &request,
-            )
+            .create_subresource("token", name, &PostParams::default(), &request)
             .await
             .unwrap_or_else(|e| panic!("TokenRequest for {namespace}/{name}: {e}"));
-        let token = token.status.expect("a TokenRequest answer has a status").token;
+        let token = token
+            .status
+            .expect("a TokenRequest answer has a status")
+            .token;
         let text = format!(
             "apiVersion: v1
 kind: Config
@@ -201,6 +232,19 @@ current-context: {name}
     }
 }
 
+/// Exclusive use of the admission control plane (see [`Cluster::admission`]).
+pub struct AdmissionGuard {
+    cluster: &'static Cluster,
+    _lock: std::fs::File,
+}
+
+impl std::ops::Deref for AdmissionGuard {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        self.cluster
+    }
+}
+
 /// A namespace made for one test.
 #[derive(Debug, Clone)]
 pub struct TestNamespace {
@@ -213,7 +257,11 @@ pub(crate) fn run(cmd: &mut Command, input: Option<&str>) -> (bool, String, Stri
     use std::io::Write;
     use std::process::Stdio;
     let mut child = cmd
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -117,9 +117,10 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
         )?;
         // The controller manager is up when its ServiceAccount controller made `default`.
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-        let made = kube::runtime::wait::await_condition(sas, "default", |sa: Option<&ServiceAccount>| {
-            sa.is_some()
-        });
+        let made =
+            kube::runtime::wait::await_condition(sas, "default", |sa: Option<&ServiceAccount>| {
+                sa.is_some()
+            });
         match tokio::time::timeout(READY_TIMEOUT, made).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(format!("watching for the default ServiceAccount: {e}")),
@@ -135,10 +136,19 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
 }
 
 impl Components {
-    fn spawn(&mut self, name: &'static str, bin: &Path, run: &Path, args: &[String]) -> Result<(), String> {
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        bin: &Path,
+        run: &Path,
+        args: &[String],
+    ) -> Result<(), String> {
         let log_path = run.join(format!("{name}.log"));
-        let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let log2 = log.try_clone().map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", log_path.display()))?;
         let child = Command::new(bin.join(name))
             .args(args)
             .stdin(Stdio::null())
@@ -161,7 +171,9 @@ impl Components {
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         let mut last;
         loop {
-            let req = http::Request::get("/readyz").body(Vec::new()).map_err(|e| e.to_string())?;
+            let req = http::Request::get("/readyz")
+                .body(Vec::new())
+                .map_err(|e| e.to_string())?;
             match tokio::time::timeout(Duration::from_secs(5), client.request_text(req)).await {
                 Ok(Ok(body)) if body.trim() == "ok" => return Ok(()),
                 Ok(Ok(body)) => last = body,

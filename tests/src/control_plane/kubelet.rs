@@ -78,7 +78,10 @@ pub async fn update_status(
         let mut status = current.status.clone().unwrap_or_default();
         change(&current, &mut status);
         current.status = Some(status);
-        match api.replace_status(pod, &PostParams::default(), &current).await {
+        match api
+            .replace_status(pod, &PostParams::default(), &current)
+            .await
+        {
             Ok(p) => return p,
             Err(kube::Error::Api(e)) if e.code == 409 => continue,
             Err(e) => panic!("update status of pod {namespace}/{pod}: {e}"),
@@ -136,7 +139,11 @@ fn set_container(pod: &Pod, status: &mut PodStatus, container: &str, state: Cont
         Some(s) => {
             let was_terminated = s.state.as_ref().is_some_and(|st| st.terminated.is_some());
             let restarts = s.restart_count + i32::from(was_terminated && state.running.is_some());
-            let last = if was_terminated { s.state.clone() } else { s.last_state.clone() };
+            let last = if was_terminated {
+                s.state.clone()
+            } else {
+                s.last_state.clone()
+            };
             *s = status_of(container, &image, state);
             s.restart_count = restarts;
             s.last_state = last;

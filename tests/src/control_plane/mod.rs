@@ -14,16 +14,18 @@
 //! The test plays the kubelet ([`kubelet`]): no container runtime runs here, so it writes pod
 //! status through the API, as a node would.
 
+pub mod adapter;
 mod binaries;
 mod cluster;
 mod components;
 pub mod kubelet;
+pub mod objects;
 mod pki;
 mod shared;
 pub mod supervisor;
 
 pub use binaries::bin_dir;
-pub use cluster::{Cluster, TestNamespace};
+pub use cluster::{AdmissionGuard, Cluster, TestNamespace};
 
 /// Which pinned Kubernetes release (see `tests/control-plane/*/go.mod`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

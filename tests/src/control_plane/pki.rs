@@ -51,9 +51,7 @@ pub(crate) fn write(dir: &Path) -> Result<Files, String> {
             .push(DnType::CommonName, "kube-apiserver");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let key = KeyPair::generate().map_err(|e| err("serving key", e))?;
-        let cert = params
-            .signed_by(&key, &ca)
-            .map_err(|e| err("serving", e))?;
+        let cert = params.signed_by(&key, &ca).map_err(|e| err("serving", e))?;
         (cert.pem(), key.serialize_pem())
     };
     let client = |cn: &str, org: Option<&str>| -> Result<(String, String), String> {
@@ -67,9 +65,7 @@ pub(crate) fn write(dir: &Path) -> Result<Files, String> {
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let key = KeyPair::generate().map_err(|e| err("client key", e))?;
-        let cert = params
-            .signed_by(&key, &ca)
-            .map_err(|e| err("client", e))?;
+        let cert = params.signed_by(&key, &ca).map_err(|e| err("client", e))?;
         Ok((cert.pem(), key.serialize_pem()))
     };
     let admin = client("status-reporter-test-admin", Some("system:masters"))?;

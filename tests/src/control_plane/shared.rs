@@ -17,11 +17,11 @@ use super::{Release, binaries};
 /// How long a new supervisor may take to report ready (build excluded: that happens before).
 const START_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// `<target>/control-plane/<release>`: lock file, supervisor log, run directories.
-pub(crate) fn state_dir(release: Release) -> PathBuf {
+/// `<target>/control-plane/<release>-<profile>`: lock file, supervisor log, run directories.
+pub(crate) fn state_dir(release: Release, profile: &str) -> PathBuf {
     binaries::target_dir()
         .join("control-plane")
-        .join(release.as_str())
+        .join(format!("{}-{profile}", release.as_str()))
 }
 
 /// The supervisor's socket. In the temp directory, not the state directory: a Unix socket path
@@ -57,11 +57,12 @@ pub(crate) fn try_lock(state: &Path) -> Option<File> {
     Some(file)
 }
 
-/// Connects to the running supervisor of `release`, starting one if there is none (and, on a
+/// Connects to the running supervisor of `release` and `profile` (a name: separate profiles
+/// are separate control planes), starting one if there is none (and, on a
 /// machine that has not built it yet, building the control plane first). Returns the held
 /// connection and the run directory.
-pub(crate) fn connect(release: Release) -> Result<(UnixStream, PathBuf), String> {
-    let state = state_dir(release);
+pub(crate) fn connect(release: Release, profile: &str) -> Result<(UnixStream, PathBuf), String> {
+    let state = state_dir(release, profile);
     let socket = socket_path(&state);
     // A supervisor may be going away between our connect and its answer: try again.
     let mut last = String::new();

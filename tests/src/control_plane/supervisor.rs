@@ -35,7 +35,10 @@ pub async fn serve(release: Release, bin: &Path, state: &Path) -> i32 {
         eprintln!("control-plane: cannot create {}: {e}", run.display());
         return 1;
     }
-    let mut term = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    let mut term = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(t), Ok(i)) => (t, i),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("control-plane: cannot install signal handlers: {e}");

@@ -1,0 +1,242 @@
+//! Adapter Jobs on the real API server: a namespace set up as the docs say (the shipped
+//! `status-reporter` ClusterRole, the example ServiceAccount and RoleBinding), Jobs injected by
+//! offline `inject`, and the real reporter binary run for a Pod the Job controller created —
+//! with the ServiceAccount's own token and the env the kubelet would give it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::{Job, JobCondition};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::{Value, json};
+
+use super::Cluster;
+use super::objects::{in_namespace, inject_file, yaml_docs};
+use crate::reporter_process::{REPORTER_VARS, Reporter};
+
+/// The ServiceAccount of `manifests/examples/rbac.yaml`.
+pub const SERVICE_ACCOUNT: &str = "status-reporter-example";
+
+/// A namespace ready for adapter Jobs, and a scratch directory (results, kubeconfigs).
+pub struct AdapterNamespace {
+    /// The namespace.
+    pub name: String,
+    /// An admin client.
+    pub client: kube::Client,
+    /// A kubeconfig holding the example ServiceAccount's token.
+    pub kubeconfig: PathBuf,
+    /// Scratch space, removed on drop.
+    pub dir: tempfile::TempDir,
+}
+
+fn root() -> PathBuf {
+    super::binaries::workspace_root()
+}
+
+/// Applies `file` (objects moved into `namespace`); panics with kubectl's message.
+pub fn apply_file(cluster: &Cluster, file: &Path, namespace: &str) {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let mut objects = yaml_docs(&text, &file.display().to_string());
+    in_namespace(&mut objects, namespace);
+    let (ok, out, err) = cluster.apply(&objects, false);
+    assert!(ok, "kubectl apply {}: {err}\n{out}", file.display());
+}
+
+/// A new namespace with the shipped ClusterRole, `examples/rbac.yaml` applied in it, and a
+/// kubeconfig for its ServiceAccount.
+pub async fn adapter_namespace(cluster: &Cluster, prefix: &str) -> AdapterNamespace {
+    let client = cluster.client().await;
+    let ns = cluster.namespace(&client, prefix, &[]).await;
+    apply_file(
+        cluster,
+        &root().join("manifests/base/reporter-clusterrole.yaml"),
+        &ns.name,
+    );
+    apply_file(
+        cluster,
+        &root().join("manifests/examples/rbac.yaml"),
+        &ns.name,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = cluster
+        .service_account_kubeconfig(&client, &ns.name, SERVICE_ACCOUNT, dir.path())
+        .await;
+    AdapterNamespace {
+        name: ns.name,
+        client,
+        kubeconfig,
+        dir,
+    }
+}
+
+/// `manifests/examples/job.yaml` after offline `inject --sidecar-mode mode`, renamed to `name`,
+/// with `annotations` added to the Job.
+pub fn example_job(name: &str, mode: &str, annotations: &[(&str, &str)]) -> Value {
+    let mut source: Vec<Value> = yaml_docs(
+        &std::fs::read_to_string(root().join("manifests/examples/job.yaml")).expect("example"),
+        "examples/job.yaml",
+    );
+    let job = &mut source[0];
+    job["metadata"]["name"] = json!(name);
+    for (k, v) in annotations {
+        job["metadata"]["annotations"][*k] = json!(v);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("job.yaml");
+    std::fs::write(&file, serde_json::to_string(&source[0]).expect("json")).expect("write");
+    let mut injected = inject_file(&file, &["--sidecar-mode", mode]);
+    assert_eq!(injected.len(), 1, "one Job in, one out");
+    injected.remove(0)
+}
+
+impl AdapterNamespace {
+    /// Creates `job` (moved into this namespace) through the API (and its admission chain).
+    pub async fn create_job(&self, mut job: Value) -> Job {
+        job["metadata"]["namespace"] = json!(self.name);
+        let job: Job = serde_json::from_value(job).expect("a Job");
+        let api: Api<Job> = Api::namespaced(self.client.clone(), &self.name);
+        api.create(&PostParams::default(), &job)
+            .await
+            .unwrap_or_else(|e| panic!("create Job in {}: {e}", self.name))
+    }
+
+    /// Waits (bounded) until Job `job` has a condition of `type_` for which `accept` holds;
+    /// returns the Job then.
+    pub async fn wait_job(
+        &self,
+        job: &str,
+        what: &str,
+        timeout: Duration,
+        accept: impl Fn(&Job) -> bool,
+    ) -> Job {
+        let api: Api<Job> = Api::namespaced(self.client.clone(), &self.name);
+        let cond =
+            kube::runtime::wait::await_condition(api.clone(), job, move |j: Option<&Job>| {
+                j.is_some_and(&accept)
+            });
+        match tokio::time::timeout(timeout, cond).await {
+            Ok(Ok(Some(j))) => j,
+            Ok(Ok(None)) => panic!("Job {}/{job} is gone while waiting for {what}", self.name),
+            Ok(Err(e)) => panic!("watching Job {}/{job}: {e}", self.name),
+            Err(_) => {
+                let now = api.get(job).await.ok();
+                panic!(
+                    "Job {}/{job}: no {what} within {timeout:?}; conditions now: {}",
+                    self.name,
+                    serde_json::to_string_pretty(
+                        &now.and_then(|j| j.status).and_then(|s| s.conditions)
+                    )
+                    .unwrap_or_default()
+                )
+            }
+        }
+    }
+
+    /// Waits (bounded) for the Job's condition of `type_` and returns it.
+    pub async fn wait_condition(&self, job: &str, type_: &str, timeout: Duration) -> JobCondition {
+        let job = self
+            .wait_job(job, &format!("condition {type_}"), timeout, |j| {
+                condition(j, type_).is_some()
+            })
+            .await;
+        condition(&job, type_).expect("present")
+    }
+
+    /// Starts the real reporter for `pod` as the kubelet would: the env of its
+    /// `status-reporter` container resolved against the Pod (a `fieldRef` the Pod cannot
+    /// resolve fails the test), `RESULTS_PATH` moved into `results` (same file name), the
+    /// ServiceAccount's kubeconfig, plus `extra` env on top.
+    pub fn start_reporter(&self, pod: &Pod, results: &Path, extra: &[(&str, &str)]) -> Reporter {
+        let env = reporter_env(pod);
+        let mut cmd = Command::new(crate::bin::path("status-reporter"));
+        for var in REPORTER_VARS {
+            cmd.env_remove(var);
+        }
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let file = env
+            .get("RESULTS_PATH")
+            .map(|p| {
+                Path::new(p)
+                    .file_name()
+                    .map(PathBuf::from)
+                    .unwrap_or_default()
+            })
+            .unwrap_or_else(|| PathBuf::from("adapter-result.json"));
+        cmd.env("RESULTS_PATH", results.join(file))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("LOG_LEVEL", "debug")
+            .env("LOG_FORMAT", "text");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        Reporter::spawn(cmd)
+    }
+}
+
+/// The Job's condition of `type_`.
+pub fn condition(job: &Job, type_: &str) -> Option<JobCondition> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+/// The types of the Job's conditions, in order.
+pub fn condition_types(job: &Job) -> Vec<String> {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .map(|cs| cs.iter().map(|c| c.type_.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The `status-reporter` container's env as the kubelet resolves it on `pod`.
+pub fn reporter_env(pod: &Pod) -> BTreeMap<String, String> {
+    let spec = pod.spec.as_ref().expect("a pod has a spec");
+    let reporter = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .find(|c| c.name == "status-reporter")
+        .expect("the Pod has the status-reporter container");
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    let mut env = BTreeMap::new();
+    for var in reporter.env.iter().flatten() {
+        let value = if let Some(v) = &var.value {
+            v.clone()
+        } else if let Some(field) = var.value_from.as_ref().and_then(|f| f.field_ref.as_ref()) {
+            let path = field.field_path.as_str();
+            match path {
+                "metadata.name" => pod.metadata.name.clone().expect("pod name"),
+                "metadata.namespace" => pod.metadata.namespace.clone().expect("pod namespace"),
+                _ => {
+                    let key = path
+                        .strip_prefix("metadata.labels['")
+                        .and_then(|k| k.strip_suffix("']"))
+                        .unwrap_or_else(|| panic!("env {}: unexpected fieldRef {path}", var.name));
+                    labels.get(key).cloned().unwrap_or_else(|| {
+                        panic!(
+                            "env {}: fieldRef {path} does not resolve on pod {}: it has no label {key} (labels: {labels:?})",
+                            var.name,
+                            pod.metadata.name.as_deref().unwrap_or("?")
+                        )
+                    })
+                }
+            }
+        } else {
+            panic!("env {} is neither a value nor a fieldRef", var.name)
+        };
+        env.insert(var.name.clone(), value);
+    }
+    env
+}

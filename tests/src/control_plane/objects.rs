@@ -1,0 +1,146 @@
+//! Kubernetes objects as the suites handle them: YAML streams read into JSON values, rendered
+//! kustomizations, applied (or dry-run) with the release's own `kubectl`.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::Cluster;
+use super::cluster::run;
+
+/// Every document of a YAML stream (Lists flattened), skipping empty documents; panics naming
+/// `what` on bad YAML.
+pub fn yaml_docs(text: &str, what: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(text) {
+        let value: Value = serde::Deserialize::deserialize(doc)
+            .unwrap_or_else(|e| panic!("{what}: not YAML: {e}"));
+        match value {
+            Value::Null => {}
+            Value::Object(ref o)
+                if o.get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| k.ends_with("List"))
+                    && o.get("items").is_some_and(Value::is_array) =>
+            {
+                out.extend(o["items"].as_array().cloned().unwrap_or_default());
+            }
+            v => out.push(v),
+        }
+    }
+    out
+}
+
+/// `kind/name` of an object, for messages.
+pub fn describe(obj: &Value) -> String {
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .or_else(|| obj["metadata"]["generateName"].as_str())
+        .unwrap_or("?");
+    format!("{}/{name}", obj["kind"].as_str().unwrap_or("?"))
+}
+
+/// A `v1` List of `items` (what `kubectl … -f -` takes as one stream).
+pub fn list(items: &[Value]) -> String {
+    json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+}
+
+impl Cluster {
+    /// `kubectl kustomize dir`, as objects; panics with kubectl's message if it fails.
+    pub fn kustomize(&self, dir: &Path) -> Vec<Value> {
+        let (ok, out, err) = self.kubectl_run(&["kustomize", &dir.to_string_lossy()], None);
+        assert!(ok, "kubectl kustomize {}: {err}", dir.display());
+        yaml_docs(&out, &format!("kustomize {}", dir.display()))
+    }
+
+    /// `kubectl apply [--dry-run=server] -f -` of `objects`; returns (success, stdout, stderr).
+    pub fn apply(&self, objects: &[Value], dry_run: bool) -> (bool, String, String) {
+        let mut args = vec!["apply", "-f", "-"];
+        if dry_run {
+            args.push("--dry-run=server");
+        }
+        self.kubectl_run(&args, Some(&list(objects)))
+    }
+
+    /// `kubectl create [--dry-run=server] -f -` of `objects`; returns (success, stdout, stderr).
+    pub fn create(&self, objects: &[Value], dry_run: bool) -> (bool, String, String) {
+        let mut args = vec!["create", "-f", "-"];
+        if dry_run {
+            args.push("--dry-run=server");
+        }
+        self.kubectl_run(&args, Some(&list(objects)))
+    }
+
+    /// Whether the API server serves `apiVersion` (e.g. `admissionregistration.k8s.io/v1`).
+    pub fn serves(&self, api_version: &str) -> bool {
+        static SERVED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        SERVED
+            .get_or_init(|| {
+                let (ok, out, err) = self.kubectl_run(&["api-versions"], None);
+                assert!(ok, "kubectl api-versions: {err}");
+                out.lines().map(|l| l.trim().to_owned()).collect()
+            })
+            .iter()
+            .any(|v| v == api_version)
+    }
+}
+
+/// `status-reporter-webhook inject -f file` (plus `args`): the injected objects; panics with
+/// stderr on failure.
+pub fn inject_file(file: &Path, args: &[&str]) -> Vec<Value> {
+    let bin = crate::bin::path("status-reporter-webhook");
+    let (ok, out, err) = run(
+        std::process::Command::new(bin)
+            .args(["inject", "-f"])
+            .arg(file)
+            .args(args),
+        None,
+    );
+    assert!(ok, "inject -f {}: {err}", file.display());
+    yaml_docs(&out, &format!("inject -f {}", file.display()))
+}
+
+/// Sets `metadata.namespace` of every namespaced object to `namespace`.
+pub fn in_namespace(objects: &mut [Value], namespace: &str) {
+    for obj in objects {
+        if obj["metadata"].get("namespace").is_some() {
+            obj["metadata"]["namespace"] = json!(namespace);
+        }
+        // RoleBinding subjects name the namespace of their ServiceAccount.
+        if let Some(subjects) = obj.get_mut("subjects").and_then(Value::as_array_mut) {
+            for s in subjects {
+                if s.get("namespace").is_some() {
+                    s["namespace"] = json!(namespace);
+                }
+            }
+        }
+    }
+}
+
+/// The pod template of a Job or CronJob, as a Pod the Job controller would create (the labels
+/// it adds included), or `None` for other kinds.
+pub fn pod_of(obj: &Value, namespace: &str) -> Option<Value> {
+    let template = match obj["kind"].as_str()? {
+        "Job" => &obj["spec"]["template"],
+        "CronJob" => &obj["spec"]["jobTemplate"]["spec"]["template"],
+        _ => return None,
+    };
+    let mut meta = template["metadata"].clone();
+    if !meta.is_object() {
+        meta = json!({});
+    }
+    meta["name"] = json!(format!(
+        "{}-pod",
+        obj["metadata"]["name"].as_str().unwrap_or("job")
+    ));
+    meta["namespace"] = json!(namespace);
+    meta["labels"]["batch.kubernetes.io/job-name"] = obj["metadata"]["name"].clone();
+    meta["labels"]["batch.kubernetes.io/controller-uid"] =
+        json!("00000000-0000-0000-0000-000000000000");
+    Some(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": template["spec"],
+    }))
+}

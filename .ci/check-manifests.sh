@@ -6,11 +6,17 @@
 #     and native sidecars exist there) of every rendered manifest, every file in
 #     manifests/examples/, every golden Job in tests/data/golden/, and the examples after
 #     `status-reporter-webhook inject -f`;
-#  3. hadolint on the Dockerfiles (they cannot be built without a Docker engine here).
-# cert-manager's Issuer/Certificate are CRDs with no schema in kubernetes-validate: they are
-# skipped explicitly (and listed). Any other failure exits non-zero naming file and error.
+#  3. the admission CEL (webhook entries' selectors and matchConditions, the guard) on a matrix
+#     of namespaces and Jobs (.ci/check-admission-cel.py);
+#  4. the Helm chart: lint and template of each documented values set, compared object by
+#     object with the kustomize directory it stands for (.ci/compare-helm-kustomize.py);
+#  5. promtool check rules / test rules on manifests/monitoring;
+#  6. hadolint on the Dockerfiles (they cannot be built without a Docker engine here).
+# cert-manager's Issuer/Certificate and the Prometheus Operator's ServiceMonitor/PrometheusRule
+# are CRDs with no schema in kubernetes-validate, and MutatingAdmissionPolicy v1 is newer than
+# its schemas: they are skipped explicitly (and listed). Any other failure exits non-zero naming file and error.
 #
-# Env: KUBE_VERSION (default 1.33.0), OLD_KUBE_VERSION (default 1.26.0: what the
+# Env: HELM (helm binary; default: helm on PATH, else built with go install), KUBE_VERSION (default 1.33.0), OLD_KUBE_VERSION (default 1.26.0: what the
 # no-match-conditions overlay and the classic plain sidecar must still validate against),
 # STATUS_REPORTER_WEBHOOK_BIN (use this binary instead of
 # building it with `cargo build --release --locked`, the build the Dockerfile runs).
@@ -43,7 +49,19 @@ from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, Vers
 
 version, files = sys.argv[1], sys.argv[2:]
 # CRDs: kubernetes-validate only has the built-in API's schemas.
-SKIP_GROUPS = ("cert-manager.io/",)
+SKIP_GROUPS = ("cert-manager.io/", "monitoring.coreos.com/")
+# Built-in kinds newer than the schemas kubernetes-validate has for this version; the real
+# API server (the control-plane suites) checks them.
+SKIP_KINDS = {
+    ("admissionregistration.k8s.io/v1", "MutatingAdmissionPolicy"): "GA in Kubernetes 1.36",
+    ("admissionregistration.k8s.io/v1", "MutatingAdmissionPolicyBinding"): "GA in Kubernetes 1.36",
+}
+# VALIDATE_SKIP="Kind=reason;...": more kinds to skip for this run (e.g. the guard's
+# ValidatingAdmissionPolicy against a version that predates it).
+import os
+for entry in filter(None, os.environ.get("VALIDATE_SKIP", "").split(";")):
+    kind, reason = entry.split("=", 1)
+    SKIP_KINDS[("admissionregistration.k8s.io/v1", kind)] = reason
 
 class Loader(yaml.SafeLoader):
     """Like kubectl's YAML reading: an unquoted timestamp stays a string (go-yaml v2 rule)."""
@@ -71,6 +89,8 @@ for path in files:
         what = f'{doc["kind"]}/{(doc.get("metadata") or {}).get("name") or (doc.get("metadata") or {}).get("generateName", "?")}'
         if doc["apiVersion"].startswith(SKIP_GROUPS):
             print(f"skip {path}: {what} ({doc['apiVersion']} is a CRD: no schema to validate against)"); continue
+        if (doc["apiVersion"], doc["kind"]) in SKIP_KINDS:
+            print(f"skip {path}: {what} ({SKIP_KINDS[(doc['apiVersion'], doc['kind'])]}: no schema for Kubernetes {version} here)"); continue
         try:
             kv.validate(doc, version, strict=True)
             print(f"ok   {path}: {what}")
@@ -85,7 +105,7 @@ PY
 
 step "kustomize build (base and overlays)"
 rendered=()
-for dir in manifests manifests/base manifests/overlays/*/; do
+for dir in manifests manifests/base manifests/overlays/*/ manifests/monitoring; do
   dir="${dir%/}"
   out="$work/rendered-$(echo "$dir" | tr '/' '_').yaml"
   if kubectl kustomize "$dir" >"$out" 2>"$work/err"; then
@@ -161,13 +181,17 @@ if "$bin" certs --help >/dev/null 2>&1; then
         || fail "certs overlay: the rendered MutatingWebhookConfiguration lacks the printed caBundle"
       # The certs defaults must name what the manifests use: one webhook entry (a wrong name
       # would add a second), and the Secret the Deployment mounts.
-      python3 - "$out" <<'PY' || fail "certs overlay: its defaults do not match manifests/ (see above)"
+      python3 - "$out" "$work/rendered-manifests.yaml" <<'PY' || fail "certs overlay: its defaults do not match manifests/ (see above)"
 import sys, yaml
 docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(sys.argv[1])) if d}
 hooks = docs[("MutatingWebhookConfiguration", "status-reporter-webhook")]["webhooks"]
+base = next(d for d in yaml.safe_load_all(open(sys.argv[2])) if d and d["kind"] == "MutatingWebhookConfiguration")
 mounted = [v["secret"]["secretName"] for v in docs[("Deployment", "status-reporter-webhook")]["spec"]["template"]["spec"]["volumes"] if "secret" in v]
-ok = len(hooks) == 1 and "service" in hooks[0]["clientConfig"] and all(("Secret", n) in docs for n in mounted)
-print("ok   certs overlay: one webhook entry with service and caBundle; mounted Secret present" if ok else f"webhooks={len(hooks)} mounted={mounted}")
+names = [h["name"] for h in hooks]
+ok = (names == [h["name"] for h in base["webhooks"]]
+      and all("service" in h["clientConfig"] and h["clientConfig"].get("caBundle") for h in hooks)
+      and all(("Secret", n) in docs for n in mounted))
+print(f"ok   certs overlay: the base's webhook entries {names}, each with service and caBundle; mounted Secret present" if ok else f"webhooks={names} mounted={mounted}")
 sys.exit(0 if ok else 1)
 PY
     else
@@ -180,46 +204,18 @@ else
   echo "skip: this build has no 'certs' subcommand yet"
 fi
 
-step "matchConditions (CEL): a Job reaches the webhook iff its inject annotation is not absent or \"false\""
-# The API server evaluates these; a wrong expression either blocks opted-in Jobs or never
-# injects them, and no schema can tell. Evaluated with cel-python on the cases that matter.
+step "admission CEL: which webhook entry a Job reaches (never two), and what the guard refuses"
+# The API server evaluates these; a wrong expression either blocks opted-in Jobs, never
+# injects them or injects them twice, and no schema can tell. Evaluated with cel-python on a
+# matrix of namespaces and Jobs (.ci/check-admission-cel.py says which).
 python3 -c 'import celpy' 2>/dev/null || python3 -m pip install --quiet cel-python >/dev/null 2>&1 || true
 if python3 -c 'import celpy' 2>/dev/null; then
-  python3 - "$work/rendered-manifests.yaml" <<'PY' || fail "matchConditions (see FAIL lines above)"
-import json, sys, yaml, celpy
-mwc = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "MutatingWebhookConfiguration")
-env = celpy.Environment()
-conds = [(c["name"], env.program(env.compile(c["expression"]))) for c in mwc["webhooks"][0]["matchConditions"]]
-K = "status-reporter.hyperfleet.io/inject"
-def job(job_ann=None, tmpl_ann=None, tmpl_meta=True):
-    j = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
-         "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "a"}]}}}}
-    if job_ann is not None:
-        j["metadata"]["annotations"] = job_ann
-    if tmpl_meta:
-        j["spec"]["template"]["metadata"] = {} if tmpl_ann is None else {"annotations": tmpl_ann}
-    return j
-# (Job annotations, pod template annotations, has template metadata) -> sent to the webhook?
-# A superset of what the webhook injects: it decides on the value (template wins) and
-# refuses values other than "true"/"false" with a message, so those must reach it.
-cases = [
-    (job(), False), (job(tmpl_meta=False), False), (job({}, {}), False),
-    (job({"other.example.com/inject": "true"}), False),
-    (job({K: "true"}), True), (job(None, {K: "true"}), True),
-    (job({K: "false"}), False), (job(None, {K: "false"}), False),
-    (job({K: "false"}, {K: "true"}), True), (job({K: "true"}, {K: "false"}), True),
-    (job({K: "yes"}), True),
-]
-bad = 0
-for obj, want in cases:
-    got = all(bool(p.evaluate({"object": celpy.json_to_cel(obj)})) for _, p in conds)
-    where = f'job={json.dumps(obj["metadata"].get("annotations"))} template={json.dumps(obj["spec"]["template"].get("metadata"))}'
-    print(f'{"ok  " if got == want else "FAIL"} {where}: sent={got} (want {want})')
-    bad += got != want
-sys.exit(1 if bad else 0)
-PY
+  python3 .ci/check-admission-cel.py "$work/rendered-manifests.yaml" \
+    "$work/rendered-manifests_overlays_no-match-conditions.yaml" >"$work/cel.out" \
+    || { cat "$work/cel.out"; fail "admission CEL (see FAIL lines above)"; }
+  echo "ok   $(grep -c '^ok' "$work/cel.out") cases (webhook entries x namespaces x Jobs, and the guard)"
 else
-  echo "skip: cel-python could not be installed"
+  fail "cel-python could not be installed (pip package cel-python)"
 fi
 
 step "schema validation of rendered manifests (Kubernetes $KUBE_VERSION, strict)"
@@ -228,6 +224,9 @@ validate "${rendered[@]}" || fail "rendered manifests (see FAIL lines above)"
 step "the old-cluster paths against Kubernetes $OLD_KUBE_VERSION (no matchConditions, no native sidecars)"
 # The no-match-conditions overlay and the classic plain sidecar exist for older clusters:
 # they must use nothing newer.
+# The guard in that overlay is a ValidatingAdmissionPolicy (GA 1.30): on older clusters the
+# overlay's comment says to drop it, so it is not held to the old schema.
+VALIDATE_SKIP="ValidatingAdmissionPolicy=the guard needs Kubernetes >= 1.30 (drop components/guard before);ValidatingAdmissionPolicyBinding=the guard needs Kubernetes >= 1.30 (drop components/guard before)" \
 VALIDATE_VERSION="$OLD_KUBE_VERSION" validate "$work/rendered-manifests_overlays_no-match-conditions.yaml" \
   manifests/examples/plain-sidecar-classic.yaml || fail "old-cluster manifests (see FAIL lines above)"
 
@@ -263,6 +262,93 @@ if "$bin" inject --help >/dev/null 2>&1; then
   ((${#injected[@]})) && { validate "${injected[@]}" || fail "injected examples (see FAIL lines above)"; }
 else
   echo "skip: this build has no 'inject' subcommand yet"
+fi
+
+step "Helm chart: lint, render each documented values set, same objects as kustomize"
+# Helm: $HELM, else helm on PATH, else the Go module build (helm.sh/helm/v3/cmd/helm).
+HELM_VERSION=v3.22.0
+helm_bin="${HELM:-}"
+[[ -z "$helm_bin" ]] && helm_bin="$(command -v helm || true)"
+if [[ -z "$helm_bin" ]] && command -v go >/dev/null; then
+  gobin="$(go env GOPATH)/bin"
+  [[ -x "$gobin/helm" ]] || (cd /tmp && GOFLAGS=-buildvcs=false go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION") >/dev/null 2>&1 || true
+  [[ -x "$gobin/helm" ]] && helm_bin="$gobin/helm"
+fi
+chart=manifests/helm/status-reporter
+if [[ -n "$helm_bin" ]]; then
+  echo "using $helm_bin"
+  # The chart's files/ link to the kustomize policy files; helm says so on every load.
+  helm_() { "$helm_bin" "$@" 2> >(grep -v 'found symbolic link in path' >&2); }
+  # The chart's kubeVersion is >= 1.30; the policy path needs 1.36 (the newest we test).
+  helm_version=1.36.0
+  # values set -> the kustomize directory that must render the same objects ("" = none).
+  declare -A same_as=(
+    [default]=manifests/base
+    [cert-manager]=manifests/overlays/cert-manager
+    [no-match-conditions]=manifests/overlays/no-match-conditions
+    [admission-policy]=manifests/overlays/admission-policy
+    [production]=""
+  )
+  for set in default cert-manager no-match-conditions admission-policy production; do
+    values=()
+    [[ "$set" != default ]] && values=(-f "manifests/helm/examples/$set.yaml")
+    if ! helm_ lint "$chart" --strict --kube-version "$helm_version" "${values[@]}" >"$work/err" 2>&1; then
+      fail "helm lint ($set): $(cat "$work/err")"; continue
+    fi
+    out="$work/helm-$set.yaml"
+    if ! helm_ template status-reporter "$chart" -n status-reporter-system --kube-version "$helm_version" \
+      "${values[@]}" >"$out" 2>"$work/err"; then
+      fail "helm template ($set): $(cat "$work/err")"; continue
+    fi
+    echo "ok   helm lint + template $set ($(grep -c '^kind:' "$out") objects)"
+    validate "$out" >"$work/validate.out" || { cat "$work/validate.out"; fail "helm template ($set): schema validation"; }
+    if [[ -n "${same_as[$set]}" ]]; then
+      # Helm installs into the release namespace, which the chart does not create (make it
+      # from manifests/common/namespace.yaml first): the one object kustomize has in addition.
+      kubectl kustomize "${same_as[$set]}" >"$work/kustomize-$set.yaml"
+      python3 .ci/compare-helm-kustomize.py "$work/kustomize-$set.yaml" "$out" \
+        --skip Namespace/status-reporter-system >"$work/compare.out" \
+        && echo "ok   helm ($set) renders the same objects as ${same_as[$set]} (modulo Helm's labels)" \
+        || { cat "$work/compare.out"; fail "helm ($set) differs from ${same_as[$set]}"; }
+    fi
+  done
+  # A bad value is refused naming the field and what is accepted.
+  if helm_ template x "$chart" --kube-version "$helm_version" --set reporter.sidecarMode=sidecar >/dev/null 2>"$work/err"; then
+    fail "helm template accepted reporter.sidecarMode=sidecar"
+  elif grep -q "/reporter/sidecarMode" "$work/err" && grep -q "'native', 'classic'" "$work/err"; then
+    echo "ok   values.schema.json refuses reporter.sidecarMode=sidecar naming the field and 'native', 'classic'"
+  else
+    fail "helm's error for reporter.sidecarMode=sidecar does not name the field and the accepted values: $(cat "$work/err")"
+  fi
+  if helm_ template x "$chart" --kube-version 1.33.0 --set mode=admissionPolicy >/dev/null 2>"$work/err"; then
+    fail "helm template accepted mode=admissionPolicy for Kubernetes 1.33"
+  else
+    grep -q "needs Kubernetes >= 1.36" "$work/err" && echo "ok   mode=admissionPolicy on 1.33 is refused with the version it needs" \
+      || fail "mode=admissionPolicy on 1.33: unexpected error: $(cat "$work/err")"
+  fi
+else
+  fail "helm is required: set HELM, put helm on PATH, or install Go (helm.sh/helm/v3/cmd/helm@$HELM_VERSION is built from its module)"
+fi
+
+step "monitoring rules (promtool check rules, promtool test rules)"
+# promtool comes from Debian's prometheus package. The rules file is the PrometheusRule's
+# spec; the unit test (manifests/monitoring/prometheusrule.test.yaml) sits next to it.
+if ! command -v promtool >/dev/null; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null 2>&1 || true
+fi
+if command -v promtool >/dev/null; then
+  mkdir -p "$work/rules"
+  python3 - manifests/monitoring/prometheusrule.yaml "$work/rules/rules.yaml" <<'PY'
+import sys, yaml
+rule = yaml.safe_load(open(sys.argv[1]))
+assert rule["kind"] == "PrometheusRule", rule["kind"]
+yaml.safe_dump(rule["spec"], open(sys.argv[2], "w"), sort_keys=False)
+PY
+  cp manifests/monitoring/prometheusrule.test.yaml "$work/rules/"
+  promtool check rules "$work/rules/rules.yaml" || fail "promtool check rules manifests/monitoring/prometheusrule.yaml"
+  promtool test rules "$work/rules/prometheusrule.test.yaml" || fail "promtool test rules manifests/monitoring/prometheusrule.test.yaml"
+else
+  fail "promtool is required (Debian package prometheus) and could not be installed"
 fi
 
 step "Dockerfile lint (hadolint)"

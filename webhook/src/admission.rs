@@ -10,7 +10,7 @@ use kube::core::{DynamicObject, Status, TypeMeta};
 use serde::Deserialize;
 
 use crate::config::InjectConfig;
-use crate::inject::{Injection, inject};
+use crate::inject::{Injection, OptIn, inject_as};
 
 /// How a review was answered; the metrics count these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,8 +74,14 @@ impl Reviewed {
     }
 }
 
-/// Answers one AdmissionReview given as raw bytes.
+/// Answers one AdmissionReview given as raw bytes, for Jobs that opt in by annotation.
 pub fn review(body: &[u8], config: &InjectConfig) -> Reviewed {
+    review_as(body, config, OptIn::Annotation)
+}
+
+/// Answers one AdmissionReview given as raw bytes under `opt_in`: the webhook entry that
+/// called (its path) says whether the Job's namespace opted it in.
+pub fn review_as(body: &[u8], config: &InjectConfig, opt_in: OptIn) -> Reviewed {
     // Fast path: the webhook is registered for Jobs, so read the object as a typed Job in
     // one pass. Anything else (another kind, a Job k8s-openapi cannot read, a malformed
     // body) takes the general path below, which decides and explains.
@@ -83,7 +89,7 @@ pub fn review(body: &[u8], config: &InjectConfig) -> Reviewed {
         && is_v1_review(&parsed.types)
         && let Ok(request) = TryInto::<AdmissionRequest<Job>>::try_into(parsed)
     {
-        return decide(&request, |job| Ok(Cow::Borrowed(job)), config);
+        return decide(&request, |job| Ok(Cow::Borrowed(job)), config, opt_in);
     }
     let parsed: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
         Ok(r) => r,
@@ -102,16 +108,16 @@ pub fn review(body: &[u8], config: &InjectConfig) -> Reviewed {
         Ok(r) => r,
         Err(_) => return invalid(String::new(), "AdmissionReview has no request".into()),
     };
-    review_request(&request, config)
+    decide(&request, dynamic_to_job, config, opt_in)
 }
 
 fn is_v1_review(types: &TypeMeta) -> bool {
     types.kind == "AdmissionReview" && types.api_version == "admission.k8s.io/v1"
 }
 
-/// Answers a parsed admission request.
+/// Answers a parsed admission request (annotation opt-in).
 pub fn review_request(req: &AdmissionRequest<DynamicObject>, config: &InjectConfig) -> Reviewed {
-    decide(req, dynamic_to_job, config)
+    decide(req, dynamic_to_job, config, OptIn::Annotation)
 }
 
 /// Reads a Job from the general form; the spec is read straight from the parsed tree.
@@ -134,6 +140,7 @@ fn decide<T: kube::Resource>(
     req: &AdmissionRequest<T>,
     to_job: impl FnOnce(&T) -> Result<Cow<'_, Job>, String>,
     config: &InjectConfig,
+    opt_in: OptIn,
 ) -> Reviewed {
     let response = AdmissionResponse::from(req);
     let uid = req.uid.clone();
@@ -157,7 +164,7 @@ fn decide<T: kube::Resource>(
         Ok(job) => job,
         Err(message) => return deny(response, uid, message),
     };
-    match inject(&job, req.namespace.as_deref(), config) {
+    match inject_as(&job, req.namespace.as_deref(), config, opt_in) {
         Ok(Injection::Skipped(reason)) => skip(reason.to_string()),
         Ok(Injection::Injected { patch, warnings }) => {
             let ops = patch.0.len();

@@ -28,6 +28,12 @@ pub const SIDECAR_MODE: &str = "status-reporter.hyperfleet.io/sidecar-mode";
 pub const STATUS: &str = "status-reporter.hyperfleet.io/status";
 /// Value of [`STATUS`] once the reporter has been added.
 pub const STATUS_INJECTED: &str = "injected";
+/// Namespace label that opts every Job of the namespace in (value [`NAMESPACE_OPT_IN_ENABLED`]).
+/// The webhook never reads it: the webhook configuration selects on it and calls the
+/// namespace path (`/mutate-namespace`), so the webhook needs no API permission.
+pub const NAMESPACE_OPT_IN_LABEL: &str = "status-reporter.hyperfleet.io/inject";
+/// Value of [`NAMESPACE_OPT_IN_LABEL`] that opts a namespace in.
+pub const NAMESPACE_OPT_IN_ENABLED: &str = "enabled";
 
 /// Every annotation key under [`PREFIX`] the injector understands.
 pub const KNOWN: [&str; 9] = [

@@ -32,6 +32,19 @@ pub const REPORTER_UID: i64 = 65532;
 /// Lifetime asked for the projected token; the kubelet refreshes it well before expiry.
 const TOKEN_EXPIRATION_SECONDS: i64 = 3607;
 
+/// Why the injector was asked about a Job: which opt-in the admission entry that called it
+/// stands for. The webhook learns it from the path it was called on, so it never needs to
+/// look the namespace up (and needs no API permission).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OptIn {
+    /// The Job opts in with the `inject` annotation (on the Job or its pod template).
+    #[default]
+    Annotation,
+    /// The Job's namespace is labelled [`annotations::NAMESPACE_OPT_IN_LABEL`]`=enabled`:
+    /// every Job is injected unless it is annotated `inject: "false"`.
+    Namespace,
+}
+
 /// Why a Job was left unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SkipReason {
@@ -90,11 +103,24 @@ impl Injection {
     }
 }
 
-/// Computes the patch that adds the reporter to `job`.
+/// Computes the patch that adds the reporter to `job`, for a Job that opts in by annotation
+/// (see [`inject_as`]).
 ///
 /// `namespace` is the admission request's namespace, used when the object itself has none
 /// (objects sent to a webhook usually do, offline manifests often don't).
 pub fn inject(job: &Job, namespace: Option<&str>, config: &InjectConfig) -> Result<Injection> {
+    inject_as(job, namespace, config, OptIn::Annotation)
+}
+
+/// Computes the patch that adds the reporter to `job` under the given opt-in: by
+/// annotation, an unannotated Job is left alone; in an opted-in namespace it is injected.
+/// `inject: "false"` opts out either way, and the override annotations apply either way.
+pub fn inject_as(
+    job: &Job,
+    namespace: Option<&str>,
+    config: &InjectConfig,
+    opt_in: OptIn,
+) -> Result<Injection> {
     let namespace = job.metadata.namespace.as_deref().or(namespace);
     if let Some(ns) = namespace
         && config.excluded_namespaces.iter().any(|e| e == ns)
@@ -123,9 +149,11 @@ pub fn inject(job: &Job, namespace: Option<&str>, config: &InjectConfig) -> Resu
                 .and_then(|a| a.get(annotations::INJECT))
         });
     match raw_inject.map(|v| v.trim()) {
-        None => return Ok(Injection::Skipped(SkipReason::NotOptedIn)),
+        None if opt_in == OptIn::Annotation => {
+            return Ok(Injection::Skipped(SkipReason::NotOptedIn));
+        }
         Some("false") => return Ok(Injection::Skipped(SkipReason::OptedOut)),
-        Some(_) => {}
+        _ => {}
     }
     // Already injected wins over everything else, so reinvocation is always safe.
     let status_injected = template_annotations

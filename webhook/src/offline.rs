@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::config::{InjectConfig, InjectorArgs};
 use crate::error::{Error, Result};
-use crate::inject::{Injection, apply, inject};
+use crate::inject::{Injection, OptIn, apply, inject_as};
 
 /// Flags of `inject`.
 #[derive(Debug, Clone, clap::Args)]
@@ -20,6 +20,11 @@ pub struct InjectArgs {
     /// Manifest to read (YAML or JSON, several documents allowed); `-` reads stdin.
     #[arg(short = 'f', long = "filename", value_name = "FILE|-")]
     pub filename: PathBuf,
+
+    /// Inject every Job (and CronJob template) not annotated `inject: "false"`, as the
+    /// webhook does in a namespace labelled `status-reporter.hyperfleet.io/inject=enabled`.
+    #[arg(long, env = "NAMESPACE_OPT_IN")]
+    pub namespace_opt_in: bool,
 
     /// How the reporter container is built.
     #[command(flatten)]
@@ -51,7 +56,12 @@ pub fn run(args: &InjectArgs, out: &mut dyn std::io::Write) -> Result<Vec<String
         std::fs::read_to_string(&args.filename)
             .map_err(|e| input_error(&source_name, e.to_string()))?
     };
-    let rendered = inject_manifests(&input, &source_name, &config)?;
+    let opt_in = if args.namespace_opt_in {
+        OptIn::Namespace
+    } else {
+        OptIn::Annotation
+    };
+    let rendered = inject_manifests_as(&input, &source_name, &config, opt_in)?;
     out.write_all(rendered.yaml.as_bytes())
         .map_err(|e| Error::Output(e.to_string()))?;
     Ok(rendered.warnings)
@@ -64,8 +74,20 @@ fn input_error(source_name: &str, message: String) -> Error {
     }
 }
 
-/// Injects every opted-in Job and CronJob in `input` (YAML or JSON, multi-document).
+/// Injects every Job and CronJob in `input` (YAML or JSON, multi-document) that opts in by
+/// annotation.
 pub fn inject_manifests(input: &str, source_name: &str, config: &InjectConfig) -> Result<Rendered> {
+    inject_manifests_as(input, source_name, config, OptIn::Annotation)
+}
+
+/// Injects every Job and CronJob in `input` that is opted in under `opt_in`
+/// ([`OptIn::Namespace`]: all but those annotated `inject: "false"`).
+pub fn inject_manifests_as(
+    input: &str,
+    source_name: &str,
+    config: &InjectConfig,
+    opt_in: OptIn,
+) -> Result<Rendered> {
     let mut docs_out = Vec::new();
     let mut warnings = Vec::new();
     let mut injected = 0;
@@ -77,7 +99,7 @@ pub fn inject_manifests(input: &str, source_name: &str, config: &InjectConfig) -
             continue; // empty document (comments only, or a stray `---`)
         }
         let mut doc = value.clone();
-        let count = process(&mut doc, config, &mut warnings).map_err(|e| {
+        let count = process(&mut doc, config, opt_in, &mut warnings).map_err(|e| {
             input_error(
                 source_name,
                 format!("document {} ({}): {e}", index + 1, describe(&value)),
@@ -124,7 +146,12 @@ fn parse_document(text: &str) -> std::result::Result<Value, String> {
 }
 
 /// Injects `doc` in place; returns how many Jobs were patched.
-fn process(doc: &mut Value, config: &InjectConfig, warnings: &mut Vec<String>) -> Result<usize> {
+fn process(
+    doc: &mut Value,
+    config: &InjectConfig,
+    opt_in: OptIn,
+    warnings: &mut Vec<String>,
+) -> Result<usize> {
     let api_version = doc
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -135,12 +162,12 @@ fn process(doc: &mut Value, config: &InjectConfig, warnings: &mut Vec<String>) -
             let mut count = 0;
             if let Some(items) = doc.get_mut("items").and_then(Value::as_array_mut) {
                 for item in items {
-                    count += process(item, config, warnings)?;
+                    count += process(item, config, opt_in, warnings)?;
                 }
             }
             Ok(count)
         }
-        ("batch/v1", "Job") => inject_job(doc, None, config, warnings),
+        ("batch/v1", "Job") => inject_job(doc, None, config, opt_in, warnings),
         ("batch/v1", "CronJob") => {
             let namespace = doc
                 .pointer("/metadata/namespace")
@@ -170,6 +197,7 @@ fn process(doc: &mut Value, config: &InjectConfig, warnings: &mut Vec<String>) -
                 &mut job,
                 Some(&format!("cronjob/{name}")),
                 config,
+                opt_in,
                 &mut job_warnings,
             )?;
             warnings.extend(job_warnings);
@@ -186,11 +214,12 @@ fn inject_job(
     doc: &mut Value,
     label: Option<&str>,
     config: &InjectConfig,
+    opt_in: OptIn,
     warnings: &mut Vec<String>,
 ) -> Result<usize> {
     let job: Job =
         serde_json::from_value(doc.clone()).map_err(|e| Error::InvalidJob(e.to_string()))?;
-    match inject(&job, None, config)? {
+    match inject_as(&job, None, config, opt_in)? {
         Injection::Skipped(_) => Ok(0),
         Injection::Injected { patch, warnings: w } => {
             apply(doc, &patch)?;

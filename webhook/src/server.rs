@@ -18,6 +18,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::admission;
 use crate::config::{InjectConfig, InjectorArgs};
 use crate::error::Result;
+use crate::inject::OptIn;
 use crate::metrics::Metrics;
 use crate::tls;
 
@@ -83,10 +84,19 @@ impl AppState {
     }
 }
 
-/// The webhook's routes: `POST /mutate`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+/// Path of the webhook entry for namespaces labelled for injection (every Job there is
+/// injected unless annotated `inject: "false"`); `/mutate` is the annotation opt-in.
+pub const NAMESPACE_PATH: &str = "/mutate-namespace";
+
+/// The webhook's routes: `POST /mutate`, `POST /mutate-namespace`, `GET /healthz`,
+/// `GET /readyz`, `GET /metrics`.
 pub fn router(state: Arc<AppState>, max_body_bytes: usize, request_timeout: Duration) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
+        .route(
+            NAMESPACE_PATH,
+            post(|state, body| mutate_as(OptIn::Namespace, state, body)),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -98,9 +108,13 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize, request_timeout: Dura
         .with_state(state)
 }
 
-async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+async fn mutate(state: State<Arc<AppState>>, body: Bytes) -> Response {
+    mutate_as(OptIn::Annotation, state, body).await
+}
+
+async fn mutate_as(opt_in: OptIn, State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let started = Instant::now();
-    let reviewed = admission::review(&body, &state.config);
+    let reviewed = admission::review_as(&body, &state.config, opt_in);
     let json = reviewed.to_json();
     let elapsed = started.elapsed().as_secs_f64();
     state.metrics.observe(reviewed.outcome, elapsed);

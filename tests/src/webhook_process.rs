@@ -117,11 +117,16 @@ pub struct SecretDir {
 impl SecretDir {
     /// A new directory holding `pair`.
     pub fn new(pair: &Pair) -> SecretDir {
+        SecretDir::from_pem(&pair.cert_pem, &pair.key_pem)
+    }
+
+    /// A new directory holding the PEM `cert` and `key` (e.g. from `certs`).
+    pub fn from_pem(cert: &str, key: &str) -> SecretDir {
         let mut s = SecretDir {
             dir: tempfile::tempdir().expect("tempdir"),
             version: 0,
         };
-        s.write(&pair.cert_pem, &pair.key_pem);
+        s.write(cert, key);
         for f in ["tls.crt", "tls.key"] {
             std::os::unix::fs::symlink(format!("..data/{f}"), s.dir.path().join(f))
                 .expect("symlink");

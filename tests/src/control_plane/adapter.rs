@@ -53,7 +53,7 @@ pub async fn adapter_namespace(cluster: &Cluster, prefix: &str) -> AdapterNamesp
     let ns = cluster.namespace(&client, prefix, &[]).await;
     apply_file(
         cluster,
-        &root().join("manifests/base/reporter-clusterrole.yaml"),
+        &root().join("manifests/common/reporter-clusterrole.yaml"),
         &ns.name,
     );
     apply_file(

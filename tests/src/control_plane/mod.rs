@@ -23,6 +23,7 @@ pub mod objects;
 mod pki;
 mod shared;
 pub mod supervisor;
+pub mod webhook;
 
 pub use binaries::bin_dir;
 pub use cluster::{AdmissionGuard, Cluster, TestNamespace};

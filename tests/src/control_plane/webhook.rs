@@ -1,0 +1,192 @@
+//! The real webhook installed on the admission control plane: its certificate from its own
+//! `certs` subcommand, `serve` on loopback, and the shipped kustomization applied with only
+//! each webhook entry's `clientConfig` pointed at that loopback URL (a kustomize patch in a
+//! test overlay, so everything else is exactly what users apply). Dropping it deletes the
+//! webhook configuration, so the next test starts from a clean admission chain.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::AdmissionGuard;
+use super::cluster::run;
+use crate::webhook_process::{SecretDir, Server};
+
+/// A webhook serving the admission control plane.
+pub struct InstalledWebhook<'a> {
+    /// The running `serve` (stop it to see the API server fail closed).
+    pub server: Option<Server>,
+    /// `certs` output: `ca.crt`, `tls.crt`, `tls.key`, the generated overlay.
+    pub certs: tempfile::TempDir,
+    /// The names of the MutatingWebhookConfigurations applied (deleted on drop).
+    pub configurations: Vec<String>,
+    cluster: &'a AdmissionGuard,
+    _secret: SecretDir,
+}
+
+fn root() -> PathBuf {
+    super::binaries::workspace_root()
+}
+
+impl<'a> InstalledWebhook<'a> {
+    /// Issues a certificate with `certs`, starts `serve` with it (plus `serve_args`), and applies
+    /// `base` (a kustomization directory, e.g. `manifests`) through the `certs` overlay and a
+    /// test overlay that points every webhook entry at the loopback server.
+    pub fn install(cluster: &'a AdmissionGuard, base: &Path, serve_args: &[&str]) -> Self {
+        let bin = crate::bin::path("status-reporter-webhook");
+        let certs = tempfile::tempdir().expect("tempdir");
+        let (ok, _, err) = run(
+            std::process::Command::new(&bin)
+                .args([
+                    "certs",
+                    "--log-format",
+                    "text",
+                    "--extra-san",
+                    "127.0.0.1,localhost",
+                ])
+                .arg("--out-dir")
+                .arg(certs.path().join("certs"))
+                .arg("--kustomize-base")
+                .arg(base),
+            None,
+        );
+        assert!(ok, "status-reporter-webhook certs: {err}");
+        let dir = certs.path().join("certs");
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("certs {f}: {e}"))
+        };
+        let secret = SecretDir::from_pem(&read("tls.crt"), &read("tls.key"));
+        let server = Server::start(&bin, &secret, serve_args, Duration::from_secs(30));
+
+        // The test overlay: only clientConfig changes, entry by entry.
+        let rendered = cluster.kustomize(&dir);
+        let mut patches = Vec::new();
+        let mut configurations = Vec::new();
+        for obj in rendered
+            .iter()
+            .filter(|o| o["kind"] == "MutatingWebhookConfiguration")
+        {
+            let name = obj["metadata"]["name"].as_str().expect("name").to_owned();
+            let mut ops = Vec::new();
+            for (i, hook) in obj["webhooks"].as_array().into_iter().flatten().enumerate() {
+                let path = hook["clientConfig"]["service"]["path"]
+                    .as_str()
+                    .unwrap_or("/mutate");
+                ops.push(
+                    json!({"op": "remove", "path": format!("/webhooks/{i}/clientConfig/service")}),
+                );
+                ops.push(
+                    json!({"op": "add", "path": format!("/webhooks/{i}/clientConfig/url"),
+                    "value": format!("https://127.0.0.1:{}{path}", server.addr.port())}),
+                );
+            }
+            patches.push(json!({
+                "target": {"group": "admissionregistration.k8s.io", "version": "v1",
+                           "kind": "MutatingWebhookConfiguration", "name": name},
+                "patch": serde_json::to_string(&Value::Array(ops)).expect("json"),
+            }));
+            configurations.push(name);
+        }
+        assert!(
+            !configurations.is_empty(),
+            "{}: no MutatingWebhookConfiguration",
+            base.display()
+        );
+        let overlay = certs.path().join("loopback");
+        std::fs::create_dir_all(&overlay).expect("overlay dir");
+        let kustomization = json!({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": ["../certs"],
+            "patches": patches,
+        });
+        std::fs::write(
+            overlay.join("kustomization.yaml"),
+            serde_json::to_string_pretty(&kustomization).expect("json"),
+        )
+        .expect("write overlay");
+        let (ok, out, err) =
+            cluster.kubectl_run(&["apply", "-k", &overlay.to_string_lossy()], None);
+        assert!(
+            ok,
+            "kubectl apply -k (shipped manifests, loopback clientConfig): {err}\n{out}"
+        );
+        InstalledWebhook {
+            server: Some(server),
+            certs,
+            configurations,
+            cluster,
+            _secret: secret,
+        }
+    }
+
+    /// The webhook's `/metrics` text, scraped over TLS (trusting the `certs` CA).
+    pub async fn metrics(&self) -> String {
+        use rustls::pki_types::pem::PemObject;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let server = self.server.as_ref().expect("the webhook runs");
+        let ca = std::fs::read(self.certs.path().join("certs/ca.crt")).expect("ca.crt");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+            roots.add(cert.expect("CA PEM")).expect("CA");
+        }
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let scrape = async {
+            let mut tls = crate::webhook_process::connect(server.addr, Arc::new(config)).await?;
+            tls.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .await?;
+            let mut raw = Vec::new();
+            tls.read_to_end(&mut raw).await?;
+            std::io::Result::Ok(String::from_utf8_lossy(&raw).into_owned())
+        };
+        let text = tokio::time::timeout(Duration::from_secs(10), scrape)
+            .await
+            .expect("scrape /metrics within 10 s")
+            .expect("scrape /metrics");
+        assert!(text.starts_with("HTTP/1.1 200"), "/metrics: {text}");
+        text
+    }
+
+    /// The sum of `status_reporter_webhook_admission_requests_total` over all labels.
+    pub async fn reviews(&self) -> u64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with("status_reporter_webhook_admission_requests_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// Stops `serve` (SIGTERM, bounded wait).
+    pub fn stop_server(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            server.signal("-TERM");
+            server.wait_exit(Duration::from_secs(30));
+        }
+    }
+}
+
+impl Drop for InstalledWebhook<'_> {
+    fn drop(&mut self) {
+        for name in &self.configurations {
+            let _ = self.cluster.kubectl_run(
+                &[
+                    "delete",
+                    "mutatingwebhookconfiguration",
+                    name,
+                    "--ignore-not-found",
+                ],
+                None,
+            );
+        }
+    }
+}
+
+/// The workspace's `manifests/` directory.
+pub fn manifests() -> PathBuf {
+    root().join("manifests")
+}

@@ -24,13 +24,26 @@ pub const RESERVED_CONDITION_TYPES: [&str; 5] = [
     "Suspended",
 ];
 
-/// Directories of a Linux container image that the results directory must neither be nor be
-/// inside: the injector mounts the results volume there in the adapter container, hiding what
-/// the image (or the kubelet: `/dev`, `/proc`, `/sys`, `/run` and `/var/run` with the
-/// service-account token) put there. `/` itself is refused too (everything is inside it).
+/// Directories of a Linux container that the results directory must neither be nor be inside:
+/// the injector mounts the results volume there in the adapter container, hiding what the
+/// image put there (programs, libraries, configuration) or what the runtime and the kubelet
+/// mount there (`/dev`, `/proc`, `/sys`, `/run`, and the service-account token under
+/// `/var/run/secrets`). `/` itself is refused too (everything else is inside it).
 pub const SYSTEM_DIRECTORIES: [&str; 14] = [
-    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run",
-    "/sbin", "/sys", "/usr", "/var/run",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var/run/secrets",
 ];
 
 /// Why a value breaks a rule.
@@ -89,7 +102,7 @@ impl Invalid {
             Invalid::Missing => "a non-empty value".to_owned(),
             Invalid::NotAnInteger | Invalid::NotPositive(_) | Invalid::AboveLimit { .. } => {
                 format!(
-                    "a whole number of seconds greater than 0 and at most {MAX_WAIT_LIMIT_SECONDS} (365 days)"
+                    "an integer number of seconds greater than 0 and at most {MAX_WAIT_LIMIT_SECONDS} (365 days)"
                 )
             }
             Invalid::PollNotBelowMaxWait { max_wait, .. } => {

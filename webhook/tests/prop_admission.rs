@@ -14,7 +14,14 @@ use serde_json::{Value, json};
 use status_reporter_webhook::admission::{Outcome, review};
 use status_reporter_webhook::annotations;
 use status_reporter_webhook::config::InjectConfig;
-use status_reporter_webhook::inject::{Injection, SkipReason, inject};
+use status_reporter_webhook::inject::{Injection, inject};
+
+#[path = "../../fuzz/checks/admission.rs"]
+mod checks;
+#[path = "../../fuzz/checks/regressions.rs"]
+mod regressions;
+
+use checks::Exercised;
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -25,7 +32,7 @@ fn config() -> ProptestConfig {
     }
 }
 
-const PREFIX: &str = "status-reporter.hyperfleet.io/";
+use contract::annotations::PREFIX;
 
 // ---------------------------------------------------------------------------------------------
 // Strategies
@@ -94,7 +101,7 @@ fn annotation_map(keys: Vec<&'static str>) -> impl Strategy<Value = BTreeMap<Str
 }
 
 fn known_keys() -> Vec<&'static str> {
-    annotations::KNOWN.to_vec()
+    contract::annotations::known()
 }
 
 /// `None` = field absent, `Some(Null)` = explicit null; JSON Patch must cope with both.
@@ -387,7 +394,7 @@ fn inject_config() -> impl Strategy<Value = InjectConfig> {
     any::<bool>().prop_map(|classic| {
         let mut c = InjectConfig::default();
         if classic {
-            c.sidecar_mode = annotations::SidecarMode::Classic;
+            c.sidecar_mode = contract::SidecarMode::Classic;
         }
         c
     })
@@ -447,16 +454,7 @@ fn patch_of(response: &Value) -> Result<Option<json_patch::Patch>, TestCaseError
 
 /// Applies `patch` to `object` as received and checks the result is a Job.
 fn apply_to(object: &Value, patch: &json_patch::Patch) -> Result<(Value, Job), TestCaseError> {
-    let mut patched = object.clone();
-    json_patch::patch(&mut patched, patch).map_err(|e| {
-        TestCaseError::fail(format!(
-            "patch does not apply: {e}\nobject: {object}\npatch: {}",
-            serde_json::to_string(patch).unwrap_or_default()
-        ))
-    })?;
-    let job: Job = serde_json::from_value(patched.clone())
-        .map_err(|e| TestCaseError::fail(format!("patched object is not a Job: {e}\n{patched}")))?;
-    Ok((patched, job))
+    checks::apply_to(object, patch).map_err(TestCaseError::fail)
 }
 
 /// A denial names what was wrong: an annotation under our prefix, or the Job's shape.
@@ -559,7 +557,7 @@ proptest! {
     /// The pure step directly: inject twice == inject once.
     #[test]
     fn inject_twice_equals_inject_once(object in job(known_keys()), cfg in inject_config()) {
-        check_inject_twice(&object, &cfg)?;
+        checks::inject_twice(&object, &cfg).map_err(TestCaseError::fail)?;
     }
 
     /// Arbitrary values for every known annotation on an otherwise fine Job: never a panic;
@@ -700,10 +698,9 @@ proptest! {
     }
 }
 
-/// Finding 2 (.readme-parts/hardening-findings.md): a `results-path` inside the
-/// service-account token directory on a pod without token automount gives the reporter two
-/// mounts at the same path; the apiserver then refuses the Job with a message that does not
-/// name the annotation.
+/// A `results-path` inside the service-account token directory on a pod without token
+/// automount used to give the reporter two mounts at the same path; the apiserver then refused
+/// the Job with a message that does not name the annotation.
 #[test]
 fn results_path_in_the_token_directory_is_refused_at_admission() {
     let object = json!({
@@ -735,118 +732,100 @@ fn results_path_in_the_token_directory_is_refused_at_admission() {
     }
 }
 
-/// When `object` reads as a Job and gets injected: the patch applies, yields a Job, and a
-/// second injection is a no-op. (The `inject_job` fuzz target checks the same.)
-fn check_inject_twice(object: &Value, cfg: &InjectConfig) -> Result<(), TestCaseError> {
-    let Ok(job) = serde_json::from_value::<Job>(object.clone()) else {
-        return Ok(());
-    };
-    if let Ok(Injection::Injected { patch, .. }) = inject(&job, Some("adapters"), cfg) {
-        let (patched, job2) = apply_to(object, &patch)?;
-        match inject(&job2, Some("adapters"), cfg) {
-            Ok(Injection::Skipped(SkipReason::AlreadyInjected)) => {}
-            other => prop_assert!(false, "second inject: {other:?}\n{patched}"),
-        }
-    }
-    Ok(())
-}
-
-/// The `annotations` fuzz target's input: one value per line for each known annotation, on
-/// the Job first and then on the pod template; an empty line leaves it unset.
-fn check_annotation_lines(text: &str) -> Result<(), TestCaseError> {
-    let mut on_job = BTreeMap::new();
-    let mut on_template = BTreeMap::new();
-    let known = annotations::KNOWN;
-    for (i, value) in text.split('\n').enumerate().take(2 * known.len()) {
-        if value.is_empty() {
-            continue;
-        }
-        let map = if i < known.len() {
-            &mut on_job
-        } else {
-            &mut on_template
-        };
-        map.insert(known[i % known.len()].to_owned(), value.to_owned());
-    }
-    let object = json!({
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "j", "namespace": "fuzz", "annotations": on_job},
-        "spec": {"template": {
-            "metadata": {"annotations": on_template},
-            "spec": {"restartPolicy": "Never", "containers": [{"name": "adapter", "image": "a"}]}
-        }}
-    });
-    let job: Job = serde_json::from_value(object.clone())
-        .map_err(|e| TestCaseError::fail(format!("fixture is not a Job: {e}")))?;
-    match inject(&job, None, &InjectConfig::default()) {
-        Ok(Injection::Injected { patch, .. }) => {
-            apply_to(&object, &patch)?;
-        }
-        Ok(Injection::Skipped(_)) => {}
-        Err(e) => {
-            let msg = e.to_string();
-            prop_assert!(
-                msg.contains(PREFIX),
-                "refusal does not name the annotation: {msg}"
-            );
-            prop_assert!(
-                msg.contains("accepted"),
-                "refusal does not say what is accepted: {msg}"
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Files under `tests/data/fuzz-regressions/<target>/`: inputs the fuzzers found (and
-/// hand-picked edge cases), replayed on every test run.
-fn regression_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data/fuzz-regressions")
-        .join(target);
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("dir entry").path();
-            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            (path.display().to_string(), bytes)
+/// Issue 13, item 7: a user volume under the injector's volume name that is not an emptyDir
+/// (the probe used a `hostPath: /`) is refused, never mounted into the reporter; an emptyDir
+/// of that name is reused.
+#[test]
+fn results_volume_name_taken_by_a_non_emptydir_volume_is_refused() {
+    let job = |volume: Value| {
+        json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "j", "namespace": "adapters", "annotations": {
+                "status-reporter.hyperfleet.io/inject": "true",
+            }},
+            "spec": {"template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "adapter", "image": "a"}],
+                "volumes": [volume],
+            }}}
         })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no inputs in {}", dir.display());
-    files
+    };
+    let host_path = job(json!({"name": "status-reporter-results", "hostPath": {"path": "/"}}));
+    let typed: Job = serde_json::from_value(host_path).expect("Job");
+    let err = inject(&typed, None, &InjectConfig::default())
+        .expect_err("a hostPath under the results volume's name is refused")
+        .to_string();
+    assert!(
+        err.contains("\"status-reporter-results\" is not an emptyDir") && err.contains("hostPath"),
+        "{err}"
+    );
+    let empty_dir = job(json!({"name": "status-reporter-results", "emptyDir": {}}));
+    let typed: Job = serde_json::from_value(empty_dir.clone()).expect("Job");
+    match inject(&typed, None, &InjectConfig::default()) {
+        Ok(Injection::Injected { patch, .. }) => {
+            let (patched, _) = checks::apply_to(&empty_dir, &patch).expect("applies");
+            assert_eq!(uniqueness_violations(&patched), 0, "{patched}");
+        }
+        other => panic!("an emptyDir of that name is reused: {other:?}"),
+    }
 }
 
 #[test]
 fn fuzz_regressions_admission_body() {
-    for (name, bytes) in regression_inputs("admission_body") {
+    for (name, bytes) in regressions::inputs("admission_body") {
         well_formed(&review(&bytes, &InjectConfig::default()).to_json())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
 
+/// Each regression Job must still be injected (in both sidecar modes): a file that stops
+/// exercising the patch (no longer a Job, or skipped, or refused) fails instead of passing
+/// silently.
 #[test]
 fn fuzz_regressions_inject_job() {
-    for (name, bytes) in regression_inputs("inject_job") {
+    for (name, bytes) in regressions::inputs("inject_job") {
         let object: Value =
             serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         for cfg in [
             InjectConfig::default(),
             InjectConfig {
-                sidecar_mode: annotations::SidecarMode::Classic,
+                sidecar_mode: contract::SidecarMode::Classic,
                 ..InjectConfig::default()
             },
         ] {
-            check_inject_twice(&object, &cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let exercised =
+                checks::inject_twice(&object, &cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(
+                exercised,
+                Exercised::Injected,
+                "{name} no longer exercises the patch"
+            );
         }
     }
 }
 
+/// Issue 11: the replay above must fail on an input that exercises nothing.
+#[test]
+fn inject_twice_tells_what_an_input_exercised() {
+    let cfg = InjectConfig::default();
+    let not_a_job = json!({"apiVersion": "batch/v1", "kind": "Job", "spec": "nope"});
+    assert!(matches!(
+        checks::inject_twice(&not_a_job, &cfg),
+        Ok(Exercised::NotAJob(_))
+    ));
+    let not_opted_in = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+        "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "a"}]}}}});
+    assert!(matches!(
+        checks::inject_twice(&not_opted_in, &cfg),
+        Ok(Exercised::NotInjected(_))
+    ));
+}
+
 #[test]
 fn fuzz_regressions_annotations() {
-    for (name, bytes) in regression_inputs("annotations") {
-        check_annotation_lines(&String::from_utf8_lossy(&bytes))
+    for (name, bytes) in regressions::inputs("annotations") {
+        checks::annotation_lines(&String::from_utf8_lossy(&bytes))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }

@@ -75,7 +75,15 @@ pub fn annotation_lines(text: &str) -> Result<(), String> {
         };
         map.insert(keys[i % keys.len()].to_owned(), value.to_owned());
     }
-    let object = json!({
+    injected_or_refused_clearly(&annotated_job(&on_job, &on_template))
+}
+
+/// An otherwise fine Job with these annotations on its metadata and on its pod template.
+pub fn annotated_job(
+    on_job: &BTreeMap<String, String>,
+    on_template: &BTreeMap<String, String>,
+) -> Value {
+    json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": "j", "namespace": "fuzz", "annotations": on_job},
@@ -83,11 +91,16 @@ pub fn annotation_lines(text: &str) -> Result<(), String> {
             "metadata": {"annotations": on_template},
             "spec": {"restartPolicy": "Never", "containers": [{"name": "adapter", "image": "a"}]}
         }}
-    });
+    })
+}
+
+/// Either injected with a patch that applies, or skipped, or refused with a message naming
+/// the annotation and what is accepted.
+pub fn injected_or_refused_clearly(object: &Value) -> Result<(), String> {
     let job: Job =
         serde_json::from_value(object.clone()).map_err(|e| format!("fixture is not a Job: {e}"))?;
     match inject(&job, None, &InjectConfig::default()) {
-        Ok(Injection::Injected { patch, .. }) => apply_to(&object, &patch).map(|_| ()),
+        Ok(Injection::Injected { patch, .. }) => apply_to(object, &patch).map(|_| ()),
         Ok(Injection::Skipped(_)) => Ok(()),
         Err(e) => {
             let msg = e.to_string();

@@ -208,29 +208,11 @@ proptest! {
         template_annotations in prop::collection::btree_map(
             prop::sample::select(known_keys()).prop_map(str::to_owned), annotation_value(), 0..9),
     ) {
-        let object = json!({
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"name": "j", "namespace": "adapters", "annotations": job_annotations},
-            "spec": {"template": {
-                "metadata": {"annotations": template_annotations},
-                "spec": {"restartPolicy": "Never", "containers": [{"name": "adapter", "image": "a"}]}
-            }}
-        });
-        let Ok(job) = serde_json::from_value::<Job>(object.clone()) else {
+        let object = checks::annotated_job(&job_annotations, &template_annotations);
+        checks::injected_or_refused_clearly(&object).map_err(TestCaseError::fail)?;
+        let Ok(job) = serde_json::from_value::<Job>(object) else {
             return Err(TestCaseError::fail("fixture is not a Job"));
         };
-        match inject(&job, None, &InjectConfig::default()) {
-            Ok(Injection::Injected { patch, .. }) => {
-                apply_to(&object, &patch)?;
-            }
-            Ok(Injection::Skipped(_)) => {}
-            Err(e) => {
-                let msg = e.to_string();
-                prop_assert!(msg.contains(PREFIX), "refusal does not name the annotation: {msg}");
-                prop_assert!(msg.contains("accepted"), "refusal does not say what is accepted: {msg}");
-            }
-        }
         let parsed = annotations::parse(Some(&job_annotations_of(&job)), None);
         if let Err(e) = parsed {
             prop_assert!(e.to_string().contains(PREFIX), "{e}");

@@ -1,31 +1,14 @@
-//! Configuration from the environment (names, defaults and rules as the original Go reporter)
-//! with an equivalent CLI flag for each variable.
+//! Configuration from the environment (names, defaults and rules as the original Go reporter,
+//! defined once in the `contract` crate) with an equivalent CLI flag for each variable.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use contract::validate::{self, Invalid, RESERVED_CONDITION_TYPES};
+use contract::{LogLevel, Setting, SidecarMode};
 
 use crate::error::{Error, Result};
-
-/// Default `RESULTS_PATH`.
-pub const DEFAULT_RESULTS_PATH: &str = "/results/adapter-result.json";
-/// Default `POLL_INTERVAL_SECONDS`.
-pub const DEFAULT_POLL_INTERVAL_SECONDS: i64 = 2;
-/// Default `MAX_WAIT_TIME_SECONDS`.
-pub const DEFAULT_MAX_WAIT_TIME_SECONDS: i64 = 300;
-/// Default `CONDITION_TYPE`.
-pub const DEFAULT_CONDITION_TYPE: &str = "Available";
-/// The reporter's own container name; skipped when auto-detecting the adapter container.
-pub const REPORTER_CONTAINER_NAME: &str = "status-reporter";
-/// Condition types the Job controller owns; writing them would confuse it.
-pub const RESERVED_CONDITION_TYPES: [&str; 5] = [
-    "Complete",
-    "Failed",
-    "FailureTarget",
-    "SuccessCriteriaMet",
-    "Suspended",
-];
 
 /// Command line: the sidecar (no subcommand) or `check-result FILE`.
 #[derive(Debug, Parser)]
@@ -54,60 +37,57 @@ pub enum Command {
     },
 }
 
-/// Settings as given (untrimmed, unvalidated). Every flag also reads its env var.
+/// Settings as given (untrimmed, unvalidated). Every flag also reads its env var; names and
+/// defaults come from [`contract::Setting`].
 #[derive(Debug, Default, Clone, Args)]
 pub struct RawConfig {
-    /// Name of the Job to write the condition on (required).
-    #[arg(long, env = "JOB_NAME")]
+    /// Name of the Job to write the condition on (required; a DNS subdomain).
+    #[arg(long, env = Setting::JobName.env())]
     pub job_name: Option<String>,
-    /// Namespace of the Job and pod (required).
-    #[arg(long, env = "JOB_NAMESPACE")]
+    /// Namespace of the Job and pod (required; a DNS label).
+    #[arg(long, env = Setting::JobNamespace.env())]
     pub job_namespace: Option<String>,
     /// Name of this pod (required; downward API `metadata.name`).
-    #[arg(long, env = "POD_NAME")]
+    #[arg(long, env = Setting::PodName.env())]
     pub pod_name: Option<String>,
-    /// Absolute path of the adapter result file [default: /results/adapter-result.json].
-    #[arg(long, env = "RESULTS_PATH")]
+    /// Absolute path of the adapter result file; its directory is not a system directory.
+    #[arg(long, env = Setting::ResultsPath.env(), default_value = Setting::ResultsPath.default_value())]
     pub results_path: Option<String>,
-    /// Polling interval in seconds, used only when file notifications are unavailable; > 0 and < max wait [default: 2].
-    #[arg(long, env = "POLL_INTERVAL_SECONDS")]
+    /// Polling interval in seconds, used only when file notifications are unavailable; > 0 and < max wait.
+    #[arg(long, env = Setting::PollInterval.env(), default_value = Setting::PollInterval.default_value())]
     pub poll_interval_seconds: Option<String>,
-    /// How long to wait for a result, in seconds; > 0 [default: 300].
-    #[arg(long, env = "MAX_WAIT_TIME_SECONDS")]
+    /// How long to wait for a result, in seconds; > 0 and at most 31536000 (365 days).
+    #[arg(long, env = Setting::MaxWait.env(), default_value = Setting::MaxWait.default_value())]
     pub max_wait_time_seconds: Option<String>,
-    /// Condition type to write; not one the Job controller owns [default: Available].
-    #[arg(long, env = "CONDITION_TYPE")]
+    /// Condition type to write: a qualified name, not one the Job controller owns.
+    #[arg(long, env = Setting::ConditionType.env(), default_value = Setting::ConditionType.default_value())]
     pub condition_type: Option<String>,
-    /// Log level: trace, debug, info, warn, error [default: info].
-    #[arg(long, env = "LOG_LEVEL")]
+    /// Log level: trace, debug, info, warn, error.
+    #[arg(long, env = Setting::LogLevel.env(), default_value = Setting::LogLevel.default_value())]
     pub log_level: Option<String>,
-    /// Log format: text or json [default: text].
-    #[arg(long, env = "LOG_FORMAT")]
+    /// Log format: text or json.
+    #[arg(long, env = Setting::LogFormat.env(), default_value = Setting::LogFormat.default_value())]
     pub log_format: Option<String>,
-    /// Adapter container name [default: first container that is not status-reporter].
-    #[arg(long, env = "ADAPTER_CONTAINER_NAME")]
+    /// Adapter container name [default: the first container that is not the reporter's].
+    #[arg(long, env = Setting::AdapterContainer.env())]
     pub adapter_container_name: Option<String>,
-    /// classic (regular container, exits after reporting) or native (restartable init container, idles until SIGTERM) [default: classic].
-    #[arg(long, env = "SIDECAR_MODE")]
+    /// classic (regular container, exits after reporting) or native (restartable init container, idles until SIGTERM).
+    #[arg(long, env = Setting::SidecarMode.env(), default_value = Setting::SidecarMode.default_value())]
     pub sidecar_mode: Option<String>,
 }
 
-/// How the reporter runs in the pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SidecarMode {
-    /// Regular container: exit after reporting (0 for True, 1 otherwise).
-    Classic,
-    /// Restartable init container: never exit after reporting; exit 0 on SIGTERM.
-    Native,
-}
-
-/// Log output format.
+/// Log output format (the reporter's own; the webhook has its own logging flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
     Json,
+}
+
+impl LogFormat {
+    /// Accepted spellings (any case).
+    pub const ACCEPTED: &'static [&'static str] = &["text", "json"];
 }
 
 /// Validated configuration.
@@ -127,8 +107,8 @@ pub struct Config {
     pub max_wait: Duration,
     /// Condition type written.
     pub condition_type: String,
-    /// Log level (lowercase).
-    pub log_level: String,
+    /// Log level.
+    pub log_level: LogLevel,
     /// Log format.
     pub log_format: LogFormat,
     /// Adapter container; `None` = auto-detect.
@@ -142,131 +122,114 @@ fn value(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn required(v: &Option<String>, name: &'static str) -> Result<String> {
-    value(v).map(str::to_string).ok_or(Error::Config {
-        name,
-        problem: "required (set the environment variable or the matching --flag)".to_string(),
-    })
-}
-
-fn int(v: &Option<String>, name: &'static str, default: i64) -> Result<i64> {
-    match value(v) {
-        None => Ok(default),
-        Some(s) => s.parse::<i64>().map_err(|_| Error::Config {
-            name,
-            problem: format!("must be a valid integer, got: {s}"),
-        }),
+/// The reporter's words for a broken rule: the original Go reporter's for the rules it had,
+/// byte for byte; the contract's description of what is accepted for the rules it did not.
+fn invalid(setting: Setting, why: Invalid, raw: Option<&str>) -> Error {
+    let raw = raw.unwrap_or_default();
+    let problem = match why {
+        Invalid::Missing => {
+            "required (set the environment variable or the matching --flag)".to_owned()
+        }
+        Invalid::NotAnInteger => format!("must be a valid integer, got: {raw}"),
+        Invalid::NotPositive(n) => format!("must be positive, got: {n}"),
+        Invalid::AboveLimit { value, max } => {
+            format!("must be at most {max} (365 days), got: {value}")
+        }
+        Invalid::PollNotBelowMaxWait { poll, max_wait, .. } => format!(
+            "must be less than {} ({poll} >= {max_wait})",
+            Setting::MaxWait.env()
+        ),
+        Invalid::PathEndsInSlash => format!("path must be a file, not a directory, got: {raw}"),
+        Invalid::PathNotAbsolute => format!("path must be absolute, got: {raw}"),
+        Invalid::ReservedConditionType => format!(
+            "{raw} is owned by the Job controller; use another type (default {}), not one of {}",
+            Setting::ConditionType.default_value().unwrap_or_default(),
+            RESERVED_CONDITION_TYPES.join(", ")
+        ),
+        Invalid::Unknown { accepted } => {
+            let (noun, shown) = match setting {
+                Setting::LogLevel => ("level", raw.to_ascii_lowercase()),
+                Setting::LogFormat => ("format", raw.to_ascii_lowercase()),
+                _ => ("mode", raw.to_owned()),
+            };
+            format!(
+                "unknown {noun} {shown:?}; accepted: {}",
+                accepted.join(", ")
+            )
+        }
+        other => format!("must be {}, got: {raw:?}", other.accepted()),
+    };
+    Error::Config {
+        name: setting.env(),
+        problem,
     }
 }
 
 impl Config {
-    /// Validates raw settings with the original's rules (and order), then the additions.
+    /// Validates raw settings with the contract's rules, in the original's order, then the additions.
     pub fn from_raw(raw: &RawConfig) -> Result<Config> {
-        let job_name = required(&raw.job_name, "JOB_NAME")?;
-        let namespace = required(&raw.job_namespace, "JOB_NAMESPACE")?;
-        let pod_name = required(&raw.pod_name, "POD_NAME")?;
-        let results_path = value(&raw.results_path)
-            .unwrap_or(DEFAULT_RESULTS_PATH)
-            .to_string();
-        let poll = int(
-            &raw.poll_interval_seconds,
-            "POLL_INTERVAL_SECONDS",
-            DEFAULT_POLL_INTERVAL_SECONDS,
-        )?;
-        let max_wait = int(
-            &raw.max_wait_time_seconds,
-            "MAX_WAIT_TIME_SECONDS",
-            DEFAULT_MAX_WAIT_TIME_SECONDS,
-        )?;
-        if poll <= 0 {
-            return Err(Error::Config {
-                name: "POLL_INTERVAL_SECONDS",
-                problem: format!("must be positive, got: {poll}"),
-            });
-        }
-        if max_wait <= 0 {
-            return Err(Error::Config {
-                name: "MAX_WAIT_TIME_SECONDS",
-                problem: format!("must be positive, got: {max_wait}"),
-            });
-        }
-        if poll >= max_wait {
-            return Err(Error::Config {
-                name: "POLL_INTERVAL_SECONDS",
-                problem: format!("must be less than MAX_WAIT_TIME_SECONDS ({poll} >= {max_wait})"),
-            });
-        }
-        if results_path.ends_with('/') {
-            return Err(Error::Config {
-                name: "RESULTS_PATH",
-                problem: format!("path must be a file, not a directory, got: {results_path}"),
-            });
-        }
-        if !results_path.starts_with('/') {
-            return Err(Error::Config {
-                name: "RESULTS_PATH",
-                problem: format!("path must be absolute, got: {results_path}"),
-            });
-        }
-        let condition_type = value(&raw.condition_type)
-            .unwrap_or(DEFAULT_CONDITION_TYPE)
-            .to_string();
-        if RESERVED_CONDITION_TYPES.contains(&condition_type.as_str()) {
-            return Err(Error::Config {
-                name: "CONDITION_TYPE",
-                problem: format!(
-                    "{condition_type} is owned by the Job controller; use another type (default {DEFAULT_CONDITION_TYPE}), not one of {}",
-                    RESERVED_CONDITION_TYPES.join(", ")
-                ),
-            });
-        }
-        let log_level = value(&raw.log_level).unwrap_or("info").to_ascii_lowercase();
-        let log_level = match log_level.as_str() {
-            "trace" | "debug" | "info" | "warn" | "error" => log_level,
-            "warning" => "warn".to_string(),
-            other => {
-                return Err(Error::Config {
-                    name: "LOG_LEVEL",
-                    problem: format!(
-                        "unknown level {other:?}; accepted: trace, debug, info, warn, error"
-                    ),
-                });
-            }
-        };
-        let log_format = match value(&raw.log_format)
+        let job_name = value(&raw.job_name);
+        let job_name =
+            validate::job_name(job_name).map_err(|e| invalid(Setting::JobName, e, job_name))?;
+        let namespace = value(&raw.job_namespace);
+        let namespace = validate::job_namespace(namespace)
+            .map_err(|e| invalid(Setting::JobNamespace, e, namespace))?;
+        let pod_name = value(&raw.pod_name);
+        let pod_name =
+            validate::pod_name(pod_name).map_err(|e| invalid(Setting::PodName, e, pod_name))?;
+        let (poll, max_wait) = (
+            value(&raw.poll_interval_seconds),
+            value(&raw.max_wait_time_seconds),
+        );
+        let timing = validate::timing(poll, max_wait).map_err(|(setting, e)| {
+            let given = if setting == Setting::PollInterval {
+                poll
+            } else {
+                max_wait
+            };
+            invalid(setting, e, given)
+        })?;
+        let results_path = value(&raw.results_path);
+        let results_path = validate::results_path(results_path)
+            .map_err(|e| invalid(Setting::ResultsPath, e, results_path))?;
+        let condition_type = value(&raw.condition_type);
+        let condition_type = validate::condition_type(condition_type)
+            .map_err(|e| invalid(Setting::ConditionType, e, condition_type))?;
+        let log_level = value(&raw.log_level);
+        let log_level =
+            validate::log_level(log_level).map_err(|e| invalid(Setting::LogLevel, e, log_level))?;
+        let log_format = value(&raw.log_format);
+        let log_format = match log_format
+            .or(Setting::LogFormat.default_value())
             .map(str::to_ascii_lowercase)
             .as_deref()
         {
-            None | Some("text") => LogFormat::Text,
+            Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(Error::Config {
-                    name: "LOG_FORMAT",
-                    problem: format!("unknown format {other:?}; accepted: text, json"),
-                });
+            _ => {
+                let why = Invalid::Unknown {
+                    accepted: LogFormat::ACCEPTED,
+                };
+                return Err(invalid(Setting::LogFormat, why, log_format));
             }
         };
-        let mode = match value(&raw.sidecar_mode) {
-            None | Some("classic") => SidecarMode::Classic,
-            Some("native") => SidecarMode::Native,
-            Some(other) => {
-                return Err(Error::Config {
-                    name: "SIDECAR_MODE",
-                    problem: format!("unknown mode {other:?}; accepted: classic, native"),
-                });
-            }
-        };
+        let mode = value(&raw.sidecar_mode);
+        let mode =
+            validate::sidecar_mode(mode).map_err(|e| invalid(Setting::SidecarMode, e, mode))?;
+        let adapter = value(&raw.adapter_container_name);
+        let adapter_container = validate::adapter_container(adapter)
+            .map_err(|e| invalid(Setting::AdapterContainer, e, adapter))?;
         Ok(Config {
             job_name,
             namespace,
             pod_name,
             results_path: PathBuf::from(results_path),
-            poll_interval: Duration::from_secs(poll as u64),
-            max_wait: Duration::from_secs(max_wait as u64),
+            poll_interval: Duration::from_secs(timing.poll_interval_seconds),
+            max_wait: Duration::from_secs(timing.max_wait_seconds),
             condition_type,
             log_level,
             log_format,
-            adapter_container: value(&raw.adapter_container_name).map(str::to_string),
+            adapter_container,
             mode,
         })
     }
@@ -288,11 +251,14 @@ mod tests {
     #[test]
     fn defaults() {
         let c = Config::from_raw(&base()).unwrap();
-        assert_eq!(c.results_path, PathBuf::from(DEFAULT_RESULTS_PATH));
+        assert_eq!(
+            c.results_path,
+            PathBuf::from("/results/adapter-result.json")
+        );
         assert_eq!(c.poll_interval, Duration::from_secs(2));
         assert_eq!(c.max_wait, Duration::from_secs(300));
         assert_eq!(c.condition_type, "Available");
-        assert_eq!(c.log_level, "info");
+        assert_eq!(c.log_level, LogLevel::Info);
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.adapter_container, None);
         assert_eq!(c.mode, SidecarMode::Classic);
@@ -319,14 +285,14 @@ mod tests {
         assert_eq!(c.condition_type, "DNSReady");
         assert_eq!(c.adapter_container.as_deref(), Some("adapter"));
         assert_eq!(c.mode, SidecarMode::Native);
-        assert_eq!(c.log_level, "debug");
+        assert_eq!(c.log_level, LogLevel::Debug);
         assert_eq!(c.log_format, LogFormat::Json);
         // Whitespace-only counts as unset: default applies.
         let mut r = base();
         r.results_path = Some("   ".into());
         assert_eq!(
             Config::from_raw(&r).unwrap().results_path,
-            PathBuf::from(DEFAULT_RESULTS_PATH)
+            PathBuf::from("/results/adapter-result.json")
         );
     }
 
@@ -407,6 +373,71 @@ mod tests {
             edit(&mut r);
             assert_eq!(Config::from_raw(&r).unwrap_err().to_string(), want);
         }
+    }
+
+    /// Rules the original did not have (issue 13, items 5, 6, 10, 12, 13): the contract's
+    /// words for what is accepted, after the variable's name.
+    #[test]
+    fn hardened_rules() {
+        type Edit = fn(&mut RawConfig);
+        let cases: [(Edit, &str, &str); 8] = [
+            (
+                |r| r.job_name = Some("a/../../b".into()),
+                "JOB_NAME",
+                "a DNS subdomain",
+            ),
+            (
+                |r| r.job_namespace = Some("Default".into()),
+                "JOB_NAMESPACE",
+                "a DNS label",
+            ),
+            (
+                |r| r.pod_name = Some("pod_1".into()),
+                "POD_NAME",
+                "a DNS subdomain",
+            ),
+            (
+                |r| r.max_wait_time_seconds = Some("9223372036854775807".into()),
+                "MAX_WAIT_TIME_SECONDS",
+                "must be at most 31536000 (365 days), got: 9223372036854775807",
+            ),
+            (
+                |r| r.results_path = Some("/etc/r.json".into()),
+                "RESULTS_PATH",
+                "/bin, /boot, /dev, /etc",
+            ),
+            (
+                |r| r.results_path = Some("/r.json".into()),
+                "RESULTS_PATH",
+                "directory is not /",
+            ),
+            (
+                |r| r.condition_type = Some("a/b c".into()),
+                "CONDITION_TYPE",
+                "a qualified name",
+            ),
+            (
+                |r| r.adapter_container_name = Some("status-reporter".into()),
+                "ADAPTER_CONTAINER_NAME",
+                "not the reporter's own (status-reporter), got: \"status-reporter\"",
+            ),
+        ];
+        for (edit, name, part) in cases {
+            let mut r = base();
+            edit(&mut r);
+            let err = Config::from_raw(&r).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("invalid configuration: {name}: ")),
+                "{err}"
+            );
+            assert!(err.contains(part), "{name}: {err}");
+        }
+        let mut r = base();
+        r.max_wait_time_seconds = Some("31536000".into());
+        assert_eq!(
+            Config::from_raw(&r).unwrap().max_wait,
+            Duration::from_secs(31_536_000)
+        );
     }
 
     #[test]

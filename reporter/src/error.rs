@@ -15,10 +15,6 @@ pub enum Error {
         problem: String,
     },
 
-    /// The adapter result file does not meet the contract.
-    #[error(transparent)]
-    Result(#[from] crate::result::ResultError),
-
     /// Kubernetes client configuration could not be loaded (kubeconfig / in-cluster).
     #[error(
         "cannot configure the Kubernetes client (kubeconfig or in-cluster service account): {0}"
@@ -65,10 +61,6 @@ pub enum Error {
         /// Underlying notify error.
         source: notify::Error,
     },
-
-    /// Installing a signal handler failed.
-    #[error("cannot install signal handler: {0}")]
-    Signal(#[source] std::io::Error),
 }
 
 /// Result alias with the crate's [`Error`].

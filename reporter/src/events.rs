@@ -7,7 +7,8 @@ use std::time::Duration;
 use http::Method;
 use serde_json::{Value, json};
 
-use crate::job_status::{Failure, format_time, send, server_message};
+use crate::api::{Failure, send, server_message};
+use crate::job_status::format_time;
 use crate::outcome::Outcome;
 
 /// Component name used in `source.component` / `reportingComponent`.

@@ -1,5 +1,6 @@
 //! Writing the one condition on the Job: pure `upsert_condition` plus a conflict-safe,
-//! retrying GET `/status` → PUT `/status` with the fetched `resourceVersion`.
+//! retrying GET `/status` → PUT `/status` with the fetched `resourceVersion` (the request
+//! plumbing and its retries are in [`crate::api`]).
 //!
 //! The Job is handled as raw JSON so fields this client's API version does not know survive the
 //! round trip, and the conditions list is edited in place so nobody else's condition (the Job
@@ -8,11 +9,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Method, Request, StatusCode, header};
-use kube::client::Body;
+use http::Method;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::api::{self, GaveUp, Reply, RetryPolicy};
 use crate::error::{Error, Result};
 use crate::go_duration;
 use crate::outcome::Outcome;
@@ -105,30 +106,6 @@ pub fn upsert_condition(
     Change::Updated
 }
 
-/// Retry timing for API writes.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// First backoff delay.
-    pub initial: Duration,
-    /// Backoff cap.
-    pub max: Duration,
-    /// Give up on transient errors after this long.
-    pub deadline: Duration,
-    /// Per-request timeout.
-    pub request_timeout: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(5),
-            deadline: Duration::from_secs(60),
-            request_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
 /// Result of a successful write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
@@ -138,105 +115,6 @@ pub struct Written {
     pub uid: Option<String>,
     /// API requests made.
     pub requests: u32,
-}
-
-/// One API response, already read.
-pub(crate) struct Reply {
-    pub status: StatusCode,
-    pub retry_after: Option<Duration>,
-    pub body: bytes::Bytes,
-}
-
-/// Why a request attempt failed.
-pub(crate) enum Failure {
-    /// Worth retrying after the given (server-suggested) delay.
-    Transient {
-        what: String,
-        retry_after: Option<Duration>,
-    },
-    /// Retrying will not help.
-    Permanent { code: u16, message: String },
-}
-
-/// Sends one request with a timeout and classifies the outcome.
-pub(crate) async fn send(
-    client: &kube::Client,
-    method: Method,
-    uri: &str,
-    body: Option<Vec<u8>>,
-    timeout: Duration,
-) -> std::result::Result<Reply, Failure> {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::ACCEPT, "application/json");
-    if body.is_some() {
-        req = req.header(header::CONTENT_TYPE, "application/json");
-    }
-    let req = req
-        .body(body.map_or(Body::empty(), Body::from))
-        .map_err(|e| Failure::Permanent {
-            code: 0,
-            message: format!("building request: {e}"),
-        })?;
-    let exchange = async {
-        let resp = client.send(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = resp
-            .into_body()
-            .collect_bytes()
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(Reply {
-            status,
-            retry_after,
-            body,
-        })
-    };
-    match tokio::time::timeout(timeout, exchange).await {
-        Err(_) => Err(Failure::Transient {
-            what: format!("no response within {}", go_duration::format(timeout)),
-            retry_after: None,
-        }),
-        Ok(Err(e)) => Err(Failure::Transient {
-            what: e,
-            retry_after: None,
-        }),
-        Ok(Ok(reply)) => Ok(reply),
-    }
-}
-
-/// Server message from a `Status` body, or the raw body.
-pub(crate) fn server_message(body: &[u8]) -> String {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string())
-}
-
-fn classify(reply: &Reply) -> Option<Failure> {
-    let s = reply.status;
-    if s.is_success() {
-        return None;
-    }
-    let message = server_message(&reply.body);
-    if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS {
-        Some(Failure::Transient {
-            what: format!("HTTP {}: {message}", s.as_u16()),
-            retry_after: reply.retry_after,
-        })
-    } else {
-        Some(Failure::Permanent {
-            code: s.as_u16(),
-            message,
-        })
-    }
 }
 
 /// Writes the condition on one Job.
@@ -308,7 +186,9 @@ impl StatusWriter {
 
     /// Reads the Job (via `/status`, which returns the whole object).
     pub async fn get_job(&self) -> Result<Value> {
-        let reply = self.with_retries(Method::GET, None, "get").await?;
+        let (reply, _) = self
+            .request(Method::GET, None, "get", Instant::now())
+            .await?;
         serde_json::from_slice(&reply.body)
             .map_err(|e| self.api_error("get", 200, format!("response is not a Job: {e}")))
     }
@@ -318,9 +198,7 @@ impl StatusWriter {
         let started = Instant::now();
         let mut requests = 0;
         loop {
-            let (reply, n) = self
-                .with_retries_counted(Method::GET, None, "get", started)
-                .await?;
+            let (reply, n) = self.request(Method::GET, None, "get", started).await?;
             requests += n;
             let mut job: Value = serde_json::from_slice(&reply.body)
                 .map_err(|e| self.api_error("get", 200, format!("response is not a Job: {e}")))?;
@@ -340,7 +218,7 @@ impl StatusWriter {
             let body =
                 serde_json::to_vec(&job).map_err(|e| self.api_error("update", 0, e.to_string()))?;
             match self
-                .with_retries_counted(Method::PUT, Some(body), "update", started)
+                .request(Method::PUT, Some(body), "update", started)
                 .await
             {
                 Ok((_, n)) => {
@@ -376,20 +254,8 @@ impl StatusWriter {
         }
     }
 
-    async fn with_retries(
-        &self,
-        method: Method,
-        body: Option<Vec<u8>>,
-        verb: &'static str,
-    ) -> Result<Reply> {
-        self.with_retries_counted(method, body, verb, Instant::now())
-            .await
-            .map(|(r, _)| r)
-    }
-
-    /// One logical request, retried on transient failures with capped exponential backoff
-    /// (honouring Retry-After) until `policy.deadline` after `started`.
-    async fn with_retries_counted(
+    /// One request on the Job's status, retried until `policy.deadline` after `started`.
+    async fn request(
         &self,
         method: Method,
         body: Option<Vec<u8>>,
@@ -397,43 +263,20 @@ impl StatusWriter {
         started: Instant,
     ) -> Result<(Reply, u32)> {
         let uri = self.status_uri();
+        let label = format!("{verb} jobs/status");
         let deadline = started + self.policy.deadline;
-        let mut delay = self.policy.initial;
-        let mut attempts = 0u32;
-        loop {
-            attempts += 1;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let timeout = self
-                .policy
-                .request_timeout
-                .min(remaining.max(Duration::from_millis(1)));
-            let failure =
-                match send(&self.client, method.clone(), &uri, body.clone(), timeout).await {
-                    Ok(reply) => match classify(&reply) {
-                        None => return Ok((reply, attempts)),
-                        Some(f) => f,
-                    },
-                    Err(f) => f,
-                };
-            match failure {
-                Failure::Permanent { code, message } => {
-                    return Err(self.api_error(verb, code, message));
-                }
-                Failure::Transient { what, retry_after } => {
-                    // The server's Retry-After wins over our own backoff; the deadline bounds both.
-                    let wait = retry_after.unwrap_or(delay);
-                    let now = Instant::now();
-                    if now + wait >= deadline {
-                        return Err(
-                            self.deadline_error(attempts, format!("{verb} jobs/status: {what}"))
-                        );
-                    }
-                    tracing::warn!(verb, resource = "jobs/status", job = %self.job, error = %what, retry_in = %go_duration::format(wait), "transient API error, retrying");
-                    tokio::time::sleep(wait).await;
-                    delay = (delay * 2).min(self.policy.max);
-                }
-            }
-        }
+        api::with_retries(
+            &self.client,
+            (method, &uri, body),
+            &self.policy,
+            deadline,
+            &label,
+        )
+        .await
+        .map_err(|gave_up| match gave_up {
+            GaveUp::Permanent { code, message } => self.api_error(verb, code, message),
+            GaveUp::Deadline { attempts, last } => self.deadline_error(attempts, last),
+        })
     }
 }
 

@@ -1,10 +1,12 @@
 //! status-reporter: a sidecar that turns an adapter's result file — or its failure to write
 //! one — into exactly one condition on the adapter's Kubernetes Job.
 //!
-//! Pure core ([`result`], [`outcome`], [`job_status::upsert_condition`], [`config`]) with a thin
-//! I/O shell ([`run`], [`pod_watch`], [`result_watch`], [`shutdown`]).
+//! Pure core ([`outcome`], [`result_file`], [`job_status::upsert_condition`], [`config`], and the
+//! shared `contract` crate: settings, their rules, the result-file contract) with a thin I/O
+//! shell ([`run`], [`api`], [`pod_watch`], [`result_watch`], [`read_result`], [`shutdown`]).
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod check_result;
 pub mod config;
 pub mod error;
@@ -14,7 +16,8 @@ pub mod job_status;
 pub mod logging;
 pub mod outcome;
 pub mod pod_watch;
-pub mod result;
+pub mod read_result;
+pub mod result_file;
 pub mod result_watch;
 pub mod run;
 pub mod shutdown;

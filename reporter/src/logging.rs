@@ -1,12 +1,13 @@
 //! tracing setup: level from `LOG_LEVEL`, `LOG_FORMAT=json` for one JSON object per line.
 
+use contract::LogLevel;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
 /// Installs the global subscriber (stderr). Our crate logs at `level`; dependencies at warn.
-pub fn init(level: &str, format: LogFormat) {
-    let filter = EnvFilter::new(format!("warn,status_reporter={level}"));
+pub fn init(level: LogLevel, format: LogFormat) {
+    let filter = EnvFilter::new(format!("warn,status_reporter={}", level.as_str()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -6,28 +6,23 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use status_reporter::config::{Cli, Command, Config};
-use status_reporter::{job_status, logging, run, shutdown};
+use status_reporter::{check_result, job_status, logging, run, shutdown};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::CheckResult { file }) = &cli.command {
-        let (code, out, err) = status_reporter::check_result::check(file);
-        if !out.is_empty() {
-            println!("{out}");
-        }
-        if !err.is_empty() {
-            eprintln!("{err}");
-        }
+        let code = check_result::run(file, &mut std::io::stdout(), &mut std::io::stderr());
         return ExitCode::from(code as u8);
     }
     let cfg = match Config::from_raw(&cli.raw) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("status-reporter: {e}");
+            let _ =
+                check_result::write_line(&mut std::io::stderr(), &format!("status-reporter: {e}"));
             return ExitCode::from(run::EXIT_CONFIG as u8);
         }
     };
-    logging::init(&cfg.log_level, cfg.log_format);
+    logging::init(cfg.log_level, cfg.log_format);
     match sidecar(cfg) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
@@ -46,7 +41,7 @@ fn sidecar(cfg: Config) -> anyhow::Result<i32> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let signals = shutdown::Signals::install()?;
+        let signals = shutdown::Signals::install();
         let mut kube_config = kube::Config::infer()
             .await
             .map_err(|e| status_reporter::Error::KubeConfig(e.to_string()))?;

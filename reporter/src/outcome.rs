@@ -3,8 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use contract::Setting;
+use contract::result::{AdapterResult, ResultError, ResultStatus};
+
 use crate::go_duration;
-use crate::result::{AdapterResult, ResultError, ResultStatus};
 
 /// Condition reason for an unparseable/invalid result file.
 pub const REASON_INVALID_RESULT_FORMAT: &str = "InvalidResultFormat";
@@ -27,6 +29,15 @@ pub const REASON_ADAPTER_TERMINATED: &str = "AdapterTerminated";
 
 /// Kubernetes' default Job `backoffLimit`, used when the Job's is unknown.
 pub const DEFAULT_BACKOFF_LIMIT: i32 = 6;
+
+/// `t + d`, saturating: a deadline too far for `Instant` to hold is a century away (or `t`
+/// itself on a clock that close to its end), never an overflow panic.
+pub fn later(t: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    t.checked_add(d)
+        .or_else(|| t.checked_add(CENTURY))
+        .unwrap_or(t)
+}
 
 /// The final condition to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +150,9 @@ pub struct PodView {
     pub restarts_in_place: bool,
     /// Adapter container name (resolved).
     pub adapter: String,
+    /// The configured adapter container is not in the pod: the names of the pod's containers
+    /// (regular and init), to report instead of waiting for an adapter that never runs.
+    pub adapter_missing: Option<Vec<String>>,
     /// Adapter container state.
     pub adapter_state: ContainerState,
     /// Adapter container restart count.
@@ -187,6 +201,18 @@ pub fn decide(i: &Inputs<'_>) -> Decision {
     let mut until = i.deadline;
 
     if let Some(pod) = i.pod {
+        if let Some(containers) = &pod.adapter_missing {
+            return Decision::Report(Outcome::failed(
+                REASON_ADAPTER_CONFIG_ERROR,
+                format!(
+                    "Adapter container {} is not in pod {}, whose containers are: {}; set {} to one of them",
+                    pod.adapter,
+                    pod.name,
+                    containers.join(", "),
+                    Setting::AdapterContainer.env()
+                ),
+            ));
+        }
         if pod.deleting {
             return Decision::Report(Outcome::failed(
                 REASON_ADAPTER_TERMINATED,
@@ -250,11 +276,12 @@ pub fn decide(i: &Inputs<'_>) -> Decision {
     }
 
     if let FileState::Invalid { error, since } = i.file {
-        // Give the adapter a moment to exit: an abnormal exit explains a bad file better.
+        // Give the adapter a moment to exit: an abnormal exit explains a bad file better. A pod
+        // not seen yet may show one, so it counts as alive.
         let alive = i
             .pod
-            .is_some_and(|p| !matches!(p.adapter_state, ContainerState::Terminated { .. }));
-        let grace_end = *since + i.invalid_grace;
+            .is_none_or(|p| !matches!(p.adapter_state, ContainerState::Terminated { .. }));
+        let grace_end = later(*since, i.invalid_grace);
         if !alive || i.now >= grace_end || i.shutdown_until.is_some_and(|s| i.now >= s) {
             return Decision::Report(Outcome::invalid(error));
         }
@@ -337,7 +364,7 @@ fn with_detail(head: String, detail: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::result::parse;
+    use contract::result::parse;
 
     const MAX_WAIT: Duration = Duration::from_secs(300);
     const GRACE: Duration = Duration::from_secs(3);
@@ -351,6 +378,7 @@ mod tests {
             deleting: false,
             restarts_in_place: false,
             adapter: "adapter".into(),
+            adapter_missing: None,
             adapter_state: state,
             restart_count: 0,
         }
@@ -534,12 +562,35 @@ mod tests {
                 want: Some(("False", "InvalidResultFormat", bad)),
             },
             Case {
-                name: "settled invalid, adapter unknown",
+                name: "settled invalid, pod not seen yet: waits for grace",
                 file: invalid_now(),
                 pod: None,
                 at: 1,
                 shutdown_at: None,
+                want: None,
+            },
+            Case {
+                name: "settled invalid, pod not seen by the end of grace",
+                file: invalid_now(),
+                pod: None,
+                at: 3,
+                shutdown_at: None,
                 want: Some(("False", "InvalidResultFormat", bad)),
+            },
+            Case {
+                name: "configured adapter not in the pod",
+                file: FileState::Missing,
+                pod: Some(PodView {
+                    adapter_missing: Some(vec!["main".into(), "status-reporter".into()]),
+                    ..pod(ContainerState::Unknown)
+                }),
+                at: 1,
+                shutdown_at: None,
+                want: Some((
+                    "False",
+                    "AdapterConfigError",
+                    "Adapter container adapter is not in pod job-abc, whose containers are: main, status-reporter; set ADAPTER_CONTAINER_NAME to one of them",
+                )),
             },
             Case {
                 name: "settled invalid, adapter running waits for grace",
@@ -835,5 +886,32 @@ mod tests {
                 until: start + Duration::from_secs(7)
             }
         );
+    }
+
+    /// Issue 13, item 5: however large the durations, deadline arithmetic never overflows.
+    #[test]
+    fn deadline_arithmetic_saturates_instead_of_panicking() {
+        let now = Instant::now();
+        assert!(later(now, Duration::MAX) > now);
+        assert_eq!(
+            later(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        let file = FileState::Invalid {
+            error: ResultError::InvalidStatus,
+            since: now,
+        };
+        let p = pod(ContainerState::Running);
+        let decision = decide(&Inputs {
+            file: &file,
+            pod: Some(&p),
+            backoff_limit: 6,
+            max_wait: Duration::MAX,
+            deadline: later(now, Duration::MAX),
+            shutdown_until: None,
+            invalid_grace: Duration::MAX,
+            now,
+        });
+        assert!(matches!(decision, Decision::Wait { .. }), "{decision:?}");
     }
 }

@@ -6,7 +6,8 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 
-use crate::config::REPORTER_CONTAINER_NAME;
+use contract::REPORTER_CONTAINER;
+
 use crate::outcome::{ContainerState, PodView};
 
 /// The adapter container: the configured name, else the first regular container that is not the reporter.
@@ -19,7 +20,18 @@ pub fn adapter_name(pod: &Pod, configured: Option<&str>) -> Option<String> {
         .containers
         .iter()
         .map(|c| c.name.clone())
-        .find(|n| n != REPORTER_CONTAINER_NAME)
+        .find(|n| n != REPORTER_CONTAINER)
+}
+
+/// The pod's container names, regular then init.
+fn container_names(pod: &Pod) -> Vec<String> {
+    pod.spec.as_ref().map_or_else(Vec::new, |spec| {
+        spec.containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .map(|c| c.name.clone())
+            .collect()
+    })
 }
 
 fn container_state(cs: &ContainerStatus) -> ContainerState {
@@ -48,6 +60,11 @@ fn container_state(cs: &ContainerStatus) -> ContainerState {
 pub fn pod_view(pod: &Pod, configured_adapter: Option<&str>) -> PodView {
     let status = pod.status.as_ref();
     let adapter = adapter_name(pod, configured_adapter).unwrap_or_default();
+    let containers = container_names(pod);
+    // A pod without a spec (a partial object) proves nothing about its containers.
+    let adapter_missing =
+        (configured_adapter.is_some() && pod.spec.is_some() && !containers.contains(&adapter))
+            .then_some(containers);
     let cs = status.and_then(|s| {
         s.container_statuses
             .iter()
@@ -64,6 +81,7 @@ pub fn pod_view(pod: &Pod, configured_adapter: Option<&str>) -> PodView {
         restarts_in_place: pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref())
             == Some("OnFailure"),
         adapter,
+        adapter_missing,
         adapter_state: cs.map_or(ContainerState::Unknown, container_state),
         restart_count: cs.map_or(0, |c| c.restart_count),
     }
@@ -104,9 +122,14 @@ pub fn spawn(
                 watcher::Event::InitApply(pod) | watcher::Event::Apply(pod) => {
                     listed = true;
                     let view = pod_view(&pod, configured_adapter.as_deref());
-                    if view.adapter.is_empty() && !warned_missing {
-                        warned_missing = true;
-                        tracing::warn!(pod = %pod_name, "no adapter container found (set ADAPTER_CONTAINER_NAME); watching the result file only");
+                    if !warned_missing {
+                        if let Some(containers) = &view.adapter_missing {
+                            warned_missing = true;
+                            tracing::error!(pod = %pod_name, adapter = %view.adapter, containers = %containers.join(", "), "ADAPTER_CONTAINER_NAME names no container of the pod");
+                        } else if view.adapter.is_empty() {
+                            warned_missing = true;
+                            tracing::warn!(pod = %pod_name, "no adapter container found (set ADAPTER_CONTAINER_NAME); watching the result file only");
+                        }
                     }
                     publish(&pod, false);
                 }

@@ -2,15 +2,20 @@
 //! [`outcome::decide`] after each, writes the outcome once, then exits or idles per sidecar mode.
 //! There are no periodic wake-ups while waiting: every timer armed here is a real deadline.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, SidecarMode};
+use contract::SidecarMode;
+use tokio::task::JoinHandle;
+
+use crate::api::RetryPolicy;
+use crate::config::Config;
 use crate::events;
-use crate::job_status::{Change, Clock, RetryPolicy, StatusWriter};
-use crate::outcome::{self, DEFAULT_BACKOFF_LIMIT, Decision, FileState, Outcome};
+use crate::job_status::{Change, Clock, StatusWriter};
+use crate::outcome::{self, DEFAULT_BACKOFF_LIMIT, Decision, Outcome, later};
 use crate::pod_watch;
-use crate::result::{self, ResultError};
+use crate::read_result;
+use crate::result_file::{Read, ResultFile};
 use crate::result_watch::{FileEvent, ResultWatch};
 use crate::shutdown::Signals;
 
@@ -48,79 +53,32 @@ impl Default for Timing {
 /// Exit code: bad configuration.
 pub const EXIT_CONFIG: i32 = 2;
 
-struct FileTracker {
-    path: std::path::PathBuf,
-    state: FileState,
-    fingerprint: Option<u64>,
-    /// While an invalid file may still change: when to treat it as stable.
-    settle_at: Option<Instant>,
+/// Reads the result file and feeds the read to `file`.
+fn reread(file: &mut ResultFile, path: &Path, why: Read) {
+    file.observe(read_result::read_capped(path), why, Instant::now());
+    tracing::debug!(state = ?file.state(), "result file read");
 }
 
-impl FileTracker {
-    /// Re-reads the file. `finished`: the writer closed it or renamed it into place.
-    fn reread(&mut self, finished: bool, settle: Option<Duration>) {
-        let now = Instant::now();
-        let read = result::read_capped(&self.path);
-        // Errors are fingerprinted too, so an unchanged empty or too-large file settles like
-        // unchanged invalid content (a file present at start gets no close-write to end on).
-        let mut h = DefaultHasher::new();
-        let parsed = match read {
-            Ok(bytes) => {
-                bytes.hash(&mut h);
-                result::parse(&bytes)
-            }
-            Err(e) => {
-                e.to_string().hash(&mut h);
-                Err(e)
-            }
-        };
-        let fingerprint = match &parsed {
-            Err(ResultError::NotFound { .. }) => None,
-            _ => Some(h.finish()),
-        };
-        let unchanged = fingerprint.is_some() && fingerprint == self.fingerprint;
-        self.fingerprint = fingerprint;
-        self.state = match parsed {
-            Ok(r) => FileState::Valid(r),
-            Err(ResultError::NotFound { .. }) => FileState::Missing,
-            // A directory/FIFO/socket will not turn into a result by itself.
-            Err(e @ ResultError::NotRegularFile { .. }) => FileState::Invalid {
-                error: e,
-                since: now,
-            },
-            Err(e) if finished => FileState::Invalid {
-                error: e,
-                since: now,
-            },
-            Err(e) => match (&self.state, unchanged) {
-                (FileState::Invalid { since, .. }, true) => FileState::Invalid {
-                    error: e,
-                    since: *since,
-                },
-                _ => FileState::Writing(e),
-            },
-        };
-        self.settle_at = match (&self.state, settle) {
-            (FileState::Writing(_), Some(d)) => Some(now + d),
-            _ => None,
-        };
-        tracing::debug!(state = ?self.state, "result file read");
-    }
-
-    /// The settle timer fired: unchanged content is final.
-    fn settle(&mut self, settle: Duration) {
-        let before = self.fingerprint;
-        self.reread(false, Some(settle));
-        if let FileState::Writing(e) = &self.state
-            && before.is_some()
-            && before == self.fingerprint
-        {
-            self.state = FileState::Invalid {
-                error: e.clone(),
-                since: Instant::now(),
-            };
-            self.settle_at = None;
+/// The Job's `backoffLimit`, read once and only for `OnFailure` pods; Kubernetes' default
+/// when it cannot be read.
+async fn backoff_limit(writer: StatusWriter) -> i32 {
+    match writer.get_job().await {
+        Ok(job) => job
+            .pointer("/spec/backoffLimit")
+            .and_then(|v| v.as_i64())
+            .map_or(DEFAULT_BACKOFF_LIMIT, |v| v as i32),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the Job's backoffLimit; assuming {DEFAULT_BACKOFF_LIMIT}");
+            DEFAULT_BACKOFF_LIMIT
         }
+    }
+}
+
+/// The running `backoffLimit` read, or pending forever when there is none.
+async fn fetched(read: &mut Option<JoinHandle<i32>>) -> i32 {
+    match read {
+        Some(task) => task.await.unwrap_or(DEFAULT_BACKOFF_LIMIT),
+        None => std::future::pending().await,
     }
 }
 
@@ -139,7 +97,7 @@ pub async fn run(
         mode = ?cfg.mode, "status reporter starting"
     );
     let start = Instant::now();
-    let deadline = start + cfg.max_wait;
+    let deadline = later(start, cfg.max_wait);
     let writer = StatusWriter::new(
         client.clone(),
         &cfg.namespace,
@@ -151,14 +109,14 @@ pub async fn run(
 
     // Watch before the first read so a write in between is not missed.
     let mut files = ResultWatch::new(&cfg.results_path, cfg.poll_interval);
-    let mut file = FileTracker {
-        path: cfg.results_path.clone(),
-        state: FileState::Missing,
-        fingerprint: None,
-        settle_at: None,
+    // Polling sees a change only every poll interval: content settles over one.
+    let settle = match files.is_notify() {
+        true => timing.settle,
+        false => timing.settle.max(cfg.poll_interval),
     };
+    let mut file = ResultFile::new(settle);
     // A file already there may have been finished before we started: settle on stability.
-    file.reread(false, Some(timing.settle));
+    reread(&mut file, &cfg.results_path, Read::Unannounced);
 
     let (mut pods, pod_watch_task) = pod_watch::spawn(
         client.clone(),
@@ -167,7 +125,10 @@ pub async fn run(
         cfg.adapter_container.clone(),
     );
     let mut pods_open = true;
-    let mut backoff_limit: Option<i32> = None;
+    let mut backoff: Option<i32> = None;
+    // The Job's backoffLimit is read beside the loop, so API trouble never delays a signal,
+    // a file event or a timer; until it is known, restarts in place are never out of tries.
+    let mut backoff_read: Option<JoinHandle<i32>> = None;
     let mut shutdown_until: Option<Instant> = None;
     let shutdown_wait = match cfg.mode {
         SidecarMode::Native => timing.shutdown_wait,
@@ -177,23 +138,19 @@ pub async fn run(
 
     let outcome: Outcome = loop {
         let pod = pods.borrow_and_update().clone();
-        if backoff_limit.is_none() && pod.as_ref().is_some_and(|p| p.restarts_in_place) {
-            // Only OnFailure pods need the Job's backoffLimit; one GET, lazily.
-            backoff_limit = Some(match writer.get_job().await {
-                Ok(job) => job
-                    .pointer("/spec/backoffLimit")
-                    .and_then(|v| v.as_i64())
-                    .map_or(DEFAULT_BACKOFF_LIMIT, |v| v as i32),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the Job's backoffLimit; assuming {DEFAULT_BACKOFF_LIMIT}");
-                    DEFAULT_BACKOFF_LIMIT
-                }
-            });
+        if backoff.is_none()
+            && backoff_read.is_none()
+            && pod.as_ref().is_some_and(|p| p.restarts_in_place)
+        {
+            backoff_read = Some(tokio::spawn(backoff_limit(writer.clone())));
         }
         let decision = outcome::decide(&outcome::Inputs {
-            file: &file.state,
+            file: file.state(),
             pod: pod.as_ref(),
-            backoff_limit: backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT),
+            backoff_limit: backoff.unwrap_or(match backoff_read {
+                Some(_) => i32::MAX,
+                None => DEFAULT_BACKOFF_LIMIT,
+            }),
             max_wait: cfg.max_wait,
             deadline,
             shutdown_until,
@@ -202,14 +159,13 @@ pub async fn run(
         });
         let until = match decision {
             Decision::Report(o) => break o,
-            Decision::Wait { until } => file.settle_at.map_or(until, |s| s.min(until)),
+            Decision::Wait { until } => file.settle_at().map_or(until, |s| s.min(until)),
         };
         tokio::select! {
             ev = files.next() => match ev {
-                FileEvent::Finished => file.reread(true, None),
-                // inotify will tell us when the writer closes; only polling needs the settle rule.
-                FileEvent::Changed => file.reread(false, None),
-                FileEvent::Poll => file.settle(cfg.poll_interval),
+                FileEvent::Finished => reread(&mut file, &cfg.results_path, Read::Finished),
+                FileEvent::Changed => reread(&mut file, &cfg.results_path, Read::Changed),
+                FileEvent::Poll => reread(&mut file, &cfg.results_path, Read::Unannounced),
             },
             changed = pods.changed(), if pods_open => {
                 if changed.is_err() {
@@ -217,12 +173,16 @@ pub async fn run(
                 }
                 // The adapter may have exited right after writing: look at the file again.
                 if pods.borrow().as_ref().is_some_and(|p| matches!(p.adapter_state, outcome::ContainerState::Terminated { .. })) {
-                    file.reread(true, None);
+                    reread(&mut file, &cfg.results_path, Read::Finished);
                 }
             },
+            limit = fetched(&mut backoff_read) => {
+                backoff = Some(limit);
+                backoff_read = None;
+            },
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(until)) => {
-                if file.settle_at.is_some_and(|s| Instant::now() >= s) {
-                    file.settle(timing.settle);
+                if file.settle_at().is_some_and(|s| Instant::now() >= s) {
+                    reread(&mut file, &cfg.results_path, Read::Unannounced);
                 }
             },
             sig = signals.recv() => {
@@ -231,13 +191,16 @@ pub async fn run(
                 shutdown_until = Some(match shutdown_until {
                     // A second signal: stop waiting.
                     Some(_) => now,
-                    None => now + shutdown_wait,
+                    None => later(now, shutdown_wait),
                 });
-                file.reread(true, None);
+                reread(&mut file, &cfg.results_path, Read::Finished);
             },
         }
     };
 
+    if let Some(task) = backoff_read {
+        task.abort();
+    }
     // Nothing more to watch: close the pod watch and the inotify watch before reporting.
     pod_watch_task.abort();
     drop(files);

@@ -5,16 +5,18 @@
 //! Case counts are bounded (see `config()`) so these run in the normal test command.
 #![forbid(unsafe_code)]
 
-use proptest::prelude::*;
-use serde_json::{Value, json};
-use status_reporter::outcome::Outcome;
-use status_reporter::result::{
+use contract::result::{
     self, AdapterResult, DEFAULT_MESSAGE, DEFAULT_REASON, MAX_MESSAGE_BYTES, MAX_REASON_BYTES,
     ResultStatus,
 };
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use status_reporter::read_result;
 
-/// Largest condition message the apiserver accepts (`metav1.Condition` validation).
-const APISERVER_MAX_CONDITION_MESSAGE: usize = 32 * 1024;
+#[path = "../../fuzz/checks/result_parse.rs"]
+mod checks;
+#[path = "../../fuzz/checks/regressions.rs"]
+mod regressions;
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -25,34 +27,9 @@ fn config() -> ProptestConfig {
     }
 }
 
-/// The contract every accepted result obeys.
+/// The contract every accepted result obeys (the `result_parse` fuzz target's check).
 fn assert_contract(r: &AdapterResult) -> Result<(), TestCaseError> {
-    prop_assert!(!r.reason.is_empty(), "empty reason");
-    prop_assert!(
-        r.reason.len() <= MAX_REASON_BYTES,
-        "reason {} bytes",
-        r.reason.len()
-    );
-    prop_assert!(!r.message.is_empty(), "empty message");
-    prop_assert!(
-        r.message.len() <= MAX_MESSAGE_BYTES,
-        "message {} bytes",
-        r.message.len()
-    );
-    // Trimmed before truncation (as the original), so only a cut can leave trailing whitespace.
-    prop_assert_eq!(
-        r.reason.trim_start(),
-        r.reason.as_str(),
-        "reason not trimmed"
-    );
-    prop_assert_eq!(
-        r.message.trim_start(),
-        r.message.as_str(),
-        "message not trimmed"
-    );
-    let outcome = Outcome::from_result(r);
-    prop_assert_eq!(outcome.success, r.status == ResultStatus::Success);
-    Ok(())
+    checks::contract_holds(r).map_err(TestCaseError::fail)
 }
 
 /// What the contract says `raw` becomes: trimmed, defaulted, cut on a char boundary.
@@ -148,15 +125,7 @@ proptest! {
     /// a condition message the apiserver accepts.
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
-        match result::parse(&bytes) {
-            Ok(r) => assert_contract(&r)?,
-            Err(e) => {
-                let o = Outcome::invalid(&e);
-                prop_assert!(!o.success);
-                prop_assert!(!o.message.is_empty());
-                prop_assert!(o.message.len() <= APISERVER_MAX_CONDITION_MESSAGE, "{} bytes", o.message.len());
-            }
-        }
+        checks::check_bytes(&bytes).map_err(TestCaseError::fail)?;
     }
 
     /// Bytes that are almost a result (a valid prefix/suffix around noise) reach deeper parser paths.
@@ -239,7 +208,7 @@ fn arbitrary_files_never_panic() {
     runner
         .run(&prop::collection::vec(any::<u8>(), 0..4096), |bytes| {
             std::fs::write(&path, &bytes).expect("write");
-            match result::read_file(&path) {
+            match read_result::read_file(&path) {
                 Ok(r) => assert_contract(&r)?,
                 Err(e) if bytes.is_empty() => {
                     prop_assert!(matches!(e, result::ResultError::Empty { .. }), "{e}")
@@ -251,35 +220,9 @@ fn arbitrary_files_never_panic() {
         .expect("property holds");
 }
 
-/// Files under `tests/data/fuzz-regressions/<target>/`: inputs the fuzzers found (and
-/// hand-picked edge cases), replayed on every test run.
-fn regression_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data/fuzz-regressions")
-        .join(target);
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("dir entry").path();
-            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            (path.display().to_string(), bytes)
-        })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no inputs in {}", dir.display());
-    files
-}
-
 #[test]
 fn fuzz_regressions_result_parse() {
-    for (name, bytes) in regression_inputs("result_parse") {
-        match result::parse(&bytes) {
-            Ok(r) => assert_contract(&r).unwrap_or_else(|e| panic!("{name}: {e}")),
-            Err(e) => {
-                let o = Outcome::invalid(&e);
-                assert!(!o.success && !o.message.is_empty(), "{name}: {o:?}");
-                assert!(o.message.len() <= APISERVER_MAX_CONDITION_MESSAGE, "{name}");
-            }
-        }
+    for (name, bytes) in regressions::inputs("result_parse") {
+        checks::check_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }

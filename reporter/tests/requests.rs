@@ -7,9 +7,10 @@ use std::time::Duration;
 use http::{Method, Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
+use status_reporter::api::RetryPolicy;
 use status_reporter::error::Error;
 use status_reporter::events;
-use status_reporter::job_status::{Change, RetryPolicy, StatusWriter};
+use status_reporter::job_status::{Change, StatusWriter};
 use status_reporter::outcome::Outcome;
 use tower_test::mock::{self, Handle};
 

@@ -1,7 +1,7 @@
 //! Running the real `status-reporter` binary against the stand-in.
 //!
 //! [`reporter_command`] builds its command with a clean environment (the test runner's
-//! `REPORTER_VARS` cannot leak in); [`Reporter`] is the running process, with its stderr lines
+//! reporter env vars cannot leak in); [`Reporter`] is the running process, with its stderr lines
 //! observable as they arrive ([`Logs::wait_for`]), a bounded wait for its exit and signals
 //! (SIGTERM, SIGINT); [`Rig`] is a stand-in holding one Job and its running pod, plus a results
 //! directory and a kubeconfig, ready to start the sidecar against. Every wait is bounded and
@@ -18,24 +18,14 @@ use crate::fixtures::{JobBuilder, PodBuilder};
 pub use crate::logs::Logs;
 use crate::process::Process;
 
-/// Env vars the reporter reads; [`reporter_command`] clears them so the test runner's
-/// environment cannot leak in.
-pub const REPORTER_VARS: [&str; 11] = [
-    "JOB_NAME",
-    "JOB_NAMESPACE",
-    "POD_NAME",
-    "RESULTS_PATH",
-    "POLL_INTERVAL_SECONDS",
-    "MAX_WAIT_TIME_SECONDS",
-    "CONDITION_TYPE",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "ADAPTER_CONTAINER_NAME",
-    "SIDECAR_MODE",
-];
+/// Env vars the reporter reads (every [`contract::Setting`]); [`reporter_command`] clears them
+/// so the test runner's environment cannot leak in.
+pub fn reporter_vars() -> impl Iterator<Item = &'static str> {
+    contract::Setting::ALL.iter().map(|s| s.env())
+}
 
 /// The sidecar command of `bin` (a `status-reporter` binary) for pod `namespace/pod` of Job
-/// `job`, reading `results_path`, with a clean environment: [`REPORTER_VARS`] cleared, then
+/// `job`, reading `results_path`, with a clean environment: [`reporter_vars`] cleared, then
 /// `KUBECONFIG`, `JOB_NAME`, `JOB_NAMESPACE`, `POD_NAME`, `RESULTS_PATH`, `LOG_LEVEL=debug` and
 /// `SIDECAR_MODE=classic` set. Callers override any of them with [`Command::env`].
 pub fn reporter_command(
@@ -47,7 +37,7 @@ pub fn reporter_command(
     results_path: &Path,
 ) -> Command {
     let mut cmd = Command::new(bin);
-    for var in REPORTER_VARS {
+    for var in reporter_vars() {
         cmd.env_remove(var);
     }
     cmd.env("KUBECONFIG", kubeconfig)

@@ -1,40 +1,19 @@
-//! The webhook and the reporter validate the same settings twice: the webhook at admission
-//! (annotations), the reporter at start (env). These properties hold the two together, so an
-//! admitted Job never gets a reporter that refuses to start (exit 2), and the two crates'
-//! copies of the contract's constants cannot drift apart.
+//! The webhook validates the reporter's settings at admission (annotations), the reporter at
+//! start (env), both with the `contract` crate's one definition. This property holds the two
+//! ends together where they meet: whatever the webhook admits, the reporter it injects starts
+//! with (no admitted Job ever gets a reporter that exits 2).
 
 use std::collections::BTreeMap;
 
+use clap::Parser;
+use contract::Setting;
+use contract::annotations::INJECT;
 use k8s_openapi::api::batch::v1::Job;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use status_reporter::config::{Config, RawConfig};
+use status_reporter::config::{Cli, Config};
 use status_reporter_webhook::config::InjectConfig;
 use status_reporter_webhook::inject::{Injection, apply, inject};
-
-const PREFIX: &str = "status-reporter.hyperfleet.io/";
-
-#[test]
-fn both_crates_share_the_contract_constants() {
-    use status_reporter::config as reporter;
-    use status_reporter_webhook::annotations as webhook;
-    assert_eq!(
-        reporter::RESERVED_CONDITION_TYPES,
-        webhook::RESERVED_CONDITION_TYPES
-    );
-    assert_eq!(
-        reporter::DEFAULT_RESULTS_PATH,
-        webhook::reporter_defaults::RESULTS_PATH
-    );
-    assert_eq!(
-        reporter::DEFAULT_MAX_WAIT_TIME_SECONDS,
-        webhook::reporter_defaults::MAX_WAIT_SECONDS as i64
-    );
-    assert_eq!(
-        reporter::DEFAULT_POLL_INTERVAL_SECONDS,
-        webhook::reporter_defaults::POLL_INTERVAL_SECONDS as i64
-    );
-}
 
 /// The reporter's env as the kubelet would resolve it for the injected container.
 fn reporter_env(job: &Value) -> BTreeMap<String, String> {
@@ -43,14 +22,16 @@ fn reporter_env(job: &Value) -> BTreeMap<String, String> {
         .iter()
         .filter_map(|list| spec[list].as_array())
         .flatten()
-        .find(|c| c["name"] == "status-reporter")
-        .expect("an injected Job has a status-reporter container");
+        .find(|c| c["name"] == contract::REPORTER_CONTAINER)
+        .expect("an injected Job has a reporter container");
     let mut env = BTreeMap::new();
     for var in reporter["env"].as_array().into_iter().flatten() {
         let name = var["name"].as_str().unwrap().to_owned();
         let value = match (&var["value"], &var["valueFrom"]["fieldRef"]["fieldPath"]) {
             (Value::String(v), _) => v.clone(),
-            (_, Value::String(path)) => format!("from-{path}"),
+            // What the kubelet puts there for the Job's pod.
+            (_, Value::String(path)) if path == "metadata.namespace" => "default".to_owned(),
+            (_, Value::String(_)) => "adapter-x7k2p".to_owned(),
             other => panic!("env {name} is neither a value nor a fieldRef: {other:?}"),
         };
         env.insert(name, value);
@@ -58,21 +39,24 @@ fn reporter_env(job: &Value) -> BTreeMap<String, String> {
     env
 }
 
-fn raw_config(env: &BTreeMap<String, String>) -> RawConfig {
-    let get = |k: &str| env.get(k).cloned();
-    RawConfig {
-        job_name: get("JOB_NAME"),
-        job_namespace: get("JOB_NAMESPACE"),
-        pod_name: get("POD_NAME"),
-        results_path: get("RESULTS_PATH"),
-        poll_interval_seconds: get("POLL_INTERVAL_SECONDS"),
-        max_wait_time_seconds: get("MAX_WAIT_TIME_SECONDS"),
-        condition_type: get("CONDITION_TYPE"),
-        log_level: get("LOG_LEVEL"),
-        log_format: get("LOG_FORMAT"),
-        adapter_container_name: get("ADAPTER_CONTAINER_NAME"),
-        sidecar_mode: get("SIDECAR_MODE"),
+/// The reporter's configuration from that env, through its real command line: each setting's
+/// flag is its env var's name, lower-kebab-cased.
+fn reporter_config(env: &BTreeMap<String, String>) -> Result<Config, String> {
+    let mut args = vec!["status-reporter".to_owned()];
+    for (name, value) in env {
+        let setting = Setting::ALL
+            .iter()
+            .find(|s| s.env() == name)
+            .unwrap_or_else(|| {
+                panic!("the webhook sets {name}, which is no setting of the reporter")
+            });
+        args.push(format!(
+            "--{}={value}",
+            setting.env().to_ascii_lowercase().replace('_', "-")
+        ));
     }
+    let cli = Cli::try_parse_from(&args).map_err(|e| format!("{args:?}: {e}"))?;
+    Config::from_raw(&cli.raw).map_err(|e| e.to_string())
 }
 
 fn job_with(annotations: &BTreeMap<String, String>) -> Value {
@@ -88,61 +72,73 @@ fn job_with(annotations: &BTreeMap<String, String>) -> Value {
 }
 
 /// Values that are near the rules' edges, valid and invalid, plus arbitrary text.
-fn value_for(key: &'static str) -> BoxedStrategy<String> {
-    let edges: Vec<&'static str> = match key {
-        "results-path" => vec![
+fn value_for(setting: Setting) -> BoxedStrategy<String> {
+    let long_type = "A".repeat(64);
+    let edges: Vec<String> = match setting {
+        Setting::ResultsPath => vec![
             "/results/adapter-result.json",
             "/r/x.json",
             "relative/x.json",
             "/results/",
             "/",
             "/a/../b.json",
+            "/etc/r.json",
+            "/run/secrets/x/r.json",
             "/var/run/secrets/kubernetes.io/serviceaccount/r.json",
             " /results/padded.json ",
         ],
-        "max-wait-seconds" | "poll-interval-seconds" => {
-            vec![
-                "1",
-                "2",
-                "3",
-                "300",
-                "0",
-                "-1",
-                "abc",
-                " 5 ",
-                "99999999999999999999",
-            ]
-        }
-        "condition-type" => vec!["Available", "Complete", "Failed", "Ready", " ", "a b"],
-        "log-level" => vec!["info", "DEBUG", "warn", "verbose", ""],
-        "sidecar-mode" => vec!["native", "classic", "Native", "sidecar"],
+        Setting::MaxWait | Setting::PollInterval => vec![
+            "1",
+            "2",
+            "3",
+            "300",
+            "0",
+            "-1",
+            "abc",
+            " 5 ",
+            "31536000",
+            "31536001",
+            "9223372036854775807",
+            "18446744073709551615",
+            "99999999999999999999",
+        ],
+        Setting::ConditionType => vec![
+            "Available",
+            "Complete",
+            "Failed",
+            "Ready",
+            " ",
+            "a b",
+            "a/b c",
+            "example.com/Ready",
+            &long_type,
+        ],
+        Setting::LogLevel => vec!["info", "DEBUG", "warn", "warning", "verbose", ""],
+        Setting::SidecarMode => vec!["native", "classic", "Native", "sidecar"],
+        Setting::AdapterContainer => vec!["adapter", " adapter ", "status-reporter", "other", ""],
         _ => vec![],
-    };
+    }
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     prop_oneof![
-        3 => proptest::sample::select(edges).prop_map(str::to_owned),
+        3 => proptest::sample::select(edges),
         1 => "\\PC{0,12}",
     ]
     .boxed()
 }
 
 fn annotations() -> impl Strategy<Value = BTreeMap<String, String>> {
-    const KEYS: [&str; 6] = [
-        "results-path",
-        "max-wait-seconds",
-        "poll-interval-seconds",
-        "condition-type",
-        "log-level",
-        "sidecar-mode",
-    ];
-    let per_key: Vec<_> = KEYS
-        .into_iter()
-        .map(|k| proptest::option::of(value_for(k)).prop_map(move |v| (k, v)))
+    let per_key: Vec<_> = Setting::ALL
+        .iter()
+        .filter_map(|s| s.annotation().map(|key| (*s, key)))
+        .map(|(s, key)| proptest::option::of(value_for(s)).prop_map(move |v| (key, v)))
         .collect();
     per_key.prop_map(|pairs| {
-        let mut map = BTreeMap::from([(format!("{PREFIX}inject"), "true".to_owned())]);
+        let mut map = BTreeMap::from([(INJECT.to_owned(), "true".to_owned())]);
         for (k, v) in pairs {
             if let Some(v) = v {
-                map.insert(format!("{PREFIX}{k}"), v);
+                map.insert(k.to_owned(), v);
             }
         }
         map
@@ -163,7 +159,7 @@ proptest! {
             Ok(injection) => {
                 apply(&mut job, &injection.patch()).unwrap();
                 let env = reporter_env(&job);
-                let started = Config::from_raw(&raw_config(&env));
+                let started = reporter_config(&env);
                 prop_assert!(
                     started.is_ok(),
                     "admitted annotations {annotations:?} gave env {env:?}, which the reporter refuses: {:?}",
@@ -174,21 +170,29 @@ proptest! {
     }
 }
 
-/// Guards the property above against vacuity: annotated overrides do reach the reporter's env.
+/// Guards the property above against vacuity: annotated overrides do reach the reporter's env,
+/// and the edges of the new rules are admitted exactly as far as the reporter accepts them.
 #[test]
 fn annotated_overrides_reach_the_reporter_env() {
+    let key = |s: Setting| s.annotation().unwrap().to_owned();
     let annotations = BTreeMap::from([
-        (format!("{PREFIX}inject"), "true".to_owned()),
-        (format!("{PREFIX}max-wait-seconds"), " 30 ".to_owned()),
-        (format!("{PREFIX}poll-interval-seconds"), "5".to_owned()),
-        (format!("{PREFIX}condition-type"), "DNSReady".to_owned()),
+        (INJECT.to_owned(), "true".to_owned()),
+        (key(Setting::MaxWait), " 31536000 ".to_owned()),
+        (key(Setting::PollInterval), "5".to_owned()),
+        (
+            key(Setting::ConditionType),
+            "example.com/DNSReady".to_owned(),
+        ),
+        (key(Setting::LogLevel), "WARNING".to_owned()),
     ]);
     let mut job = job_with(&annotations);
     let typed: Job = serde_json::from_value(job.clone()).unwrap();
     let injection = inject(&typed, None, &InjectConfig::default()).unwrap();
     apply(&mut job, &injection.patch()).unwrap();
-    let config = Config::from_raw(&raw_config(&reporter_env(&job))).unwrap();
-    assert_eq!(config.max_wait, std::time::Duration::from_secs(30));
+    let config = reporter_config(&reporter_env(&job)).unwrap();
+    assert_eq!(config.max_wait, std::time::Duration::from_secs(31_536_000));
     assert_eq!(config.poll_interval, std::time::Duration::from_secs(5));
-    assert_eq!(config.condition_type, "DNSReady");
+    assert_eq!(config.condition_type, "example.com/DNSReady");
+    assert_eq!(config.log_level, contract::LogLevel::Warn);
+    assert_eq!(config.adapter_container.as_deref(), Some("adapter"));
 }

@@ -24,13 +24,18 @@ const POD: &str = "hostile-job-abcde";
 /// Runs `status-reporter check-result path`, bounded by `WAIT` (a hang fails the test instead
 /// of blocking the suite). Returns exit code, stdout, stderr and how long it took.
 fn check(path: &Path) -> (i32, String, String, Duration) {
+    check_with(path, Stdio::piped(), Stdio::piped())
+}
+
+/// [`check`] with stdout and stderr as given (what is not piped comes back empty).
+fn check_with(path: &Path, stdout: Stdio, stderr: Stdio) -> (i32, String, String, Duration) {
     let started = Instant::now();
     let child = Command::new(stand_in::bin::path("status-reporter"))
         .arg("check-result")
         .arg(path)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(stdout)
+        .stderr(stderr)
         .spawn()
         .expect("start status-reporter check-result");
     let pid = child.id();
@@ -418,10 +423,10 @@ fn sidecar_sparse_2gib_is_reported_too_large() {
     expect_invalid_verdict(sidecar_with(When::After, sparse_2gib, "30"), "too large");
 }
 
-/// Finding 1 (.readme-parts/hardening-findings.md): a too-large (or empty) file that is
-/// already there at start is never judged "stable" (errors have no content fingerprint), so
-/// the sidecar reports it only at MAX_WAIT_TIME_SECONDS (or the adapter's exit), not after
-/// the settle time. With a one-hour max wait the condition must still come within `WAIT`.
+/// A too-large (or empty) file already there at start was once never judged "stable" (errors
+/// had no content fingerprint), so the sidecar reported it only at MAX_WAIT_TIME_SECONDS (or
+/// the adapter's exit), not after the settle time. With a one-hour max wait the condition
+/// must still come within `WAIT`.
 #[test]
 fn sidecar_preexisting_sparse_2gib_is_reported_too_large() {
     expect_invalid_verdict(sidecar_with(When::Before, sparse_2gib, "3600"), "too large");
@@ -453,4 +458,39 @@ fn sidecar_result_arriving_as_a_symlink_swap() {
         "{c}"
     );
     assert_eq!(code, 0, "{logs}");
+}
+
+/// Issue 13, item 14: `check-result … | head -c 10` — a reader that went away before the
+/// output (stdout for a valid file, stderr for an invalid one) ends it quietly with the
+/// check's own exit code, never a panic.
+#[test]
+fn check_result_exits_quietly_on_a_broken_pipe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let valid = dir.path().join("valid.json");
+    std::fs::write(
+        &valid,
+        r#"{"status":"success","message":"more than ten bytes"}"#,
+    )
+    .unwrap();
+    let invalid = dir.path().join("invalid.json");
+    std::fs::write(&invalid, "{").unwrap();
+    for (path, code, closed_stdout) in [(&valid, 0, true), (&invalid, 1, false)] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let (stdout, stderr) = match closed_stdout {
+            true => (Stdio::from(writer), Stdio::piped()),
+            false => (Stdio::piped(), Stdio::from(writer)),
+        };
+        let (got, out, err, _) = check_with(path, stdout, stderr);
+        assert_eq!(
+            got,
+            code,
+            "{}: stdout {out:?} stderr {err:?}",
+            path.display()
+        );
+        assert!(
+            !out.contains("panicked") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
 }

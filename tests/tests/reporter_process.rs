@@ -649,21 +649,8 @@ fn bad_env_values_exit_2_naming_the_variable() {
         ),
     ];
     for (var, value, want) in cases {
-        let mut r = Reporter::spawn(rig.command(Mode::Classic, &[(var, value)]));
-        assert_eq!(r.wait_exit(WAIT), 2, "{var}={value:?}");
-        let logs = r.logs.text();
-        assert!(
-            logs.contains(&format!("status-reporter: invalid configuration: {want}")),
-            "{var}={value:?}: {logs}"
-        );
+        refused_at_start(&rig, &[(var, value)], want);
     }
-    assert!(
-        rig.api
-            .requests()
-            .iter()
-            .all(|q| !q.path.contains("/jobs/")),
-        "no API write on bad config"
-    );
 }
 
 #[test]
@@ -797,6 +784,190 @@ fn native_second_signal_stops_waiting() {
         format!(
             "Pod {POD} is shutting down (reporter received SIGTERM) before the adapter produced a result"
         )
+    );
+    assert_eq!(r.wait_exit(WAIT), 0);
+}
+
+/// Starts the reporter with `env` on top of the rig's and expects it to stop at start with
+/// exit 2 and `want` in its message, before any request on the Job.
+fn refused_at_start(rig: &Rig, env: &[(&str, &str)], want: &str) {
+    let mut r = Reporter::spawn(rig.command(Mode::Classic, env));
+    assert_eq!(r.wait_exit(WAIT), 2, "{env:?}");
+    let logs = r.logs.text();
+    assert!(
+        logs.contains(&format!("status-reporter: invalid configuration: {want}")),
+        "{env:?}: {logs}"
+    );
+    assert!(
+        rig.api
+            .requests()
+            .iter()
+            .all(|q| !q.path.contains("/jobs/")),
+        "no API request on the Job with bad configuration"
+    );
+}
+
+/// Issue 13, item 5: the max wait has one upper bound (365 days); above it the reporter
+/// stops with exit 2 (it used to panic on the `Instant` overflow at 2^63-1); at it, it runs.
+#[test]
+fn max_wait_has_one_upper_bound_and_never_panics() {
+    let rig = Rig::new(Mode::Classic);
+    for value in ["9223372036854775807", "31536001"] {
+        refused_at_start(
+            &rig,
+            &[("MAX_WAIT_TIME_SECONDS", value)],
+            &format!("MAX_WAIT_TIME_SECONDS: must be at most 31536000 (365 days), got: {value}"),
+        );
+    }
+    let mut r = rig.start(Mode::Classic, &[("MAX_WAIT_TIME_SECONDS", "31536000")]);
+    rig.write_result(r#"{"status":"success","reason":"Year","message":"within a year"}"#);
+    rig.expect_condition("True", "Year", "within a year");
+    assert_eq!(r.wait_exit(WAIT), 0);
+}
+
+/// Issue 13, item 6: a results directory that is, or is inside, a system directory is
+/// refused, with the list in the message.
+#[test]
+fn results_directory_over_a_system_directory_exits_2() {
+    let rig = Rig::new(Mode::Classic);
+    for path in [
+        "/etc/adapter-result.json",
+        "/proc/self/r.json",
+        "/run/secrets/x/r.json",
+        "/results/../dev/r.json",
+        "/r.json",
+    ] {
+        refused_at_start(
+            &rig,
+            &[("RESULTS_PATH", path)],
+            &format!(
+                "RESULTS_PATH: must be a file whose directory is not / and neither is nor is inside a system directory (/bin, /boot, /dev, /etc, /lib, /lib32, /lib64, /libx32, /proc, /run, /sbin, /sys, /usr, /var/run/secrets), got: {path:?}"
+            ),
+        );
+    }
+}
+
+/// Issue 13, item 10: the reporter is never its own adapter.
+#[test]
+fn adapter_container_naming_the_reporter_exits_2() {
+    let rig = Rig::new(Mode::Classic);
+    refused_at_start(
+        &rig,
+        &[("ADAPTER_CONTAINER_NAME", "status-reporter")],
+        "ADAPTER_CONTAINER_NAME: must be the adapter container's name, not the reporter's own (status-reporter), got: \"status-reporter\"",
+    );
+}
+
+/// Issue 13, item 10: an adapter the pod does not have is reported as a configuration error
+/// once the pod is seen (naming the pod's containers), instead of waiting out the deadline.
+#[test]
+fn adapter_container_missing_from_the_pod_reports_a_config_error() {
+    let rig = Rig::new(Mode::Classic);
+    // Reported from the first list of the pod, before any watch opens.
+    let mut r = Reporter::spawn(rig.command(Mode::Classic, &[("ADAPTER_CONTAINER_NAME", "main")]));
+    rig.expect_condition(
+        "False",
+        "AdapterConfigError",
+        &format!(
+            "Adapter container main is not in pod {POD}, whose containers are: adapter, status-reporter; set ADAPTER_CONTAINER_NAME to one of them"
+        ),
+    );
+    assert_eq!(r.wait_exit(WAIT), 1);
+    r.logs.wait_for(
+        &[
+            "ADAPTER_CONTAINER_NAME names no container of the pod",
+            "adapter, status-reporter",
+        ],
+        Duration::ZERO,
+    );
+}
+
+/// Issue 13, item 11: a directory at RESULTS_PATH (there before the reporter, like a file it
+/// finds at start) follows the invalid-file rule: the adapter's abnormal exit wins. It used to
+/// be reported as invalid at once, before the pod was even seen.
+#[test]
+fn non_regular_file_at_results_path_waits_like_an_invalid_file() {
+    let rig = Rig::new(Mode::Classic);
+    std::fs::create_dir(rig.result_path()).unwrap();
+    rig.api
+        .set_container_terminated(NS, POD, "adapter", 1, "Error", "");
+    let mut r = Reporter::spawn(rig.command(Mode::Classic, &[]));
+    rig.expect_condition(
+        "False",
+        "AdapterExitedWithError",
+        "Adapter container exited with code 1: Error",
+    );
+    assert_eq!(r.wait_exit(WAIT), 1);
+}
+
+/// Issue 13, item 12: JOB_NAME, JOB_NAMESPACE and POD_NAME are Kubernetes names (they become
+/// API path segments: `a/../../b` used to reach the server as a path).
+#[test]
+fn job_and_pod_names_are_validated_as_kubernetes_names() {
+    let rig = Rig::new(Mode::Classic);
+    let subdomain = "a DNS subdomain: at most 253 characters";
+    for (var, value, rule) in [
+        ("JOB_NAME", "a/../../b", subdomain),
+        (
+            "JOB_NAMESPACE",
+            "default/../kube-system",
+            "a DNS label: at most 63 characters",
+        ),
+        ("POD_NAME", "Pod_1", subdomain),
+    ] {
+        refused_at_start(&rig, &[(var, value)], &format!("{var}: must be {rule}"));
+    }
+}
+
+/// Issue 13, item 13: CONDITION_TYPE is a condition type Kubernetes tooling can use.
+#[test]
+fn condition_type_must_be_a_qualified_name() {
+    let rig = Rig::new(Mode::Classic);
+    for value in ["a/b c".to_owned(), "A".repeat(1000)] {
+        refused_at_start(
+            &rig,
+            &[("CONDITION_TYPE", &value)],
+            "CONDITION_TYPE: must be a qualified name: at most 63 characters",
+        );
+    }
+    let mut r = rig.start(Mode::Classic, &[("CONDITION_TYPE", "example.com/DNSReady")]);
+    rig.write_result(r#"{"status":"success"}"#);
+    let c = rig.condition("example.com/DNSReady");
+    assert_eq!(c["status"], "True");
+    assert_eq!(r.wait_exit(WAIT), 0);
+}
+
+/// Issue 11: the Job GET for `backoffLimit` (OnFailure pods only) runs beside the event loop:
+/// while it hangs (for the 10 s request timeout), a result file is still reported at once.
+#[test]
+fn hung_backoff_limit_read_never_delays_the_result() {
+    let rig = Rig::with(
+        Mode::Classic,
+        JobBuilder::new(NS, JOB)
+            .backoff_limit(2)
+            .restart_policy("OnFailure"),
+        PodBuilder::new(NS, POD).restart_policy("OnFailure"),
+    );
+    let status = format!("/jobs/{JOB}/status");
+    rig.api.inject_fault(Fault::hang("GET", &status, 1));
+    let mut r = Reporter::spawn(rig.command(Mode::Classic, &[]));
+    rig.api
+        .wait_for_blocking("the hung backoffLimit read", WAIT, |s| {
+            s.requests()
+                .iter()
+                .any(|q| q.method == "GET" && q.path.ends_with(&status) && q.status == 0)
+                .then_some(())
+        });
+    rig.write_result(r#"{"status":"success","reason":"Prompt","message":"not held up"}"#);
+    // Far below the 10 s the hung read lasts, far above the milliseconds a report takes.
+    let c = rig.api.wait_for_blocking(
+        "the condition while the read hangs",
+        Duration::from_secs(5),
+        |s| s.job_condition(NS, JOB, "Available"),
+    );
+    assert_eq!(
+        (c["reason"].as_str(), c["status"].as_str()),
+        (Some("Prompt"), Some("True"))
     );
     assert_eq!(r.wait_exit(WAIT), 0);
 }

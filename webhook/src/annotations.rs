@@ -1,94 +1,20 @@
-//! The `status-reporter.hyperfleet.io/` annotations: parsing and validation with the same
-//! rules the reporter applies to its environment, so a Job the webhook admits never has a
-//! reporter that refuses to start.
+//! The `status-reporter.hyperfleet.io/` annotations of a Job: which are there, and the
+//! per-Job overrides validated with the reporter's own rules (the `contract` crate), so a Job
+//! the webhook admits never has a reporter that refuses to start. The keys, the defaults and
+//! the rules live in `contract`; the wording of a denial lives here.
 
 use std::collections::BTreeMap;
 
+use contract::settings::DEFAULT_POLL_INTERVAL_SECONDS;
+use contract::validate::{self, Invalid};
+use contract::{LogLevel, Setting, SidecarMode};
+
 use crate::error::{Error, Result};
 
-/// Prefix of every annotation the injector reads or writes.
-pub const PREFIX: &str = "status-reporter.hyperfleet.io/";
-/// `"true"` opts a Job in, `"false"` opts it out.
-pub const INJECT: &str = "status-reporter.hyperfleet.io/inject";
-/// Name of the container the reporter watches.
-pub const ADAPTER_CONTAINER: &str = "status-reporter.hyperfleet.io/adapter-container";
-/// Condition type the reporter writes (`CONDITION_TYPE`).
-pub const CONDITION_TYPE: &str = "status-reporter.hyperfleet.io/condition-type";
-/// Result file path (`RESULTS_PATH`).
-pub const RESULTS_PATH: &str = "status-reporter.hyperfleet.io/results-path";
-/// Maximum wait for a result (`MAX_WAIT_TIME_SECONDS`).
-pub const MAX_WAIT_SECONDS: &str = "status-reporter.hyperfleet.io/max-wait-seconds";
-/// Poll interval fallback (`POLL_INTERVAL_SECONDS`).
-pub const POLL_INTERVAL_SECONDS: &str = "status-reporter.hyperfleet.io/poll-interval-seconds";
-/// Reporter log level (`LOG_LEVEL`).
-pub const LOG_LEVEL: &str = "status-reporter.hyperfleet.io/log-level";
-/// `native` or `classic` sidecar for this Job.
-pub const SIDECAR_MODE: &str = "status-reporter.hyperfleet.io/sidecar-mode";
-/// Written by the injector on the pod template: `injected`.
-pub const STATUS: &str = "status-reporter.hyperfleet.io/status";
-/// Value of [`STATUS`] once the reporter has been added.
-pub const STATUS_INJECTED: &str = "injected";
-/// Namespace label that opts every Job of the namespace in (value [`NAMESPACE_OPT_IN_ENABLED`]).
-/// The webhook never reads it: the webhook configuration selects on it and calls the
-/// namespace path (`/mutate-namespace`), so the webhook needs no API permission.
-pub const NAMESPACE_OPT_IN_LABEL: &str = "status-reporter.hyperfleet.io/inject";
-/// Value of [`NAMESPACE_OPT_IN_LABEL`] that opts a namespace in.
-pub const NAMESPACE_OPT_IN_ENABLED: &str = "enabled";
-
-/// Every annotation key under [`PREFIX`] the injector understands.
-pub const KNOWN: [&str; 9] = [
-    INJECT,
-    ADAPTER_CONTAINER,
-    CONDITION_TYPE,
-    RESULTS_PATH,
-    MAX_WAIT_SECONDS,
-    POLL_INTERVAL_SECONDS,
-    LOG_LEVEL,
-    SIDECAR_MODE,
-    STATUS,
-];
-
-/// The reporter's defaults (DESIGN.md "Reporter configuration"); validation of overrides
-/// must use the same numbers the reporter will.
-pub mod reporter_defaults {
-    /// `RESULTS_PATH` default.
-    pub const RESULTS_PATH: &str = "/results/adapter-result.json";
-    /// `MAX_WAIT_TIME_SECONDS` default.
-    pub const MAX_WAIT_SECONDS: u64 = 300;
-    /// `POLL_INTERVAL_SECONDS` default.
-    pub const POLL_INTERVAL_SECONDS: u64 = 2;
-}
-
-/// Condition types the Job controller owns; the reporter must never write them.
-pub const RESERVED_CONDITION_TYPES: [&str; 5] = [
-    "Complete",
-    "Failed",
-    "FailureTarget",
-    "SuccessCriteriaMet",
-    "Suspended",
-];
-
-/// Accepted reporter log levels.
-pub const LOG_LEVELS: [&str; 5] = ["trace", "debug", "info", "warn", "error"];
-
-/// Where the reporter runs in the pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SidecarMode {
-    /// First init container with `restartPolicy: Always` (Kubernetes ≥ 1.29).
-    Native,
-    /// An extra regular container that exits after reporting.
-    Classic,
-}
-
-impl SidecarMode {
-    /// The value used in annotations and in the reporter's `SIDECAR_MODE`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SidecarMode::Native => "native",
-            SidecarMode::Classic => "classic",
-        }
-    }
-}
+/// The opt-in and injection-record keys, defined in `contract`, re-exported for the injector.
+pub use contract::annotations::{
+    INJECT, NAMESPACE_OPT_IN_ENABLED, NAMESPACE_OPT_IN_LABEL, PREFIX, STATUS, STATUS_INJECTED,
+};
 
 /// Per-Job overrides read from the annotations; `None` means "reporter default".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -103,8 +29,8 @@ pub struct Overrides {
     pub max_wait_seconds: Option<u64>,
     /// `poll-interval-seconds`.
     pub poll_interval_seconds: Option<u64>,
-    /// `log-level`, lower-cased.
-    pub log_level: Option<String>,
+    /// `log-level`.
+    pub log_level: Option<LogLevel>,
     /// `sidecar-mode`.
     pub sidecar_mode: Option<SidecarMode>,
 }
@@ -113,7 +39,29 @@ impl Overrides {
     /// The max wait the reporter will use.
     pub fn effective_max_wait(&self) -> u64 {
         self.max_wait_seconds
-            .unwrap_or(reporter_defaults::MAX_WAIT_SECONDS)
+            .unwrap_or(contract::settings::DEFAULT_MAX_WAIT_SECONDS)
+    }
+
+    /// The reporter's env vars for the overrides that are set, as (name, value).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        [
+            (Setting::ConditionType, self.condition_type.clone()),
+            (
+                Setting::MaxWait,
+                self.max_wait_seconds.map(|n| n.to_string()),
+            ),
+            (
+                Setting::PollInterval,
+                self.poll_interval_seconds.map(|n| n.to_string()),
+            ),
+            (
+                Setting::LogLevel,
+                self.log_level.map(|l| l.as_str().to_owned()),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(setting, value)| value.map(|v| (setting.env(), v)))
+        .collect()
     }
 }
 
@@ -154,49 +102,71 @@ pub fn parse(
         injected,
         ..Annotations::default()
     };
+    let (mut max_wait, mut poll) = (None, None);
     for (&key, &raw) in &merged {
-        match key {
-            INJECT => out.inject = Some(parse_bool(key, raw)?),
-            ADAPTER_CONTAINER => out.overrides.adapter_container = Some(non_empty(key, raw)?),
-            CONDITION_TYPE => out.overrides.condition_type = Some(condition_type(key, raw)?),
-            RESULTS_PATH => out.overrides.results_path = Some(results_path(key, raw)?),
-            MAX_WAIT_SECONDS => out.overrides.max_wait_seconds = Some(positive(key, raw)?),
-            POLL_INTERVAL_SECONDS => {
-                out.overrides.poll_interval_seconds = Some(positive(key, raw)?)
+        let denied = |why: Invalid| invalid(key, raw, why.accepted());
+        let o = &mut out.overrides;
+        match Setting::from_annotation(key) {
+            Some(Setting::AdapterContainer) => {
+                o.adapter_container = validate::adapter_container(Some(raw)).map_err(denied)?
             }
-            LOG_LEVEL => out.overrides.log_level = Some(log_level(key, raw)?),
-            SIDECAR_MODE => out.overrides.sidecar_mode = Some(sidecar_mode(key, raw)?),
-            STATUS => {}
+            Some(Setting::ConditionType) => {
+                o.condition_type = Some(validate::condition_type(Some(raw)).map_err(denied)?)
+            }
+            Some(Setting::ResultsPath) => {
+                o.results_path = Some(validate::mountable_results_path(raw).map_err(denied)?)
+            }
+            Some(Setting::MaxWait) => max_wait = Some(raw),
+            Some(Setting::PollInterval) => poll = Some(raw),
+            Some(Setting::LogLevel) => {
+                o.log_level = Some(validate::log_level(Some(raw)).map_err(denied)?)
+            }
+            Some(Setting::SidecarMode) => {
+                o.sidecar_mode = Some(validate::sidecar_mode(Some(raw)).map_err(denied)?)
+            }
+            _ if key == INJECT => out.inject = Some(parse_bool(key, raw)?),
+            _ if key == STATUS => {}
             _ => out.unknown.push(key.to_owned()),
         }
     }
-
-    // Same cross-field rule as the reporter: poll interval strictly below the max wait.
-    let max_wait = out.overrides.effective_max_wait();
-    let poll = out
-        .overrides
-        .poll_interval_seconds
-        .unwrap_or(reporter_defaults::POLL_INTERVAL_SECONDS);
-    if poll >= max_wait {
-        return Err(match out.overrides.poll_interval_seconds {
-            Some(_) => Error::Annotation {
-                annotation: POLL_INTERVAL_SECONDS.to_owned(),
-                value: poll.to_string(),
-                accepted: format!(
-                    "an integer greater than 0 and less than the max wait ({max_wait}s)"
-                ),
-            },
-            None => Error::Annotation {
-                annotation: MAX_WAIT_SECONDS.to_owned(),
-                value: max_wait.to_string(),
-                accepted: format!(
-                    "an integer greater than the poll interval ({poll}s, the default); \
-                     or also set {POLL_INTERVAL_SECONDS} lower"
-                ),
-            },
-        });
-    }
+    let timing = validate::timing(poll, max_wait)
+        .map_err(|(setting, why)| timing_denial(setting, why, poll, max_wait))?;
+    out.overrides.max_wait_seconds = max_wait.map(|_| timing.max_wait_seconds);
+    out.overrides.poll_interval_seconds = poll.map(|_| timing.poll_interval_seconds);
     Ok(out)
+}
+
+/// Blames the annotation the user can fix: the poll interval when it was given, else the max
+/// wait (which then has to exceed the default poll interval).
+fn timing_denial(
+    setting: Setting,
+    why: Invalid,
+    poll: Option<&str>,
+    max_wait: Option<&str>,
+) -> Error {
+    let key = |s: Setting| s.annotation().unwrap_or_default();
+    match why {
+        Invalid::PollNotBelowMaxWait {
+            poll_defaulted: true,
+            ..
+        } => invalid(
+            key(Setting::MaxWait),
+            max_wait.unwrap_or_default(),
+            format!(
+                "an integer greater than the poll interval ({DEFAULT_POLL_INTERVAL_SECONDS}s, the default); \
+                 or also set {} lower",
+                key(Setting::PollInterval)
+            ),
+        ),
+        why => {
+            let raw = if setting == Setting::PollInterval {
+                poll
+            } else {
+                max_wait
+            };
+            invalid(key(setting), raw.unwrap_or_default(), why.accepted())
+        }
+    }
 }
 
 fn invalid(annotation: &str, value: &str, accepted: impl Into<String>) -> Error {
@@ -215,85 +185,13 @@ fn parse_bool(key: &str, raw: &str) -> Result<bool> {
     }
 }
 
-fn non_empty(key: &str, raw: &str) -> Result<String> {
-    let value = raw.trim();
-    if value.is_empty() {
-        return Err(invalid(key, raw, "a non-empty container name"));
-    }
-    Ok(value.to_owned())
-}
-
-fn condition_type(key: &str, raw: &str) -> Result<String> {
-    let value = raw.trim();
-    if value.is_empty() || RESERVED_CONDITION_TYPES.contains(&value) {
-        return Err(invalid(
-            key,
-            raw,
-            format!(
-                "a non-empty condition type other than the Job controller's own ({})",
-                RESERVED_CONDITION_TYPES.join(", ")
-            ),
-        ));
-    }
-    Ok(value.to_owned())
-}
-
-fn results_path(key: &str, raw: &str) -> Result<String> {
-    let value = raw.trim();
-    if !is_clean_results_path(value) {
-        return Err(invalid(key, raw, RESULTS_PATH_ACCEPTED));
-    }
-    Ok(value.to_owned())
-}
-
-/// What [`is_clean_results_path`] accepts, for messages.
-pub const RESULTS_PATH_ACCEPTED: &str = "an absolute file path inside a directory, not ending in '/', without      '.', '..' or empty segments or control characters, e.g. /results/adapter-result.json";
-
-/// The reporter's rule (absolute, not ending in `/`) plus what a volume mount needs: the
-/// file's directory is mounted, so it must be a plain, normalised directory other than `/`.
-pub fn is_clean_results_path(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix('/') else {
-        return false;
-    };
-    let segments: Vec<&str> = rest.split('/').collect();
-    segments.len() >= 2
-        && segments
-            .iter()
-            .all(|s| !s.is_empty() && *s != "." && *s != "..")
-        && !path.chars().any(char::is_control)
-}
-
-fn positive(key: &str, raw: &str) -> Result<u64> {
-    match raw.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(invalid(
-            key,
-            raw,
-            "an integer number of seconds greater than 0",
-        )),
-    }
-}
-
-fn log_level(key: &str, raw: &str) -> Result<String> {
-    let value = raw.trim().to_ascii_lowercase();
-    if LOG_LEVELS.contains(&value.as_str()) {
-        Ok(value)
-    } else {
-        Err(invalid(key, raw, LOG_LEVELS.join(", ")))
-    }
-}
-
-fn sidecar_mode(key: &str, raw: &str) -> Result<SidecarMode> {
-    match raw.trim() {
-        "native" => Ok(SidecarMode::Native),
-        "classic" => Ok(SidecarMode::Classic),
-        _ => Err(invalid(key, raw, "native, classic")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(setting: Setting) -> &'static str {
+        setting.annotation().expect("an annotated setting")
+    }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -310,13 +208,13 @@ mod tests {
     fn good_values_are_parsed_and_trimmed() {
         let job = map(&[
             (INJECT, "true"),
-            (ADAPTER_CONTAINER, " adapter "),
-            (CONDITION_TYPE, "DnsReady"),
-            (RESULTS_PATH, "/out/r.json"),
-            (MAX_WAIT_SECONDS, "60"),
-            (POLL_INTERVAL_SECONDS, " 5"),
-            (LOG_LEVEL, "DEBUG"),
-            (SIDECAR_MODE, "classic"),
+            (key(Setting::AdapterContainer), " adapter "),
+            (key(Setting::ConditionType), "DnsReady"),
+            (key(Setting::ResultsPath), "/out/r.json"),
+            (key(Setting::MaxWait), "60"),
+            (key(Setting::PollInterval), " 5"),
+            (key(Setting::LogLevel), "DEBUG"),
+            (key(Setting::SidecarMode), "classic"),
         ]);
         let a = parse(Some(&job), None).unwrap();
         assert_eq!(a.inject, Some(true));
@@ -328,7 +226,7 @@ mod tests {
                 results_path: Some("/out/r.json".into()),
                 max_wait_seconds: Some(60),
                 poll_interval_seconds: Some(5),
-                log_level: Some("debug".into()),
+                log_level: Some(LogLevel::Debug),
                 sidecar_mode: Some(SidecarMode::Classic),
             }
         );
@@ -337,31 +235,47 @@ mod tests {
 
     #[test]
     fn template_wins_over_job() {
-        let job = map(&[(INJECT, "true"), (LOG_LEVEL, "info")]);
+        let job = map(&[(INJECT, "true"), (key(Setting::LogLevel), "info")]);
         let tpl = map(&[(INJECT, "false")]);
         let a = parse(Some(&job), Some(&tpl)).unwrap();
         assert_eq!(a.inject, Some(false));
-        assert_eq!(a.overrides.log_level.as_deref(), Some("info"));
+        assert_eq!(a.overrides.log_level, Some(LogLevel::Info));
     }
 
     #[test]
     fn bad_values_name_the_annotation_and_the_accepted_values() {
         let cases = [
             (INJECT, "yes", "\"true\" or \"false\""),
-            (ADAPTER_CONTAINER, "  ", "non-empty"),
-            (CONDITION_TYPE, "Complete", "Job controller"),
-            (CONDITION_TYPE, "", "non-empty"),
-            (RESULTS_PATH, "results/x.json", "absolute"),
-            (RESULTS_PATH, "/results/", "not ending in '/'"),
-            (RESULTS_PATH, "/result.json", "inside a directory"),
-            (RESULTS_PATH, "/results/../etc/r.json", "'..'"),
-            (RESULTS_PATH, "/results//r.json", "empty segments"),
-            (RESULTS_PATH, "/results/r\n.json", "control characters"),
-            (MAX_WAIT_SECONDS, "0", "greater than 0"),
-            (MAX_WAIT_SECONDS, "5m", "greater than 0"),
-            (POLL_INTERVAL_SECONDS, "-1", "greater than 0"),
-            (LOG_LEVEL, "verbose", "trace, debug, info, warn, error"),
-            (SIDECAR_MODE, "sidecar", "native, classic"),
+            (key(Setting::AdapterContainer), "  ", "non-empty"),
+            (key(Setting::ConditionType), "Complete", "Job controller"),
+            (key(Setting::ConditionType), "", "non-empty"),
+            (key(Setting::ResultsPath), "results/x.json", "absolute"),
+            (key(Setting::ResultsPath), "/results/", "not ending in '/'"),
+            (
+                key(Setting::ResultsPath),
+                "/result.json",
+                "inside a directory",
+            ),
+            (key(Setting::ResultsPath), "/results/../etc/r.json", "'..'"),
+            (
+                key(Setting::ResultsPath),
+                "/results//r.json",
+                "empty segments",
+            ),
+            (
+                key(Setting::ResultsPath),
+                "/results/r\n.json",
+                "control characters",
+            ),
+            (key(Setting::MaxWait), "0", "greater than 0"),
+            (key(Setting::MaxWait), "5m", "greater than 0"),
+            (key(Setting::PollInterval), "-1", "greater than 0"),
+            (
+                key(Setting::LogLevel),
+                "verbose",
+                "trace, debug, info, warn, error",
+            ),
+            (key(Setting::SidecarMode), "sidecar", "classic, native"),
         ];
         for (key, value, accepted) in cases {
             let err = parse_one(key, value).unwrap_err().to_string();
@@ -370,19 +284,101 @@ mod tests {
         }
     }
 
+    /// Issue 11: the results-path rule carried a run of spaces into the denials users see.
+    #[test]
+    fn denials_read_cleanly() {
+        for value in ["results/x.json", "/results/", "/etc/r.json"] {
+            let err = parse_one(key(Setting::ResultsPath), value)
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("  "), "{err:?}");
+        }
+    }
+
+    /// Issue 13, item 5: one upper bound for the max wait, the reporter's.
+    #[test]
+    fn max_wait_above_one_year_is_denied() {
+        for value in ["31536001", "9223372036854775807", "18446744073709551615"] {
+            let err = parse_one(key(Setting::MaxWait), value)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key(Setting::MaxWait)), "{err}");
+            assert!(err.contains("at most 31536000 (365 days)"), "{err}");
+        }
+        let a = parse_one(key(Setting::MaxWait), "31536000").unwrap();
+        assert_eq!(a.overrides.max_wait_seconds, Some(31_536_000));
+    }
+
+    /// Issue 13, item 6: the results directory is never put over a system directory.
+    #[test]
+    fn results_path_in_a_system_directory_is_denied() {
+        for value in [
+            "/etc/r.json",
+            "/proc/self/r.json",
+            "/dev/r.json",
+            "/run/secrets/x/r.json",
+            "/var/run/secrets/kubernetes.io/serviceaccount/r.json",
+            "/usr/lib/r.json",
+        ] {
+            let err = parse_one(key(Setting::ResultsPath), value)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key(Setting::ResultsPath)), "{err}");
+            assert!(
+                err.contains("/bin, /boot, /dev, /etc, /lib, /lib32, /lib64, /libx32, /proc, /run, /sbin, /sys, /usr, /var/run/secrets"),
+                "{err}"
+            );
+        }
+        assert!(parse_one(key(Setting::ResultsPath), "/var/lib/results/r.json").is_ok());
+    }
+
+    /// Issue 13, item 10: the adapter is never the reporter itself.
+    #[test]
+    fn adapter_container_naming_the_reporter_is_denied() {
+        let err = parse_one(key(Setting::AdapterContainer), "status-reporter")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not the reporter's own (status-reporter)"),
+            "{err}"
+        );
+    }
+
+    /// Issue 13, item 13: a condition type Kubernetes tooling can use, as the reporter requires.
+    #[test]
+    fn condition_type_must_be_a_qualified_name() {
+        let long = "A".repeat(1000);
+        for value in ["a/b c", "a b", long.as_str(), "-x"] {
+            let err = parse_one(key(Setting::ConditionType), value)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("a qualified name"), "{err}");
+        }
+        let a = parse_one(key(Setting::ConditionType), "example.com/DNSReady").unwrap();
+        assert_eq!(
+            a.overrides.condition_type.as_deref(),
+            Some("example.com/DNSReady")
+        );
+    }
+
     #[test]
     fn poll_must_be_below_max_wait() {
-        let a = map(&[(MAX_WAIT_SECONDS, "10"), (POLL_INTERVAL_SECONDS, "10")]);
+        let a = map(&[
+            (key(Setting::MaxWait), "10"),
+            (key(Setting::PollInterval), "10"),
+        ]);
         let err = parse(Some(&a), None).unwrap_err().to_string();
-        assert!(err.contains(POLL_INTERVAL_SECONDS), "{err}");
+        assert!(err.contains(key(Setting::PollInterval)), "{err}");
         assert!(err.contains("less than the max wait (10s)"), "{err}");
 
         // The default poll (2s) also counts.
-        let err = parse_one(MAX_WAIT_SECONDS, "2").unwrap_err().to_string();
-        assert!(err.contains(MAX_WAIT_SECONDS), "{err}");
-        assert!(parse_one(MAX_WAIT_SECONDS, "3").is_ok());
-        assert!(parse_one(POLL_INTERVAL_SECONDS, "300").is_err());
-        assert!(parse_one(POLL_INTERVAL_SECONDS, "299").is_ok());
+        let err = parse_one(key(Setting::MaxWait), "2")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key(Setting::MaxWait)), "{err}");
+        assert!(parse_one(key(Setting::MaxWait), "3").is_ok());
+        assert!(parse_one(key(Setting::PollInterval), "300").is_err());
+        assert!(parse_one(key(Setting::PollInterval), "299").is_ok());
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::annotations::SidecarMode;
 use crate::error::{Error, Result};
+use contract::{Setting, SidecarMode};
 
 /// Default reporter image; deployments pin their own with `--reporter-image`.
 pub const DEFAULT_REPORTER_IMAGE: &str = concat!(
@@ -74,7 +74,7 @@ pub struct InjectorArgs {
     pub reporter_memory_limit: String,
 
     /// Default sidecar mode; a Job's `sidecar-mode` annotation overrides it.
-    #[arg(long, env = "SIDECAR_MODE", value_enum, default_value = "native")]
+    #[arg(long, env = Setting::SidecarMode.env(), value_enum, default_value = "native")]
     pub sidecar_mode: SidecarMode,
 
     /// sizeLimit of the shared results emptyDir volume (Kubernetes quantity).

@@ -13,12 +13,14 @@ use k8s_openapi::api::core::v1::{
 };
 use serde_json::Value;
 
-use crate::annotations::{self, Annotations, SidecarMode, reporter_defaults};
+use contract::{Setting, SidecarMode, validate};
+
+use crate::annotations::{self, Annotations};
 use crate::config::InjectConfig;
 use crate::error::{Error, Result};
 
 /// Name of the injected container.
-pub const REPORTER_CONTAINER: &str = "status-reporter";
+pub use contract::REPORTER_CONTAINER;
 /// Name of the shared results volume the injector adds.
 pub const RESULTS_VOLUME: &str = "status-reporter-results";
 /// Name of the projected token volume added when the pod disables automounting.
@@ -235,62 +237,41 @@ impl<'a> Plan<'a> {
             .env
             .iter()
             .flatten()
-            .find(|e| e.name == "RESULTS_PATH")
+            .find(|e| e.name == Setting::ResultsPath.env())
             .map(|e| e.value.as_deref().map(str::trim));
+        let annotation = Setting::ResultsPath.annotation().unwrap_or_default();
         let results_path = match (&overrides.results_path, adapter_env_path) {
             (Some(annotated), Some(Some(env))) if env != annotated => {
                 warnings.push(format!(
-                    "container {:?} sets RESULTS_PATH={env:?} but {} is {annotated:?}; the reporter reads {annotated:?}",
+                    "container {:?} sets RESULTS_PATH={env:?} but {annotation} is {annotated:?}; the reporter reads {annotated:?}",
                     adapter.name,
-                    annotations::RESULTS_PATH
                 ));
                 annotated.clone()
             }
             (Some(annotated), _) => annotated.clone(),
-            (None, Some(Some(env))) => {
-                if !annotations::is_clean_results_path(env) {
-                    return Err(Error::InvalidJob(format!(
-                        "container {:?} sets RESULTS_PATH={env:?}; accepted: {} (or set {})",
-                        adapter.name,
-                        annotations::RESULTS_PATH_ACCEPTED,
-                        annotations::RESULTS_PATH
-                    )));
-                }
-                env.to_owned()
-            }
+            // The same rule as the annotation's: the reporter reads it, the injector mounts its directory.
+            (None, Some(Some(env))) => validate::mountable_results_path(env).map_err(|why| {
+                Error::InvalidJob(format!(
+                    "container {:?} sets RESULTS_PATH={env:?}; accepted: {} (or set {annotation})",
+                    adapter.name,
+                    why.accepted()
+                ))
+            })?,
             (None, Some(None)) => {
                 return Err(Error::InvalidJob(format!(
-                    "container {:?} sets RESULTS_PATH from a reference the injector cannot resolve; set {} to the same path",
+                    "container {:?} sets RESULTS_PATH from a reference the injector cannot resolve; set {annotation} to the same path",
                     adapter.name,
-                    annotations::RESULTS_PATH
                 )));
             }
-            (None, None) => reporter_defaults::RESULTS_PATH.to_owned(),
+            (None, None) => Setting::ResultsPath
+                .default_value()
+                .unwrap_or_default()
+                .to_owned(),
         };
-        // A clean path always has a directory other than `/` (checked above).
+        // A mountable path always has a directory other than `/` (checked above).
         let results_dir = results_path
             .rsplit_once('/')
             .map_or_else(String::new, |(dir, _)| dir.to_owned());
-        // The results volume must not land on (or inside) the service-account token
-        // directory: it would hide the reporter's token, or collide with the projected one.
-        let token_dir = TOKEN_MOUNT_PATH;
-        if results_dir == token_dir || results_dir.starts_with(&format!("{token_dir}/")) {
-            let accepted = format!(
-                "a path outside {token_dir}, where the reporter's service-account token is mounted"
-            );
-            return Err(match &overrides.results_path {
-                Some(_) => Error::Annotation {
-                    annotation: annotations::RESULTS_PATH.to_owned(),
-                    value: results_path,
-                    accepted,
-                },
-                None => Error::InvalidJob(format!(
-                    "container {:?} sets RESULTS_PATH={results_path:?}; accepted: {accepted} (or set {})",
-                    adapter.name,
-                    annotations::RESULTS_PATH
-                )),
-            });
-        }
 
         let existing_mount = adapter
             .volume_mounts
@@ -298,6 +279,17 @@ impl<'a> Plan<'a> {
             .flatten()
             .find(|m| m.mount_path.trim_end_matches('/') == results_dir);
         let volumes = pod.volumes.as_deref().unwrap_or_default();
+        // The injector's volume name is its own: a user volume under it would be mounted into
+        // the reporter as if it were the results emptyDir (say, a hostPath of `/`).
+        if let Some(v) = volumes
+            .iter()
+            .find(|v| v.name == RESULTS_VOLUME && v.empty_dir.is_none())
+        {
+            return Err(Error::InvalidJob(format!(
+                "volume {RESULTS_VOLUME:?} is not an emptyDir; the injector mounts the volume of that name into the reporter, so it accepts only an emptyDir there (found {}); rename the volume",
+                volume_source(v)
+            )));
+        }
         let (results_volume, results_sub_path, add_results_volume) = match existing_mount {
             Some(m) => (m.name.clone(), m.sub_path.clone(), false),
             None => (
@@ -327,7 +319,7 @@ impl<'a> Plan<'a> {
         for key in &parsed.unknown {
             warnings.push(format!(
                 "unknown annotation {key} is ignored; known: {}",
-                annotations::KNOWN.join(", ")
+                contract::annotations::known().join(", ")
             ));
         }
 
@@ -393,7 +385,10 @@ impl<'a> Plan<'a> {
                 &mut ops,
                 &[&adapter_path[..], &["env"]].concat(),
                 adapter.env.is_some(),
-                vec![to_value(&plain_env("RESULTS_PATH", &self.results_path))],
+                vec![to_value(&plain_env(
+                    Setting::ResultsPath.env(),
+                    &self.results_path,
+                ))],
             );
         }
 
@@ -456,30 +451,17 @@ impl<'a> Plan<'a> {
     fn reporter(&self) -> Container {
         let o = self.overrides;
         let mut env = vec![
-            field_env("JOB_NAME", &format!("metadata.labels['{JOB_NAME_LABEL}']")),
-            field_env("JOB_NAMESPACE", "metadata.namespace"),
-            field_env("POD_NAME", "metadata.name"),
-            plain_env("ADAPTER_CONTAINER_NAME", self.adapter_name),
-            plain_env("SIDECAR_MODE", self.mode.as_str()),
-            plain_env("RESULTS_PATH", &self.results_path),
-        ];
-        let optional = [
-            ("CONDITION_TYPE", o.condition_type.clone()),
-            (
-                "MAX_WAIT_TIME_SECONDS",
-                o.max_wait_seconds.map(|n| n.to_string()),
+            field_env(
+                Setting::JobName.env(),
+                &format!("metadata.labels['{JOB_NAME_LABEL}']"),
             ),
-            (
-                "POLL_INTERVAL_SECONDS",
-                o.poll_interval_seconds.map(|n| n.to_string()),
-            ),
-            ("LOG_LEVEL", o.log_level.clone()),
+            field_env(Setting::JobNamespace.env(), "metadata.namespace"),
+            field_env(Setting::PodName.env(), "metadata.name"),
+            plain_env(Setting::AdapterContainer.env(), self.adapter_name),
+            plain_env(Setting::SidecarMode.env(), self.mode.as_str()),
+            plain_env(Setting::ResultsPath.env(), &self.results_path),
         ];
-        env.extend(
-            optional
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| plain_env(k, &v))),
-        );
+        env.extend(o.env().iter().map(|(k, v)| plain_env(k, v)));
 
         let mut mounts = vec![VolumeMount {
             name: self.results_volume.clone(),
@@ -580,6 +562,14 @@ fn token_volume() -> Value {
         }),
         ..Volume::default()
     })
+}
+
+/// The kind of a volume's source, as the pod spec names it (`hostPath`, `configMap`, ...).
+fn volume_source(v: &Volume) -> String {
+    to_value(v)
+        .as_object()
+        .and_then(|o| o.keys().find(|k| *k != "name").cloned())
+        .unwrap_or_else(|| "no source".to_owned())
 }
 
 fn plain_env(name: &str, value: &str) -> EnvVar {

@@ -14,7 +14,16 @@ use serde_json::{Value, json};
 use status_reporter_webhook::admission::{Outcome, review};
 use status_reporter_webhook::annotations;
 use status_reporter_webhook::config::InjectConfig;
-use status_reporter_webhook::inject::{Injection, SkipReason, inject};
+use status_reporter_webhook::inject::{Injection, inject};
+
+#[path = "../../fuzz/checks/admission.rs"]
+mod checks;
+#[path = "../../fuzz/checks/regressions.rs"]
+mod regressions;
+mod support;
+
+use checks::Exercised;
+use support::{annotation_value, inject_config, job, known_keys};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -25,373 +34,10 @@ fn config() -> ProptestConfig {
     }
 }
 
-const PREFIX: &str = "status-reporter.hyperfleet.io/";
+use contract::annotations::PREFIX;
 
 // ---------------------------------------------------------------------------------------------
-// Strategies
-
-/// Strings users put in annotations: valid values, near misses, numbers at the edges,
-/// whitespace, unicode, control characters.
-fn annotation_value() -> impl Strategy<Value = String> {
-    prop_oneof![
-        prop::sample::select(vec![
-            "true",
-            "false",
-            "TRUE",
-            " true ",
-            "yes",
-            "1",
-            "",
-            " ",
-            "native",
-            "classic",
-            "Native",
-            "info",
-            "DEBUG",
-            "warn",
-            "verbose",
-            "Available",
-            "Complete",
-            "Failed",
-            "Ready",
-            "/results/adapter-result.json",
-            "/results/",
-            "results.json",
-            "/r.json",
-            "/a/b/c.json",
-            "0",
-            "-1",
-            "2",
-            "300",
-            "301",
-            "18446744073709551615",
-            "18446744073709551616",
-            "1e3",
-            "adapter",
-            "main",
-            "status-reporter",
-            "nope",
-            "injected",
-        ])
-        .prop_map(str::to_owned),
-        any::<u64>().prop_map(|n| n.to_string()),
-        ".{0,40}",
-        "\\PC{0,200}",
-    ]
-}
-
-fn annotation_map(keys: Vec<&'static str>) -> impl Strategy<Value = BTreeMap<String, String>> {
-    prop::collection::btree_map(
-        prop_oneof![
-            // Mostly foreign keys, so enough Jobs get past validation to exercise the patch.
-            1 => prop::sample::select(keys).prop_map(str::to_owned),
-            1 => "[a-z./-]{1,20}".prop_map(|k| format!("{PREFIX}{k}")),
-            3 => "[a-z.]{1,10}/[a-z-]{1,10}",
-        ],
-        annotation_value(),
-        0..4,
-    )
-}
-
-fn known_keys() -> Vec<&'static str> {
-    annotations::KNOWN.to_vec()
-}
-
-/// `None` = field absent, `Some(Null)` = explicit null; JSON Patch must cope with both.
-fn optional_list(items: impl Strategy<Value = Vec<Value>>) -> impl Strategy<Value = Option<Value>> {
-    prop_oneof![
-        2 => Just(None),
-        1 => Just(Some(Value::Null)),
-        3 => items.prop_map(|v| Some(Value::Array(v))),
-    ]
-}
-
-fn container_name() -> impl Strategy<Value = String> {
-    prop_oneof![
-        prop::sample::select(vec![
-            "adapter",
-            "main",
-            "helper",
-            "status-reporter",
-            "sidecar"
-        ])
-        .prop_map(str::to_owned),
-        "[a-z][a-z0-9-]{0,10}",
-    ]
-}
-
-fn env_var() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        6 => ("[A-Z_]{1,10}", ".{0,20}").prop_map(|(n, v)| json!({"name": n, "value": v})),
-        2 => prop::sample::select(vec![
-            "/results/adapter-result.json",
-            "/out/result.json",
-            "/data/x/y.json",
-            "relative.json",
-            "/results/",
-        ])
-        .prop_map(|v| json!({"name": "RESULTS_PATH", "value": v})),
-        1 => Just(json!({"name": "RESULTS_PATH", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})),
-        1 => Just(json!({"name": "LOG", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}})),
-    ]
-}
-
-fn volume_mount() -> impl Strategy<Value = Value> {
-    (
-        prop::sample::select(vec!["results", "data", "status-reporter-results", "cfg"]),
-        prop::sample::select(vec!["/results", "/results/", "/out", "/data", "/etc/cfg"]),
-        prop::option::of("[a-z]{1,6}"),
-        prop::option::of(any::<bool>()),
-    )
-        .prop_map(|(name, path, sub, ro)| {
-            let mut m = json!({"name": name, "mountPath": path});
-            if let Some(s) = sub {
-                m["subPath"] = json!(s);
-            }
-            if let Some(ro) = ro {
-                m["readOnly"] = json!(ro);
-            }
-            m
-        })
-}
-
-fn container() -> impl Strategy<Value = Value> {
-    (
-        container_name(),
-        prop::option::of(".{0,30}"),
-        optional_list(prop::collection::vec(env_var(), 0..4)),
-        optional_list(prop::collection::vec(volume_mount(), 0..3)),
-        prop::option::of(prop::sample::select(vec!["Always", "Never"])),
-        prop::option::of(prop::collection::vec(".{0,10}", 0..3)),
-    )
-        .prop_map(|(name, image, env, mounts, restart, args)| {
-            let mut c = json!({"name": name});
-            if let Some(i) = image {
-                c["image"] = json!(i);
-            }
-            if let Some(e) = env {
-                c["env"] = e;
-            }
-            if let Some(m) = mounts {
-                c["volumeMounts"] = m;
-            }
-            if let Some(r) = restart {
-                c["restartPolicy"] = json!(r);
-            }
-            if let Some(a) = args {
-                c["args"] = json!(a);
-            }
-            c
-        })
-}
-
-fn volume() -> impl Strategy<Value = Value> {
-    (
-        prop::sample::select(vec![
-            "results",
-            "data",
-            "cfg",
-            "status-reporter-results",
-            "status-reporter-token",
-        ]),
-        prop::sample::select(vec![
-            json!({"emptyDir": {}}),
-            json!({"emptyDir": {"sizeLimit": "1Mi"}}),
-            json!({"configMap": {"name": "x"}}),
-            json!({"secret": {"secretName": "s"}}),
-        ]),
-    )
-        .prop_map(|(name, mut source)| {
-            source["name"] = json!(name);
-            source
-        })
-}
-
-/// `None` = absent; otherwise a map, possibly empty or null.
-fn optional_map(
-    m: impl Strategy<Value = BTreeMap<String, String>>,
-) -> impl Strategy<Value = Option<Value>> {
-    prop_oneof![
-        2 => Just(None),
-        1 => Just(Some(Value::Null)),
-        4 => m.prop_map(|m| Some(json!(m))),
-    ]
-}
-
-/// Where the opt-in annotation goes.
-#[derive(Debug, Clone, Copy)]
-enum OptIn {
-    None,
-    Job,
-    Template,
-    Both,
-}
-
-fn opt_in() -> impl Strategy<Value = OptIn> {
-    prop_oneof![
-        1 => Just(OptIn::None),
-        3 => Just(OptIn::Job),
-        3 => Just(OptIn::Template),
-        1 => Just(OptIn::Both),
-    ]
-}
-
-/// Plausible Jobs as the apiserver would send them, with the corners JSON Patch cares about:
-/// missing vs null vs empty lists/maps, missing template metadata, existing mounts/env/volumes,
-/// a reporter already present, namespaces excluded or not.
-fn job(annotation_keys: Vec<&'static str>) -> impl Strategy<Value = Value> {
-    let meta = (
-        prop::option::of(prop::sample::select(vec![
-            "default",
-            "adapters",
-            "kube-system",
-        ])),
-        any::<bool>(),
-        optional_map(annotation_map(annotation_keys.clone())),
-        optional_map(prop::collection::btree_map(
-            "[a-z]{1,8}",
-            "[a-z0-9]{0,8}",
-            0..3,
-        )),
-    );
-    let template_meta = prop_oneof![
-        1 => Just(None),
-        1 => Just(Some(Value::Null)),
-        4 => (
-            optional_map(annotation_map(annotation_keys)),
-            optional_map(prop::collection::btree_map("[a-z]{1,8}", "[a-z0-9]{0,8}", 0..3)),
-        )
-            .prop_map(|(a, l)| {
-                let mut m = json!({});
-                if let Some(a) = a {
-                    m["annotations"] = a;
-                }
-                if let Some(l) = l {
-                    m["labels"] = l;
-                }
-                Some(m)
-            }),
-    ];
-    let pod = (
-        // No container at all is one denial among many; keep it rare.
-        prop_oneof![1 => Just(Vec::new()), 8 => prop::collection::vec(container(), 1..4)],
-        optional_list(prop::collection::vec(container(), 0..3)),
-        optional_list(prop::collection::vec(volume(), 0..3)),
-        prop::option::of(prop::sample::select(vec!["Never", "OnFailure"])),
-        prop::option::of(any::<bool>()),
-    );
-    (
-        meta,
-        template_meta,
-        pod,
-        prop::option::of(0i32..10),
-        prop::option::of(prop_oneof![
-            Just(1i64),
-            Just(60),
-            Just(100_000),
-            any::<i64>()
-        ]),
-        opt_in(),
-        prop::sample::select(vec!["true", "false", " true", "True"]),
-    )
-        .prop_map(
-            |(
-                (ns, generate, annotations, labels),
-                template_meta,
-                (containers, init, volumes, restart, automount),
-                backoff,
-                deadline,
-                opt,
-                opt_value,
-            )| {
-                let mut metadata = json!({});
-                if generate {
-                    metadata["generateName"] = json!("adapter-");
-                } else {
-                    metadata["name"] = json!("adapter-job");
-                }
-                if let Some(ns) = ns {
-                    metadata["namespace"] = json!(ns);
-                }
-                if let Some(a) = annotations {
-                    metadata["annotations"] = a;
-                }
-                if let Some(l) = labels {
-                    metadata["labels"] = l;
-                }
-                let mut pod_spec = json!({"containers": containers});
-                if let Some(i) = init {
-                    pod_spec["initContainers"] = i;
-                }
-                if let Some(v) = volumes {
-                    pod_spec["volumes"] = v;
-                }
-                if let Some(r) = restart {
-                    pod_spec["restartPolicy"] = json!(r);
-                }
-                if let Some(a) = automount {
-                    pod_spec["automountServiceAccountToken"] = json!(a);
-                }
-                let mut template = json!({"spec": pod_spec});
-                if let Some(m) = template_meta {
-                    template["metadata"] = m;
-                }
-                let mut spec = json!({"template": template});
-                if let Some(b) = backoff {
-                    spec["backoffLimit"] = json!(b);
-                }
-                if let Some(d) = deadline {
-                    spec["activeDeadlineSeconds"] = json!(d);
-                }
-                let mut job = json!({
-                    "apiVersion": "batch/v1",
-                    "kind": "Job",
-                    "metadata": metadata,
-                    "spec": spec,
-                });
-                let set = |job: &mut Value, at: &str| {
-                    let Some(meta) = job.pointer_mut(at) else {
-                        return;
-                    };
-                    if !meta.is_object() {
-                        *meta = json!({});
-                    }
-                    if !meta.get("annotations").is_some_and(Value::is_object) {
-                        meta["annotations"] = json!({});
-                    }
-                    meta["annotations"][annotations::INJECT] = json!(opt_value);
-                };
-                match opt {
-                    OptIn::None => {}
-                    OptIn::Job => set(&mut job, "/metadata"),
-                    OptIn::Template => {
-                        if job.pointer("/spec/template/metadata").is_none() {
-                            job["spec"]["template"]["metadata"] = json!({});
-                        }
-                        set(&mut job, "/spec/template/metadata");
-                    }
-                    OptIn::Both => {
-                        set(&mut job, "/metadata");
-                        if job.pointer("/spec/template/metadata").is_none() {
-                            job["spec"]["template"]["metadata"] = json!({});
-                        }
-                        set(&mut job, "/spec/template/metadata");
-                    }
-                }
-                job
-            },
-        )
-}
-
-fn inject_config() -> impl Strategy<Value = InjectConfig> {
-    any::<bool>().prop_map(|classic| {
-        let mut c = InjectConfig::default();
-        if classic {
-            c.sidecar_mode = annotations::SidecarMode::Classic;
-        }
-        c
-    })
-}
+// Reviews
 
 fn admission_review(object: &Value, namespace: Option<&str>, operation: &str) -> Value {
     let mut request = json!({
@@ -447,16 +93,7 @@ fn patch_of(response: &Value) -> Result<Option<json_patch::Patch>, TestCaseError
 
 /// Applies `patch` to `object` as received and checks the result is a Job.
 fn apply_to(object: &Value, patch: &json_patch::Patch) -> Result<(Value, Job), TestCaseError> {
-    let mut patched = object.clone();
-    json_patch::patch(&mut patched, patch).map_err(|e| {
-        TestCaseError::fail(format!(
-            "patch does not apply: {e}\nobject: {object}\npatch: {}",
-            serde_json::to_string(patch).unwrap_or_default()
-        ))
-    })?;
-    let job: Job = serde_json::from_value(patched.clone())
-        .map_err(|e| TestCaseError::fail(format!("patched object is not a Job: {e}\n{patched}")))?;
-    Ok((patched, job))
+    checks::apply_to(object, patch).map_err(TestCaseError::fail)
 }
 
 /// A denial names what was wrong: an annotation under our prefix, or the Job's shape.
@@ -559,7 +196,7 @@ proptest! {
     /// The pure step directly: inject twice == inject once.
     #[test]
     fn inject_twice_equals_inject_once(object in job(known_keys()), cfg in inject_config()) {
-        check_inject_twice(&object, &cfg)?;
+        checks::inject_twice(&object, &cfg).map_err(TestCaseError::fail)?;
     }
 
     /// Arbitrary values for every known annotation on an otherwise fine Job: never a panic;
@@ -571,29 +208,11 @@ proptest! {
         template_annotations in prop::collection::btree_map(
             prop::sample::select(known_keys()).prop_map(str::to_owned), annotation_value(), 0..9),
     ) {
-        let object = json!({
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"name": "j", "namespace": "adapters", "annotations": job_annotations},
-            "spec": {"template": {
-                "metadata": {"annotations": template_annotations},
-                "spec": {"restartPolicy": "Never", "containers": [{"name": "adapter", "image": "a"}]}
-            }}
-        });
-        let Ok(job) = serde_json::from_value::<Job>(object.clone()) else {
+        let object = checks::annotated_job(&job_annotations, &template_annotations);
+        checks::injected_or_refused_clearly(&object).map_err(TestCaseError::fail)?;
+        let Ok(job) = serde_json::from_value::<Job>(object) else {
             return Err(TestCaseError::fail("fixture is not a Job"));
         };
-        match inject(&job, None, &InjectConfig::default()) {
-            Ok(Injection::Injected { patch, .. }) => {
-                apply_to(&object, &patch)?;
-            }
-            Ok(Injection::Skipped(_)) => {}
-            Err(e) => {
-                let msg = e.to_string();
-                prop_assert!(msg.contains(PREFIX), "refusal does not name the annotation: {msg}");
-                prop_assert!(msg.contains("accepted"), "refusal does not say what is accepted: {msg}");
-            }
-        }
         let parsed = annotations::parse(Some(&job_annotations_of(&job)), None);
         if let Err(e) = parsed {
             prop_assert!(e.to_string().contains(PREFIX), "{e}");
@@ -700,10 +319,9 @@ proptest! {
     }
 }
 
-/// Finding 2 (.readme-parts/hardening-findings.md): a `results-path` inside the
-/// service-account token directory on a pod without token automount gives the reporter two
-/// mounts at the same path; the apiserver then refuses the Job with a message that does not
-/// name the annotation.
+/// A `results-path` inside the service-account token directory on a pod without token
+/// automount used to give the reporter two mounts at the same path; the apiserver then refused
+/// the Job with a message that does not name the annotation.
 #[test]
 fn results_path_in_the_token_directory_is_refused_at_admission() {
     let object = json!({
@@ -735,118 +353,100 @@ fn results_path_in_the_token_directory_is_refused_at_admission() {
     }
 }
 
-/// When `object` reads as a Job and gets injected: the patch applies, yields a Job, and a
-/// second injection is a no-op. (The `inject_job` fuzz target checks the same.)
-fn check_inject_twice(object: &Value, cfg: &InjectConfig) -> Result<(), TestCaseError> {
-    let Ok(job) = serde_json::from_value::<Job>(object.clone()) else {
-        return Ok(());
-    };
-    if let Ok(Injection::Injected { patch, .. }) = inject(&job, Some("adapters"), cfg) {
-        let (patched, job2) = apply_to(object, &patch)?;
-        match inject(&job2, Some("adapters"), cfg) {
-            Ok(Injection::Skipped(SkipReason::AlreadyInjected)) => {}
-            other => prop_assert!(false, "second inject: {other:?}\n{patched}"),
-        }
-    }
-    Ok(())
-}
-
-/// The `annotations` fuzz target's input: one value per line for each known annotation, on
-/// the Job first and then on the pod template; an empty line leaves it unset.
-fn check_annotation_lines(text: &str) -> Result<(), TestCaseError> {
-    let mut on_job = BTreeMap::new();
-    let mut on_template = BTreeMap::new();
-    let known = annotations::KNOWN;
-    for (i, value) in text.split('\n').enumerate().take(2 * known.len()) {
-        if value.is_empty() {
-            continue;
-        }
-        let map = if i < known.len() {
-            &mut on_job
-        } else {
-            &mut on_template
-        };
-        map.insert(known[i % known.len()].to_owned(), value.to_owned());
-    }
-    let object = json!({
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "j", "namespace": "fuzz", "annotations": on_job},
-        "spec": {"template": {
-            "metadata": {"annotations": on_template},
-            "spec": {"restartPolicy": "Never", "containers": [{"name": "adapter", "image": "a"}]}
-        }}
-    });
-    let job: Job = serde_json::from_value(object.clone())
-        .map_err(|e| TestCaseError::fail(format!("fixture is not a Job: {e}")))?;
-    match inject(&job, None, &InjectConfig::default()) {
-        Ok(Injection::Injected { patch, .. }) => {
-            apply_to(&object, &patch)?;
-        }
-        Ok(Injection::Skipped(_)) => {}
-        Err(e) => {
-            let msg = e.to_string();
-            prop_assert!(
-                msg.contains(PREFIX),
-                "refusal does not name the annotation: {msg}"
-            );
-            prop_assert!(
-                msg.contains("accepted"),
-                "refusal does not say what is accepted: {msg}"
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Files under `tests/data/fuzz-regressions/<target>/`: inputs the fuzzers found (and
-/// hand-picked edge cases), replayed on every test run.
-fn regression_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data/fuzz-regressions")
-        .join(target);
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("dir entry").path();
-            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            (path.display().to_string(), bytes)
+/// Issue 13, item 7: a user volume under the injector's volume name that is not an emptyDir
+/// (the probe used a `hostPath: /`) is refused, never mounted into the reporter; an emptyDir
+/// of that name is reused.
+#[test]
+fn results_volume_name_taken_by_a_non_emptydir_volume_is_refused() {
+    let job = |volume: Value| {
+        json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "j", "namespace": "adapters", "annotations": {
+                "status-reporter.hyperfleet.io/inject": "true",
+            }},
+            "spec": {"template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "adapter", "image": "a"}],
+                "volumes": [volume],
+            }}}
         })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no inputs in {}", dir.display());
-    files
+    };
+    let host_path = job(json!({"name": "status-reporter-results", "hostPath": {"path": "/"}}));
+    let typed: Job = serde_json::from_value(host_path).expect("Job");
+    let err = inject(&typed, None, &InjectConfig::default())
+        .expect_err("a hostPath under the results volume's name is refused")
+        .to_string();
+    assert!(
+        err.contains("\"status-reporter-results\" is not an emptyDir") && err.contains("hostPath"),
+        "{err}"
+    );
+    let empty_dir = job(json!({"name": "status-reporter-results", "emptyDir": {}}));
+    let typed: Job = serde_json::from_value(empty_dir.clone()).expect("Job");
+    match inject(&typed, None, &InjectConfig::default()) {
+        Ok(Injection::Injected { patch, .. }) => {
+            let (patched, _) = checks::apply_to(&empty_dir, &patch).expect("applies");
+            assert_eq!(uniqueness_violations(&patched), 0, "{patched}");
+        }
+        other => panic!("an emptyDir of that name is reused: {other:?}"),
+    }
 }
 
 #[test]
 fn fuzz_regressions_admission_body() {
-    for (name, bytes) in regression_inputs("admission_body") {
+    for (name, bytes) in regressions::inputs("admission_body") {
         well_formed(&review(&bytes, &InjectConfig::default()).to_json())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
 
+/// Each regression Job must still be injected (in both sidecar modes): a file that stops
+/// exercising the patch (no longer a Job, or skipped, or refused) fails instead of passing
+/// silently.
 #[test]
 fn fuzz_regressions_inject_job() {
-    for (name, bytes) in regression_inputs("inject_job") {
+    for (name, bytes) in regressions::inputs("inject_job") {
         let object: Value =
             serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         for cfg in [
             InjectConfig::default(),
             InjectConfig {
-                sidecar_mode: annotations::SidecarMode::Classic,
+                sidecar_mode: contract::SidecarMode::Classic,
                 ..InjectConfig::default()
             },
         ] {
-            check_inject_twice(&object, &cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let exercised =
+                checks::inject_twice(&object, &cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(
+                exercised,
+                Exercised::Injected,
+                "{name} no longer exercises the patch"
+            );
         }
     }
 }
 
+/// Issue 11: the replay above must fail on an input that exercises nothing.
+#[test]
+fn inject_twice_tells_what_an_input_exercised() {
+    let cfg = InjectConfig::default();
+    let not_a_job = json!({"apiVersion": "batch/v1", "kind": "Job", "spec": "nope"});
+    assert!(matches!(
+        checks::inject_twice(&not_a_job, &cfg),
+        Ok(Exercised::NotAJob(_))
+    ));
+    let not_opted_in = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+        "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "a"}]}}}});
+    assert!(matches!(
+        checks::inject_twice(&not_opted_in, &cfg),
+        Ok(Exercised::NotInjected(_))
+    ));
+}
+
 #[test]
 fn fuzz_regressions_annotations() {
-    for (name, bytes) in regression_inputs("annotations") {
-        check_annotation_lines(&String::from_utf8_lossy(&bytes))
+    for (name, bytes) in regressions::inputs("annotations") {
+        checks::annotation_lines(&String::from_utf8_lossy(&bytes))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }

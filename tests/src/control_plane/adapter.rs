@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::Cluster;
 use super::objects::{in_namespace, inject_file, yaml_docs};
-use crate::reporter_process::{REPORTER_VARS, Reporter};
+use crate::reporter_process::{Reporter, reporter_vars};
 
 /// The ServiceAccount of `manifests/examples/rbac.yaml`.
 pub const SERVICE_ACCOUNT: &str = "status-reporter-example";
@@ -153,7 +153,7 @@ impl AdapterNamespace {
     pub fn start_reporter(&self, pod: &Pod, results: &Path, extra: &[(&str, &str)]) -> Reporter {
         let env = reporter_env(pod);
         let mut cmd = Command::new(crate::bin::path("status-reporter"));
-        for var in REPORTER_VARS {
+        for var in reporter_vars() {
             cmd.env_remove(var);
         }
         for (k, v) in &env {

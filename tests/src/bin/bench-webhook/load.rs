@@ -1,0 +1,203 @@
+//! The load generator: tokio + hyper over rustls (TLS 1.3, HTTP/1.1 keep-alive), loopback
+//! only, every loop bounded in time. A closed loop (each connection sends its next request as
+//! soon as the answer arrives) and a fixed rate (latency counted from the scheduled start).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use stand_in::webhook_process::{Pki, connect};
+
+use crate::floor::RESPONSE_BYTES_HEADER;
+
+/// What one request asks for.
+#[derive(Clone)]
+pub enum Target {
+    /// `GET /healthz`.
+    Healthz,
+    /// `POST /mutate` with this review; the floor answers `response_bytes` bytes.
+    Review {
+        /// The AdmissionReview body.
+        body: Bytes,
+        /// Size of the webhook's answer to it.
+        response_bytes: usize,
+    },
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Connects to one server.
+#[derive(Clone)]
+pub struct Client {
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Client {
+    /// A client of the server at `addr`, trusting `pki`.
+    pub fn new(addr: SocketAddr, pki: &Pki) -> Client {
+        Client {
+            addr,
+            tls: Arc::new(pki.client_config(&[&rustls::version::TLS13], b"http/1.1")),
+        }
+    }
+
+    async fn connect(&self) -> Sender {
+        let tls = connect(self.addr, self.tls.clone())
+            .await
+            .expect("connect and TLS handshake");
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .expect("HTTP handshake");
+        tokio::spawn(conn);
+        send
+    }
+
+    /// One request; returns the size of the answer's body.
+    async fn once(send: &mut Sender, target: &Target) -> usize {
+        let req = match target {
+            Target::Healthz => Request::get("/healthz")
+                .header("host", "localhost")
+                .body(Full::new(Bytes::new())),
+            Target::Review {
+                body,
+                response_bytes,
+            } => Request::post("/mutate")
+                .header("host", "localhost")
+                .header("content-type", "application/json")
+                .header(RESPONSE_BYTES_HEADER, response_bytes.to_string())
+                .body(Full::new(body.clone())),
+        }
+        .expect("request");
+        send.ready().await.expect("connection closed");
+        let res = send.send_request(req).await.expect("request failed");
+        assert!(res.status().is_success(), "status {}", res.status());
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        body.len()
+    }
+
+    /// The size of the server's answer to one `target`.
+    pub async fn answer_size(&self, target: &Target) -> usize {
+        let mut send = self.connect().await;
+        Client::once(&mut send, target).await
+    }
+
+    /// Every connection sends its next request as soon as the previous answer arrives.
+    pub async fn closed_loop(
+        &self,
+        target: &Target,
+        connections: usize,
+        duration: Duration,
+    ) -> Stats {
+        let start = Instant::now();
+        let end = start + duration;
+        let mut tasks = Vec::new();
+        for _ in 0..connections {
+            let client = self.clone();
+            let target = target.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut send = client.connect().await;
+                let mut samples = Vec::new();
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    Client::once(&mut send, &target).await;
+                    samples.push(t.elapsed());
+                }
+                samples
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("task"));
+        }
+        Stats::new(all, start.elapsed())
+    }
+
+    /// Sends at a fixed total rate spread over a few connections; latency counts from the
+    /// scheduled start, so a slow answer also delays (and penalises) the ones behind it.
+    pub async fn fixed_rate(&self, target: &Target, rate: u64, duration: Duration) -> Stats {
+        let connections = 4u64.min(rate);
+        let per_connection = Duration::from_secs_f64(connections as f64 / rate as f64);
+        let total = rate * duration.as_secs() / connections;
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for i in 0..connections {
+            let client = self.clone();
+            let target = target.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut send = client.connect().await;
+                let first = tokio::time::Instant::now()
+                    + per_connection.mul_f64(i as f64 / connections as f64);
+                let mut samples = Vec::with_capacity(total as usize);
+                for n in 0..total {
+                    let scheduled = first + per_connection * n as u32;
+                    // Open-loop pacing: sleeping until the scheduled send time is the
+                    // fixed request rate under measurement, not a wait for an event.
+                    // On time: count from when the timer fired (tokio's timer has 1 ms
+                    // granularity; its lateness is the client's, not the server's). Behind
+                    // schedule because the previous answer was slow: count from the
+                    // scheduled time, so the queueing shows in the percentiles.
+                    let started = if tokio::time::Instant::now() < scheduled {
+                        tokio::time::sleep_until(scheduled).await;
+                        tokio::time::Instant::now()
+                    } else {
+                        scheduled
+                    };
+                    Client::once(&mut send, &target).await;
+                    samples.push(started.elapsed());
+                }
+                samples
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("task"));
+        }
+        Stats::new(all, start.elapsed())
+    }
+}
+
+/// Latency samples of one run.
+pub struct Stats {
+    sorted: Vec<Duration>,
+    wall: Duration,
+}
+
+impl Stats {
+    /// Samples taken over `wall`.
+    pub fn new(mut samples: Vec<Duration>, wall: Duration) -> Stats {
+        samples.sort_unstable();
+        Stats {
+            sorted: samples,
+            wall,
+        }
+    }
+
+    /// How many samples.
+    pub fn count(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// Requests per second of wall time.
+    pub fn rps(&self) -> f64 {
+        self.sorted.len() as f64 / self.wall.as_secs_f64()
+    }
+
+    /// The `p`th percentile (nearest rank).
+    pub fn percentile(&self, p: f64) -> Duration {
+        if self.sorted.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((p / 100.0) * (self.sorted.len() - 1) as f64).round() as usize;
+        self.sorted[i]
+    }
+
+    /// The slowest sample.
+    pub fn max(&self) -> Duration {
+        self.sorted.last().copied().unwrap_or_default()
+    }
+}

@@ -1,0 +1,356 @@
+//! `bench-webhook`: the webhook's benchmark.
+//!
+//! ```text
+//! cargo run --release -p status-reporter-tests --bin bench-webhook -- \
+//!     [--seconds 5] [--connections 16] [--rate 1000] [--iterations 20000] [--grown-kib 16,64] [--handler-only]
+//! ```
+//!
+//! 1. The in-process handler (the pure review: AdmissionReview bytes in, response bytes out,
+//!    as the server calls it) per fixture size: `create-job.json` and the same Job grown to
+//!    `--grown-kib` KiB. `--handler-only` stops here (for `valgrind --tool=callgrind`).
+//! 2. Over the network, against the release `status-reporter-webhook serve` and a
+//!    transport-floor server on the same stack (see `floor.rs`), both on 127.0.0.1 with
+//!    certificates made here: a closed loop per row (`/healthz`; per fixture the floor and
+//!    `/mutate` with the same request bytes and the same answer size; `/mutate` again with
+//!    the server logging at `info`), giving req/s, p50/p99 and the server's CPU time per
+//!    request from its own `/proc/PID/stat`; then `/mutate` at a fixed rate; then the
+//!    webhook's memory. With two or more CPUs the load generator runs on CPU 0 and the
+//!    servers on CPU 1 (`taskset`).
+//!
+//! Set `STATUS_REPORTER_WEBHOOK_BIN` to benchmark a prebuilt server binary.
+#![forbid(unsafe_code)]
+
+mod fixtures;
+mod floor;
+mod host;
+mod load;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use stand_in::webhook_process::{Pki, SecretDir, Server};
+use status_reporter_webhook::admission;
+use status_reporter_webhook::config::InjectConfig;
+
+use fixtures::Fixture;
+use load::{Client, Stats, Target};
+
+struct Options {
+    seconds: u64,
+    connections: usize,
+    rate: u64,
+    iterations: usize,
+    grown_kib: Vec<usize>,
+    handler_only: bool,
+}
+
+const USAGE: &str = "accepted: --seconds N, --connections N, --rate N, --iterations N, \
+                     --grown-kib N[,N...], --handler-only (or: serve ... for the floor server)";
+
+fn options(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        seconds: 5,
+        connections: 16,
+        rate: 1000,
+        iterations: 20_000,
+        grown_kib: vec![16, 64],
+        handler_only: false,
+    };
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let mut value = |name: &str| -> Result<u64, String> {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .filter(|v| *v > 0)
+                .ok_or_else(|| format!("{name} needs a positive integer"))
+        };
+        match flag.as_str() {
+            "--seconds" => o.seconds = value("--seconds")?,
+            "--connections" => o.connections = value("--connections")? as usize,
+            "--rate" => o.rate = value("--rate")?,
+            "--iterations" => o.iterations = value("--iterations")? as usize,
+            "--handler-only" => o.handler_only = true,
+            "--grown-kib" => {
+                let list = args.next().ok_or("--grown-kib needs a list")?;
+                o.grown_kib = list
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.trim().parse().ok().filter(|n| *n > 0))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| {
+                        format!("--grown-kib {list:?}: accepted: positive integers, comma-separated")
+                    })?;
+            }
+            other => return Err(format!("unknown argument {other:?}; {USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "serve") {
+        if let Err(e) = floor::run(&args[1..]) {
+            eprintln!("bench-webhook serve: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
+    let options = match options(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bench-webhook: {e}");
+            std::process::exit(2);
+        }
+    };
+    let fixtures = fixtures::all(&options.grown_kib);
+    println!(
+        "bench-webhook at load average {} on {} CPUs",
+        host::load_average(),
+        host::cpus()
+    );
+    handler_table(&fixtures, options.iterations);
+    if options.handler_only {
+        return;
+    }
+    network_table(&fixtures, &options);
+}
+
+/// The review as the server runs it, in process: bytes in, response bytes out.
+fn handler(body: &[u8], config: &InjectConfig) -> Bytes {
+    admission::review(body, config).to_json().into()
+}
+
+fn handler_table(fixtures: &[Fixture], iterations: usize) {
+    let config = InjectConfig::default();
+    println!(
+        "\nin-process handler (AdmissionReview bytes -> response bytes), {iterations} iterations per fixture:"
+    );
+    for f in fixtures {
+        let answer = handler(&f.body, &config).len();
+        let mut samples = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let start = Instant::now();
+            std::hint::black_box(handler(std::hint::black_box(&f.body), &config));
+            samples.push(start.elapsed());
+        }
+        let stats = Stats::new(samples, Duration::ZERO);
+        println!(
+            "  {:<22} -> {:>8}  p50 {:>7.2} us  p99 {:>7.2} us{}",
+            f.label,
+            fixtures::size(answer),
+            us(stats.percentile(50.0)),
+            us(stats.percentile(99.0)),
+            if f.body == fixtures::CREATE_JOB.as_bytes() {
+                "  (target: p50 <= 4 us)"
+            } else {
+                ""
+            },
+        );
+    }
+}
+
+/// One closed-loop row: the client's view and the server's CPU time per request.
+struct Row {
+    stats: Stats,
+    cpu_per_request: Duration,
+}
+
+impl Row {
+    fn print(&self, what: &str, note: &str) {
+        println!(
+            "  {what:<44} {:>8.0} {:>8.3} {:>8.3} {:>11.1} us{note}",
+            self.stats.rps(),
+            ms(self.stats.percentile(50.0)),
+            ms(self.stats.percentile(99.0)),
+            us(self.cpu_per_request),
+        );
+    }
+}
+
+fn network_table(fixtures: &[Fixture], options: &Options) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let me = std::process::id();
+    // Pinned before any thread starts: the servers inherit CPU 0 at start (one tokio worker
+    // each, as on the one core they get) and are then moved to CPU 1 with all their threads.
+    let pinned = host::cpus() >= 2 && host::pin(me, 0);
+    let pki = Pki::new();
+    let secret = SecretDir::new(&pki.issue());
+    let webhook = server_binary();
+    let start = |bin: &std::path::Path, extra: &[&str]| {
+        let server = Server::start(bin, &secret, extra, Duration::from_secs(30));
+        if pinned {
+            assert!(host::pin(server.pid(), 1), "taskset on {}", server.pid());
+        }
+        server
+    };
+    let floor_bin = std::env::current_exe().expect("current_exe");
+    let floor = start(&floor_bin, &[]);
+    let quiet = start(&webhook, &["--log-level", "warn"]);
+    let logging = start(&webhook, &["--log-level", "info"]);
+    if pinned {
+        println!(
+            "\nload generator pinned to CPU 0, servers to CPU 1 (taskset); webhook {} (pid {}), floor pid {}",
+            webhook.display(),
+            quiet.pid(),
+            floor.pid()
+        );
+    } else {
+        println!(
+            "\nnot pinned ({} CPU): load generator and servers share the CPU",
+            host::cpus()
+        );
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let config = InjectConfig::default();
+        let seconds = Duration::from_secs(options.seconds);
+        let n = options.connections;
+        let (to_floor, to_quiet, to_logging) = (
+            Client::new(floor.addr, &pki),
+            Client::new(quiet.addr, &pki),
+            Client::new(logging.addr, &pki),
+        );
+        let targets: Vec<Target> = fixtures
+            .iter()
+            .map(|f| Target::Review {
+                body: Bytes::from(f.body.clone()),
+                response_bytes: handler(&f.body, &config).len(),
+            })
+            .collect();
+        for (f, target) in fixtures.iter().zip(&targets) {
+            let Target::Review { response_bytes, .. } = target else {
+                continue;
+            };
+            let served = to_quiet.answer_size(target).await;
+            assert_eq!(
+                served, *response_bytes,
+                "{}: the server's answer differs in size from the in-process one",
+                f.label
+            );
+        }
+        // Warm up every server and path (connections, allocator, branch predictors).
+        let warm = Duration::from_secs(1);
+        for client in [&to_floor, &to_quiet, &to_logging] {
+            client.closed_loop(&Target::Healthz, n, warm).await;
+            client.closed_loop(&targets[0], n, warm).await;
+        }
+
+        println!(
+            "\nclosed loop, {n} connections, TLS 1.3, HTTP/1.1 keep-alive, {}s per row:",
+            options.seconds
+        );
+        println!(
+            "  {:<44} {:>8} {:>8} {:>8} {:>14}",
+            "", "req/s", "p50 ms", "p99 ms", "server CPU/req"
+        );
+        let row = |client: &Client, pid: u32, target: &Target| {
+            let client = client.clone();
+            let target = target.clone();
+            async move {
+                let before = host::cpu_time(pid);
+                let stats = client.closed_loop(&target, n, seconds).await;
+                let cpu = host::cpu_time(pid).saturating_sub(before);
+                Row {
+                    cpu_per_request: cpu / stats.count().max(1) as u32,
+                    stats,
+                }
+            }
+        };
+        row(&to_quiet, quiet.pid(), &Target::Healthz)
+            .await
+            .print("GET /healthz", "");
+        let mut base = None;
+        for (f, target) in fixtures.iter().zip(&targets) {
+            let Target::Review { response_bytes, .. } = target else {
+                continue;
+            };
+            let bytes = format!("{} -> {}", f.label, fixtures::size(*response_bytes));
+            let floor_row = row(&to_floor, floor.pid(), target).await;
+            floor_row.print(&format!("floor   {bytes}"), "");
+            let mutate = row(&to_quiet, quiet.pid(), target).await;
+            let ratio = us(mutate.cpu_per_request) / us(floor_row.cpu_per_request).max(0.001);
+            mutate.print(
+                &format!("/mutate {bytes}"),
+                &format!("  = {ratio:.2}x floor (target <= 1.3x)"),
+            );
+            base.get_or_insert(mutate);
+        }
+        let base = base.expect("at least one fixture");
+        let logged = row(&to_logging, logging.pid(), &targets[0]).await;
+        logged.print(
+            &format!("/mutate {}, log info", fixtures[0].label),
+            &format!(
+                "  throughput {:+.1}% vs warn (target >= -5%)",
+                100.0 * (logged.stats.rps() / base.stats.rps() - 1.0)
+            ),
+        );
+        let logged_lines = logging.logs.len();
+
+        let fixed = to_quiet
+            .fixed_rate(&targets[0], options.rate, seconds)
+            .await;
+        println!(
+            "\nfixed rate {} req/s for {}s, /mutate {}: p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms (target: p99 < 2 ms)",
+            options.rate,
+            options.seconds,
+            fixtures[0].label,
+            ms(fixed.percentile(50.0)),
+            ms(fixed.percentile(99.0)),
+            ms(fixed.max()),
+        );
+        for (what, server) in [("log warn", &quiet), ("log info", &logging)] {
+            let (rss, peak) = host::memory_kib(server.pid());
+            println!(
+                "webhook ({what}) memory after the load: VmRSS {:.1} MiB, peak VmHWM {:.1} MiB (target <= 12 MiB)",
+                rss as f64 / 1024.0,
+                peak as f64 / 1024.0
+            );
+        }
+        println!(
+            "the info-level server wrote {logged_lines} log lines; load average now {}",
+            host::load_average()
+        );
+    });
+    drop((floor, quiet, logging));
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The release server next to this binary, built first if needed.
+fn server_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("STATUS_REPORTER_WEBHOOK_BIN") {
+        return PathBuf::from(p);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "status-reporter-webhook",
+            "--bin",
+            "status-reporter-webhook",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .status()
+        .expect("cannot run cargo");
+    assert!(status.success(), "building the release webhook failed");
+    let exe = std::env::current_exe().expect("current_exe");
+    let path = exe.with_file_name("status-reporter-webhook");
+    assert!(path.is_file(), "{} not found", path.display());
+    path
+}

@@ -1,16 +1,29 @@
 //! AdmissionReview in, AdmissionReview out: pure, so the HTTP layer only moves bytes.
 //! The answer is always a review (never an HTTP error) so the apiserver gets a reason.
+//!
+//! Two ways through, one answer: [`review_as`] reads a review in one borrowed pass and writes
+//! the answer straight into one buffer (every review the apiserver sends); [`review_typed`]
+//! reads it with kube's types and explains whatever is wrong with it. Both decide with
+//! [`inject::decide`], and `tests/review_paths.rs` holds them to the same bytes.
 
 use std::borrow::Cow;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::admission::{
+    AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND, Operation,
+};
 use kube::core::{DynamicObject, Status, TypeMeta};
-use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 
 use crate::config::InjectConfig;
-use crate::inject::{Injection, OptIn, inject_as};
+use crate::inject::{self, Decision, Injection, OptIn, Plan, inject_as};
+use crate::job_view::{JobView, Text};
+use crate::patch;
 
 /// How a review was answered; the metrics count these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,35 +55,21 @@ impl Outcome {
 pub struct Reviewed {
     /// What happened.
     pub outcome: Outcome,
-    /// The response review to send back.
-    pub review: AdmissionReview<DynamicObject>,
     /// Request uid (empty when unknown), for logs.
     pub uid: String,
     /// Why: skip reason, denial message or invalid cause, for logs.
     pub detail: String,
+    /// The response review, serialized.
+    json: Bytes,
 }
 
 impl Reviewed {
-    /// The response serialized as JSON. The patch is written base64-encoded, the way Go
+    /// The response review as JSON. The patch is written base64-encoded, the way Go
     /// encodes the apiserver's `[]byte` field; kube's type would write a JSON array of
     /// numbers, which the apiserver also reads but which is 2.5 times longer and slower
     /// to write.
-    pub fn to_json(&self) -> Vec<u8> {
-        let Some(patch) = self.review.response.as_ref().and_then(|r| r.patch.as_ref()) else {
-            // A review built from kube's own types always serializes.
-            return serde_json::to_vec(&self.review).unwrap_or_default();
-        };
-        let mut review = self.review.clone();
-        if let Some(response) = review.response.as_mut() {
-            response.patch = None;
-        }
-        let Ok(mut value) = serde_json::to_value(&review) else {
-            return Vec::new();
-        };
-        if let Ok(encoded) = serde_json::to_value(ByteString(patch.clone())) {
-            value["response"]["patch"] = encoded;
-        }
-        serde_json::to_vec(&value).unwrap_or_default()
+    pub fn to_json(&self) -> Bytes {
+        self.json.clone()
     }
 }
 
@@ -81,10 +80,209 @@ pub fn review(body: &[u8], config: &InjectConfig) -> Reviewed {
 
 /// Answers one AdmissionReview given as raw bytes under `opt_in`: the webhook entry that
 /// called (its path) says whether the Job's namespace opted it in.
+///
+/// A v1 review is read in one pass into borrowed views of just what the decision needs
+/// ([`crate::job_view`]), and the response, patch included, is written straight into one
+/// buffer. Anything that does not read that way (another apiVersion, a malformed body, a
+/// field of the wrong type) takes [`review_typed`], which decides the same and explains what
+/// was wrong.
 pub fn review_as(body: &[u8], config: &InjectConfig, opt_in: OptIn) -> Reviewed {
-    // Fast path: the webhook is registered for Jobs, so read the object as a typed Job in
-    // one pass. Anything else (another kind, a Job k8s-openapi cannot read, a malformed
-    // body) takes the general path below, which decides and explains.
+    if let Ok(review) = serde_json::from_slice::<ReviewView>(body)
+        && *review.kind == *META_KIND
+        && *review.api_version == *META_API_VERSION_V1
+        && let Some(request) = review.request
+    {
+        return answer(&request, config, opt_in);
+    }
+    review_typed(body, config, opt_in)
+}
+
+/// What the decision reads of an AdmissionReview.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewView<'a> {
+    #[serde(borrow)]
+    api_version: Text<'a>,
+    #[serde(borrow)]
+    kind: Text<'a>,
+    #[serde(borrow, default)]
+    request: Option<RequestView<'a>>,
+}
+
+/// What the decision reads of an AdmissionRequest. The fields kube's type requires are
+/// required here too; `oldObject`, `userInfo`, `options` and the rest are skipped unread.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestView<'a> {
+    #[serde(borrow)]
+    uid: Text<'a>,
+    #[serde(borrow)]
+    kind: KindView<'a>,
+    #[allow(dead_code)]
+    resource: IgnoredAny,
+    #[serde(borrow, default)]
+    sub_resource: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    namespace: Option<Text<'a>>,
+    operation: Operation,
+    #[allow(dead_code)]
+    user_info: IgnoredAny,
+    #[serde(borrow, default)]
+    object: Option<JobView<'a>>,
+}
+
+#[derive(Deserialize)]
+struct KindView<'a> {
+    #[serde(borrow)]
+    group: Text<'a>,
+    #[serde(borrow)]
+    version: Text<'a>,
+    #[serde(borrow)]
+    kind: Text<'a>,
+}
+
+/// The decision on a request read as views, answered as bytes.
+fn answer(req: &RequestView<'_>, config: &InjectConfig, opt_in: OptIn) -> Reviewed {
+    let uid = &*req.uid;
+    let kind = &req.kind;
+    let is_job = *kind.group == *"batch" && *kind.version == *"v1" && *kind.kind == *"Job";
+    if !is_job || req.operation != Operation::Create || req.sub_resource.is_some() {
+        return allowed(
+            uid,
+            format!(
+                "{:?} of {}/{} {} is not a batch/v1 Job CREATE",
+                req.operation, kind.group, kind.version, kind.kind
+            ),
+        );
+    }
+    let Some(job) = &req.object else {
+        return denied(uid, "the CREATE request carries no object".into());
+    };
+    match inject::decide(job, req.namespace.as_deref(), config, opt_in) {
+        Ok(Decision::Skip(reason)) => allowed(uid, reason.to_string()),
+        Ok(Decision::Inject(plan)) => patched(uid, &plan),
+        Err(e) => denied(uid, e.to_string()),
+    }
+}
+
+/// `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":...}`, the
+/// response's keys in kube's field order (as kube's types serialize an answer without patch).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    response: Answer<'a>,
+}
+
+#[derive(Serialize)]
+struct Answer<'a> {
+    uid: &'a str,
+    allowed: bool,
+    status: StatusView<'a>,
+}
+
+/// kube's `Status`, as it serializes: empty fields left out.
+#[derive(Serialize, Default)]
+struct StatusView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    code: u16,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    message: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    reason: &'a str,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+fn envelope(uid: &str, allowed: bool, status: StatusView<'_>) -> Bytes {
+    let envelope = Envelope {
+        api_version: META_API_VERSION_V1,
+        kind: META_KIND,
+        response: Answer {
+            uid,
+            allowed,
+            status,
+        },
+    };
+    // Plain structs of strings, numbers and booleans always serialize.
+    serde_json::to_vec(&envelope).unwrap_or_default().into()
+}
+
+fn allowed(uid: &str, detail: String) -> Reviewed {
+    Reviewed {
+        outcome: Outcome::Skipped,
+        json: envelope(uid, true, StatusView::default()),
+        uid: uid.to_owned(),
+        detail,
+    }
+}
+
+fn denied(uid: &str, message: String) -> Reviewed {
+    // 400 rather than the apiserver's default 403: the request is wrong, not forbidden.
+    let status = StatusView {
+        status: Some("Failure"),
+        code: 400,
+        message: &message,
+        reason: "BadRequest",
+    };
+    Reviewed {
+        outcome: Outcome::Denied,
+        json: envelope(uid, false, status),
+        uid: uid.to_owned(),
+        detail: message,
+    }
+}
+
+/// The allowed answer with the patch: written by hand into one buffer, the patch encoded
+/// into it in place. Keys in sorted order: kube's review with a patch has always been
+/// written through a `serde_json::Value`, a sorted map.
+fn patched(uid: &str, plan: &Plan<'_>) -> Reviewed {
+    let ops = plan.operations();
+    let mut patch = Vec::with_capacity(PATCH_CAPACITY);
+    if let Err(e) = patch::write(&ops, &mut patch) {
+        return denied(uid, format!("internal error serializing the patch: {e}"));
+    }
+    let encoded = base64::encoded_len(patch.len(), true).unwrap_or(0);
+    let mut out = Vec::with_capacity(encoded + uid.len() + 256);
+    out.extend_from_slice(
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"allowed":true,"patch":""#,
+    );
+    let start = out.len();
+    out.resize(start + encoded, 0);
+    let written = STANDARD
+        .encode_slice(&patch, &mut out[start..])
+        .unwrap_or(0);
+    out.truncate(start + written);
+    out.extend_from_slice(br#"","patchType":"JSONPatch","status":{},"uid":"#);
+    let mut tail = serde_json::to_writer(&mut out, uid);
+    if tail.is_ok() && !plan.warnings.is_empty() {
+        out.extend_from_slice(br#","warnings":"#);
+        tail = serde_json::to_writer(&mut out, &plan.warnings);
+    }
+    out.extend_from_slice(b"}}");
+    if let Err(e) = tail {
+        return denied(uid, format!("internal error serializing the response: {e}"));
+    }
+    Reviewed {
+        outcome: Outcome::Injected,
+        json: out.into(),
+        uid: uid.to_owned(),
+        detail: format!("{} patch operations", ops.len()),
+    }
+}
+
+/// Room for a typical patch (about 2.5 KB), so its buffer grows at most once.
+const PATCH_CAPACITY: usize = 4096;
+
+/// Answers one AdmissionReview through kube's types, the object read as a typed Job (or, when
+/// it is not one, as a `DynamicObject`). [`review_as`] comes here for whatever it cannot read
+/// as views; public so the tests can hold both paths to the same bytes.
+pub fn review_typed(body: &[u8], config: &InjectConfig, opt_in: OptIn) -> Reviewed {
     if let Ok(parsed) = serde_json::from_slice::<AdmissionReview<Job>>(body)
         && is_v1_review(&parsed.types)
         && let Ok(request) = TryInto::<AdmissionRequest<Job>>::try_into(parsed)
@@ -147,7 +345,7 @@ fn decide<T: kube::Resource>(
     let is_job = req.kind.group == "batch" && req.kind.version == "v1" && req.kind.kind == "Job";
     let skip = |detail: String| Reviewed {
         outcome: Outcome::Skipped,
-        review: response.clone().into_review(),
+        json: to_json(&response.clone().into_review()),
         uid: uid.clone(),
         detail,
     };
@@ -175,7 +373,7 @@ fn decide<T: kube::Resource>(
                     }
                     Reviewed {
                         outcome: Outcome::Injected,
-                        review: with_patch.into_review(),
+                        json: to_json(&with_patch.into_review()),
                         uid,
                         detail: format!("{ops} patch operations"),
                     }
@@ -197,7 +395,7 @@ fn deny(response: AdmissionResponse, uid: String, message: String) -> Reviewed {
     denied.result = Status::failure(&message, "BadRequest").with_code(400);
     Reviewed {
         outcome: Outcome::Denied,
-        review: denied.into_review(),
+        json: to_json(&denied.into_review()),
         uid,
         detail: message,
     }
@@ -208,10 +406,29 @@ fn invalid(uid: String, message: String) -> Reviewed {
     response.uid.clone_from(&uid);
     Reviewed {
         outcome: Outcome::Invalid,
-        review: response.into_review(),
+        json: to_json(&response.into_review()),
         uid,
         detail: message,
     }
+}
+
+/// A review built from kube's types, serialized; with a patch, base64 as Go writes `[]byte`.
+fn to_json(review: &AdmissionReview<DynamicObject>) -> Bytes {
+    let Some(patch) = review.response.as_ref().and_then(|r| r.patch.as_ref()) else {
+        // A review built from kube's own types always serializes.
+        return serde_json::to_vec(review).unwrap_or_default().into();
+    };
+    let mut review = review.clone();
+    if let Some(response) = review.response.as_mut() {
+        response.patch = None;
+    }
+    let Ok(mut value) = serde_json::to_value(&review) else {
+        return Bytes::new();
+    };
+    if let Ok(encoded) = serde_json::to_value(ByteString(patch.clone())) {
+        value["response"]["patch"] = encoded;
+    }
+    serde_json::to_vec(&value).unwrap_or_default().into()
 }
 
 /// Best effort: echo the uid even when the rest of the review is unusable.

@@ -10,6 +10,7 @@ use contract::validate::{self, Invalid};
 use contract::{LogLevel, Setting, SidecarMode};
 
 use crate::error::{Error, Result};
+use crate::job_view::OurAnnotations;
 
 /// The opt-in and injection-record keys, defined in `contract`, re-exported for the injector.
 pub use contract::annotations::{
@@ -84,12 +85,21 @@ pub fn parse(
     job: Option<&BTreeMap<String, String>>,
     template: Option<&BTreeMap<String, String>>,
 ) -> Result<Annotations> {
+    parse_ours(
+        job.map(OurAnnotations::of).as_ref(),
+        template.map(OurAnnotations::of).as_ref(),
+    )
+}
+
+/// [`parse`] for the annotations under [`PREFIX`] as a [`crate::job_view`] reads them.
+pub fn parse_ours(
+    job: Option<&OurAnnotations<'_>>,
+    template: Option<&OurAnnotations<'_>>,
+) -> Result<Annotations> {
     let mut merged: BTreeMap<&str, &str> = BTreeMap::new();
     for map in [job, template].into_iter().flatten() {
-        for (k, v) in map {
-            if k.starts_with(PREFIX) {
-                merged.insert(k.as_str(), v.as_str());
-            }
+        for (k, v) in map.iter() {
+            merged.insert(k, v);
         }
     }
     // The status annotation is written on the pod template only; a Job-level copy

@@ -1,15 +1,17 @@
 //! The pure injection step: a Job as received plus the webhook configuration become an
 //! RFC 6902 JSON Patch and admission warnings. No I/O here; the webhook and the offline
-//! `inject` command both call [`inject`], so they cannot drift apart.
+//! `inject` command both come to [`decide`] (the webhook with the Job read straight from the
+//! review's bytes, `inject` with a typed Job), so they cannot drift apart.
 
-use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, Patch, PatchOperation};
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use json_patch::Patch;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapProjection, Container, DownwardAPIProjection, DownwardAPIVolumeFile,
-    EmptyDirVolumeSource, EnvVar, EnvVarSource, KeyToPath, ObjectFieldSelector, PodSpec,
-    ProjectedVolumeSource, SeccompProfile, SecurityContext, ServiceAccountTokenProjection, Volume,
-    VolumeMount, VolumeProjection,
+    Capabilities, ConfigMapProjection, DownwardAPIProjection, DownwardAPIVolumeFile, KeyToPath,
+    ObjectFieldSelector, ProjectedVolumeSource, SeccompProfile, SecurityContext,
+    ServiceAccountTokenProjection, Volume, VolumeProjection,
 };
 use serde_json::Value;
 
@@ -18,6 +20,10 @@ use contract::{Setting, SidecarMode, validate};
 use crate::annotations::{self, Annotations};
 use crate::config::InjectConfig;
 use crate::error::{Error, Result};
+use crate::job_view::{JobSpecView, JobView, PodView};
+use crate::patch::{
+    self, Add, Env, FieldRef, FieldSelector, Item, Mount, Reporter, ResultsVolume, SizeLimit,
+};
 
 /// Name of the injected container.
 pub use contract::REPORTER_CONTAINER;
@@ -123,13 +129,41 @@ pub fn inject_as(
     config: &InjectConfig,
     opt_in: OptIn,
 ) -> Result<Injection> {
-    let namespace = job.metadata.namespace.as_deref().or(namespace);
+    let view = JobView::of(job);
+    Ok(match decide(&view, namespace, config, opt_in)? {
+        Decision::Skip(reason) => Injection::Skipped(reason),
+        Decision::Inject(plan) => Injection::Injected {
+            patch: patch::to_patch(&plan.operations()),
+            warnings: plan.warnings,
+        },
+    })
+}
+
+/// What to do with a Job: leave it, or inject it as planned.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once per review and matched at once; a Box would add an allocation"
+)]
+pub enum Decision<'a> {
+    /// Leave the Job unchanged.
+    Skip(SkipReason),
+    /// Inject the reporter.
+    Inject(Plan<'a>),
+}
+
+/// The decision for a Job however it was read ([`JobView::of`] a typed Job, or a view
+/// read straight from a review's bytes): [`inject_as`] for a view.
+pub fn decide<'a>(
+    job: &'a JobView<'a>,
+    namespace: Option<&'a str>,
+    config: &'a InjectConfig,
+    opt_in: OptIn,
+) -> Result<Decision<'a>> {
+    let namespace = job.namespace().or(namespace);
     if let Some(ns) = namespace
         && config.excluded_namespaces.iter().any(|e| e == ns)
     {
-        return Ok(Injection::Skipped(SkipReason::ExcludedNamespace(
-            ns.to_owned(),
-        )));
+        return Ok(Decision::Skip(SkipReason::ExcludedNamespace(ns.to_owned())));
     }
     let Some(spec) = job.spec.as_ref() else {
         return Err(Error::InvalidJob("spec is missing".into()));
@@ -144,17 +178,12 @@ pub fn inject_as(
     // refused because of its other annotations.
     let raw_inject = template_annotations
         .and_then(|a| a.get(annotations::INJECT))
-        .or_else(|| {
-            job.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(annotations::INJECT))
-        });
+        .or_else(|| job.annotations().and_then(|a| a.get(annotations::INJECT)));
     match raw_inject.map(|v| v.trim()) {
         None if opt_in == OptIn::Annotation => {
-            return Ok(Injection::Skipped(SkipReason::NotOptedIn));
+            return Ok(Decision::Skip(SkipReason::NotOptedIn));
         }
-        Some("false") => return Ok(Injection::Skipped(SkipReason::OptedOut)),
+        Some("false") => return Ok(Decision::Skip(SkipReason::OptedOut)),
         _ => {}
     }
     // Already injected wins over everything else, so reinvocation is always safe.
@@ -163,68 +192,67 @@ pub fn inject_as(
         .is_some_and(|v| v.trim() == annotations::STATUS_INJECTED);
     let pod = template.spec.as_ref();
     let has_reporter = pod.is_some_and(|pod| {
-        pod.containers.iter().any(|c| c.name == REPORTER_CONTAINER)
+        pod.containers
+            .iter()
+            .any(|c| *c.name == *REPORTER_CONTAINER)
             || pod
                 .init_containers
                 .iter()
                 .flatten()
-                .any(|c| c.name == REPORTER_CONTAINER)
+                .any(|c| *c.name == *REPORTER_CONTAINER)
     });
     if status_injected || has_reporter {
-        return Ok(Injection::Skipped(SkipReason::AlreadyInjected));
+        return Ok(Decision::Skip(SkipReason::AlreadyInjected));
     }
-    let parsed = annotations::parse(job.metadata.annotations.as_ref(), template_annotations)?;
+    let parsed = annotations::parse_ours(job.annotations(), template_annotations)?;
     let pod = pod.ok_or(Error::NoContainers)?;
     if pod.containers.is_empty() {
         return Err(Error::NoContainers);
     }
-
-    let plan = Plan::new(job, pod, &parsed, config)?;
-    Ok(Injection::Injected {
-        patch: plan.patch(
-            pod,
-            template_annotations.is_some(),
-            template.metadata.is_some(),
-        ),
-        warnings: plan.warnings,
-    })
+    Plan::new(spec, pod, parsed, config).map(Decision::Inject)
 }
 
 /// Everything decided about one Job before any patch operation is written.
-struct Plan<'a> {
+pub struct Plan<'a> {
     config: &'a InjectConfig,
-    overrides: &'a annotations::Overrides,
+    pod: &'a PodView<'a>,
+    overrides: annotations::Overrides,
+    has_template_metadata: bool,
+    has_template_annotations: bool,
     adapter_index: usize,
+    /// `adapter_index` as a JSON Pointer token.
+    adapter_token: String,
     adapter_name: &'a str,
     mode: SidecarMode,
     results_path: String,
     results_dir: String,
     /// Volume holding the results dir: reused from the adapter, or ours.
-    results_volume: String,
-    results_sub_path: Option<String>,
+    results_volume: &'a str,
+    results_sub_path: Option<&'a str>,
     add_results_volume: bool,
     add_adapter_mount: bool,
     add_adapter_env: bool,
     add_token: bool,
-    warnings: Vec<String>,
+    /// Likely mistakes that are not errors, for the admission response.
+    pub warnings: Vec<String>,
 }
 
 impl<'a> Plan<'a> {
     fn new(
-        job: &Job,
-        pod: &'a PodSpec,
-        parsed: &'a Annotations,
+        spec: &'a JobSpecView<'a>,
+        pod: &'a PodView<'a>,
+        parsed: Annotations,
         config: &'a InjectConfig,
     ) -> Result<Self> {
-        let overrides = &parsed.overrides;
+        let overrides = parsed.overrides;
         let adapter_index = match &overrides.adapter_container {
             Some(name) => pod
                 .containers
                 .iter()
-                .position(|c| &c.name == name)
+                .position(|c| *c.name == **name)
                 .ok_or_else(|| Error::AdapterNotFound {
                     name: name.clone(),
-                    available: pod.containers.iter().map(|c| c.name.clone()).collect(),
+                    available: pod.containers.iter().map(|c| c.name.to_string()).collect(),
                 })?,
             None => 0,
         };
@@ -237,14 +265,14 @@ impl<'a> Plan<'a> {
             .env
             .iter()
             .flatten()
-            .find(|e| e.name == Setting::ResultsPath.env())
+            .find(|e| *e.name == *Setting::ResultsPath.env())
             .map(|e| e.value.as_deref().map(str::trim));
         let annotation = Setting::ResultsPath.annotation().unwrap_or_default();
         let results_path = match (&overrides.results_path, adapter_env_path) {
             (Some(annotated), Some(Some(env))) if env != annotated => {
                 warnings.push(format!(
                     "container {:?} sets RESULTS_PATH={env:?} but {annotation} is {annotated:?}; the reporter reads {annotated:?}",
-                    adapter.name,
+                    &*adapter.name,
                 ));
                 annotated.clone()
             }
@@ -253,14 +281,14 @@ impl<'a> Plan<'a> {
             (None, Some(Some(env))) => validate::mountable_results_path(env).map_err(|why| {
                 Error::InvalidJob(format!(
                     "container {:?} sets RESULTS_PATH={env:?}; accepted: {} (or set {annotation})",
-                    adapter.name,
+                    &*adapter.name,
                     why.accepted()
                 ))
             })?,
             (None, Some(None)) => {
                 return Err(Error::InvalidJob(format!(
                     "container {:?} sets RESULTS_PATH from a reference the injector cannot resolve; set {annotation} to the same path",
-                    adapter.name,
+                    &*adapter.name,
                 )));
             }
             (None, None) => Setting::ResultsPath
@@ -283,28 +311,28 @@ impl<'a> Plan<'a> {
         // the reporter as if it were the results emptyDir (say, a hostPath of `/`).
         if let Some(v) = volumes
             .iter()
-            .find(|v| v.name == RESULTS_VOLUME && v.empty_dir.is_none())
+            .find(|v| *v.name == *RESULTS_VOLUME && !v.empty_dir)
         {
             return Err(Error::InvalidJob(format!(
                 "volume {RESULTS_VOLUME:?} is not an emptyDir; the injector mounts the volume of that name into the reporter, so it accepts only an emptyDir there (found {}); rename the volume",
-                volume_source(v)
+                v.source.as_deref().unwrap_or("no source")
             )));
         }
         let (results_volume, results_sub_path, add_results_volume) = match existing_mount {
-            Some(m) => (m.name.clone(), m.sub_path.clone(), false),
+            Some(m) => (&*m.name, m.sub_path.as_deref(), false),
             None => (
-                RESULTS_VOLUME.to_owned(),
+                RESULTS_VOLUME,
                 None,
-                !volumes.iter().any(|v| v.name == RESULTS_VOLUME),
+                !volumes.iter().any(|v| *v.name == *RESULTS_VOLUME),
             ),
         };
         let add_adapter_env = adapter_env_path.is_none();
         let add_token = pod.automount_service_account_token == Some(false)
-            && !volumes.iter().any(|v| v.name == TOKEN_VOLUME);
+            && !volumes.iter().any(|v| *v.name == *TOKEN_VOLUME);
 
         let mode = overrides.sidecar_mode.unwrap_or(config.sidecar_mode);
         let max_wait = overrides.effective_max_wait();
-        if let Some(deadline) = job.spec.as_ref().and_then(|s| s.active_deadline_seconds)
+        if let Some(deadline) = spec.active_deadline_seconds
             && u64::try_from(deadline).unwrap_or(0) < max_wait
         {
             warnings.push(format!(
@@ -323,10 +351,18 @@ impl<'a> Plan<'a> {
             ));
         }
 
+        let template = &spec.template;
         Ok(Plan {
             config,
+            pod,
             overrides,
+            has_template_metadata: template.metadata.is_some(),
+            has_template_annotations: template
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.annotations.is_some()),
             adapter_index,
+            adapter_token: adapter_index.to_string(),
             adapter_name: &adapter.name,
             mode,
             results_path,
@@ -341,160 +377,144 @@ impl<'a> Plan<'a> {
         })
     }
 
-    fn patch(
-        &self,
-        pod: &PodSpec,
-        has_template_annotations: bool,
-        has_template_metadata: bool,
-    ) -> Patch {
-        let mut ops = Vec::new();
+    /// The JSON Patch operations, against the Job as received.
+    pub fn operations(&self) -> Vec<Add<'_>> {
+        let pod = self.pod;
+        let mut ops = Vec::with_capacity(6);
         let spec = ["spec", "template", "spec"];
 
         let mut new_volumes = Vec::new();
         if self.add_results_volume {
-            new_volumes.push(self.results_volume_def());
+            new_volumes.push(Item::ResultsVolume(ResultsVolume {
+                empty_dir: SizeLimit {
+                    size_limit: &self.config.results_volume_size_limit,
+                },
+                name: self.results_volume,
+            }));
         }
         if self.add_token {
-            new_volumes.push(token_volume());
+            new_volumes.push(Item::Volume(&TOKEN_VOLUME_DEF));
         }
         append_all(
             &mut ops,
-            &[&spec[..], &["volumes"]].concat(),
+            [&spec[..], &["volumes"]].concat(),
             pod.volumes.is_some(),
             new_volumes,
         );
 
         let adapter = &pod.containers[self.adapter_index];
-        let index = self.adapter_index.to_string();
-        let adapter_path = [&spec[..], &["containers"], &[index.as_str()]].concat();
+        let adapter_path = [&spec[..], &["containers", self.adapter_token.as_str()]].concat();
         if self.add_adapter_mount {
-            let mount = VolumeMount {
-                name: self.results_volume.clone(),
-                mount_path: self.results_dir.clone(),
-                ..VolumeMount::default()
-            };
             append_all(
                 &mut ops,
-                &[&adapter_path[..], &["volumeMounts"]].concat(),
+                [&adapter_path[..], &["volumeMounts"]].concat(),
                 adapter.volume_mounts.is_some(),
-                vec![to_value(&mount)],
+                vec![Item::Mount(Mount {
+                    mount_path: &self.results_dir,
+                    name: self.results_volume,
+                    read_only: None,
+                    sub_path: None,
+                })],
             );
         }
         if self.add_adapter_env {
             append_all(
                 &mut ops,
-                &[&adapter_path[..], &["env"]].concat(),
+                [&adapter_path[..], &["env"]].concat(),
                 adapter.env.is_some(),
-                vec![to_value(&plain_env(
+                vec![Item::Env(plain_env(
                     Setting::ResultsPath.env(),
                     &self.results_path,
                 ))],
             );
         }
 
-        let reporter = to_value(&self.reporter());
+        let reporter = Item::Container(Box::new(self.reporter()));
         match self.mode {
             SidecarMode::Native => match pod.init_containers {
-                Some(_) => ops.push(add(
-                    &[&spec[..], &["initContainers", "0"]].concat(),
+                Some(_) => ops.push(Add::new(
+                    [&spec[..], &["initContainers", "0"]].concat(),
                     reporter,
                 )),
-                None => ops.push(add(
-                    &[&spec[..], &["initContainers"]].concat(),
-                    Value::Array(vec![reporter]),
+                None => ops.push(Add::new(
+                    [&spec[..], &["initContainers"]].concat(),
+                    Item::List(vec![reporter]),
                 )),
             },
-            SidecarMode::Classic => {
-                ops.push(add(&[&spec[..], &["containers", "-"]].concat(), reporter))
-            }
+            SidecarMode::Classic => ops.push(Add::new(
+                [&spec[..], &["containers", "-"]].concat(),
+                reporter,
+            )),
         }
 
-        let status = Value::String(annotations::STATUS_INJECTED.to_owned());
-        if has_template_annotations {
-            ops.push(add(
-                &[
-                    "spec",
-                    "template",
-                    "metadata",
-                    "annotations",
-                    annotations::STATUS,
-                ],
-                status,
-            ));
+        let status = (annotations::STATUS, annotations::STATUS_INJECTED);
+        ops.push(if self.has_template_annotations {
+            Add::new(
+                vec!["spec", "template", "metadata", "annotations", status.0],
+                Item::Text(status.1),
+            )
+        } else if self.has_template_metadata {
+            Add::new(
+                vec!["spec", "template", "metadata", "annotations"],
+                Item::Entry(status.0, status.1),
+            )
         } else {
-            let map = Value::Object(
-                [(annotations::STATUS.to_owned(), status)]
-                    .into_iter()
-                    .collect(),
-            );
-            if has_template_metadata {
-                ops.push(add(&["spec", "template", "metadata", "annotations"], map));
-            } else {
-                let meta = Value::Object([("annotations".to_owned(), map)].into_iter().collect());
-                ops.push(add(&["spec", "template", "metadata"], meta));
-            }
-        }
-        Patch(ops)
+            Add::new(
+                vec!["spec", "template", "metadata"],
+                Item::Annotations(status.0, status.1),
+            )
+        });
+        ops
     }
 
-    fn results_volume_def(&self) -> Value {
-        to_value(&Volume {
-            name: self.results_volume.clone(),
-            empty_dir: Some(EmptyDirVolumeSource {
-                size_limit: Some(self.config.results_volume_size_limit.clone()),
-                ..EmptyDirVolumeSource::default()
-            }),
-            ..Volume::default()
-        })
-    }
-
-    fn reporter(&self) -> Container {
-        let o = self.overrides;
+    fn reporter(&self) -> Reporter<'_> {
+        let o = &self.overrides;
         let mut env = vec![
-            field_env(
-                Setting::JobName.env(),
-                &format!("metadata.labels['{JOB_NAME_LABEL}']"),
-            ),
+            field_env(Setting::JobName.env(), JOB_NAME_FIELD),
             field_env(Setting::JobNamespace.env(), "metadata.namespace"),
             field_env(Setting::PodName.env(), "metadata.name"),
             plain_env(Setting::AdapterContainer.env(), self.adapter_name),
             plain_env(Setting::SidecarMode.env(), self.mode.as_str()),
             plain_env(Setting::ResultsPath.env(), &self.results_path),
         ];
-        env.extend(o.env().iter().map(|(k, v)| plain_env(k, v)));
+        env.extend(o.env().into_iter().map(|(k, v)| plain_env(k, v)));
 
-        let mut mounts = vec![VolumeMount {
-            name: self.results_volume.clone(),
-            mount_path: self.results_dir.clone(),
-            sub_path: self.results_sub_path.clone(),
+        let mut mounts = vec![Mount {
+            mount_path: &self.results_dir,
+            name: self.results_volume,
             read_only: Some(true),
-            ..VolumeMount::default()
+            sub_path: self.results_sub_path,
         }];
         if self.add_token {
-            mounts.push(VolumeMount {
-                name: TOKEN_VOLUME.to_owned(),
-                mount_path: TOKEN_MOUNT_PATH.to_owned(),
+            mounts.push(Mount {
+                mount_path: TOKEN_MOUNT_PATH,
+                name: TOKEN_VOLUME,
                 read_only: Some(true),
-                ..VolumeMount::default()
+                sub_path: None,
             });
         }
         let resources = &self.config.resources;
-        Container {
-            name: REPORTER_CONTAINER.to_owned(),
-            image: Some(self.config.reporter_image.clone()),
-            image_pull_policy: Some(self.config.image_pull_policy.as_str().to_owned()),
-            env: Some(env),
+        Reporter {
+            env,
+            image: &self.config.reporter_image,
+            image_pull_policy: self.config.image_pull_policy.as_str(),
+            name: REPORTER_CONTAINER,
             resources: (resources.requests.is_some() || resources.limits.is_some())
-                .then(|| resources.clone()),
-            volume_mounts: Some(mounts),
+                .then_some(resources),
             // Native sidecar: an init container that keeps running alongside the adapter.
-            restart_policy: (self.mode == SidecarMode::Native).then(|| "Always".to_owned()),
-            security_context: Some(restricted_security_context()),
-            termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
-            ..Container::default()
+            restart_policy: (self.mode == SidecarMode::Native).then_some("Always"),
+            security_context: &RESTRICTED,
+            termination_message_policy: "FallbackToLogsOnError",
+            volume_mounts: mounts,
         }
     }
 }
+
+/// The downward-API path of the Job's name: the pod label the Job controller sets.
+const JOB_NAME_FIELD: &str = "metadata.labels['batch.kubernetes.io/job-name']";
+
+static RESTRICTED: LazyLock<SecurityContext> = LazyLock::new(restricted_security_context);
+static TOKEN_VOLUME_DEF: LazyLock<Volume> = LazyLock::new(token_volume);
 
 /// A securityContext that passes the Pod Security "restricted" profile on its own,
 /// whatever the pod-level settings are.
@@ -519,8 +539,8 @@ pub fn restricted_security_context() -> SecurityContext {
 
 /// The same projected volume the kubelet would have mounted: bound token, cluster CA and
 /// namespace, so in-cluster config works for the reporter only.
-fn token_volume() -> Value {
-    to_value(&Volume {
+fn token_volume() -> Volume {
+    Volume {
         name: TOKEN_VOLUME.to_owned(),
         projected: Some(ProjectedVolumeSource {
             default_mode: Some(0o444),
@@ -561,62 +581,45 @@ fn token_volume() -> Value {
             ]),
         }),
         ..Volume::default()
-    })
-}
-
-/// The kind of a volume's source, as the pod spec names it (`hostPath`, `configMap`, ...).
-fn volume_source(v: &Volume) -> String {
-    to_value(v)
-        .as_object()
-        .and_then(|o| o.keys().find(|k| *k != "name").cloned())
-        .unwrap_or_else(|| "no source".to_owned())
-}
-
-fn plain_env(name: &str, value: &str) -> EnvVar {
-    EnvVar {
-        name: name.to_owned(),
-        value: Some(value.to_owned()),
-        ..EnvVar::default()
     }
 }
 
-fn field_env(name: &str, field_path: &str) -> EnvVar {
-    EnvVar {
-        name: name.to_owned(),
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                api_version: Some("v1".to_owned()),
-                field_path: field_path.to_owned(),
-            }),
-            ..EnvVarSource::default()
+fn plain_env<'a>(name: &'a str, value: impl Into<Cow<'a, str>>) -> Env<'a> {
+    Env {
+        name,
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn field_env<'a>(name: &'a str, field_path: impl Into<Cow<'a, str>>) -> Env<'a> {
+    Env {
+        name,
+        value: None,
+        value_from: Some(FieldRef {
+            field_ref: FieldSelector {
+                api_version: "v1",
+                field_path: field_path.into(),
+            },
         }),
-        ..EnvVar::default()
     }
-}
-
-fn to_value<T: serde::Serialize>(v: &T) -> Value {
-    // k8s-openapi types always serialize (string keys, no maps with non-string keys).
-    serde_json::to_value(v).unwrap_or(Value::Null)
-}
-
-fn add(path: &[&str], value: Value) -> PatchOperation {
-    PatchOperation::Add(AddOperation {
-        path: PointerBuf::from_tokens(path.iter().copied()),
-        value,
-    })
 }
 
 /// Appends `items` to the array at `path`, creating the array when it does not exist yet
 /// (JSON Patch cannot append to a missing parent).
-fn append_all(ops: &mut Vec<PatchOperation>, path: &[&str], exists: bool, items: Vec<Value>) {
+fn append_all<'a>(ops: &mut Vec<Add<'a>>, path: Vec<&'a str>, exists: bool, items: Vec<Item<'a>>) {
     if items.is_empty() {
         return;
     }
     if exists {
-        let with_end = [path, &["-"]].concat();
-        ops.extend(items.into_iter().map(|item| add(&with_end, item)));
+        let with_end = [&path[..], &["-"]].concat();
+        ops.extend(
+            items
+                .into_iter()
+                .map(|item| Add::new(with_end.clone(), item)),
+        );
     } else {
-        ops.push(add(path, Value::Array(items)));
+        ops.push(Add::new(path, Item::List(items)));
     }
 }
 
@@ -624,4 +627,17 @@ fn append_all(ops: &mut Vec<PatchOperation>, path: &[&str], exists: bool, items:
 pub fn apply(job: &mut Value, patch: &Patch) -> Result<()> {
     json_patch::patch(job, patch)
         .map_err(|e| Error::InvalidJob(format!("patch does not apply: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_name_env_reads_the_job_name_label() {
+        assert_eq!(
+            JOB_NAME_FIELD,
+            format!("metadata.labels['{JOB_NAME_LABEL}']")
+        );
+    }
 }

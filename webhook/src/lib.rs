@@ -2,7 +2,7 @@
 //! that add the status-reporter sidecar to Jobs annotated
 //! `status-reporter.hyperfleet.io/inject: "true"`.
 //!
-//! The core ([`annotations`], [`inject`], [`admission`]) is pure; [`server`], [`tls`] and
+//! The core ([`annotations`], [`job_view`], [`inject`], [`patch`], [`admission`]) is pure; [`server`], [`tls`] and
 //! [`offline`] are the thin I/O shell around it.
 #![forbid(unsafe_code)]
 
@@ -12,8 +12,10 @@ pub mod certs;
 pub mod config;
 pub mod error;
 pub mod inject;
+pub mod job_view;
 pub mod metrics;
 pub mod offline;
+pub mod patch;
 pub mod server;
 pub mod tls;
 

@@ -1,0 +1,491 @@
+//! The part of a Job the injector reads, and nothing else: borrowed, either straight from an
+//! AdmissionReview's bytes (the webhook: no `ObjectMeta`, no container specs, no
+//! `managedFields`, no status are built) or from a typed k8s-openapi [`Job`] (the offline
+//! `inject`). Both feed the same decision in [`crate::inject`].
+//!
+//! Read from bytes, each field follows k8s-openapi's rules for it (null reads as absent, a
+//! missing required string as empty, a value of the wrong type is an error), so a Job reads
+//! the same either way. Fields the injector never reads are skipped unchecked; the apiserver
+//! has decoded the object into its typed form before any webhook sees it.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::LazyLock;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, Volume, VolumeMount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::annotations::PREFIX;
+
+/// A string borrowed from the input when it has no escapes, copied when it has.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(s: &'a str) -> Self {
+        Text(Cow::Borrowed(s))
+    }
+}
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Text<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+fn text(s: &str) -> Text<'_> {
+    Text::from(s)
+}
+
+fn text_or_empty<'a>(s: Option<Text<'a>>) -> Text<'a> {
+    s.unwrap_or_default()
+}
+
+/// The annotations under [`PREFIX`], in document order (a repeated key: the last one counts,
+/// as in the map k8s-openapi builds). Every value must be a string, as there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OurAnnotations<'a>(Vec<(Text<'a>, Text<'a>)>);
+
+impl<'a> OurAnnotations<'a> {
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| **k == *key)
+            .map(|(_, v)| &**v)
+    }
+
+    /// Every (key, value) under the prefix, in document order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    /// Ours among a typed map of annotations.
+    pub fn of(map: &'a std::collections::BTreeMap<String, String>) -> Self {
+        OurAnnotations(
+            map.iter()
+                .filter(|(k, _)| k.starts_with(PREFIX))
+                .map(|(k, v)| (text(k), text(v)))
+                .collect(),
+        )
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for OurAnnotations<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OurAnnotations<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut ours = Vec::new();
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    let value: Text<'de> = map.next_value()?;
+                    if key.starts_with(PREFIX) {
+                        ours.push((key, value));
+                    }
+                }
+                Ok(OurAnnotations(ours))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The Job: its namespace and annotations, and its spec.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct JobView<'a> {
+    /// `metadata`.
+    #[serde(borrow, default)]
+    pub metadata: Option<MetaView<'a>>,
+    /// `spec`.
+    #[serde(borrow, default)]
+    pub spec: Option<JobSpecView<'a>>,
+}
+
+/// `metadata` of the Job or of its pod template.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MetaView<'a> {
+    /// `namespace`.
+    #[serde(borrow, default)]
+    pub namespace: Option<Text<'a>>,
+    /// `annotations` under our prefix; `None` when the map itself is absent.
+    #[serde(borrow, default)]
+    pub annotations: Option<OurAnnotations<'a>>,
+}
+
+/// `spec` of the Job.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSpecView<'a> {
+    /// `activeDeadlineSeconds`.
+    #[serde(default)]
+    pub active_deadline_seconds: Option<i64>,
+    /// `template` (absent or null reads as an empty template).
+    #[serde(borrow, default, deserialize_with = "or_default")]
+    pub template: TemplateView<'a>,
+}
+
+/// `spec.template`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TemplateView<'a> {
+    /// `metadata`; `None` when absent.
+    #[serde(borrow, default)]
+    pub metadata: Option<MetaView<'a>>,
+    /// `spec`.
+    #[serde(borrow, default)]
+    pub spec: Option<PodView<'a>>,
+}
+
+/// `spec.template.spec`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodView<'a> {
+    /// `containers`.
+    #[serde(borrow, default, deserialize_with = "or_default")]
+    pub containers: Vec<ContainerView<'a>>,
+    /// `initContainers` (names only); `None` when absent.
+    #[serde(borrow, default)]
+    pub init_containers: Option<Vec<NamedView<'a>>>,
+    /// `volumes`; `None` when absent.
+    #[serde(borrow, default)]
+    pub volumes: Option<Vec<VolumeView<'a>>>,
+    /// `automountServiceAccountToken`.
+    #[serde(default)]
+    pub automount_service_account_token: Option<bool>,
+    /// `restartPolicy`.
+    #[serde(borrow, default)]
+    pub restart_policy: Option<Text<'a>>,
+}
+
+/// A container of which only the name is read.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NamedView<'a> {
+    /// `name`.
+    #[serde(borrow, default, deserialize_with = "or_default")]
+    pub name: Text<'a>,
+}
+
+/// A container: its name, env and mounts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerView<'a> {
+    /// `name`.
+    #[serde(borrow, default, deserialize_with = "or_default")]
+    pub name: Text<'a>,
+    /// `env`; `None` when absent.
+    #[serde(borrow, default)]
+    pub env: Option<Vec<EnvView<'a>>>,
+    /// `volumeMounts`; `None` when absent.
+    #[serde(borrow, default)]
+    pub volume_mounts: Option<Vec<MountView<'a>>>,
+}
+
+/// An env var: its name, and its value when given literally (`None`: absent, or from a
+/// reference).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EnvView<'a> {
+    /// `name`.
+    #[serde(borrow, default, deserialize_with = "or_default")]
+    pub name: Text<'a>,
+    /// `value`.
+    #[serde(borrow, default)]
+    pub value: Option<Text<'a>>,
+}
+
+/// A volume mount.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MountView<'a> {
+    /// `name`.
+    #[serde(borrow, default, deserialize_with = "or_default")]
+    pub name: Text<'a>,
+    /// `mountPath`.
+    #[serde(borrow, default, deserialize_with = "or_default")]
+    pub mount_path: Text<'a>,
+    /// `subPath`.
+    #[serde(borrow, default)]
+    pub sub_path: Option<Text<'a>>,
+}
+
+/// A volume: its name, whether it is an emptyDir, and the kind of its source (for messages).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeView<'a> {
+    /// `name`.
+    pub name: Text<'a>,
+    /// `emptyDir` is set.
+    pub empty_dir: bool,
+    /// The first (in key order) source field that is set, as the pod spec names it
+    /// (`hostPath`, `configMap`, ...), or `None`.
+    pub source: Option<Text<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for VolumeView<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = VolumeView<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("Volume")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut volume = VolumeView::default();
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    match &*key {
+                        "name" => volume.name = text_or_empty(map.next_value()?),
+                        // Only fields a Volume has count, as in the typed Volume.
+                        k if VOLUME_FIELDS.contains(&k) => {
+                            let set = map.next_value::<Option<IgnoredAny>>()?.is_some();
+                            if k == "emptyDir" {
+                                volume.empty_dir = set;
+                            }
+                            if set && volume.source.as_deref().is_none_or(|s| k < s) {
+                                volume.source = Some(key);
+                            }
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(volume)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The JSON field names of a Volume, as k8s-openapi's own deserializer lists them.
+static VOLUME_FIELDS: LazyLock<&'static [&'static str]> = LazyLock::new(struct_fields::<Volume>);
+
+/// Reads `null` as the default value, as k8s-openapi does for required fields.
+fn or_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+impl<'a> JobView<'a> {
+    /// The view of a typed Job (borrowed from it).
+    pub fn of(job: &'a Job) -> Self {
+        JobView {
+            metadata: Some(MetaView::of(&job.metadata)),
+            spec: job.spec.as_ref().map(|spec| JobSpecView {
+                active_deadline_seconds: spec.active_deadline_seconds,
+                template: TemplateView {
+                    metadata: spec.template.metadata.as_ref().map(MetaView::of),
+                    spec: spec.template.spec.as_ref().map(PodView::of),
+                },
+            }),
+        }
+    }
+
+    /// `metadata.namespace`.
+    pub fn namespace(&self) -> Option<&str> {
+        self.metadata.as_ref()?.namespace.as_deref()
+    }
+
+    /// `metadata.annotations` (ours).
+    pub fn annotations(&self) -> Option<&OurAnnotations<'a>> {
+        self.metadata.as_ref()?.annotations.as_ref()
+    }
+}
+
+impl<'a> MetaView<'a> {
+    fn of(meta: &'a ObjectMeta) -> Self {
+        MetaView {
+            namespace: meta.namespace.as_deref().map(text),
+            annotations: meta.annotations.as_ref().map(OurAnnotations::of),
+        }
+    }
+}
+
+impl<'a> PodView<'a> {
+    fn of(pod: &'a PodSpec) -> Self {
+        PodView {
+            containers: pod.containers.iter().map(ContainerView::of).collect(),
+            init_containers: pod.init_containers.as_ref().map(|list| {
+                list.iter()
+                    .map(|c| NamedView {
+                        name: text(&c.name),
+                    })
+                    .collect()
+            }),
+            volumes: pod
+                .volumes
+                .as_ref()
+                .map(|list| list.iter().map(VolumeView::of).collect()),
+            automount_service_account_token: pod.automount_service_account_token,
+            restart_policy: pod.restart_policy.as_deref().map(text),
+        }
+    }
+}
+
+impl<'a> ContainerView<'a> {
+    fn of(c: &'a Container) -> Self {
+        ContainerView {
+            name: text(&c.name),
+            env: c.env.as_ref().map(|list| {
+                list.iter()
+                    .map(|e: &EnvVar| EnvView {
+                        name: text(&e.name),
+                        value: e.value.as_deref().map(text),
+                    })
+                    .collect()
+            }),
+            volume_mounts: c.volume_mounts.as_ref().map(|list| {
+                list.iter()
+                    .map(|m: &VolumeMount| MountView {
+                        name: text(&m.name),
+                        mount_path: text(&m.mount_path),
+                        sub_path: m.sub_path.as_deref().map(text),
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+impl<'a> VolumeView<'a> {
+    fn of(v: &'a Volume) -> Self {
+        VolumeView {
+            name: text(&v.name),
+            empty_dir: v.empty_dir.is_some(),
+            source: volume_source(v).map(|s| Text(Cow::Owned(s))),
+        }
+    }
+}
+
+/// The first (in key order) source field of a typed Volume that is set.
+fn volume_source(v: &Volume) -> Option<String> {
+    serde_json::to_value(v)
+        .ok()?
+        .as_object()?
+        .keys()
+        .find(|k| *k != "name")
+        .cloned()
+}
+
+/// The field names k8s-openapi's deserializer of `T` lists, read by asking it to deserialize
+/// from a deserializer that only records them.
+fn struct_fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(FieldNames(&mut fields));
+    fields
+}
+
+struct FieldNames<'f>(&'f mut &'static [&'static str]);
+
+impl<'de> Deserializer<'de> for FieldNames<'_> {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(de::Error::custom("only a struct's field names are read"))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.0 = fields;
+        Err(de::Error::custom("field names read"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_fields_come_from_k8s_openapi() {
+        for f in ["name", "emptyDir", "hostPath", "configMap", "projected"] {
+            assert!(VOLUME_FIELDS.contains(&f), "{f}: {:?}", *VOLUME_FIELDS);
+        }
+    }
+
+    #[test]
+    fn a_volume_reads_the_same_from_bytes_and_typed() {
+        for json in [
+            r#"{"name":"v","hostPath":{"path":"/"},"emptyDir":null,"unknownField":{}}"#,
+            r#"{"name":"v","emptyDir":{}}"#,
+            r#"{"secret":{"secretName":"s"},"configMap":{"name":"c"}}"#,
+            r#"{"name":"v"}"#,
+        ] {
+            let typed: Volume = serde_json::from_str(json).unwrap();
+            let view: VolumeView = serde_json::from_str(json).unwrap();
+            assert_eq!(view, VolumeView::of(&typed), "{json}");
+        }
+    }
+
+    #[test]
+    fn strings_are_borrowed_unless_escaped() {
+        let view: NamedView = serde_json::from_str(r#"{"name":"adapter"}"#).unwrap();
+        assert!(matches!(view.name.0, Cow::Borrowed("adapter")));
+        let view: NamedView = serde_json::from_str(r#"{"name":"a\u0064apter"}"#).unwrap();
+        assert_eq!(&*view.name, "adapter");
+    }
+
+    #[test]
+    fn repeated_annotation_keys_keep_the_last_value() {
+        let meta: MetaView = serde_json::from_str(
+            r#"{"annotations":{"status-reporter.hyperfleet.io/inject":"false","other":"x","status-reporter.hyperfleet.io/inject":"true"}}"#,
+        )
+        .unwrap();
+        let a = meta.annotations.unwrap();
+        assert_eq!(a.get("status-reporter.hyperfleet.io/inject"), Some("true"));
+        assert_eq!(a.iter().count(), 2, "only keys under the prefix are kept");
+        assert!(serde_json::from_str::<MetaView>(r#"{"annotations":{"a":1}}"#).is_err());
+    }
+}

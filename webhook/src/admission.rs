@@ -87,7 +87,9 @@ pub fn review(body: &[u8], config: &InjectConfig) -> Reviewed {
 /// field of the wrong type) takes [`review_typed`], which decides the same and explains what
 /// was wrong.
 pub fn review_as(body: &[u8], config: &InjectConfig, opt_in: OptIn) -> Reviewed {
-    if let Ok(review) = serde_json::from_slice::<ReviewView>(body)
+    // Validating UTF-8 once, up front, spares the parser validating every string it reads.
+    if let Ok(text) = std::str::from_utf8(body)
+        && let Ok(review) = serde_json::from_str::<ReviewView>(text)
         && *review.kind == *META_KIND
         && *review.api_version == *META_API_VERSION_V1
         && let Some(request) = review.request
@@ -243,31 +245,34 @@ fn denied(uid: &str, message: String) -> Reviewed {
 /// written through a `serde_json::Value`, a sorted map.
 fn patched(uid: &str, plan: &Plan<'_>) -> Reviewed {
     let ops = plan.operations();
-    let mut patch = Vec::with_capacity(PATCH_CAPACITY);
-    if let Err(e) = patch::write(&ops, &mut patch) {
-        return denied(uid, format!("internal error serializing the patch: {e}"));
-    }
-    let encoded = base64::encoded_len(patch.len(), true).unwrap_or(0);
+    let mut patch_json = Vec::with_capacity(PATCH_CAPACITY);
+    patch::write(&ops, &mut patch_json);
+    let encoded = base64::encoded_len(patch_json.len(), true).unwrap_or(0);
     let mut out = Vec::with_capacity(encoded + uid.len() + 256);
     out.extend_from_slice(
         br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"allowed":true,"patch":""#,
     );
     let start = out.len();
     out.resize(start + encoded, 0);
+    // The slice is exactly `encoded_len` long, so the encoding always fits.
     let written = STANDARD
-        .encode_slice(&patch, &mut out[start..])
+        .encode_slice(&patch_json, &mut out[start..])
         .unwrap_or(0);
     out.truncate(start + written);
     out.extend_from_slice(br#"","patchType":"JSONPatch","status":{},"uid":"#);
-    let mut tail = serde_json::to_writer(&mut out, uid);
-    if tail.is_ok() && !plan.warnings.is_empty() {
+    patch::string(&mut out, uid);
+    if !plan.warnings.is_empty() {
         out.extend_from_slice(br#","warnings":"#);
-        tail = serde_json::to_writer(&mut out, &plan.warnings);
+        out.push(b'[');
+        for (i, warning) in plan.warnings.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            patch::string(&mut out, warning);
+        }
+        out.push(b']');
     }
     out.extend_from_slice(b"}}");
-    if let Err(e) = tail {
-        return denied(uid, format!("internal error serializing the response: {e}"));
-    }
     Reviewed {
         outcome: Outcome::Injected,
         json: out.into(),

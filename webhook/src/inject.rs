@@ -22,7 +22,7 @@ use crate::config::InjectConfig;
 use crate::error::{Error, Result};
 use crate::job_view::{JobSpecView, JobView, PodView};
 use crate::patch::{
-    self, Add, Env, FieldRef, FieldSelector, Item, Mount, Reporter, ResultsVolume, SizeLimit,
+    self, Add, Env, FieldRef, FieldSelector, Fixed, Item, Mount, Reporter, ResultsVolume, SizeLimit,
 };
 
 /// Name of the injected container.
@@ -393,7 +393,7 @@ impl<'a> Plan<'a> {
             }));
         }
         if self.add_token {
-            new_volumes.push(Item::Volume(&TOKEN_VOLUME_DEF));
+            new_volumes.push(Item::Fixed(&TOKEN_VOLUME_DEF));
         }
         append_all(
             &mut ops,
@@ -513,8 +513,8 @@ impl<'a> Plan<'a> {
 /// The downward-API path of the Job's name: the pod label the Job controller sets.
 const JOB_NAME_FIELD: &str = "metadata.labels['batch.kubernetes.io/job-name']";
 
-static RESTRICTED: LazyLock<SecurityContext> = LazyLock::new(restricted_security_context);
-static TOKEN_VOLUME_DEF: LazyLock<Volume> = LazyLock::new(token_volume);
+static RESTRICTED: LazyLock<Fixed> = LazyLock::new(|| Fixed::new(&restricted_security_context()));
+static TOKEN_VOLUME_DEF: LazyLock<Fixed> = LazyLock::new(|| Fixed::new(&token_volume()));
 
 /// A securityContext that passes the Pod Security "restricted" profile on its own,
 /// whatever the pod-level settings are.

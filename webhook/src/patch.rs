@@ -2,16 +2,17 @@
 //! from the Job and the configuration. The webhook serializes them straight to bytes; the
 //! offline `inject` and the tests turn them into a [`json_patch::Patch`].
 //!
-//! Every value writes its keys in sorted order, as serde_json's own `Value` (a sorted map)
-//! does, so both renderings of a patch are the same bytes. `tests/patch_bytes.rs` holds them
-//! to that.
+//! [`write`] lays the JSON out by hand: constant keys and punctuation are copied, and only the
+//! strings that come from the Job or the configuration are escaped (serde_json's escaping).
+//! Keys are in sorted order, as serde_json's own `Value` (a sorted map) writes them, so both
+//! renderings of a patch are the same bytes; `tests/review_paths.rs` holds them to that.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
-use k8s_openapi::api::core::v1::{ResourceRequirements, SecurityContext, Volume};
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -85,9 +86,222 @@ pub fn to_patch(ops: &[Add<'_>]) -> Patch {
     Patch(ops.iter().map(Add::to_operation).collect())
 }
 
-/// Appends the patch, as JSON, to `out`.
-pub fn write(ops: &[Add<'_>], out: &mut Vec<u8>) -> serde_json::Result<()> {
-    serde_json::to_writer(out, ops)
+/// Appends the patch, as JSON, to `out`: the bytes `serde_json` writes for [`to_patch`].
+pub fn write(ops: &[Add<'_>], out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, op) in ops.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"op":"add","path":""#);
+        pointer(out, &op.path);
+        out.extend_from_slice(br#"","value":"#);
+        op.value.write(out);
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// The JSON Pointer of `tokens` (`~` as `~0`, `/` as `~1`), escaped for a JSON string. The
+/// tokens are the injector's own names and an index: they are copied, then checked once.
+fn pointer(out: &mut Vec<u8>, tokens: &[&str]) {
+    let start = out.len();
+    for token in tokens {
+        out.push(b'/');
+        if token.contains(['~', '/']) {
+            out.extend_from_slice(token.replace('~', "~0").replace('/', "~1").as_bytes());
+        } else {
+            out.extend_from_slice(token.as_bytes());
+        }
+    }
+    if needs_escape(&out[start..]) {
+        let written = String::from_utf8_lossy(&out[start..]).into_owned();
+        out.truncate(start);
+        string_contents(out, &written);
+    }
+}
+
+/// `s` as a JSON string.
+pub fn string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    string_contents(out, s);
+    out.push(b'"');
+}
+
+/// `s` escaped for a JSON string, without the quotes. serde_json escapes `"`, `\` and control
+/// characters only; a string without them is copied as it is, others go through serde_json.
+fn string_contents(out: &mut Vec<u8>, s: &str) {
+    if !needs_escape(s.as_bytes()) {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        // A string always serializes.
+        let quoted = serde_json::to_vec(s).unwrap_or_default();
+        out.extend_from_slice(
+            quoted
+                .get(1..quoted.len().saturating_sub(1))
+                .unwrap_or_default(),
+        );
+    }
+}
+
+/// Whether serde_json escapes any byte of `s`: `"`, `\\` or a control character. Eight bytes at
+/// a time: `(v - n) & !v & HIGH` is non-zero exactly when some byte of `v` is below `n`
+/// (n <= 0x80), and `"` and `\\` become zero bytes after an xor.
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGH;
+    let mut chunks = s.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let v = u64::from_ne_bytes(word);
+        let quote = v ^ (ONES * u64::from(b'"'));
+        let backslash = v ^ (ONES * u64::from(b'\\'));
+        if below(v, 0x20) | below(quote, 1) | below(backslash, 1) != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// A value fixed at build time (the securityContext, the token volume), rendered once both
+/// ways.
+#[derive(Debug)]
+pub struct Fixed {
+    value: serde_json::Value,
+    json: Vec<u8>,
+}
+
+impl Fixed {
+    /// Renders `value` (through `serde_json::Value`, so its keys are sorted).
+    pub fn new<T: Serialize>(value: &T) -> Fixed {
+        // k8s-openapi types always serialize (string keys only).
+        let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+        let json = serde_json::to_vec(&value).unwrap_or_default();
+        Fixed { value, json }
+    }
+}
+
+impl Serialize for Fixed {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(s)
+    }
+}
+
+fn list<T>(out: &mut Vec<u8>, items: &[T], write: impl Fn(&T, &mut Vec<u8>)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(item, out);
+    }
+    out.push(b']');
+}
+
+impl Item<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Item::List(items) => list(out, items, Item::write),
+            Item::ResultsVolume(v) => {
+                out.extend_from_slice(br#"{"emptyDir":{"sizeLimit":"#);
+                string(out, &v.empty_dir.size_limit.0);
+                out.extend_from_slice(br#"},"name":"#);
+                string(out, v.name);
+                out.push(b'}');
+            }
+            Item::Fixed(fixed) => out.extend_from_slice(&fixed.json),
+            Item::Mount(m) => m.write(out),
+            Item::Env(e) => e.write(out),
+            Item::Container(c) => c.write(out),
+            Item::Text(t) => string(out, t),
+            Item::Entry(key, value) => {
+                out.push(b'{');
+                string(out, key);
+                out.push(b':');
+                string(out, value);
+                out.push(b'}');
+            }
+            Item::Annotations(key, value) => {
+                out.extend_from_slice(br#"{"annotations":"#);
+                Item::Entry(key, value).write(out);
+                out.push(b'}');
+            }
+        }
+    }
+}
+
+impl Mount<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#"{"mountPath":"#);
+        string(out, self.mount_path);
+        out.extend_from_slice(br#","name":"#);
+        string(out, self.name);
+        if let Some(read_only) = self.read_only {
+            out.extend_from_slice(if read_only {
+                br#","readOnly":true"#
+            } else {
+                br#","readOnly":false"#
+            });
+        }
+        if let Some(sub_path) = self.sub_path {
+            out.extend_from_slice(br#","subPath":"#);
+            string(out, sub_path);
+        }
+        out.push(b'}');
+    }
+}
+
+impl Env<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#"{"name":"#);
+        string(out, self.name);
+        if let Some(value) = &self.value {
+            out.extend_from_slice(br#","value":"#);
+            string(out, value);
+        }
+        if let Some(from) = &self.value_from {
+            out.extend_from_slice(br#","valueFrom":{"fieldRef":{"apiVersion":"#);
+            string(out, from.field_ref.api_version);
+            out.extend_from_slice(br#","fieldPath":"#);
+            string(out, &from.field_ref.field_path);
+            out.extend_from_slice(b"}}");
+        }
+        out.push(b'}');
+    }
+}
+
+impl Reporter<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#"{"env":"#);
+        list(out, &self.env, Env::write);
+        out.extend_from_slice(br#","image":"#);
+        string(out, self.image);
+        out.extend_from_slice(br#","imagePullPolicy":"#);
+        string(out, self.image_pull_policy);
+        out.extend_from_slice(br#","name":"#);
+        string(out, self.name);
+        if let Some(resources) = self.resources {
+            out.extend_from_slice(br#","resources":"#);
+            // Its fields and maps serialize in sorted order; a Vec<u8> never fails to take them.
+            let _ = serde_json::to_writer(&mut *out, resources);
+        }
+        if let Some(policy) = self.restart_policy {
+            out.extend_from_slice(br#","restartPolicy":"#);
+            string(out, policy);
+        }
+        out.extend_from_slice(br#","securityContext":"#);
+        out.extend_from_slice(&self.security_context.json);
+        out.extend_from_slice(br#","terminationMessagePolicy":"#);
+        string(out, self.termination_message_policy);
+        out.extend_from_slice(br#","volumeMounts":"#);
+        list(out, &self.volume_mounts, Mount::write);
+        out.push(b'}');
+    }
 }
 
 /// A value the injector adds.
@@ -97,8 +311,8 @@ pub enum Item<'a> {
     List(Vec<Item<'a>>),
     /// The results emptyDir.
     ResultsVolume(ResultsVolume<'a>),
-    /// A volume fixed at build time (the projected token).
-    Volume(&'a Volume),
+    /// A value fixed at build time (the projected token volume).
+    Fixed(&'a Fixed),
     /// A volume mount.
     Mount(Mount<'a>),
     /// An env var.
@@ -118,7 +332,7 @@ impl Serialize for Item<'_> {
         match self {
             Item::List(items) => items.serialize(s),
             Item::ResultsVolume(v) => v.serialize(s),
-            Item::Volume(v) => v.serialize(s),
+            Item::Fixed(v) => v.serialize(s),
             Item::Mount(m) => m.serialize(s),
             Item::Env(e) => e.serialize(s),
             Item::Container(c) => c.serialize(s),
@@ -222,9 +436,51 @@ pub struct Reporter<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<&'a str>,
     /// `securityContext`.
-    pub security_context: &'a SecurityContext,
+    pub security_context: &'a Fixed,
     /// `terminationMessagePolicy`.
     pub termination_message_policy: &'a str,
     /// `volumeMounts`.
     pub volume_mounts: Vec<Mount<'a>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needs_escape_agrees_with_a_byte_by_byte_check_for_every_byte_at_every_place() {
+        let naive = |s: &[u8]| s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        for len in [1, 7, 8, 9, 16, 23] {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut s = vec![b'a'; len];
+                    s[at] = byte;
+                    assert_eq!(needs_escape(&s), naive(&s), "{s:?}");
+                    // Neighbours that could borrow into the byte under test.
+                    s.iter_mut().filter(|b| **b == b'a').for_each(|b| *b = 0xff);
+                    assert_eq!(needs_escape(&s), naive(&s), "{s:?}");
+                    s.iter_mut().filter(|b| **b == 0xff).for_each(|b| *b = 0x20);
+                    assert_eq!(needs_escape(&s), naive(&s), "{s:?}");
+                }
+            }
+        }
+        assert!(!needs_escape(b""));
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "plain",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "\u{1}\u{1f}\u{7f}",
+            "é/ü ~0",
+        ] {
+            let mut out = Vec::new();
+            string(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
 }

@@ -7,9 +7,11 @@
 //! [`inject::decide`], and `tests/review_paths.rs` holds them to the same bytes.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use base64::engine::Simd;
+use base64::engine::general_purpose::PAD;
 use bytes::Bytes;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
@@ -255,7 +257,7 @@ fn patched(uid: &str, plan: &Plan<'_>) -> Reviewed {
     let start = out.len();
     out.resize(start + encoded, 0);
     // The slice is exactly `encoded_len` long, so the encoding always fits.
-    let written = STANDARD
+    let written = BASE64
         .encode_slice(&patch_json, &mut out[start..])
         .unwrap_or(0);
     out.truncate(start + written);
@@ -280,6 +282,9 @@ fn patched(uid: &str, plan: &Plan<'_>) -> Reviewed {
         detail: format!("{} patch operations", ops.len()),
     }
 }
+
+/// Standard base64 with padding, as Go writes `[]byte`; AVX2 or NEON when the CPU has it.
+static BASE64: LazyLock<Simd> = LazyLock::new(|| Simd::standard(PAD));
 
 /// Room for a typical patch (about 2.5 KB), so its buffer grows at most once.
 const PATCH_CAPACITY: usize = 4096;

@@ -16,9 +16,15 @@ pub struct Fixture {
     pub body: Vec<u8>,
 }
 
-/// `create-job.json`, then the same Job grown past each of `grown_kib` KiB.
+/// `create-job.json` (pretty-printed, as captured), the same review compact (as the apiserver
+/// sends it), then the Job grown past each of `grown_kib` KiB.
 pub fn all(grown_kib: &[usize]) -> Vec<Fixture> {
-    let mut out = vec![fixture(CREATE_JOB.as_bytes().to_vec(), "create-job.json")];
+    let compact: serde_json::Value =
+        serde_json::from_str(CREATE_JOB).expect("create-job.json is JSON");
+    let mut out = vec![
+        fixture(CREATE_JOB.as_bytes().to_vec(), "create-job.json"),
+        fixture(serde_json::to_vec(&compact).expect("serialize"), "compact"),
+    ];
     for &kib in grown_kib {
         out.push(fixture(grown(kib * 1024), "grown"));
     }

@@ -56,8 +56,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pair = tls::load_pair(&cert, &key).map_err(|e| e.to_string())?;
-    let config = tls::server_config(Arc::new(tls::CertResolver::new(pair)))
-        .map_err(|e| e.to_string())?;
+    let config =
+        tls::server_config(Arc::new(tls::CertResolver::new(pair))).map_err(|e| e.to_string())?;
     // The same runtime as the webhook's `main`.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

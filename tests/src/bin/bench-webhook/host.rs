@@ -17,7 +17,12 @@ pub fn cpu_time(pid: u32) -> Duration {
     // Fields 14 (utime) and 15 (stime) of stat(5); `after` starts at field 3.
     let ticks: u64 = [11, 12]
         .iter()
-        .map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0))
+        .map(|&i| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
         .sum();
     Duration::from_micros(ticks * 1_000_000 / USER_HZ)
 }

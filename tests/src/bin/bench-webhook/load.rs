@@ -177,6 +177,13 @@ impl Stats {
         }
     }
 
+    /// The runs together: their samples, and the sum of their wall times.
+    pub fn merge(parts: Vec<Stats>) -> Stats {
+        let wall = parts.iter().map(|p| p.wall).sum();
+        let samples = parts.into_iter().flat_map(|p| p.sorted).collect();
+        Stats::new(samples, wall)
+    }
+
     /// How many samples.
     pub fn count(&self) -> usize {
         self.sorted.len()

@@ -80,7 +80,9 @@ fn options(args: &[String]) -> Result<Options, String> {
                     .map(|s| s.trim().parse().ok().filter(|n| *n > 0))
                     .collect::<Option<_>>()
                     .ok_or_else(|| {
-                        format!("--grown-kib {list:?}: accepted: positive integers, comma-separated")
+                        format!(
+                            "--grown-kib {list:?}: accepted: positive integers, comma-separated"
+                        )
                     })?;
             }
             other => return Err(format!("unknown argument {other:?}; {USAGE}")),
@@ -120,7 +122,7 @@ fn main() {
 
 /// The review as the server runs it, in process: bytes in, response bytes out.
 fn handler(body: &[u8], config: &InjectConfig) -> Bytes {
-    admission::review(body, config).to_json().into()
+    admission::review(body, config).to_json()
 }
 
 fn handler_table(fixtures: &[Fixture], iterations: usize) {
@@ -243,52 +245,55 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
         }
 
         println!(
-            "\nclosed loop, {n} connections, TLS 1.3, HTTP/1.1 keep-alive, {}s per row:",
+            "\nclosed loop, {n} connections, TLS 1.3, HTTP/1.1 keep-alive, {}s per row \
+             (each pair of rows in alternating 1 s slices):",
             options.seconds
         );
         println!(
             "  {:<44} {:>8} {:>8} {:>8} {:>14}",
             "", "req/s", "p50 ms", "p99 ms", "server CPU/req"
         );
-        let row = |client: &Client, pid: u32, target: &Target| {
-            let client = client.clone();
-            let target = target.clone();
-            async move {
-                let before = host::cpu_time(pid);
-                let stats = client.closed_loop(&target, n, seconds).await;
-                let cpu = host::cpu_time(pid).saturating_sub(before);
-                Row {
-                    cpu_per_request: cpu / stats.count().max(1) as u32,
-                    stats,
-                }
-            }
-        };
-        row(&to_quiet, quiet.pid(), &Target::Healthz)
-            .await
-            .print("GET /healthz", "");
-        let mut base = None;
+        let healthz = pair(
+            [(&to_quiet, quiet.pid()), (&to_floor, floor.pid())],
+            &Target::Healthz,
+            n,
+            options.seconds,
+        )
+        .await;
+        healthz[0].print("GET /healthz", "");
         for (f, target) in fixtures.iter().zip(&targets) {
             let Target::Review { response_bytes, .. } = target else {
                 continue;
             };
             let bytes = format!("{} -> {}", f.label, fixtures::size(*response_bytes));
-            let floor_row = row(&to_floor, floor.pid(), target).await;
+            let [floor_row, mutate] = pair(
+                [(&to_floor, floor.pid()), (&to_quiet, quiet.pid())],
+                target,
+                n,
+                options.seconds,
+            )
+            .await;
             floor_row.print(&format!("floor   {bytes}"), "");
-            let mutate = row(&to_quiet, quiet.pid(), target).await;
             let ratio = us(mutate.cpu_per_request) / us(floor_row.cpu_per_request).max(0.001);
             mutate.print(
                 &format!("/mutate {bytes}"),
                 &format!("  = {ratio:.2}x floor (target <= 1.3x)"),
             );
-            base.get_or_insert(mutate);
         }
-        let base = base.expect("at least one fixture");
-        let logged = row(&to_logging, logging.pid(), &targets[0]).await;
-        logged.print(
-            &format!("/mutate {}, log info", fixtures[0].label),
+        let [warn, info] = pair(
+            [(&to_quiet, quiet.pid()), (&to_logging, logging.pid())],
+            &targets[0],
+            n,
+            options.seconds,
+        )
+        .await;
+        let label = &fixtures[0].label;
+        warn.print(&format!("/mutate {label}, log warn"), "");
+        info.print(
+            &format!("/mutate {label}, log info"),
             &format!(
                 "  throughput {:+.1}% vs warn (target >= -5%)",
-                100.0 * (logged.stats.rps() / base.stats.rps() - 1.0)
+                100.0 * (info.stats.rps() / warn.stats.rps() - 1.0)
             ),
         );
         let logged_lines = logging.logs.len();
@@ -319,6 +324,26 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
         );
     });
     drop((floor, quiet, logging));
+}
+
+/// Closed loops against two servers (or two paths) in alternating one-second slices, so both
+/// see the same load on a shared machine; each row sums its slices.
+async fn pair(servers: [(&Client, u32); 2], target: &Target, n: usize, seconds: u64) -> [Row; 2] {
+    let mut parts: [(Vec<Stats>, Duration); 2] = Default::default();
+    for _ in 0..seconds {
+        for ((client, pid), (stats, cpu)) in servers.iter().zip(parts.iter_mut()) {
+            let before = host::cpu_time(*pid);
+            stats.push(client.closed_loop(target, n, Duration::from_secs(1)).await);
+            *cpu += host::cpu_time(*pid).saturating_sub(before);
+        }
+    }
+    parts.map(|(stats, cpu)| {
+        let stats = Stats::merge(stats);
+        Row {
+            cpu_per_request: cpu / stats.count().max(1) as u32,
+            stats,
+        }
+    })
 }
 
 fn us(d: Duration) -> f64 {

@@ -32,12 +32,13 @@ fail() { printf 'FAIL: %s\n' "$*" >&2; failures=$((failures + 1)); }
 step() { printf '\n--> %s\n' "$*"; }
 
 step "tools"
-if ! command -v kubectl >/dev/null; then
-  # kubectl comes from the machine's apt sources; it carries kustomize built in.
-  { apt-get update -qq && apt-get install -y -qq kubectl; } >/dev/null 2>&1 || true
+# kubectl and Helm of the pinned control plane (tests/control-plane/build.sh builds them from
+# their Go modules, or reuses its cache; Debian's kubectl is far too old for these manifests).
+if [[ -z "${STATUS_REPORTER_CONTROL_PLANE_DIR:-}" ]]; then
+  STATUS_REPORTER_CONTROL_PLANE_DIR="$(bash tests/control-plane/build.sh | tail -n 1)"
 fi
-command -v kubectl >/dev/null || { echo "kubectl is required (it builds the kustomizations) and could not be installed" >&2; exit 1; }
-python3 -c 'import kubernetes_validate' 2>/dev/null || python3 -m pip install --quiet kubernetes-validate
+export PATH="$STATUS_REPORTER_CONTROL_PLANE_DIR/bin:$PATH"
+HELM="${HELM:-$STATUS_REPORTER_CONTROL_PLANE_DIR/bin/helm}"
 kubectl version --client 2>/dev/null | head -2
 python3 -c 'import importlib.metadata as m; print("kubernetes-validate", m.version("kubernetes-validate"), "schemas for Kubernetes '"$KUBE_VERSION"'")'
 

@@ -12,6 +12,7 @@ pub mod certs;
 pub mod config;
 pub mod error;
 pub mod inject;
+pub mod logging;
 pub mod metrics;
 pub mod offline;
 pub mod server;

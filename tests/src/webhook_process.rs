@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SerialNumber};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -62,6 +62,18 @@ impl Pki {
 
     /// A new serving pair for `localhost`, signed by the CA.
     pub fn issue(&self) -> Pair {
+        self.issue_with(|_| {})
+    }
+
+    /// A new serving pair for `localhost`, valid from `not_before` to `not_after` only.
+    pub fn issue_valid_between(&self, not_before: SystemTime, not_after: SystemTime) -> Pair {
+        self.issue_with(|params| {
+            params.not_before = not_before.into();
+            params.not_after = not_after.into();
+        })
+    }
+
+    fn issue_with(&self, shape: impl FnOnce(&mut CertificateParams)) -> Pair {
         // A serial unique in this process, first byte 0x01 so DER encodes the bytes as they
         // are (no leading zero stripped or added) and the logged form is predictable.
         static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -71,6 +83,7 @@ impl Pki {
         let key = KeyPair::generate().expect("key");
         let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
         params.serial_number = Some(SerialNumber::from_slice(&serial));
+        shape(&mut params);
         let cert = params.signed_by(&key, &self.ca).expect("sign");
         Pair {
             cert_pem: cert.pem(),

@@ -3,9 +3,10 @@
 //! a real rustls client over TLS 1.2, TLS 1.3 and HTTP/2, rotation without restart,
 //! bad bodies, and the SIGTERM drain. Loopback only; every wait is bounded.
 
-use std::process::Command;
+use std::io::Read as _;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -13,6 +14,7 @@ use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::CertificateDer;
 use serde_json::Value;
+use stand_in::process::Process;
 use stand_in::webhook_process::{Pair, Pki, SecretDir, Server, connect};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -390,6 +392,80 @@ fn unusable_certificates_stop_the_server_before_it_binds() {
         err.contains(&missing.display().to_string()) && err.contains("cannot read the certificate"),
         "{err}"
     );
+}
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A pair that expired yesterday, and one valid only from tomorrow.
+fn out_of_date_pairs(pki: &Pki) -> [(&'static str, Pair); 2] {
+    let now = SystemTime::now();
+    [
+        (
+            "has expired",
+            pki.issue_valid_between(now - 30 * DAY, now - DAY),
+        ),
+        (
+            "is not valid yet",
+            pki.issue_valid_between(now + DAY, now + 30 * DAY),
+        ),
+    ]
+}
+
+#[test]
+fn a_certificate_outside_its_validity_period_stops_the_server_before_it_binds() {
+    let pki = Pki::new();
+    for (state, pair) in out_of_date_pairs(&pki) {
+        let secret = SecretDir::new(&pair);
+        let mut serve = Process::spawn(
+            Command::new(stand_in::bin::path("status-reporter-webhook"))
+                .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
+                .arg("--tls-cert")
+                .arg(secret.cert())
+                .arg("--tls-key")
+                .arg(secret.key())
+                .stdout(Stdio::piped()),
+            "status-reporter-webhook serve",
+        );
+        let status = serve.wait_exit(TIMEOUT);
+        assert!(!status.success(), "started with a pair that {state}");
+        let mut stdout = String::new();
+        serve
+            .take_stdout()
+            .expect("stdout piped")
+            .read_to_string(&mut stdout)
+            .unwrap();
+        assert!(stdout.is_empty(), "it must not listen: {stdout:?}");
+        let err = serve.logs.text();
+        for part in [state, "notBefore ", "notAfter "] {
+            assert!(err.contains(part), "{part:?} not in {err}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn rotation_to_an_expired_or_not_yet_valid_pair_keeps_the_current_one() {
+    let pki = Pki::new();
+    let good = pki.issue();
+    let mut secret = SecretDir::new(&good);
+    let server = spawn_server(&secret);
+    for (state, pair) in out_of_date_pairs(&pki) {
+        let mark = server.logs.len();
+        secret.write(&pair.cert_pem, &pair.key_pem);
+        server.logs.wait_for_since(
+            mark,
+            &[
+                "new certificate pair is unusable; keeping the current one",
+                state,
+            ],
+            TIMEOUT,
+        );
+        assert_eq!(
+            served_now(&server, &pki).await,
+            good.der,
+            "a pair that {state} replaced the valid one"
+        );
+    }
+    assert_eq!(get(&server, &pki, "/readyz").await.0, 200);
 }
 
 #[tokio::test]

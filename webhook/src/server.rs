@@ -133,12 +133,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// Loads certificates (failing before binding if they are unusable), binds, prints
+/// Loads certificates (failing before binding if they are unusable or not valid now), binds, prints
 /// `listening on ADDR`, serves until SIGTERM/SIGINT, then drains. A second signal aborts
 /// the drain.
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let config = args.injector.to_config()?;
     let initial = tls::load_pair(&args.tls_cert, &args.tls_key)?;
+    tls::check_valid_at(&initial, &args.tls_cert, &args.tls_key, tls::unix_now())?;
     let metrics = Arc::new(Metrics::new());
     metrics.cert_expiry.set(initial.not_after);
     tracing::info!(serial = %initial.serial, not_after = initial.not_after, "loaded TLS certificate");

@@ -8,25 +8,18 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::CertificateDer;
 use serde_json::Value;
 use stand_in::process::Process;
-use stand_in::webhook_process::{Pair, Pki, SecretDir, Server, connect};
+use stand_in::webhook_process::{
+    Pair, Pki, SecretDir, Server, admission_fixture, connect, request,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const BODY_LIMIT: usize = 1024 * 1024;
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/data/admission/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 fn spawn_server(secret: &SecretDir) -> Server {
     spawn_server_with(secret, &[])
@@ -56,40 +49,6 @@ fn served_cert(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {
     tls.get_ref().1.peer_certificates().unwrap()[0]
         .clone()
         .into_owned()
-}
-
-/// One request over a fresh connection, HTTP/2 when `h2` was negotiated.
-async fn request(
-    tls: TlsStream<TcpStream>,
-    method: &str,
-    path: &str,
-    body: Vec<u8>,
-) -> (u16, Vec<u8>) {
-    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    let req = Request::builder()
-        .method(method)
-        .uri(format!("https://localhost{path}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let io = TokioIo::new(tls);
-    let res = if h2 {
-        let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        send.send_request(req).await.unwrap()
-    } else {
-        let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
-        tokio::spawn(conn);
-        let mut req = req;
-        req.headers_mut()
-            .insert("host", "localhost".parse().unwrap());
-        send.send_request(req).await.unwrap()
-    };
-    let status = res.status().as_u16();
-    let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
-    (status, body)
 }
 
 async fn post_review(server: &Server, pki: &Pki, body: Vec<u8>) -> (u16, Value) {
@@ -130,7 +89,7 @@ async fn serves_reviews_over_tls12_tls13_and_http2() {
     let pair = pki.issue();
     let secret = SecretDir::new(&pair);
     let server = spawn_server(&secret);
-    let review = fixture("create-job");
+    let review = admission_fixture("create-job");
     let uid = serde_json::from_slice::<Value>(&review).unwrap()["request"]["uid"].clone();
 
     for (version, alpn) in [
@@ -188,7 +147,7 @@ async fn bad_bodies_get_the_right_answer_and_the_server_keeps_serving() {
     let secret = SecretDir::new(&pki.issue());
     let server = spawn_server(&secret);
 
-    let (status, out) = post_review(&server, &pki, fixture("malformed")).await;
+    let (status, out) = post_review(&server, &pki, admission_fixture("malformed")).await;
     assert_eq!(status, 200);
     assert_eq!(out["response"]["allowed"], false);
     assert_eq!(out["response"]["status"]["reason"], "InvalidRequest");
@@ -196,7 +155,7 @@ async fn bad_bodies_get_the_right_answer_and_the_server_keeps_serving() {
     expect_refused(
         &server,
         &pki,
-        fixture("not-a-review"),
+        admission_fixture("not-a-review"),
         "expected kind AdmissionReview",
     )
     .await;
@@ -204,7 +163,7 @@ async fn bad_bodies_get_the_right_answer_and_the_server_keeps_serving() {
     expect_refused(
         &server,
         &pki,
-        fixture("create-job-bad-annotation"),
+        admission_fixture("create-job-bad-annotation"),
         "max-wait-seconds",
     )
     .await;
@@ -212,7 +171,7 @@ async fn bad_bodies_get_the_right_answer_and_the_server_keeps_serving() {
     let (status, _) = post_review(&server, &pki, vec![b' '; BODY_LIMIT + 1]).await;
     assert_eq!(status, 413);
 
-    let (status, out) = post_review(&server, &pki, fixture("create-job")).await;
+    let (status, out) = post_review(&server, &pki, admission_fixture("create-job")).await;
     assert_eq!(status, 200);
     assert_eq!(out["response"]["allowed"], true);
 
@@ -311,7 +270,7 @@ async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
     let pki = Pki::new();
     let secret = SecretDir::new(&pki.issue());
     let mut server = spawn_server(&secret);
-    let body = fixture("create-job");
+    let body = admission_fixture("create-job");
 
     // Start a request and send only half its body.
     let mut tls = connect(
@@ -511,7 +470,32 @@ async fn slow_clients_are_cut_off_and_the_server_keeps_serving() {
         .unwrap();
     assert_eq!(&head, b"HTTP/1.1 408");
 
-    let (status, out) = post_review(&server, &pki, fixture("create-job")).await;
+    let (status, out) = post_review(&server, &pki, admission_fixture("create-job")).await;
     assert_eq!(status, 200);
     assert_eq!(out["response"]["allowed"], true);
+}
+
+/// A uid is the client's text: with a newline in it, the text log format must still write
+/// one line (escaped), never a second line the client wrote.
+#[tokio::test]
+async fn text_logs_escape_control_characters_from_requests() {
+    let pki = Pki::new();
+    let secret = SecretDir::new(&pki.issue());
+    let server = spawn_server(&secret);
+    let mut review: Value = serde_json::from_slice(&admission_fixture("create-job")).unwrap();
+    review["request"]["uid"] = "abc\nFORGED INFO admission review uid=\u{1b}[31mred".into();
+    let (status, out) = post_review(&server, &pki, serde_json::to_vec(&review).unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(out["response"]["uid"], review["request"]["uid"]);
+
+    let line = server.wait_for_log(&["admission review", "uid=abc"], TIMEOUT);
+    assert!(
+        line.contains(r"uid=abc\nFORGED INFO admission review uid=\u{1b}[31mred"),
+        "{line}"
+    );
+    let logs = server.logs.text();
+    assert!(
+        !logs.lines().any(|l| l.starts_with("FORGED")),
+        "a forged line was written:\n{logs}"
+    );
 }

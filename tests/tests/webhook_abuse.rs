@@ -26,7 +26,8 @@ const REVIEW_DEADLINE: Duration = Duration::from_secs(5);
 
 const IDLE_CONNECTIONS: usize = 1_000;
 const LARGE_STREAMS: usize = 100;
-const STREAMS_PER_CONNECTION: usize = 25;
+/// Within the server's limit of 8 streams per connection.
+const STREAMS_PER_CONNECTION: usize = 5;
 const LARGE_BODY: usize = 3_000_000;
 const SLOWLORIS: usize = 100;
 

@@ -38,11 +38,13 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024 + 64 * 1024;
 pub const DEFAULT_MAX_BODY_MEMORY_BYTES: usize = 32 * 1024 * 1024;
 
 /// Default `--max-connections`.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 /// HTTP/2 streams one connection may have open at once. Bodies are bounded by the shared
-/// budget whatever this is; it bounds the per-stream state a single connection can pin.
-pub const MAX_CONCURRENT_STREAMS: u32 = 32;
+/// budget whatever this is; it bounds what else one connection can pin (stream state, and
+/// answers a client does not read). The API server opens another connection when it needs
+/// more.
+pub const MAX_CONCURRENT_STREAMS: u32 = 8;
 
 /// Largest request head: the HTTP/1.1 read buffer and the HTTP/2 header list. Also the
 /// HTTP/2 flow-control windows, so what one connection can buffer before the handler

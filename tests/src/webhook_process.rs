@@ -7,7 +7,8 @@
 //! `serve` on a free loopback port and reads the address from its `listening on ADDR` line
 //! (bounded), captures its stderr lines as they arrive ([`Server::wait_for_log`]) and waits
 //! (bounded) for its exit; [`connect`] opens a TLS connection to it, [`request`] sends one
-//! request over it, [`closed_within`] waits for the server to close it, and
+//! request over it, [`closed_within`] waits for the server to close it,
+//! [`post_head_until_continue`] and [`read_status`] speak HTTP/1.1 by hand, and
 //! [`unfinished_post`] starts an HTTP/2 request whose body never ends.
 
 use std::io::{BufRead, BufReader};
@@ -24,7 +25,7 @@ use hyper::body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SerialNumber};
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
@@ -344,6 +345,39 @@ pub async fn closed_within<S: AsyncRead + Unpin>(stream: &mut S, within: Duratio
     })
     .await
     .is_ok()
+}
+
+/// Sends the head of `POST /mutate` announcing `content_length` body bytes with
+/// `Expect: 100-continue`, and waits (bounded) for `100 Continue`: the server has read the head
+/// and waits for the body, so the request is in progress.
+pub async fn post_head_until_continue(
+    tls: &mut TlsStream<TcpStream>,
+    content_length: usize,
+    timeout: Duration,
+) {
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: {content_length}\r\n\r\n"
+    );
+    tls.write_all(head.as_bytes())
+        .await
+        .expect("write the head");
+    tls.flush().await.expect("flush the head");
+    let mut interim = [0u8; 25];
+    tokio::time::timeout(timeout, tls.read_exact(&mut interim))
+        .await
+        .expect("no 100 Continue")
+        .expect("read 100 Continue");
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+/// Waits (bounded) for the start of an HTTP/1.1 answer and returns it, e.g. `HTTP/1.1 408`.
+pub async fn read_status(tls: &mut TlsStream<TcpStream>, timeout: Duration) -> String {
+    let mut status = [0u8; 12];
+    tokio::time::timeout(timeout, tls.read_exact(&mut status))
+        .await
+        .expect("no answer")
+        .expect("read the status line");
+    String::from_utf8_lossy(&status).into_owned()
 }
 
 /// A request body the test feeds chunk by chunk.

@@ -12,7 +12,8 @@ use rustls::pki_types::CertificateDer;
 use serde_json::Value;
 use stand_in::process::Process;
 use stand_in::webhook_process::{
-    Pair, Pki, SecretDir, Server, admission_fixture, connect, request,
+    Pair, Pki, SecretDir, Server, admission_fixture, connect, post_head_until_continue,
+    read_status, request,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -281,18 +282,7 @@ async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
     .unwrap();
     // `expect: 100-continue`: the interim answer shows the server has parsed the head and
     // is reading the body, so the request is in flight before SIGTERM is sent.
-    let head = format!(
-        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    tls.write_all(head.as_bytes()).await.unwrap();
-    tls.flush().await.unwrap();
-    let mut interim = [0u8; 25];
-    tokio::time::timeout(TIMEOUT, tls.read_exact(&mut interim))
-        .await
-        .expect("no 100 Continue")
-        .unwrap();
-    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    post_head_until_continue(&mut tls, body.len(), TIMEOUT).await;
     let (first, rest) = body.split_at(body.len() / 2);
     tls.write_all(first).await.unwrap();
     tls.flush().await.unwrap();
@@ -463,12 +453,7 @@ async fn slow_clients_are_cut_off_and_the_server_keeps_serving() {
     .await
     .unwrap();
     tls.flush().await.unwrap();
-    let mut head = [0u8; 12];
-    tokio::time::timeout(TIMEOUT, tls.read_exact(&mut head))
-        .await
-        .expect("no answer to a stalled body")
-        .unwrap();
-    assert_eq!(&head, b"HTTP/1.1 408");
+    assert_eq!(read_status(&mut tls, TIMEOUT).await, "HTTP/1.1 408");
 
     let (status, out) = post_review(&server, &pki, admission_fixture("create-job")).await;
     assert_eq!(status, 200);

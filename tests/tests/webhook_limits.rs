@@ -10,23 +10,29 @@ use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use stand_in::webhook_process::{
-    Pki, SecretDir, Server, admission_fixture, closed_within, connect, request, unfinished_post,
+    Pki, SecretDir, Server, admission_fixture, closed_within, connect, post_head_until_continue,
+    read_status, request, unfinished_post,
 };
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-fn start(secret: &SecretDir, extra: &[&str]) -> Server {
+/// A CA, a pair it issued in a Secret-style directory, and `serve` on it with `extra` flags
+/// (the directory lives as long as the server needs it).
+fn start(extra: &[&str]) -> (Pki, SecretDir, Server) {
+    let pki = Pki::new();
+    let secret = SecretDir::new(&pki.issue());
     let mut args = vec!["--log-format", "text"];
     args.extend_from_slice(extra);
-    Server::start(
+    let server = Server::start(
         &stand_in::bin::path("status-reporter-webhook"),
-        secret,
+        &secret,
         &args,
         TIMEOUT,
-    )
+    );
+    (pki, secret, server)
 }
 
 fn config(pki: &Pki, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
@@ -65,23 +71,21 @@ const CLOSED_WITHIN: Duration = Duration::from_secs(5);
 
 #[tokio::test]
 async fn connections_that_send_no_request_are_closed_after_the_header_read_timeout() {
-    let pki = Pki::new();
-    let secret = SecretDir::new(&pki.issue());
-    let server = start(&secret, &["--header-read-timeout-seconds", "1"]);
+    let (pki, _secret, server) = start(&["--header-read-timeout-seconds", "1"]);
 
-    // TCP only: the TLS handshake never starts (or stops halfway).
-    let mut no_handshake = TcpStream::connect(server.addr).await.unwrap();
+    // TCP only: the TLS handshake never starts, or stops halfway.
+    let no_handshake = TcpStream::connect(server.addr).await.unwrap();
     let mut half_handshake = TcpStream::connect(server.addr).await.unwrap();
     half_handshake
         .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
         .await
         .unwrap();
-    // Handshaken, then nothing: HTTP/1.1, HTTP/2 without and with the preface.
-    let mut h1_silent = tls(&server, &pki, b"http/1.1").await;
-    let mut h2_silent = tls(&server, &pki, b"h2").await;
+    // Handshaken, then nothing: HTTP/1.1, HTTP/2 without and with the preface; and an
+    // HTTP/1.1 request head that never ends.
+    let h1_silent = tls(&server, &pki, b"http/1.1").await;
+    let h2_silent = tls(&server, &pki, b"h2").await;
     let mut h2_preface = tls(&server, &pki, b"h2").await;
     h2_preface.write_all(H2_PREFACE_AND_SETTINGS).await.unwrap();
-    // HTTP/1.1 with a request head that never ends.
     let mut h1_partial = tls(&server, &pki, b"http/1.1").await;
     h1_partial
         .write_all(b"POST /mutate HTTP/1.1\r\nhost: localhost\r\n")
@@ -89,30 +93,20 @@ async fn connections_that_send_no_request_are_closed_after_the_header_read_timeo
         .unwrap();
 
     let started = Instant::now();
-    assert!(
-        closed_within(&mut no_handshake, CLOSED_WITHIN).await,
-        "no TLS handshake"
-    );
-    assert!(
-        closed_within(&mut half_handshake, CLOSED_WITHIN).await,
-        "half a TLS handshake"
-    );
-    assert!(
-        closed_within(&mut h1_silent, CLOSED_WITHIN).await,
-        "HTTP/1.1, nothing sent"
-    );
-    assert!(
-        closed_within(&mut h2_silent, CLOSED_WITHIN).await,
-        "HTTP/2, nothing sent"
-    );
-    assert!(
-        closed_within(&mut h2_preface, CLOSED_WITHIN).await,
-        "HTTP/2, preface only"
-    );
-    assert!(
-        closed_within(&mut h1_partial, CLOSED_WITHIN).await,
-        "HTTP/1.1, partial head"
-    );
+    let connections: [(&str, Box<dyn AsyncRead + Unpin + Send>); 6] = [
+        ("no TLS handshake", Box::new(no_handshake)),
+        ("half a TLS handshake", Box::new(half_handshake)),
+        ("HTTP/1.1, nothing sent", Box::new(h1_silent)),
+        ("HTTP/2, nothing sent", Box::new(h2_silent)),
+        ("HTTP/2, preface only", Box::new(h2_preface)),
+        ("HTTP/1.1, partial head", Box::new(h1_partial)),
+    ];
+    for (what, mut stream) in connections {
+        assert!(
+            closed_within(&mut stream, CLOSED_WITHIN).await,
+            "{what}: still open"
+        );
+    }
     assert!(started.elapsed() < CLOSED_WITHIN, "{:?}", started.elapsed());
 
     review_is_injected(&server, &pki, b"h2").await;
@@ -122,29 +116,14 @@ async fn connections_that_send_no_request_are_closed_after_the_header_read_timeo
 /// Continue`), which never comes.
 async fn busy_connection(server: &Server, pki: &Pki) -> TlsStream<TcpStream> {
     let mut tls = tls(server, pki, b"http/1.1").await;
-    tls.write_all(
-        b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: 100\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    tls.flush().await.unwrap();
-    let mut interim = [0u8; 25];
-    tokio::time::timeout(TIMEOUT, tls.read_exact(&mut interim))
-        .await
-        .expect("no 100 Continue")
-        .unwrap();
-    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    post_head_until_continue(&mut tls, 100, TIMEOUT).await;
     tls
 }
 
 #[tokio::test]
 async fn at_the_connection_limit_idle_connections_make_room_and_busy_ones_refuse_the_rest() {
-    let pki = Pki::new();
-    let secret = SecretDir::new(&pki.issue());
-    let server = start(
-        &secret,
-        &["--max-connections", "3", "--request-timeout-seconds", "3"],
-    );
+    let (pki, _secret, server) =
+        start(&["--max-connections", "3", "--request-timeout-seconds", "3"]);
 
     // Three idle connections fill the table; a fourth takes the place of the oldest.
     let mut oldest = tls(&server, &pki, b"http/1.1").await;
@@ -172,12 +151,7 @@ async fn at_the_connection_limit_idle_connections_make_room_and_busy_ones_refuse
 
     // Once the requests time out (408), there is room again.
     for mut tls in busy {
-        let mut head = [0u8; 12];
-        tokio::time::timeout(TIMEOUT, tls.read_exact(&mut head))
-            .await
-            .expect("no answer to a stalled body")
-            .unwrap();
-        assert_eq!(&head, b"HTTP/1.1 408");
+        assert_eq!(read_status(&mut tls, TIMEOUT).await, "HTTP/1.1 408");
     }
     let (status, metrics) = request(
         tls(&server, &pki, b"http/1.1").await,
@@ -198,9 +172,7 @@ async fn at_the_connection_limit_idle_connections_make_room_and_busy_ones_refuse
 
 #[tokio::test]
 async fn expect_continue_over_the_body_limit_gets_413_at_once() {
-    let pki = Pki::new();
-    let secret = SecretDir::new(&pki.issue());
-    let server = start(&secret, &["--max-body-bytes", "1000"]);
+    let (pki, _secret, server) = start(&["--max-body-bytes", "1000"]);
     let mut tls = tls(&server, &pki, b"http/1.1").await;
     tls.write_all(
         b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: 1001\r\n\r\n",
@@ -218,18 +190,13 @@ async fn expect_continue_over_the_body_limit_gets_413_at_once() {
 
 #[tokio::test]
 async fn large_bodies_beyond_the_memory_budget_get_503_and_small_reviews_still_pass() {
-    let pki = Pki::new();
-    let secret = SecretDir::new(&pki.issue());
     // Budget 12 MiB: a large pool of 9 MiB holds three bodies of 3 MiB, not four.
-    let server = start(
-        &secret,
-        &[
-            "--max-body-bytes",
-            "3145728",
-            "--max-body-memory-bytes",
-            "12582912",
-        ],
-    );
+    let (pki, _secret, server) = start(&[
+        "--max-body-bytes",
+        "3145728",
+        "--max-body-memory-bytes",
+        "12582912",
+    ]);
     let io = TokioIo::new(tls(&server, &pki, b"h2").await);
     let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
         .await
@@ -270,9 +237,7 @@ fn h2_get_healthz() -> Vec<u8> {
 
 #[tokio::test]
 async fn sigterm_closes_idle_keep_alive_connections_at_once() {
-    let pki = Pki::new();
-    let secret = SecretDir::new(&pki.issue());
-    let mut server = start(&secret, &["--drain-timeout-seconds", "20"]);
+    let (pki, _secret, mut server) = start(&["--drain-timeout-seconds", "20"]);
 
     // An HTTP/1.1 and an HTTP/2 connection, each idle after two requests, and one that
     // never sent anything.

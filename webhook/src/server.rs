@@ -377,3 +377,72 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    /// The first limit `serve` would refuse with these flags.
+    fn refused(flags: &[&str]) -> Option<String> {
+        let args = Cli::try_parse_from(std::iter::once("serve").chain(flags.iter().copied()))
+            .expect("flags parse")
+            .serve;
+        let error = args
+            .body_limits()
+            .err()
+            .or(args.timeouts().err())
+            .or(args.connection_limit().err());
+        error.map(|e| e.to_string())
+    }
+
+    #[test]
+    fn limits_that_cannot_work_are_refused_naming_the_flag_and_what_is_accepted() {
+        assert_eq!(refused(&[]), None, "the defaults work");
+        for (flags, expected) in [
+            (&["--max-connections", "0"][..], "--max-connections=\"0\""),
+            (&["--max-body-bytes", "0"], "--max-body-bytes=\"0\""),
+            (
+                &["--header-read-timeout-seconds", "0"],
+                "--header-read-timeout-seconds",
+            ),
+            (
+                &["--request-timeout-seconds", "0"],
+                "--request-timeout-seconds",
+            ),
+            // Three quarters of 4 MiB cannot hold a 3 MiB + 64 KiB body.
+            (
+                &["--max-body-memory-bytes", "4194304"],
+                "--max-body-memory-bytes=\"4194304\"; accepted: 4281686 to 4294967295 bytes",
+            ),
+            (
+                &[
+                    "--max-body-bytes",
+                    "1000",
+                    "--max-body-memory-bytes",
+                    "200000",
+                ],
+                "accepted: 262144 to",
+            ),
+        ] {
+            let error = refused(flags).unwrap_or_else(|| panic!("{flags:?} was accepted"));
+            assert!(error.contains(expected), "{flags:?}: {error}");
+        }
+        assert_eq!(
+            refused(&[
+                "--max-body-bytes",
+                "1000",
+                "--max-body-memory-bytes",
+                "262144"
+            ]),
+            None
+        );
+    }
+}

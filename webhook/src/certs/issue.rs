@@ -55,6 +55,8 @@ pub fn issue(
     existing_ca: Option<&CaPem>,
     now: Timestamp,
 ) -> Result<Issued> {
+    // X.509 times are whole seconds; so are the times reported from here.
+    let now = Timestamp::from_second(now.as_second())?;
     let not_before = now.checked_sub(CLOCK_SKEW)?;
     let not_after = days_after(now, args.days)?;
 
@@ -151,5 +153,28 @@ fn bad_ca(args: &CertsArgs, reason: String) -> CertsError {
     CertsError::BadCa {
         dir: args.out_dir.clone(),
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_is_whole_seconds_from_the_clock_given() {
+        let args = CertsArgs::from_flags(["--days", "30"]).unwrap();
+        let now: Timestamp = "2026-11-30T10:20:30.999Z".parse().unwrap();
+        let issued = issue(&args, &["svc.ns.svc".to_owned()], None, now).unwrap();
+        assert_eq!(issued.not_after.to_string(), "2026-12-30T10:20:30Z");
+        let (_, pem) = x509_parser::pem::parse_x509_pem(issued.tls_cert.as_bytes()).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        assert_eq!(
+            cert.validity().not_before.timestamp(),
+            now.as_second() - 5 * 60
+        );
+        assert_eq!(
+            cert.validity().not_after.timestamp(),
+            issued.not_after.as_second()
+        );
     }
 }

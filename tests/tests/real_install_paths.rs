@@ -589,33 +589,74 @@ async fn the_policy_paths_guard_refuses_what_the_policy_left_alone_with_its_mess
 }
 
 #[tokio::test]
-async fn without_its_settings_the_policy_leaves_every_job_alone_and_the_guard_refuses_opted_in_ones()
- {
+async fn with_its_settings_missing_or_unusable_the_policy_injects_nothing_and_the_guard_says_so() {
+    // Not an API server error for everybody's Jobs (parameterNotFoundAction Deny), nor this
+    // policy's whole CEL as the message of a failed evaluation: the policy injects nothing,
+    // every plain Job is admitted, and the guard refuses the opted-in ones naming the settings.
     let cluster = Cluster::admission();
     starts_plain(&cluster);
     let policy = InstalledAdmission::apply_kustomization(&cluster, &policy_overlay());
-    let (ok, _, err) = cluster.kubectl_run(
-        &[
-            "delete",
-            "configmap",
-            "-n",
-            SYSTEM,
-            "status-reporter-policy",
-            "--wait",
-        ],
-        None,
-    );
-    assert!(ok, "delete the policy's ConfigMap: {err}");
-    cluster
-        .settle_admission(|a| matches!(a, Admission::Refused(m) if is_guard_refusal(m)))
-        .unwrap_or_else(|now| panic!("without the ConfigMap an opted-in Job is {now:?}"));
-    // Everybody else's Jobs are not refused for a missing setting of ours.
-    let namespaces = namespaces(&cluster, "no-settings").await;
-    let plain = case("not-annotated", Expect::Unchanged).job("no-settings", &namespaces);
-    let stored = namespaces
-        .create_template(&plain, "a plain Job without the policy's ConfigMap")
-        .await;
-    assert_eq!(injection_marks(&stored), Vec::<String>::new());
+    let namespaces = namespaces(&cluster, "settings").await;
+    let configmap = policy_overlay().join("configmap.yaml");
+    let restore = || {
+        let (ok, _, err) =
+            cluster.kubectl_run(&["apply", "-f", &configmap.to_string_lossy()], None);
+        assert!(ok, "apply {}: {err}", configmap.display());
+        cluster.expect_admission("with its ConfigMap", Admission::is_injected);
+    };
+    // How each breaks the settings: deleted, or a patch (type, patch).
+    let breakages = [
+        ("no ConfigMap", None),
+        (
+            "a missing key",
+            Some((
+                "json",
+                r#"[{"op": "remove", "path": "/data/REPORTER_CPU_LIMIT"}]"#,
+            )),
+        ),
+        (
+            "a bad quantity",
+            Some(("merge", r#"{"data": {"REPORTER_MEMORY_LIMIT": "lots"}}"#)),
+        ),
+        (
+            "an unknown sidecar mode",
+            Some(("merge", r#"{"data": {"SIDECAR_MODE": "sideways"}}"#)),
+        ),
+    ];
+    for (i, (what, patch)) in breakages.into_iter().enumerate() {
+        restore();
+        let type_flag;
+        let mut args = vec!["-n", SYSTEM];
+        match patch {
+            None => args.extend(["delete", "configmap", "status-reporter-policy"]),
+            Some((kind, patch)) => {
+                type_flag = format!("--type={kind}");
+                args.extend([
+                    "patch",
+                    "configmap",
+                    "status-reporter-policy",
+                    &type_flag,
+                    "-p",
+                    patch,
+                ]);
+            }
+        }
+        let (ok, _, err) = cluster.kubectl_run(&args, None);
+        assert!(ok, "{what}: kubectl {args:?}: {err}");
+        cluster
+            .settle_admission(|a| {
+                matches!(a, Admission::Refused(m) if is_guard_refusal(m)
+                    && m.contains("ConfigMap status-reporter-system/status-reporter-policy"))
+            })
+            .unwrap_or_else(|now| panic!("{what}: an opted-in Job is {now:?}"));
+        let mut plain = case("not-annotated", Expect::Unchanged).job("settings", &namespaces);
+        plain["metadata"]["name"] = json!(format!("plain-{i}"));
+        let stored = namespaces
+            .create_template(&plain, &format!("a plain Job with {what}"))
+            .await;
+        assert_eq!(injection_marks(&stored), Vec::<String>::new(), "{what}");
+    }
+    restore();
     policy.remove();
 }
 

@@ -16,7 +16,7 @@ use stand_in::control_plane::helm::{self, HelmRelease};
 use stand_in::control_plane::objects::{list, yaml_docs};
 use stand_in::control_plane::stored::{differences, json_objects, object_differences};
 use stand_in::control_plane::webhook::{InstalledWebhook, manifests};
-use stand_in::control_plane::{AdmissionGuard, Cluster};
+use stand_in::control_plane::{AdmissionGuard, Cluster, Release};
 
 const INJECT: &str = "status-reporter.hyperfleet.io/inject";
 const STATUS: &str = "status-reporter.hyperfleet.io/status";
@@ -350,7 +350,14 @@ fn install_webhook<'a>(
     (webhook, tracked)
 }
 
+/// The test may begin: the release serves the admission policy and Helm is built for it, and
+/// no other install is left in the admission chain.
 fn starts_plain(cluster: &Cluster) {
+    assert_eq!(
+        cluster.release,
+        Release::Current,
+        "the install paths need Kubernetes >= 1.36 (MutatingAdmissionPolicy v1) and Helm, which only the current release's build has"
+    );
     cluster.expect_admission(
         "before the test (left over by another?)",
         Admission::is_plain,

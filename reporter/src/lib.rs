@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod check_result;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -42,13 +42,7 @@ fn sidecar(cfg: Config) -> anyhow::Result<i32> {
         .context("starting the async runtime")?;
     rt.block_on(async move {
         let signals = shutdown::Signals::install();
-        let mut kube_config = kube::Config::infer()
-            .await
-            .map_err(|e| status_reporter::Error::KubeConfig(e.to_string()))?;
-        // We retry ourselves, bounded; kube's default policy could wait far past the grace period.
-        kube_config.default_retry = false;
-        let client = kube::Client::try_from(kube_config)
-            .map_err(|e| status_reporter::Error::KubeConfig(e.to_string()))?;
+        let client = status_reporter::client::connect().await?;
         Ok(run::run(
             cfg,
             client,

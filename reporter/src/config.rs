@@ -50,6 +50,10 @@ pub struct RawConfig {
     /// Name of this pod (required; downward API `metadata.name`).
     #[arg(long, env = Setting::PodName.env())]
     pub pod_name: Option<String>,
+    /// The Job's uid (downward API label `batch.kubernetes.io/controller-uid`); when set, nothing
+    /// is written to a Job of that name with another uid [default: unset, no check].
+    #[arg(long, env = Setting::JobUid.env())]
+    pub job_uid: Option<String>,
     /// Absolute path of the adapter result file; its directory is not a system directory.
     #[arg(long, env = Setting::ResultsPath.env(), default_value = Setting::ResultsPath.default_value())]
     pub results_path: Option<String>,
@@ -99,6 +103,8 @@ pub struct Config {
     pub namespace: String,
     /// This pod.
     pub pod_name: String,
+    /// The Job's uid, if injected: a Job of that name with another uid is not ours.
+    pub job_uid: Option<String>,
     /// Result file.
     pub results_path: PathBuf,
     /// Poll interval for the fallback poller.
@@ -177,6 +183,7 @@ impl Config {
         let pod_name = value(&raw.pod_name);
         let pod_name =
             validate::pod_name(pod_name).map_err(|e| invalid(Setting::PodName, e, pod_name))?;
+        let job_uid = value(&raw.job_uid).map(str::to_owned);
         let (poll, max_wait) = (
             value(&raw.poll_interval_seconds),
             value(&raw.max_wait_time_seconds),
@@ -223,6 +230,7 @@ impl Config {
             job_name,
             namespace,
             pod_name,
+            job_uid,
             results_path: PathBuf::from(results_path),
             poll_interval: Duration::from_secs(timing.poll_interval_seconds),
             max_wait: Duration::from_secs(timing.max_wait_seconds),
@@ -262,6 +270,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.adapter_container, None);
         assert_eq!(c.mode, SidecarMode::Classic);
+        assert_eq!(c.job_uid, None);
     }
 
     #[test]
@@ -274,6 +283,7 @@ mod tests {
         r.condition_type = Some(" DNSReady ".into());
         r.adapter_container_name = Some(" adapter ".into());
         r.sidecar_mode = Some(" native ".into());
+        r.job_uid = Some(" 6e2f7c1a-0d4b-4a53-9c55-7b8a1f0d3e21 ".into());
         r.log_level = Some("DEBUG".into());
         r.log_format = Some("json".into());
         r.results_path = Some(" /out/r.json ".into());
@@ -285,6 +295,10 @@ mod tests {
         assert_eq!(c.condition_type, "DNSReady");
         assert_eq!(c.adapter_container.as_deref(), Some("adapter"));
         assert_eq!(c.mode, SidecarMode::Native);
+        assert_eq!(
+            c.job_uid.as_deref(),
+            Some("6e2f7c1a-0d4b-4a53-9c55-7b8a1f0d3e21")
+        );
         assert_eq!(c.log_level, LogLevel::Debug);
         assert_eq!(c.log_format, LogFormat::Json);
         // Whitespace-only counts as unset: default applies.

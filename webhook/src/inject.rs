@@ -457,6 +457,10 @@ impl<'a> Plan<'a> {
             ),
             field_env(Setting::JobNamespace.env(), "metadata.namespace"),
             field_env(Setting::PodName.env(), "metadata.name"),
+            field_env(
+                Setting::JobUid.env(),
+                &format!("metadata.labels['{}']", contract::JOB_UID_LABEL),
+            ),
             plain_env(Setting::AdapterContainer.env(), self.adapter_name),
             plain_env(Setting::SidecarMode.env(), self.mode.as_str()),
             plain_env(Setting::ResultsPath.env(), &self.results_path),

@@ -4,7 +4,8 @@
 //! Pure core ([`outcome`], [`aggregate`], [`attempt`], [`job_shape`], [`result_file`],
 //! [`job_status::upsert_condition`], [`config`], and the shared `contract` crate: settings, their
 //! rules, the result-file contract) with a thin I/O shell ([`run`], [`report`], [`api`],
-//! [`pods`], [`pod_watch`], [`result_watch`], [`read_result`], [`shutdown`]).
+//! [`pods`], [`pod_watch`], [`result_watch`], [`read_result`], [`shutdown`]); and [`wait`], the
+//! consumers' side: block until a Job's condition is final.
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
@@ -28,5 +29,6 @@ pub mod result_file;
 pub mod result_watch;
 pub mod run;
 pub mod shutdown;
+pub mod wait;
 
 pub use error::{Error, Result};

@@ -38,7 +38,10 @@ fn reporter_containers(pod_spec: &Value) -> usize {
 
 /// `kubectl create -f -` of one object; returns (success, stderr).
 fn kubectl_create(cluster: &Cluster, obj: &Value) -> (bool, String) {
-    let (ok, _, err) = cluster.kubectl_run(&["create", "-f", "-"], Some(&list(&[obj.clone()])));
+    let (ok, _, err) = cluster.kubectl_run(
+        &["create", "-f", "-"],
+        Some(&list(std::slice::from_ref(obj))),
+    );
     (ok, err)
 }
 

@@ -227,18 +227,18 @@ pub async fn run(
                     change: Change::Updated,
                     condition,
                 } => {
-                    tracing::info!(condition_type = %cfg.condition_type, status = %condition.status, reason = %condition.reason, condition_message = %condition.message, requests, "job status updated");
+                    tracing::info!(condition_type = %cfg.condition_type, status = %condition.status, reason = %condition.reason, condition_message = %condition.message, requests, "reported: job status updated");
                 }
                 Reported::Written { .. } => {
-                    tracing::info!(condition_type = %cfg.condition_type, requests, "condition already present; nothing to write");
+                    tracing::info!(condition_type = %cfg.condition_type, requests, "reported: condition already present; nothing to write");
                 }
                 Reported::Superseded { newer } => {
-                    tracing::info!(newer = %newer, requests, "a newer attempt of this Job owns its condition (this pod was superseded); outcome recorded on the pod and in the Event only");
+                    tracing::info!(newer = %newer, requests, "reported: superseded by a newer attempt of this Job, which owns its condition; outcome recorded on the pod and in the Event only");
                 }
                 Reported::Suspended => {
                     tracing::info!(
                         requests,
-                        "the Job is suspended (its pods were deleted for that); nothing written: the resumed Job's pods report"
+                        "reported: nothing, the Job is suspended (its pods were deleted for that); the resumed Job's pods report"
                     );
                 }
             }

@@ -18,6 +18,7 @@ pub mod adapter;
 mod binaries;
 mod cluster;
 mod components;
+pub mod job_pods;
 pub mod kubelet;
 pub mod objects;
 mod pki;

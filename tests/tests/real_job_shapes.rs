@@ -7,7 +7,9 @@
 //! The Job controller waits 10 s before it retries a failed pod (its fixed first back-off), so
 //! the retry tests take that long.
 
+use std::io::Read;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -24,7 +26,8 @@ use stand_in::control_plane::job_pods::{
     wait_pod_condition,
 };
 use stand_in::control_plane::kubelet;
-use stand_in::reporter_process::Reporter;
+use stand_in::process::Process;
+use stand_in::reporter_process::{Reporter, reporter_vars};
 
 /// Long enough for the Job controller's 10 s retry back-off on a loaded machine.
 const WAIT: Duration = Duration::from_secs(90);
@@ -412,8 +415,23 @@ async fn start_shards(ns: &AdapterNamespace, pods: &[Pod]) -> Vec<Attempt> {
     shards
 }
 
+/// `status-reporter wait job/NAME -n NS -o json` with the admin kubeconfig (stdout piped).
+fn start_wait(ns: &AdapterNamespace, job: &str) -> Process {
+    let mut cmd = Command::new(stand_in::bin::path("status-reporter"));
+    for var in reporter_vars().chain(["WAIT_NAMESPACE", "WAIT_TIMEOUT", "WAIT_OUTPUT"]) {
+        cmd.env_remove(var);
+    }
+    cmd.env("KUBECONFIG", &Cluster::shared().kubeconfig)
+        .args(["wait", &format!("job/{job}"), "-n", &ns.name, "-o", "json"])
+        .args(["--timeout", "3m"])
+        .stdout(Stdio::piped());
+    Process::spawn(&mut cmd, "status-reporter wait")
+}
+
 /// ★ Indexed, `completions: 3`: 0 ✓, 1 ✓ → `Unknown 2/3`; 2 ✗ → `False index 2: …`; with
 /// `backoffLimitPerIndex: 1` index 2's retry (created by the real controller) succeeds → `True`.
+/// `status-reporter wait` follows it on the real API: progress on stderr (`False` is not final
+/// while the Job may retry), `True` on stdout, exit 0.
 #[tokio::test]
 async fn indexed_shards_aggregate_per_index_and_a_retried_index_counts_its_newest_attempt() {
     let ns = adapter_namespace(Cluster::shared(), "shards").await;
@@ -423,6 +441,7 @@ async fn indexed_shards_aggregate_per_index_and_a_retried_index_counts_its_newes
     let job = ns
         .create_job(shaped_job("shards", "native", &[], spec))
         .await;
+    let mut waiting = start_wait(&ns, "shards");
     let pods = job_pods(&ns.client, &ns.name, &uid(&job), 3, WAIT).await;
     let mut shards = start_shards(&ns, &pods).await.into_iter();
     let (s0, s1, s2) = (
@@ -485,6 +504,28 @@ async fn indexed_shards_aggregate_per_index_and_a_retried_index_counts_its_newes
         condition(j, "Complete").is_some()
     })
     .await;
+
+    let code = waiting.wait_exit(WAIT).code();
+    let mut out = String::new();
+    if let Some(mut stdout) = waiting.take_stdout() {
+        stdout.read_to_string(&mut out).expect("wait's stdout");
+    }
+    let progress = waiting.logs.text();
+    assert_eq!(code, Some(0), "wait: stdout {out}; stderr:\n{progress}");
+    let answer: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(
+        (&answer["status"], &answer["message"], &answer["reported"]),
+        (
+            &json!("True"),
+            &json!("3/3 indexes succeeded: zone ok"),
+            &json!(true)
+        )
+    );
+    assert!(
+        progress.contains("Available=Unknown AwaitingResults: 2/3 indexes reported")
+            && progress.contains("Available=False ZoneMissing: index 2: zone c not found (the Job has not finished: a retry may still succeed)"),
+        "wait's progress:\n{progress}"
+    );
 }
 
 /// ★ Three reporters finishing at the same moment converge on the right aggregate: each

@@ -767,3 +767,45 @@ async fn a_pod_killed_at_the_jobs_deadline_reports_adapter_timeout_naming_it() {
     );
     a.stop();
 }
+
+/// docs/job-shapes.md's `podFailurePolicy` example on the real Job controller: in native mode an
+/// adapter that exits 42 after a failure result fails the Job at once (no retry, although
+/// `backoffLimit` allows three), with our `False` beside the controller's `Failed`.
+#[tokio::test]
+async fn a_pod_failure_policy_scoped_to_the_adapter_fails_the_job_at_once() {
+    let ns = adapter_namespace(Cluster::shared(), "policy").await;
+    let spec = json!({
+        "backoffLimit": 3,
+        "podFailurePolicy": {"rules": [
+            {"action": "FailJob", "onExitCodes": {"containerName": "adapter", "operator": "In", "values": [42]}},
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+        ]}
+    });
+    let job = ns
+        .create_job(shaped_job("policy", "native", &[], spec))
+        .await;
+    let pod = job_pods(&ns.client, &ns.name, &uid(&job), 1, WAIT)
+        .await
+        .remove(0);
+    let a = start(&ns, &pod).await;
+    a.adapter_writes(
+        &ns,
+        r#"{"status":"failure","reason":"DnsMissing","message":"no A record"}"#,
+        42,
+    )
+    .await;
+    wait_available(&ns, "policy", "False", "no A record").await;
+    a.end(&ns, "Failed").await;
+    let failed = ns
+        .wait_job("policy", "Failed", WAIT, |j| {
+            condition(j, "Failed").is_some()
+        })
+        .await;
+    assert_eq!(
+        condition(&failed, "Failed").and_then(|c| c.reason),
+        Some("PodFailurePolicy".into())
+    );
+    assert_eq!(available(&failed).1, "DnsMissing");
+    let pods = job_pods(&ns.client, &ns.name, &uid(&job), 1, WAIT).await;
+    assert_eq!(pods.len(), 1, "no retry");
+}

@@ -171,6 +171,7 @@ pub async fn report(ctx: &Context, outcome: Outcome, view: Option<&PodView>) -> 
         })
         .await?;
 
+    // `write_with` succeeded, so the decision ran and said what it did; `None` cannot remain.
     let reported = match reported {
         Some(Reported::Written { condition, .. }) => Reported::Written {
             condition,
@@ -237,6 +238,7 @@ async fn record(
         Ok(n) => (true, n),
         Err(e) => {
             tracing::warn!(error = %e, "the result is not recorded on the pod; the Job condition is written regardless");
+            // At least the one refused request.
             (false, 1)
         }
     }

@@ -10,7 +10,7 @@ use contract::{LogLevel, Setting, SidecarMode};
 
 use crate::error::{Error, Result};
 
-/// Command line: the sidecar (no subcommand) or `check-result FILE`.
+/// Command line: the sidecar (no subcommand), `check-result FILE` or `wait job/NAME`.
 #[derive(Debug, Parser)]
 #[command(
     name = "status-reporter",
@@ -35,6 +35,125 @@ pub enum Command {
         /// Path of the result file.
         file: PathBuf,
     },
+    /// Block until a Job's condition is final (one watch, no polling): prints progress
+    /// (`Unknown` aggregates, a `False` the Job may still retry) on stderr and the final
+    /// condition on stdout; exits 0 for True, 1 for False once the Job finished (or when it
+    /// failed without the condition), 3 on timeout, 2 on usage or access errors.
+    Wait(WaitArgs),
+}
+
+/// `wait`'s arguments as given (validated by [`WaitConfig::from_args`]).
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    /// The Job: job/NAME (also jobs/NAME, job.batch/NAME).
+    #[arg(value_name = "job/NAME")]
+    pub job: String,
+    /// Namespace of the Job [default: the kubeconfig context's namespace].
+    #[arg(short = 'n', long, env = "WAIT_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The condition type to wait for (the reporter's CONDITION_TYPE).
+    #[arg(long, env = Setting::ConditionType.env(), default_value = Setting::ConditionType.default_value())]
+    pub condition_type: String,
+    /// How long to wait, e.g. 90s, 10m, 1h30m (or ISO 8601, PT10M).
+    #[arg(long, env = "WAIT_TIMEOUT", default_value = "10m")]
+    pub timeout: String,
+    /// Output of the final condition on stdout: text or json.
+    #[arg(short = 'o', long, env = "WAIT_OUTPUT", default_value = "text")]
+    pub output: String,
+}
+
+/// `wait`'s output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutput {
+    /// One line: `Type=Status Reason: message`.
+    Text,
+    /// One JSON object (`schema/wait-output.schema.json`).
+    Json,
+}
+
+/// `wait`'s validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitConfig {
+    /// The Job's name.
+    pub job: String,
+    /// Its namespace; `None`: the kubeconfig context's.
+    pub namespace: Option<String>,
+    /// The condition type to wait for.
+    pub condition_type: String,
+    /// How long to wait.
+    pub timeout: Duration,
+    /// Output format.
+    pub output: WaitOutput,
+}
+
+/// A `wait` argument that is not acceptable: what was wrong and what is accepted.
+fn bad_wait(name: &'static str, problem: String) -> Error {
+    Error::Config { name, problem }
+}
+
+impl WaitConfig {
+    /// Validates `wait`'s arguments.
+    pub fn from_args(args: &WaitArgs) -> Result<WaitConfig> {
+        let target = args.job.trim();
+        let name = match target.split_once('/') {
+            Some(("job" | "jobs" | "job.batch" | "jobs.batch", name)) => name,
+            _ => {
+                return Err(bad_wait(
+                    "job/NAME",
+                    format!(
+                        "expected a Job as job/NAME (or jobs/NAME, job.batch/NAME), got: {target:?}"
+                    ),
+                ));
+            }
+        };
+        let job = validate::job_name(Some(name)).map_err(|why| {
+            bad_wait(
+                "job/NAME",
+                format!("the name must be {}, got: {name:?}", why.accepted()),
+            )
+        })?;
+        let namespace = match value(&args.namespace) {
+            None => None,
+            Some(ns) => Some(validate::job_namespace(Some(ns)).map_err(|why| {
+                bad_wait(
+                    "--namespace",
+                    format!("must be {}, got: {ns:?}", why.accepted()),
+                )
+            })?),
+        };
+        let condition_type = args.condition_type.trim();
+        let condition_type = validate::condition_type(Some(condition_type))
+            .map_err(|e| invalid(Setting::ConditionType, e, Some(condition_type)))?;
+        let text = args.timeout.trim();
+        let timeout = text
+            .parse::<jiff::SignedDuration>()
+            .ok()
+            .filter(|d| d.is_positive())
+            .and_then(|d| Duration::try_from(d).ok())
+            .ok_or_else(|| {
+                bad_wait(
+                    "--timeout",
+                    format!("must be a positive duration like 90s, 10m or 1h30m, got: {text:?}"),
+                )
+            })?;
+        let output = match args.output.trim().to_ascii_lowercase().as_str() {
+            "text" => WaitOutput::Text,
+            "json" => WaitOutput::Json,
+            other => {
+                return Err(bad_wait(
+                    "--output",
+                    format!("unknown format {other:?}; accepted: text, json"),
+                ));
+            }
+        };
+        Ok(WaitConfig {
+            job,
+            namespace,
+            condition_type,
+            timeout,
+            output,
+        })
+    }
 }
 
 /// Settings as given (untrimmed, unvalidated). Every flag also reads its env var; names and
@@ -475,5 +594,91 @@ mod tests {
         );
         let cli = Cli::try_parse_from(["status-reporter", "check-result", "/tmp/x.json"]).unwrap();
         assert!(matches!(cli.command, Some(Command::CheckResult { .. })));
+    }
+
+    fn wait(args: &[&str]) -> Result<WaitConfig> {
+        let cli = Cli::try_parse_from(["status-reporter", "wait"].iter().chain(args)).unwrap();
+        let Some(Command::Wait(args)) = cli.command else {
+            panic!("not wait");
+        };
+        WaitConfig::from_args(&args)
+    }
+
+    #[test]
+    fn wait_arguments() {
+        assert_eq!(
+            wait(&["job/dns-check"]).unwrap(),
+            WaitConfig {
+                job: "dns-check".into(),
+                namespace: None,
+                condition_type: "Available".into(),
+                timeout: Duration::from_secs(600),
+                output: WaitOutput::Text,
+            }
+        );
+        let c = wait(&[
+            "jobs.batch/dns-check",
+            "-n",
+            "adapters",
+            "--condition-type",
+            "DNSReady",
+            "--timeout",
+            "1h30m",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.namespace.as_deref(),
+                c.condition_type.as_str(),
+                c.timeout,
+                c.output
+            ),
+            (
+                Some("adapters"),
+                "DNSReady",
+                Duration::from_secs(5400),
+                WaitOutput::Json
+            )
+        );
+        let cases = [
+            (
+                vec!["dns-check"],
+                "invalid configuration: job/NAME: expected a Job as job/NAME (or jobs/NAME, job.batch/NAME), got: \"dns-check\"",
+            ),
+            (
+                vec!["deployment/x"],
+                "invalid configuration: job/NAME: expected a Job as job/NAME (or jobs/NAME, job.batch/NAME), got: \"deployment/x\"",
+            ),
+            (
+                vec!["job/Bad_Name"],
+                "invalid configuration: job/NAME: the name must be a DNS subdomain",
+            ),
+            (
+                vec!["job/x", "-n", "Adapters"],
+                "invalid configuration: --namespace: must be a DNS label",
+            ),
+            (
+                vec!["job/x", "--timeout", "soon"],
+                "invalid configuration: --timeout: must be a positive duration like 90s, 10m or 1h30m, got: \"soon\"",
+            ),
+            (
+                vec!["job/x", "--timeout", "0s"],
+                "invalid configuration: --timeout: must be a positive duration",
+            ),
+            (
+                vec!["job/x", "-o", "yaml"],
+                "invalid configuration: --output: unknown format \"yaml\"; accepted: text, json",
+            ),
+            (
+                vec!["job/x", "--condition-type", "Complete"],
+                "invalid configuration: CONDITION_TYPE: Complete is owned by the Job controller",
+            ),
+        ];
+        for (args, want) in cases {
+            let err = wait(&args).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{args:?}: {err}");
+        }
     }
 }

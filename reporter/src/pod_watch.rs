@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use contract::REPORTER_CONTAINER;
 
+use crate::attempt::{Attempt, RESULT_CONDITION};
 use crate::outcome::{ContainerState, PodView};
 
 /// The adapter container: the configured name, else the first regular container that is not the reporter.
@@ -42,6 +43,7 @@ fn container_state(cs: &ContainerStatus) -> ContainerState {
         return ContainerState::Terminated {
             exit_code: t.exit_code,
             reason: t.reason.clone().unwrap_or_default(),
+            message: t.message.clone().unwrap_or_default(),
         };
     }
     if let Some(w) = &state.waiting {
@@ -84,6 +86,12 @@ pub fn pod_view(pod: &Pod, configured_adapter: Option<&str>) -> PodView {
         adapter_missing,
         adapter_state: cs.map_or(ContainerState::Unknown, container_state),
         restart_count: cs.map_or(0, |c| c.restart_count),
+        attempt: Attempt::from_pod(pod),
+        result_since: status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == RESULT_CONDITION))
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| crate::job_status::format_time(t.0)),
     }
 }
 
@@ -114,6 +122,7 @@ pub fn spawn(
             let publish = |pod: &Pod, deleted: bool| {
                 let mut view = pod_view(pod, configured_adapter.as_deref());
                 view.deleting |= deleted;
+                view.attempt.done |= deleted;
                 tracing::debug!(pod = %view.name, phase = %view.phase, adapter = %view.adapter, state = ?view.adapter_state, restarts = view.restart_count, deleting = view.deleting, "pod update");
                 tx.send_replace(Some(view));
             };
@@ -140,6 +149,7 @@ pub fn spawn(
                         tx.send_if_modified(|v| match v {
                             Some(view) if !view.deleting => {
                                 view.deleting = true;
+                                view.attempt.done = true;
                                 true
                             }
                             _ => false,

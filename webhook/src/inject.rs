@@ -311,6 +311,9 @@ impl<'a> Plan<'a> {
                 "spec.activeDeadlineSeconds ({deadline}s) is shorter than the reporter's max wait ({max_wait}s): the Job may be killed before a timeout is reported"
             ));
         }
+        if let Some(warning) = job.spec.as_ref().and_then(multi_pod_warning) {
+            warnings.push(warning);
+        }
         if pod.restart_policy.as_deref() == Some("OnFailure") {
             warnings.push(format!(
                 "restartPolicy OnFailure: a restarted adapter finds its earlier attempt's result file in {results_dir}; remove it at start or use restartPolicy Never"
@@ -498,6 +501,24 @@ impl<'a> Plan<'a> {
             ..Container::default()
         }
     }
+}
+
+/// The warning for a NonIndexed Job that runs several pods (`completions` > 1, or a work queue
+/// with `parallelism` > 1): its pods have no identity across retries, so the one condition can
+/// only count them; an Indexed Job gets a result per shard.
+fn multi_pod_warning(spec: &k8s_openapi::api::batch::v1::JobSpec) -> Option<String> {
+    if spec.completion_mode.as_deref() == Some("Indexed") {
+        return None;
+    }
+    let parallelism = spec.parallelism.unwrap_or(1);
+    let shape = match spec.completions {
+        Some(c) if c > 1 => format!("completions {c}"),
+        None if parallelism > 1 => format!("parallelism {parallelism} (a work queue)"),
+        _ => return None,
+    };
+    Some(format!(
+        "{shape} with completionMode NonIndexed: the reporter can only count the pods' results (True once enough succeeded, False past backoffLimit); completionMode: Indexed gives a result per shard (index) in the condition"
+    ))
 }
 
 /// A securityContext that passes the Pod Security "restricted" profile on its own,

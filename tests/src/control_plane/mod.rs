@@ -20,6 +20,7 @@ mod binaries;
 mod cluster;
 mod components;
 pub mod helm;
+pub mod job_pods;
 pub mod kubelet;
 pub mod objects;
 mod pki;

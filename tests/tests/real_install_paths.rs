@@ -86,6 +86,11 @@ const CASES: &[Case] = &[
     case("existing-env-volumes", Expect::Injected),
     case("existing-mounts", Expect::Injected),
     case("generate-name", Expect::Injected),
+    // Multi-pod shapes: injected alike (the webhook's admission warning for a NonIndexed
+    // multi-pod Job is what a MutatingAdmissionPolicy cannot give; docs/install.md says so).
+    case("indexed-shards", Expect::Injected),
+    case("parallel-nonindexed", Expect::Injected),
+    case("work-queue", Expect::Injected),
     case("init-containers", Expect::Injected),
     case("minimal", Expect::Injected),
     case("multi-container-annotated", Expect::Injected),

@@ -142,6 +142,21 @@ pub(crate) async fn send(
     }
 }
 
+/// The API server's refusal behind a watch error — the `(code, message)` of a status it
+/// answered — or `None` for transport trouble (a dropped connection, a timeout) that the
+/// watcher's backoff rides out. The caller decides which codes are permanent: a 403 on a
+/// watch is RBAC, and no number of retries grants the verb.
+pub(crate) fn watch_refusal(error: &kube::runtime::watcher::Error) -> Option<(u16, &str)> {
+    use kube::runtime::watcher::Error as W;
+    match error {
+        W::InitialListFailed(kube::Error::Api(s))
+        | W::WatchStartFailed(kube::Error::Api(s))
+        | W::WatchFailed(kube::Error::Api(s)) => Some((s.code, &s.message)),
+        W::WatchError(s) => Some((s.code, &s.message)),
+        _ => None,
+    }
+}
+
 /// Server message from a `Status` body, or the raw body.
 pub(crate) fn server_message(body: &[u8]) -> String {
     serde_json::from_slice::<Value>(body)

@@ -107,6 +107,7 @@ pub fn spawn(
     let api: kube::Api<Pod> = kube::Api::namespaced(client, namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={pod_name}"));
     let pod_name = pod_name.to_string();
+    let namespace = namespace.to_string();
     let task = tokio::spawn(async move {
         let mut stream = watcher(api, config).default_backoff().boxed();
         let mut listed = false;
@@ -114,10 +115,22 @@ pub fn spawn(
         while let Some(event) = stream.next().await {
             let event = match event {
                 Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(pod = %pod_name, error = %e, "pod watch interrupted; resuming");
-                    continue;
-                }
+                // A 403 is RBAC: retrying cannot grant the verb, and a warning every backoff
+                // step for the rest of the run would bury the one line that says what to fix.
+                // Stopping closes the channel: the run goes on with the result file only.
+                Err(e) => match crate::api::watch_refusal(&e) {
+                    Some((403, message)) => {
+                        tracing::error!(
+                            pod = %pod_name,
+                            "cannot watch pod {namespace}/{pod_name}: HTTP 403: {message} (RBAC: the reporter's service account needs verbs list and watch on resource pods in namespace {namespace}); watching the result file only, so an adapter that crashes, is OOM-killed or cannot pull its image is reported without its exit code or reason (as a timeout after MAX_WAIT_TIME_SECONDS, or as the pod shutting down)"
+                        );
+                        return;
+                    }
+                    _ => {
+                        tracing::warn!(pod = %pod_name, error = %e, "pod watch interrupted; resuming");
+                        continue;
+                    }
+                },
             };
             let publish = |pod: &Pod, deleted: bool| {
                 let mut view = pod_view(pod, configured_adapter.as_deref());

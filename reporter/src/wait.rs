@@ -190,21 +190,12 @@ fn progress_line(condition_type: &str, p: &Condition) -> String {
 
 /// Why a watch error ends the wait (`Some`: permanent, with the message) or not (`None`).
 fn permanent(error: &watcher::Error, namespace: &str, job: &str) -> Option<String> {
-    let api = match error {
-        watcher::Error::InitialListFailed(kube::Error::Api(s))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
-        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s,
-        watcher::Error::WatchError(s) => s,
-        _ => return None,
-    };
-    match api.code {
-        401 | 403 => Some(format!(
-            "cannot watch job {namespace}/{job}: HTTP {}: {} (needs verbs get, list and watch on resource jobs in namespace {namespace})",
-            api.code, api.message
+    match crate::api::watch_refusal(error)? {
+        (code @ (401 | 403), message) => Some(format!(
+            "cannot watch job {namespace}/{job}: HTTP {code}: {message} (needs verbs get, list and watch on resource jobs in namespace {namespace})"
         )),
-        404 => Some(format!(
-            "cannot watch job {namespace}/{job}: HTTP 404: {} (is the namespace right?)",
-            api.message
+        (404, message) => Some(format!(
+            "cannot watch job {namespace}/{job}: HTTP 404: {message} (is the namespace right?)"
         )),
         _ => None,
     }

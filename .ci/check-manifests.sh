@@ -7,9 +7,11 @@
 #     manifests/examples/, every golden Job in tests/data/golden/, and the examples after
 #     `status-reporter-webhook inject -f`;
 #  3. the admission CEL (webhook entries' selectors and matchConditions, the guard) on a matrix
-#     of namespaces and Jobs (.ci/check-admission-cel.py);
-#  4. the Helm chart: lint and template of each documented values set, compared object by
-#     object with the kustomize directory it stands for (.ci/compare-helm-kustomize.py);
+#     of namespaces and Jobs (.ci/check-admission-cel.py), and the admission policy's binding
+#     (parameterNotFoundAction Allow, next to the guard);
+#  4. the Helm chart: lint and template of each documented values set (for the Kubernetes
+#     release the control-plane suites pin), compared object by object with the kustomize
+#     directory it stands for (.ci/compare-helm-kustomize.py);
 #  5. promtool check rules / test rules on manifests/monitoring;
 #  6. hadolint on the Dockerfiles (they cannot be built without a Docker engine here).
 # cert-manager's Issuer/Certificate and the Prometheus Operator's ServiceMonitor/PrometheusRule
@@ -32,12 +34,13 @@ fail() { printf 'FAIL: %s\n' "$*" >&2; failures=$((failures + 1)); }
 step() { printf '\n--> %s\n' "$*"; }
 
 step "tools"
-if ! command -v kubectl >/dev/null; then
-  # kubectl comes from the machine's apt sources; it carries kustomize built in.
-  { apt-get update -qq && apt-get install -y -qq kubectl; } >/dev/null 2>&1 || true
+# kubectl and Helm of the pinned control plane (tests/control-plane/build.sh builds them from
+# their Go modules, or reuses its cache; Debian's kubectl is far too old for these manifests).
+if [[ -z "${STATUS_REPORTER_CONTROL_PLANE_DIR:-}" ]]; then
+  STATUS_REPORTER_CONTROL_PLANE_DIR="$(bash tests/control-plane/build.sh | tail -n 1)"
 fi
-command -v kubectl >/dev/null || { echo "kubectl is required (it builds the kustomizations) and could not be installed" >&2; exit 1; }
-python3 -c 'import kubernetes_validate' 2>/dev/null || python3 -m pip install --quiet kubernetes-validate
+export PATH="$STATUS_REPORTER_CONTROL_PLANE_DIR/bin:$PATH"
+HELM="${HELM:-$STATUS_REPORTER_CONTROL_PLANE_DIR/bin/helm}"
 kubectl version --client 2>/dev/null | head -2
 python3 -c 'import importlib.metadata as m; print("kubernetes-validate", m.version("kubernetes-validate"), "schemas for Kubernetes '"$KUBE_VERSION"'")'
 
@@ -218,6 +221,24 @@ else
   fail "cel-python could not be installed (pip package cel-python)"
 fi
 
+step "the admission policy's binding without its ConfigMap"
+# Found on the real API server (tests/tests/real_install_paths.rs): parameterNotFoundAction
+# Deny refuses EVERY Job CREATE the binding matches while the settings ConfigMap is missing
+# (e.g. mid-uninstall), opted in or not. Allow skips the policy; the guard, which must come
+# with it, then refuses only the opted-in Jobs.
+python3 - "$work/rendered-manifests_overlays_admission-policy.yaml" <<'PY' || fail "admission-policy overlay: binding (see above)"
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+kinds = {d["kind"] for d in docs}
+bindings = [d for d in docs if d["kind"] == "MutatingAdmissionPolicyBinding"]
+bad = [b["metadata"]["name"] for b in bindings
+       if (b["spec"].get("paramRef") or {}).get("parameterNotFoundAction") != "Allow"]
+ok = bindings and not bad and "ValidatingAdmissionPolicy" in kinds
+print(f"ok   {len(bindings)} binding(s) with parameterNotFoundAction Allow, guard present" if ok
+      else f"FAIL bindings without parameterNotFoundAction Allow: {bad}; kinds: {sorted(kinds)}")
+sys.exit(0 if ok else 1)
+PY
+
 step "schema validation of rendered manifests (Kubernetes $KUBE_VERSION, strict)"
 validate "${rendered[@]}" || fail "rendered manifests (see FAIL lines above)"
 
@@ -279,8 +300,11 @@ if [[ -n "$helm_bin" ]]; then
   echo "using $helm_bin"
   # The chart's files/ link to the kustomize policy files; helm says so on every load.
   helm_() { "$helm_bin" "$@" 2> >(grep -v 'found symbolic link in path' >&2); }
-  # The chart's kubeVersion is >= 1.30; the policy path needs 1.36 (the newest we test).
-  helm_version=1.36.0
+  # The chart's kubeVersion is >= 1.30; the policy path needs 1.36. Render for the release
+  # the real control-plane suites run (tests/control-plane/current/go.mod), where
+  # tests/tests/real_install_paths.rs installs the chart.
+  helm_version="$(sed -n 's#^[[:space:]]*k8s.io/kubernetes v\(1\.[0-9]*\.[0-9]*\).*#\1#p' tests/control-plane/current/go.mod | head -n 1)"
+  [[ -n "$helm_version" ]] || { fail "cannot read the k8s.io/kubernetes version from tests/control-plane/current/go.mod"; helm_version=1.36.0; }
   # values set -> the kustomize directory that must render the same objects ("" = none).
   declare -A same_as=(
     [default]=manifests/base

@@ -28,3 +28,7 @@ pub use sidecar_mode::SidecarMode;
 /// Name of the reporter's container in the pod (injected, or in the plain-sidecar examples);
 /// auto-detection of the adapter container skips it.
 pub const REPORTER_CONTAINER: &str = "status-reporter";
+
+/// Pod label the Job controller sets to its Job's uid: the injector hands it to the reporter as
+/// `JOB_UID`, and the reporter lists a Job's pods by it.
+pub const JOB_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";

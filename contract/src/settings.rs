@@ -57,6 +57,9 @@ settings! {
     JobNamespace { env: "JOB_NAMESPACE" },
     /// The reporter's own pod (required; downward API `metadata.name`).
     PodName { env: "POD_NAME" },
+    /// The Job's uid (injected from the pod's `batch.kubernetes.io/controller-uid` label); when
+    /// set, the reporter writes nothing to a Job of that name with another uid (re-created).
+    JobUid { env: "JOB_UID" },
     /// The container whose exit the reporter watches; unset: the first container that is not
     /// [`REPORTER_CONTAINER`](crate::REPORTER_CONTAINER).
     AdapterContainer { env: "ADAPTER_CONTAINER_NAME", annotation: "adapter-container" },

@@ -37,6 +37,31 @@ impl Default for RetryPolicy {
     }
 }
 
+/// A request body with its content type.
+#[derive(Debug, Clone)]
+pub(crate) struct Payload {
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
+}
+
+impl Payload {
+    /// A whole object (`PUT`, `POST`).
+    pub fn json(bytes: Vec<u8>) -> Payload {
+        Payload {
+            bytes,
+            content_type: "application/json",
+        }
+    }
+
+    /// A strategic-merge patch (lists with a merge key, like pod conditions by `type`, merge).
+    pub fn strategic_merge(bytes: Vec<u8>) -> Payload {
+        Payload {
+            bytes,
+            content_type: "application/strategic-merge-patch+json",
+        }
+    }
+}
+
 /// One API response, already read.
 pub(crate) struct Reply {
     pub status: StatusCode,
@@ -68,18 +93,18 @@ pub(crate) async fn send(
     client: &kube::Client,
     method: Method,
     uri: &str,
-    body: Option<Vec<u8>>,
+    body: Option<Payload>,
     timeout: Duration,
 ) -> Result<Reply, Failure> {
     let mut req = Request::builder()
         .method(method)
         .uri(uri)
         .header(header::ACCEPT, "application/json");
-    if body.is_some() {
-        req = req.header(header::CONTENT_TYPE, "application/json");
+    if let Some(p) = &body {
+        req = req.header(header::CONTENT_TYPE, p.content_type);
     }
     let req = req
-        .body(body.map_or(Body::empty(), Body::from))
+        .body(body.map_or(Body::empty(), |p| Body::from(p.bytes)))
         .map_err(|e| Failure::Permanent {
             code: 0,
             message: format!("building request: {e}"),
@@ -117,6 +142,21 @@ pub(crate) async fn send(
     }
 }
 
+/// The API server's refusal behind a watch error — the `(code, message)` of a status it
+/// answered — or `None` for transport trouble (a dropped connection, a timeout) that the
+/// watcher's backoff rides out. The caller decides which codes are permanent: a 403 on a
+/// watch is RBAC, and no number of retries grants the verb.
+pub(crate) fn watch_refusal(error: &kube::runtime::watcher::Error) -> Option<(u16, &str)> {
+    use kube::runtime::watcher::Error as W;
+    match error {
+        W::InitialListFailed(kube::Error::Api(s))
+        | W::WatchStartFailed(kube::Error::Api(s))
+        | W::WatchFailed(kube::Error::Api(s)) => Some((s.code, &s.message)),
+        W::WatchError(s) => Some((s.code, &s.message)),
+        _ => None,
+    }
+}
+
 /// Server message from a `Status` body, or the raw body.
 pub(crate) fn server_message(body: &[u8]) -> String {
     serde_json::from_slice::<Value>(body)
@@ -151,7 +191,7 @@ pub(crate) fn classify(reply: &Reply) -> Option<Failure> {
 /// `label` (e.g. `get jobs/status`) prefixes the last error and the retry log lines.
 pub(crate) async fn with_retries(
     client: &kube::Client,
-    request: (Method, &str, Option<Vec<u8>>),
+    request: (Method, &str, Option<Payload>),
     policy: &RetryPolicy,
     deadline: Instant,
     label: &str,

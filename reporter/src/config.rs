@@ -10,7 +10,7 @@ use contract::{LogLevel, Setting, SidecarMode};
 
 use crate::error::{Error, Result};
 
-/// Command line: the sidecar (no subcommand) or `check-result FILE`.
+/// Command line: the sidecar (no subcommand), `check-result FILE` or `wait job/NAME`.
 #[derive(Debug, Parser)]
 #[command(
     name = "status-reporter",
@@ -35,6 +35,125 @@ pub enum Command {
         /// Path of the result file.
         file: PathBuf,
     },
+    /// Block until a Job's condition is final (one watch, no polling): prints progress
+    /// (`Unknown` aggregates, a `False` the Job may still retry) on stderr and the final
+    /// condition on stdout; exits 0 for True, 1 for False once the Job finished (or when it
+    /// failed without the condition), 3 on timeout, 2 on usage or access errors.
+    Wait(WaitArgs),
+}
+
+/// `wait`'s arguments as given (validated by [`WaitConfig::from_args`]).
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    /// The Job: job/NAME (also jobs/NAME, job.batch/NAME).
+    #[arg(value_name = "job/NAME")]
+    pub job: String,
+    /// Namespace of the Job [default: the kubeconfig context's namespace].
+    #[arg(short = 'n', long, env = "WAIT_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The condition type to wait for (the reporter's CONDITION_TYPE).
+    #[arg(long, env = Setting::ConditionType.env(), default_value = Setting::ConditionType.default_value())]
+    pub condition_type: String,
+    /// How long to wait, e.g. 90s, 10m, 1h30m (or ISO 8601, PT10M).
+    #[arg(long, env = "WAIT_TIMEOUT", default_value = "10m")]
+    pub timeout: String,
+    /// Output of the final condition on stdout: text or json.
+    #[arg(short = 'o', long, env = "WAIT_OUTPUT", default_value = "text")]
+    pub output: String,
+}
+
+/// `wait`'s output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutput {
+    /// One line: `Type=Status Reason: message`.
+    Text,
+    /// One JSON object (`schema/wait-output.schema.json`).
+    Json,
+}
+
+/// `wait`'s validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitConfig {
+    /// The Job's name.
+    pub job: String,
+    /// Its namespace; `None`: the kubeconfig context's.
+    pub namespace: Option<String>,
+    /// The condition type to wait for.
+    pub condition_type: String,
+    /// How long to wait.
+    pub timeout: Duration,
+    /// Output format.
+    pub output: WaitOutput,
+}
+
+/// A `wait` argument that is not acceptable: what was wrong and what is accepted.
+fn bad_wait(name: &'static str, problem: String) -> Error {
+    Error::Config { name, problem }
+}
+
+impl WaitConfig {
+    /// Validates `wait`'s arguments.
+    pub fn from_args(args: &WaitArgs) -> Result<WaitConfig> {
+        let target = args.job.trim();
+        let name = match target.split_once('/') {
+            Some(("job" | "jobs" | "job.batch" | "jobs.batch", name)) => name,
+            _ => {
+                return Err(bad_wait(
+                    "job/NAME",
+                    format!(
+                        "expected a Job as job/NAME (or jobs/NAME, job.batch/NAME), got: {target:?}"
+                    ),
+                ));
+            }
+        };
+        let job = validate::job_name(Some(name)).map_err(|why| {
+            bad_wait(
+                "job/NAME",
+                format!("the name must be {}, got: {name:?}", why.accepted()),
+            )
+        })?;
+        let namespace = match value(&args.namespace) {
+            None => None,
+            Some(ns) => Some(validate::job_namespace(Some(ns)).map_err(|why| {
+                bad_wait(
+                    "--namespace",
+                    format!("must be {}, got: {ns:?}", why.accepted()),
+                )
+            })?),
+        };
+        let condition_type = args.condition_type.trim();
+        let condition_type = validate::condition_type(Some(condition_type))
+            .map_err(|e| invalid(Setting::ConditionType, e, Some(condition_type)))?;
+        let text = args.timeout.trim();
+        let timeout = text
+            .parse::<jiff::SignedDuration>()
+            .ok()
+            .filter(|d| d.is_positive())
+            .and_then(|d| Duration::try_from(d).ok())
+            .ok_or_else(|| {
+                bad_wait(
+                    "--timeout",
+                    format!("must be a positive duration like 90s, 10m or 1h30m, got: {text:?}"),
+                )
+            })?;
+        let output = match args.output.trim().to_ascii_lowercase().as_str() {
+            "text" => WaitOutput::Text,
+            "json" => WaitOutput::Json,
+            other => {
+                return Err(bad_wait(
+                    "--output",
+                    format!("unknown format {other:?}; accepted: text, json"),
+                ));
+            }
+        };
+        Ok(WaitConfig {
+            job,
+            namespace,
+            condition_type,
+            timeout,
+            output,
+        })
+    }
 }
 
 /// Settings as given (untrimmed, unvalidated). Every flag also reads its env var; names and
@@ -50,6 +169,10 @@ pub struct RawConfig {
     /// Name of this pod (required; downward API `metadata.name`).
     #[arg(long, env = Setting::PodName.env())]
     pub pod_name: Option<String>,
+    /// The Job's uid (downward API label `batch.kubernetes.io/controller-uid`); when set, nothing
+    /// is written to a Job of that name with another uid [default: unset, no check].
+    #[arg(long, env = Setting::JobUid.env())]
+    pub job_uid: Option<String>,
     /// Absolute path of the adapter result file; its directory is not a system directory.
     #[arg(long, env = Setting::ResultsPath.env(), default_value = Setting::ResultsPath.default_value())]
     pub results_path: Option<String>,
@@ -99,6 +222,8 @@ pub struct Config {
     pub namespace: String,
     /// This pod.
     pub pod_name: String,
+    /// The Job's uid, if injected: a Job of that name with another uid is not ours.
+    pub job_uid: Option<String>,
     /// Result file.
     pub results_path: PathBuf,
     /// Poll interval for the fallback poller.
@@ -177,6 +302,7 @@ impl Config {
         let pod_name = value(&raw.pod_name);
         let pod_name =
             validate::pod_name(pod_name).map_err(|e| invalid(Setting::PodName, e, pod_name))?;
+        let job_uid = value(&raw.job_uid).map(str::to_owned);
         let (poll, max_wait) = (
             value(&raw.poll_interval_seconds),
             value(&raw.max_wait_time_seconds),
@@ -223,6 +349,7 @@ impl Config {
             job_name,
             namespace,
             pod_name,
+            job_uid,
             results_path: PathBuf::from(results_path),
             poll_interval: Duration::from_secs(timing.poll_interval_seconds),
             max_wait: Duration::from_secs(timing.max_wait_seconds),
@@ -262,6 +389,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.adapter_container, None);
         assert_eq!(c.mode, SidecarMode::Classic);
+        assert_eq!(c.job_uid, None);
     }
 
     #[test]
@@ -274,6 +402,7 @@ mod tests {
         r.condition_type = Some(" DNSReady ".into());
         r.adapter_container_name = Some(" adapter ".into());
         r.sidecar_mode = Some(" native ".into());
+        r.job_uid = Some(" 6e2f7c1a-0d4b-4a53-9c55-7b8a1f0d3e21 ".into());
         r.log_level = Some("DEBUG".into());
         r.log_format = Some("json".into());
         r.results_path = Some(" /out/r.json ".into());
@@ -285,6 +414,10 @@ mod tests {
         assert_eq!(c.condition_type, "DNSReady");
         assert_eq!(c.adapter_container.as_deref(), Some("adapter"));
         assert_eq!(c.mode, SidecarMode::Native);
+        assert_eq!(
+            c.job_uid.as_deref(),
+            Some("6e2f7c1a-0d4b-4a53-9c55-7b8a1f0d3e21")
+        );
         assert_eq!(c.log_level, LogLevel::Debug);
         assert_eq!(c.log_format, LogFormat::Json);
         // Whitespace-only counts as unset: default applies.
@@ -461,5 +594,91 @@ mod tests {
         );
         let cli = Cli::try_parse_from(["status-reporter", "check-result", "/tmp/x.json"]).unwrap();
         assert!(matches!(cli.command, Some(Command::CheckResult { .. })));
+    }
+
+    fn wait(args: &[&str]) -> Result<WaitConfig> {
+        let cli = Cli::try_parse_from(["status-reporter", "wait"].iter().chain(args)).unwrap();
+        let Some(Command::Wait(args)) = cli.command else {
+            panic!("not wait");
+        };
+        WaitConfig::from_args(&args)
+    }
+
+    #[test]
+    fn wait_arguments() {
+        assert_eq!(
+            wait(&["job/dns-check"]).unwrap(),
+            WaitConfig {
+                job: "dns-check".into(),
+                namespace: None,
+                condition_type: "Available".into(),
+                timeout: Duration::from_secs(600),
+                output: WaitOutput::Text,
+            }
+        );
+        let c = wait(&[
+            "jobs.batch/dns-check",
+            "-n",
+            "adapters",
+            "--condition-type",
+            "DNSReady",
+            "--timeout",
+            "1h30m",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.namespace.as_deref(),
+                c.condition_type.as_str(),
+                c.timeout,
+                c.output
+            ),
+            (
+                Some("adapters"),
+                "DNSReady",
+                Duration::from_secs(5400),
+                WaitOutput::Json
+            )
+        );
+        let cases = [
+            (
+                vec!["dns-check"],
+                "invalid configuration: job/NAME: expected a Job as job/NAME (or jobs/NAME, job.batch/NAME), got: \"dns-check\"",
+            ),
+            (
+                vec!["deployment/x"],
+                "invalid configuration: job/NAME: expected a Job as job/NAME (or jobs/NAME, job.batch/NAME), got: \"deployment/x\"",
+            ),
+            (
+                vec!["job/Bad_Name"],
+                "invalid configuration: job/NAME: the name must be a DNS subdomain",
+            ),
+            (
+                vec!["job/x", "-n", "Adapters"],
+                "invalid configuration: --namespace: must be a DNS label",
+            ),
+            (
+                vec!["job/x", "--timeout", "soon"],
+                "invalid configuration: --timeout: must be a positive duration like 90s, 10m or 1h30m, got: \"soon\"",
+            ),
+            (
+                vec!["job/x", "--timeout", "0s"],
+                "invalid configuration: --timeout: must be a positive duration",
+            ),
+            (
+                vec!["job/x", "-o", "yaml"],
+                "invalid configuration: --output: unknown format \"yaml\"; accepted: text, json",
+            ),
+            (
+                vec!["job/x", "--condition-type", "Complete"],
+                "invalid configuration: CONDITION_TYPE: Complete is owned by the Job controller",
+            ),
+        ];
+        for (args, want) in cases {
+            let err = wait(&args).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{args:?}: {err}");
+        }
     }
 }

@@ -53,6 +53,30 @@ pub enum Error {
         last: String,
     },
 
+    /// Transient API failures of a request beside the condition write did not clear in time.
+    #[error("gave up on {what} after {attempts} attempts: last error: {last}")]
+    Request {
+        /// The request, e.g. `list pods default (Job uid ...)`.
+        what: String,
+        /// Number of attempts made.
+        attempts: u32,
+        /// The last transient error.
+        last: String,
+    },
+
+    /// The Job of that name is another Job than this pod's (deleted and re-created).
+    #[error(
+        "job {job} has uid {found}, but this pod belongs to the Job with uid {expected} (JOB_UID): the Job was deleted and re-created under the same name; nothing is written to it"
+    )]
+    JobReplaced {
+        /// `namespace/name` of the Job.
+        job: String,
+        /// `JOB_UID`: this pod's Job.
+        expected: String,
+        /// The uid of the Job now under that name.
+        found: String,
+    },
+
     /// The results directory could not be watched or read.
     #[error("cannot watch results directory {path}: {source}")]
     Watch {

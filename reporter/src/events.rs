@@ -1,25 +1,54 @@
-//! A best-effort Kubernetes Event on the Job recording the outcome. It is sent after the
-//! condition is written, with a short timeout and no retries, so a refused or slow Event never
-//! delays or blocks the condition.
+//! A best-effort Kubernetes Event on the Job recording one attempt's outcome, naming the pod,
+//! its index and its attempt number, so the history stays visible where the condition moved on
+//! (a retry, another shard, a superseded attempt). It is sent after the condition is written,
+//! with a short timeout and no retries, so a refused or slow Event never delays or blocks the
+//! condition.
 
 use std::time::Duration;
 
 use http::Method;
 use serde_json::{Value, json};
 
-use crate::api::{Failure, send, server_message};
+use crate::api::{Failure, Payload, send, server_message};
 use crate::job_status::format_time;
 use crate::outcome::Outcome;
 
 /// Component name used in `source.component` / `reportingComponent`.
 pub const COMPONENT: &str = "status-reporter";
 
+/// Which attempt an Event tells about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source<'a> {
+    /// The reporter's pod.
+    pub pod: &'a str,
+    /// Its completion index (Indexed Jobs).
+    pub index: Option<u32>,
+    /// Its attempt number (1 for the first).
+    pub attempt: u32,
+    /// A newer attempt's pod, which owns the Job condition (this one left it alone).
+    pub superseded_by: Option<&'a str>,
+}
+
+impl Source<'_> {
+    /// `(pod P, index I, attempt N)`, plus who superseded it.
+    fn describe(&self) -> String {
+        let index = self.index.map_or(String::new(), |i| format!(", index {i}"));
+        let superseded = self.superseded_by.map_or(String::new(), |newer| {
+            format!("; superseded by pod {newer}, whose result the Job condition shows")
+        });
+        format!(
+            "(pod {}{index}, attempt {}{superseded})",
+            self.pod, self.attempt
+        )
+    }
+}
+
 /// The core/v1 Event for `outcome` on the Job (pure).
 pub fn make_event(
     namespace: &str,
     job: &str,
     job_uid: Option<&str>,
-    pod: &str,
+    source: &Source<'_>,
     outcome: &Outcome,
     now: jiff::Timestamp,
 ) -> Value {
@@ -37,11 +66,11 @@ pub fn make_event(
         "metadata": {"name": name, "namespace": namespace},
         "involvedObject": involved,
         "reason": outcome.reason,
-        "message": outcome.message,
+        "message": format!("{} {}", outcome.message, source.describe()),
         "type": if outcome.success { "Normal" } else { "Warning" },
         "source": {"component": COMPONENT},
         "reportingComponent": COMPONENT,
-        "reportingInstance": pod,
+        "reportingInstance": source.pod,
         "firstTimestamp": time,
         "lastTimestamp": time,
         "count": 1,
@@ -63,7 +92,15 @@ pub async fn record(
             return false;
         }
     };
-    match send(client, Method::POST, &uri, Some(body), timeout).await {
+    match send(
+        client,
+        Method::POST,
+        &uri,
+        Some(Payload::json(body)),
+        timeout,
+    )
+    .await
+    {
         Ok(reply) if reply.status.is_success() => true,
         Ok(reply) => {
             tracing::warn!(

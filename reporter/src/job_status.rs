@@ -1,6 +1,7 @@
 //! Writing the one condition on the Job: pure `upsert_condition` plus a conflict-safe,
-//! retrying GET `/status` → PUT `/status` with the fetched `resourceVersion` (the request
-//! plumbing and its retries are in [`crate::api`]).
+//! retrying GET `/status` → decide → PUT `/status` with the fetched `resourceVersion`, where a
+//! 409 starts over from a fresh GET and a fresh decision (the request plumbing and its retries
+//! are in [`crate::api`]).
 //!
 //! The Job is handled as raw JSON so fields this client's API version does not know survive the
 //! round trip, and the conditions list is edited in place so nobody else's condition (the Job
@@ -13,10 +14,10 @@ use http::Method;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::api::{self, GaveUp, Reply, RetryPolicy};
+use crate::api::{self, GaveUp, Payload, Reply, RetryPolicy};
+use crate::condition::Condition;
 use crate::error::{Error, Result};
 use crate::go_duration;
-use crate::outcome::Outcome;
 
 /// A source of wall-clock time for `lastTransitionTime` (injected so tests are deterministic).
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
@@ -40,19 +41,21 @@ pub enum Change {
     Unchanged,
     /// Condition added or updated.
     Updated,
+    /// The decision was to leave the condition alone (e.g. a newer attempt owns it).
+    Left,
 }
 
-/// The condition object for `outcome`.
+/// The condition object of `condition_type` for `condition`.
 pub fn make_condition(
     condition_type: &str,
-    outcome: &Outcome,
+    condition: &Condition,
     last_transition_time: &str,
 ) -> Value {
     json!({
         "type": condition_type,
-        "status": outcome.status(),
-        "reason": outcome.reason,
-        "message": outcome.message,
+        "status": condition.status.as_str(),
+        "reason": condition.reason,
+        "message": condition.message,
         "lastTransitionTime": last_transition_time,
     })
 }
@@ -62,7 +65,7 @@ pub fn make_condition(
 pub fn upsert_condition(
     job: &mut Value,
     condition_type: &str,
-    outcome: &Outcome,
+    condition: &Condition,
     now: &str,
 ) -> Change {
     if !job.get("status").is_some_and(Value::is_object) {
@@ -81,10 +84,10 @@ pub fn upsert_condition(
     match existing {
         Some(c) => {
             let field = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
-            let same_status = field(c, "status").as_deref() == Some(outcome.status());
+            let same_status = field(c, "status").as_deref() == Some(condition.status.as_str());
             if same_status
-                && field(c, "reason").as_deref() == Some(outcome.reason.as_str())
-                && field(c, "message").as_deref() == Some(outcome.message.as_str())
+                && field(c, "reason").as_deref() == Some(condition.reason.as_str())
+                && field(c, "message").as_deref() == Some(condition.message.as_str())
             {
                 return Change::Unchanged;
             }
@@ -92,7 +95,7 @@ pub fn upsert_condition(
                 Some(t) if same_status => t,
                 _ => now.to_string(),
             };
-            let mut updated = make_condition(condition_type, outcome, &ltt);
+            let mut updated = make_condition(condition_type, condition, &ltt);
             // Keep fields we do not manage (e.g. lastProbeTime) as they were.
             if let (Some(old), Some(new)) = (c.as_object(), updated.as_object_mut()) {
                 for (k, v) in old {
@@ -101,7 +104,7 @@ pub fn upsert_condition(
             }
             *c = updated;
         }
-        None => conditions.push(make_condition(condition_type, outcome, now)),
+        None => conditions.push(make_condition(condition_type, condition, now)),
     }
     Change::Updated
 }
@@ -109,7 +112,7 @@ pub fn upsert_condition(
 /// Result of a successful write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
-    /// Whether a PUT changed the Job (false: identical condition already present).
+    /// Whether a PUT changed the Job.
     pub change: Change,
     /// The Job's uid (for the Event's involvedObject).
     pub uid: Option<String>,
@@ -193,8 +196,30 @@ impl StatusWriter {
             .map_err(|e| self.api_error("get", 200, format!("response is not a Job: {e}")))
     }
 
-    /// Upserts the condition: GET, edit, PUT with the fetched resourceVersion; on 409 start over.
-    pub async fn write(&self, outcome: &Outcome) -> Result<Written> {
+    /// Its retry policy (the deadline bounds the whole report).
+    pub fn policy(&self) -> RetryPolicy {
+        self.policy
+    }
+
+    /// The wall-clock time now.
+    pub fn now(&self) -> jiff::Timestamp {
+        (self.clock)()
+    }
+
+    /// Upserts `condition`: GET, edit, PUT with the fetched resourceVersion; on 409 start over.
+    pub async fn write(&self, condition: &Condition) -> Result<Written> {
+        self.write_with(async |_: &Value| Ok(Some(condition.clone())))
+            .await
+    }
+
+    /// Writes the condition `decide` chooses for the Job as just read (`None`: leave it
+    /// alone): GET, decide, edit, PUT with the fetched resourceVersion. On 409 it starts over
+    /// with a fresh GET and a fresh decision, so a decision that reads other objects (the
+    /// Job's pods) re-reads them too: the last writer has seen every earlier writer's input.
+    pub async fn write_with(
+        &self,
+        mut decide: impl AsyncFnMut(&Value) -> Result<Option<Condition>>,
+    ) -> Result<Written> {
         let started = Instant::now();
         let mut requests = 0;
         loop {
@@ -206,8 +231,16 @@ impl StatusWriter {
                 .pointer("/metadata/uid")
                 .and_then(Value::as_str)
                 .map(str::to_string);
+            let Some(condition) = decide(&job).await? else {
+                return Ok(Written {
+                    change: Change::Left,
+                    uid,
+                    requests,
+                });
+            };
             let now = format_time((self.clock)());
-            if upsert_condition(&mut job, &self.condition_type, outcome, &now) == Change::Unchanged
+            if upsert_condition(&mut job, &self.condition_type, &condition, &now)
+                == Change::Unchanged
             {
                 return Ok(Written {
                     change: Change::Unchanged,
@@ -218,7 +251,7 @@ impl StatusWriter {
             let body =
                 serde_json::to_vec(&job).map_err(|e| self.api_error("update", 0, e.to_string()))?;
             match self
-                .request(Method::PUT, Some(body), "update", started)
+                .request(Method::PUT, Some(Payload::json(body)), "update", started)
                 .await
             {
                 Ok((_, n)) => {
@@ -258,7 +291,7 @@ impl StatusWriter {
     async fn request(
         &self,
         method: Method,
-        body: Option<Vec<u8>>,
+        body: Option<Payload>,
         verb: &'static str,
         started: Instant,
     ) -> Result<(Reply, u32)> {
@@ -284,12 +317,12 @@ impl StatusWriter {
 mod tests {
     use super::*;
 
-    fn outcome(success: bool, reason: &str, message: &str) -> Outcome {
-        Outcome {
-            success,
-            reason: reason.into(),
-            message: message.into(),
-        }
+    fn outcome(success: bool, reason: &str, message: &str) -> Condition {
+        let status = match success {
+            true => crate::condition::Status::True,
+            false => crate::condition::Status::False,
+        };
+        Condition::new(status, reason, message)
     }
 
     #[test]

@@ -1,17 +1,39 @@
-//! `status-reporter`: the sidecar (no subcommand) or `check-result FILE`.
+//! `status-reporter`: the sidecar (no subcommand), `check-result FILE` or `wait job/NAME`.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use status_reporter::config::{Cli, Command, Config};
-use status_reporter::{check_result, job_status, logging, run, shutdown};
+use status_reporter::config::{Cli, Command, Config, WaitConfig};
+use status_reporter::{check_result, job_status, logging, run, shutdown, wait};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::CheckResult { file }) = &cli.command {
         let code = check_result::run(file, &mut std::io::stdout(), &mut std::io::stderr());
+        return ExitCode::from(code as u8);
+    }
+    if let Some(Command::Wait(args)) = &cli.command {
+        let code = match WaitConfig::from_args(args) {
+            Ok(cfg) => match wait_for(&cfg) {
+                Ok(code) => code,
+                Err(e) => {
+                    let _ = check_result::write_line(
+                        &mut std::io::stderr(),
+                        &format!("status-reporter wait: {e:#}"),
+                    );
+                    wait::EXIT_ERROR
+                }
+            },
+            Err(e) => {
+                let _ = check_result::write_line(
+                    &mut std::io::stderr(),
+                    &format!("status-reporter wait: {e}"),
+                );
+                wait::EXIT_ERROR
+            }
+        };
         return ExitCode::from(code as u8);
     }
     let cfg = match Config::from_raw(&cli.raw) {
@@ -32,6 +54,29 @@ fn main() -> ExitCode {
     }
 }
 
+fn wait_for(cfg: &WaitConfig) -> anyhow::Result<i32> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let config = kube::Config::infer()
+            .await
+            .map_err(|e| status_reporter::Error::KubeConfig(e.to_string()))?;
+        let namespace = config.default_namespace.clone();
+        let client = status_reporter::client::build(config)?;
+        Ok(wait::run(
+            cfg,
+            client,
+            &namespace,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )
+        .await)
+    })
+}
+
 fn sidecar(cfg: Config) -> anyhow::Result<i32> {
     // One TLS crypto provider for the whole process (ring); ignore "already installed".
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -42,13 +87,7 @@ fn sidecar(cfg: Config) -> anyhow::Result<i32> {
         .context("starting the async runtime")?;
     rt.block_on(async move {
         let signals = shutdown::Signals::install();
-        let mut kube_config = kube::Config::infer()
-            .await
-            .map_err(|e| status_reporter::Error::KubeConfig(e.to_string()))?;
-        // We retry ourselves, bounded; kube's default policy could wait far past the grace period.
-        kube_config.default_retry = false;
-        let client = kube::Client::try_from(kube_config)
-            .map_err(|e| status_reporter::Error::KubeConfig(e.to_string()))?;
+        let client = status_reporter::client::connect().await?;
         Ok(run::run(
             cfg,
             client,

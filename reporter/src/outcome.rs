@@ -4,8 +4,10 @@
 use std::time::{Duration, Instant};
 
 use contract::Setting;
-use contract::result::{AdapterResult, ResultError, ResultStatus};
+use contract::result::{AdapterResult, ResultError, ResultStatus, parse};
 
+use crate::attempt::Attempt;
+use crate::condition::{Condition, Status};
 use crate::go_duration;
 
 /// Condition reason for an unparseable/invalid result file.
@@ -39,7 +41,7 @@ pub fn later(t: Instant, d: Duration) -> Instant {
         .unwrap_or(t)
 }
 
-/// The final condition to write.
+/// One attempt's final outcome: the condition to write for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// `true` → `status: "True"`.
@@ -48,14 +50,20 @@ pub struct Outcome {
     pub reason: String,
     /// Condition message.
     pub message: String,
+    /// The adapter's own result (file or termination message), not one the reporter inferred
+    /// from the adapter's exit or the pod's end: only an inferred outcome can be explained by
+    /// the Job's suspension or deadline.
+    pub from_result: bool,
 }
 
 impl Outcome {
-    fn failed(reason: &str, message: String) -> Outcome {
+    /// A failure the reporter inferred (not the adapter's own result).
+    pub fn failed(reason: &str, message: String) -> Outcome {
         Outcome {
             success: false,
             reason: reason.to_string(),
             message,
+            from_result: false,
         }
     }
 
@@ -65,7 +73,29 @@ impl Outcome {
             success: result.status == ResultStatus::Success,
             reason: result.reason.clone(),
             message: result.message.clone(),
+            from_result: true,
         }
+    }
+
+    /// The outcome of a pod killed because its Job passed `activeDeadlineSeconds`.
+    pub fn job_deadline_exceeded(deadline: Duration) -> Outcome {
+        Outcome::failed(
+            REASON_ADAPTER_TIMEOUT,
+            format!(
+                "Job exceeded its activeDeadlineSeconds ({})",
+                go_duration::format(deadline)
+            ),
+        )
+    }
+
+    /// The condition this outcome writes.
+    pub fn condition(&self) -> Condition {
+        let status = if self.success {
+            Status::True
+        } else {
+            Status::False
+        };
+        Condition::new(status, self.reason.clone(), self.message.clone())
     }
 
     /// The condition for an invalid result file (message as the original).
@@ -130,10 +160,12 @@ pub enum ContainerState {
         exit_code: i32,
         /// Reason (`Completed`, `Error`, `OOMKilled`, ...).
         reason: String,
+        /// The termination message (`terminationMessagePath`): a result channel of its own.
+        message: String,
     },
 }
 
-/// The parts of the pod the decision needs.
+/// The parts of the pod the decision (and the report after it) needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodView {
     /// Pod name.
@@ -157,6 +189,10 @@ pub struct PodView {
     pub adapter_state: ContainerState,
     /// Adapter container restart count.
     pub restart_count: i32,
+    /// The pod as one attempt of its Job (index, creation, recorded result).
+    pub attempt: Attempt,
+    /// When the recorded result last changed status (its `lastTransitionTime`).
+    pub result_since: Option<String>,
 }
 
 /// Everything the decision looks at.
@@ -194,9 +230,12 @@ pub enum Decision {
 
 /// The decision: pure function of what is known.
 pub fn decide(i: &Inputs<'_>) -> Decision {
-    // A valid result always wins.
+    // A valid result always wins; the file first, then the termination message.
     if let FileState::Valid(result) = i.file {
         return Decision::Report(Outcome::from_result(result));
+    }
+    if let Some(result) = i.pod.and_then(termination_result) {
+        return Decision::Report(Outcome::from_result(&result));
     }
     let mut until = i.deadline;
 
@@ -235,7 +274,9 @@ pub fn decide(i: &Inputs<'_>) -> Decision {
             ));
         }
         match &pod.adapter_state {
-            ContainerState::Terminated { exit_code, reason } => {
+            ContainerState::Terminated {
+                exit_code, reason, ..
+            } => {
                 let out_of_restarts = pod.restart_count >= i.backoff_limit;
                 let pod_done = pod.phase == "Failed" || pod.phase == "Succeeded";
                 let is_final =
@@ -353,6 +394,17 @@ fn terminated(pod: &PodView, exit_code: i32, reason: &str, i: &Inputs<'_>) -> Ou
     )
 }
 
+/// A valid result in the adapter's termination message (the channel for adapters without a
+/// shared volume); anything else there (a log tail, free text) is no result.
+fn termination_result(pod: &PodView) -> Option<AdapterResult> {
+    match &pod.adapter_state {
+        ContainerState::Terminated { message, .. } if !message.trim().is_empty() => {
+            parse(message.as_bytes()).ok()
+        }
+        _ => None,
+    }
+}
+
 fn with_detail(head: String, detail: &str) -> String {
     if detail.trim().is_empty() {
         head
@@ -364,7 +416,6 @@ fn with_detail(head: String, detail: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contract::result::parse;
 
     const MAX_WAIT: Duration = Duration::from_secs(300);
     const GRACE: Duration = Duration::from_secs(3);
@@ -381,13 +432,20 @@ mod tests {
             adapter_missing: None,
             adapter_state: state,
             restart_count: 0,
+            attempt: Attempt::named("job-abc"),
+            result_since: None,
         }
     }
 
     fn term(code: i32, reason: &str) -> ContainerState {
+        term_msg(code, reason, "")
+    }
+
+    fn term_msg(code: i32, reason: &str, message: &str) -> ContainerState {
         ContainerState::Terminated {
             exit_code: code,
             reason: reason.into(),
+            message: message.into(),
         }
     }
 
@@ -503,6 +561,66 @@ mod tests {
                     "False",
                     "AdapterExitedWithError",
                     "Adapter container exited with code 1: Error",
+                )),
+            },
+            Case {
+                name: "termination message: a valid result there and no file",
+                file: FileState::Missing,
+                pod: Some(pod(term_msg(
+                    1,
+                    "Error",
+                    r#"{"status":"failure","reason":"QuotaLow","message":"2 of 10 left"}"#,
+                ))),
+                at: 1,
+                shutdown_at: None,
+                want: Some(("False", "QuotaLow", "2 of 10 left")),
+            },
+            Case {
+                name: "termination message: the file wins when both exist",
+                file: valid(r#"{"status":"success","reason":"FromFile","message":"file"}"#),
+                pod: Some(pod(term_msg(
+                    0,
+                    "Completed",
+                    r#"{"status":"failure","reason":"FromMessage","message":"msg"}"#,
+                ))),
+                at: 1,
+                shutdown_at: None,
+                want: Some(("True", "FromFile", "file")),
+            },
+            Case {
+                name: "termination message: a valid one beats an invalid file",
+                file: invalid_now(),
+                pod: Some(pod(term_msg(0, "Completed", r#"{"status":"success"}"#))),
+                at: 1,
+                shutdown_at: None,
+                want: Some(("True", "NoReasonProvided", "No message provided")),
+            },
+            Case {
+                name: "termination message: invalid there is no result (the original's message)",
+                file: FileState::Missing,
+                pod: Some(pod(term_msg(
+                    1,
+                    "Error",
+                    "panic: connection refused\ngoroutine 1 [running]:",
+                ))),
+                at: 1,
+                shutdown_at: None,
+                want: Some((
+                    "False",
+                    "AdapterExitedWithError",
+                    "Adapter container exited with code 1: Error",
+                )),
+            },
+            Case {
+                name: "termination message: an invalid result there is no result either",
+                file: FileState::Missing,
+                pod: Some(pod(term_msg(0, "Completed", r#"{"status":"maybe"}"#))),
+                at: 1,
+                shutdown_at: None,
+                want: Some((
+                    "False",
+                    "AdapterMissingResults",
+                    "Adapter container exited successfully (code 0) but did not produce a valid result file: Completed",
                 )),
             },
             Case {

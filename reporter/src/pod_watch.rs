@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use contract::REPORTER_CONTAINER;
 
+use crate::attempt::{Attempt, RESULT_CONDITION};
 use crate::outcome::{ContainerState, PodView};
 
 /// The adapter container: the configured name, else the first regular container that is not the reporter.
@@ -42,6 +43,7 @@ fn container_state(cs: &ContainerStatus) -> ContainerState {
         return ContainerState::Terminated {
             exit_code: t.exit_code,
             reason: t.reason.clone().unwrap_or_default(),
+            message: t.message.clone().unwrap_or_default(),
         };
     }
     if let Some(w) = &state.waiting {
@@ -84,6 +86,12 @@ pub fn pod_view(pod: &Pod, configured_adapter: Option<&str>) -> PodView {
         adapter_missing,
         adapter_state: cs.map_or(ContainerState::Unknown, container_state),
         restart_count: cs.map_or(0, |c| c.restart_count),
+        attempt: Attempt::from_pod(pod),
+        result_since: status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == RESULT_CONDITION))
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| crate::job_status::format_time(t.0)),
     }
 }
 
@@ -99,6 +107,7 @@ pub fn spawn(
     let api: kube::Api<Pod> = kube::Api::namespaced(client, namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={pod_name}"));
     let pod_name = pod_name.to_string();
+    let namespace = namespace.to_string();
     let task = tokio::spawn(async move {
         let mut stream = watcher(api, config).default_backoff().boxed();
         let mut listed = false;
@@ -106,14 +115,27 @@ pub fn spawn(
         while let Some(event) = stream.next().await {
             let event = match event {
                 Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(pod = %pod_name, error = %e, "pod watch interrupted; resuming");
-                    continue;
-                }
+                // A 403 is RBAC: retrying cannot grant the verb, and a warning every backoff
+                // step for the rest of the run would bury the one line that says what to fix.
+                // Stopping closes the channel: the run goes on with the result file only.
+                Err(e) => match crate::api::watch_refusal(&e) {
+                    Some((403, message)) => {
+                        tracing::error!(
+                            pod = %pod_name,
+                            "cannot watch pod {namespace}/{pod_name}: HTTP 403: {message} (RBAC: the reporter's service account needs verbs list and watch on resource pods in namespace {namespace}); watching the result file only, so an adapter that crashes, is OOM-killed or cannot pull its image is reported without its exit code or reason (as a timeout after MAX_WAIT_TIME_SECONDS, or as the pod shutting down)"
+                        );
+                        return;
+                    }
+                    _ => {
+                        tracing::warn!(pod = %pod_name, error = %e, "pod watch interrupted; resuming");
+                        continue;
+                    }
+                },
             };
             let publish = |pod: &Pod, deleted: bool| {
                 let mut view = pod_view(pod, configured_adapter.as_deref());
                 view.deleting |= deleted;
+                view.attempt.done |= deleted;
                 tracing::debug!(pod = %view.name, phase = %view.phase, adapter = %view.adapter, state = ?view.adapter_state, restarts = view.restart_count, deleting = view.deleting, "pod update");
                 tx.send_replace(Some(view));
             };
@@ -140,6 +162,7 @@ pub fn spawn(
                         tx.send_if_modified(|v| match v {
                             Some(view) if !view.deleting => {
                                 view.deleting = true;
+                                view.attempt.done = true;
                                 true
                             }
                             _ => false,

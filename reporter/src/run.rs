@@ -10,11 +10,11 @@ use tokio::task::JoinHandle;
 
 use crate::api::RetryPolicy;
 use crate::config::Config;
-use crate::events;
 use crate::job_status::{Change, Clock, StatusWriter};
 use crate::outcome::{self, DEFAULT_BACKOFF_LIMIT, Decision, Outcome, later};
 use crate::pod_watch;
 use crate::read_result;
+use crate::report::{self, Reported};
 use crate::result_file::{Read, ResultFile};
 use crate::result_watch::{FileEvent, ResultWatch};
 use crate::shutdown::Signals;
@@ -104,7 +104,7 @@ pub async fn run(
         &cfg.job_name,
         &cfg.condition_type,
         timing.retry,
-        clock.clone(),
+        clock,
     );
 
     // Watch before the first read so a write in between is not missed.
@@ -209,35 +209,49 @@ pub async fn run(
         Some(_) => writer.with_deadline(timing.shutdown_write_deadline),
         None => writer,
     };
-    let written = writer.write(&outcome).await;
-    let ok = match &written {
-        Ok(w) => {
-            if w.change == Change::Unchanged {
-                tracing::info!(condition_type = %cfg.condition_type, "condition already present; nothing to write");
-            } else {
-                tracing::info!(condition_type = %cfg.condition_type, status = outcome.status(), reason = %outcome.reason, requests = w.requests, "job status updated");
+    let context = report::Context {
+        client,
+        namespace: cfg.namespace.clone(),
+        job: cfg.job_name.clone(),
+        pod: cfg.pod_name.clone(),
+        job_uid: cfg.job_uid.clone(),
+        writer,
+        event_timeout: timing.event_timeout,
+    };
+    let view = pods.borrow().clone();
+    let (ok, success) = match report::report(&context, outcome.clone(), view.as_ref()).await {
+        Ok(r) => {
+            let requests = r.requests;
+            match &r.reported {
+                Reported::Written {
+                    change: Change::Updated,
+                    condition,
+                } => {
+                    tracing::info!(condition_type = %cfg.condition_type, status = %condition.status, reason = %condition.reason, condition_message = %condition.message, requests, "reported: job status updated");
+                }
+                Reported::Written { .. } => {
+                    tracing::info!(condition_type = %cfg.condition_type, requests, "reported: condition already present; nothing to write");
+                }
+                Reported::Superseded { newer } => {
+                    tracing::info!(newer = %newer, requests, "reported: superseded by a newer attempt of this Job, which owns its condition; outcome recorded on the pod and in the Event only");
+                }
+                Reported::Suspended => {
+                    tracing::info!(
+                        requests,
+                        "reported: nothing, the Job is suspended (its pods were deleted for that); the resumed Job's pods report"
+                    );
+                }
             }
-            let event = events::make_event(
-                &cfg.namespace,
-                &cfg.job_name,
-                w.uid.as_deref(),
-                &cfg.pod_name,
-                &outcome,
-                clock(),
-            );
-            if w.change == Change::Updated {
-                events::record(&client, &cfg.namespace, &event, timing.event_timeout).await;
-            }
-            true
+            (true, r.outcome.success)
         }
         Err(e) => {
             tracing::error!(error = %e, "failed to write the condition");
-            false
+            (false, outcome.success)
         }
     };
 
     match cfg.mode {
-        SidecarMode::Classic => i32::from(!(ok && outcome.success)),
+        SidecarMode::Classic => i32::from(!(ok && success)),
         SidecarMode::Native => {
             if !ok {
                 // Exiting makes the kubelet restart us, which retries the whole report.

@@ -1,5 +1,6 @@
 //! Request-level tests: a scripted apiserver (tower-test) behind `kube::Client` asserting the
-//! exact method, URI and JSON body of every request the condition writer and the Event make.
+//! exact method, URI and JSON body of every request the condition writer, the report around it
+//! (pod record, pod list, the rules of every Job shape) and the Event make.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,10 +9,12 @@ use http::{Method, Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
 use status_reporter::api::RetryPolicy;
+use status_reporter::attempt::Attempt;
 use status_reporter::error::Error;
 use status_reporter::events;
 use status_reporter::job_status::{Change, StatusWriter};
-use status_reporter::outcome::Outcome;
+use status_reporter::outcome::{ContainerState, Outcome, PodView};
+use status_reporter::report::{self, Reported};
 use tower_test::mock::{self, Handle};
 
 type ApiHandle = Handle<Request<Body>, Response<Body>>;
@@ -102,11 +105,10 @@ async fn echo_put(api: &mut ApiHandle) -> Value {
 }
 
 fn failure() -> Outcome {
-    Outcome {
-        success: false,
-        reason: "AdapterExitedWithError".into(),
-        message: "Adapter container exited with code 1: Error".into(),
-    }
+    Outcome::failed(
+        "AdapterExitedWithError",
+        "Adapter container exited with code 1: Error".into(),
+    )
 }
 
 fn available(status: &str, reason: &str, message: &str, ltt: &str) -> Value {
@@ -140,7 +142,7 @@ async fn get_then_put_keeps_other_conditions() {
         want["metadata"]["resourceVersion"] = json!("6");
         send.send_response(reply(200, &want));
     });
-    let written = w.write(&failure()).await.unwrap();
+    let written = w.write(&failure().condition()).await.unwrap();
     assert_eq!(written.change, Change::Updated);
     assert_eq!(written.uid.as_deref(), Some("uid-1"));
     assert_eq!(written.requests, 2);
@@ -183,7 +185,7 @@ async fn conflict_rereads_and_retries() {
         );
         send.send_response(reply(200, &body));
     });
-    let written = w.write(&failure()).await.unwrap();
+    let written = w.write(&failure().condition()).await.unwrap();
     assert_eq!(written.change, Change::Updated);
     assert_eq!(written.requests, 4);
     server.await.unwrap();
@@ -212,7 +214,7 @@ async fn server_errors_then_success() {
         .await;
         echo_put(&mut api).await;
     });
-    let written = w.write(&failure()).await.unwrap();
+    let written = w.write(&failure().condition()).await.unwrap();
     assert_eq!(written.change, Change::Updated);
     assert_eq!(written.requests, 6);
     server.await.unwrap();
@@ -231,7 +233,7 @@ async fn too_many_requests_honours_retry_after() {
         echo_put(&mut api).await;
     });
     let started = std::time::Instant::now();
-    w.write(&failure()).await.unwrap();
+    w.write(&failure().condition()).await.unwrap();
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "retried before Retry-After: {:?}",
@@ -255,7 +257,7 @@ async fn transient_errors_give_up_at_the_deadline() {
         }
         served
     });
-    let err = w.write(&failure()).await.unwrap_err();
+    let err = w.write(&failure().condition()).await.unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, Error::WriteDeadline { .. }), "{text}");
     assert!(
@@ -286,7 +288,7 @@ async fn not_found_is_permanent_and_clear() {
         // No retry follows.
         assert!(api.next_request().await.is_none());
     });
-    let err = w.write(&failure()).await.unwrap_err();
+    let err = w.write(&failure().condition()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "get jobs/status ns/job failed with HTTP 404: jobs.batch \"job\" not found (check JOB_NAME and JOB_NAMESPACE: no Job ns/job)"
@@ -306,7 +308,7 @@ async fn forbidden_names_verb_and_resource() {
         send.send_response(reply(403, &status_body(403, "Forbidden", msg)));
         assert!(api.next_request().await.is_none());
     });
-    let err = w.write(&failure()).await.unwrap_err();
+    let err = w.write(&failure().condition()).await.unwrap_err();
     let text = err.to_string();
     assert!(
         text.starts_with(
@@ -337,7 +339,7 @@ async fn identical_condition_is_a_noop() {
             "no PUT for an identical condition"
         );
     });
-    let written = w.write(&failure()).await.unwrap();
+    let written = w.write(&failure().condition()).await.unwrap();
     assert_eq!(written.change, Change::Unchanged);
     assert_eq!(written.requests, 1);
     drop(w);
@@ -350,7 +352,13 @@ async fn event_post_and_refusal() {
     let (service, mut api) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     let now: jiff::Timestamp = NOW.parse().unwrap();
-    let event = events::make_event("ns", "job", Some("uid-1"), "job-pod", &failure(), now);
+    let source = events::Source {
+        pod: "job-pod",
+        index: None,
+        attempt: 1,
+        superseded_by: None,
+    };
+    let event = events::make_event("ns", "job", Some("uid-1"), &source, &failure(), now);
     let server = tokio::spawn(async move {
         let (body, send, _) = expect(&mut api, Method::POST, "/api/v1/namespaces/ns/events").await;
         assert_eq!(
@@ -360,7 +368,7 @@ async fn event_post_and_refusal() {
                 "metadata": {"name": format!("job.{:x}", now.as_nanosecond()), "namespace": "ns"},
                 "involvedObject": {"apiVersion": "batch/v1", "kind": "Job", "name": "job", "namespace": "ns", "uid": "uid-1"},
                 "reason": "AdapterExitedWithError",
-                "message": "Adapter container exited with code 1: Error",
+                "message": "Adapter container exited with code 1: Error (pod job-pod, attempt 1)",
                 "type": "Warning",
                 "source": {"component": "status-reporter"},
                 "reportingComponent": "status-reporter",
@@ -382,10 +390,19 @@ async fn event_post_and_refusal() {
         success: true,
         reason: "Ok".into(),
         message: "m".into(),
+        from_result: true,
     };
+    let shard = events::Source {
+        pod: "p",
+        index: Some(2),
+        attempt: 3,
+        superseded_by: Some("q"),
+    };
+    let event = events::make_event("ns", "job", None, &shard, &ok, now);
+    assert_eq!(event["type"], "Normal");
     assert_eq!(
-        events::make_event("ns", "job", None, "p", &ok, now)["type"],
-        "Normal"
+        event["message"],
+        "m (pod p, index 2, attempt 3; superseded by pod q, whose result the Job condition shows)"
     );
 }
 
@@ -403,8 +420,386 @@ async fn hung_request_times_out_and_is_retried() {
         echo_put(&mut api).await;
         drop(hung);
     });
-    let written = w.write(&failure()).await.unwrap();
+    let written = w.write(&failure().condition()).await.unwrap();
     assert_eq!(written.change, Change::Updated);
     assert_eq!(written.requests, 3);
+    server.await.unwrap();
+}
+
+// The report around the write (DESIGN "Every Job shape"): request by request.
+
+const POD_STATUS_URI: &str = "/api/v1/namespaces/ns/pods/job-a1/status";
+const POD_LIST_URI: &str =
+    "/api/v1/namespaces/ns/pods?labelSelector=batch.kubernetes.io%2Fcontroller-uid%3Duid-1";
+const EVENTS_URI: &str = "/api/v1/namespaces/ns/events";
+
+fn context(job_uid: Option<&str>) -> (report::Context, ApiHandle) {
+    let (w, api, client) = writer(fast_policy());
+    let ctx = report::Context {
+        client,
+        namespace: "ns".into(),
+        job: "job".into(),
+        pod: "job-a1".into(),
+        job_uid: job_uid.map(str::to_owned),
+        writer: w,
+        event_timeout: Duration::from_secs(5),
+    };
+    (ctx, api)
+}
+
+/// The reporter's own pod as last watched: running (or `done`), on `index`.
+fn view(index: Option<u32>, done: bool) -> PodView {
+    PodView {
+        name: "job-a1".into(),
+        phase: "Running".into(),
+        reason: String::new(),
+        message: String::new(),
+        deleting: done,
+        restarts_in_place: false,
+        adapter: "adapter".into(),
+        adapter_missing: None,
+        adapter_state: ContainerState::Running,
+        restart_count: 0,
+        attempt: Attempt {
+            index,
+            created: Some("2026-11-21T21:00:00Z".parse().unwrap()),
+            done,
+            ..Attempt::named("job-a1")
+        },
+        result_since: None,
+    }
+}
+
+fn listed(
+    name: &str,
+    created: &str,
+    index: Option<u32>,
+    result: Option<(&str, &str, &str)>,
+) -> Value {
+    let mut pod = json!({"metadata": {"name": name, "namespace": "ns", "creationTimestamp": created}, "status": {"phase": "Running"}});
+    if let Some(i) = index {
+        pod["metadata"]["labels"] =
+            json!({"batch.kubernetes.io/job-completion-index": i.to_string()});
+    }
+    if let Some((status, reason, message)) = result {
+        pod["status"]["conditions"] = json!([{"type": "status-reporter.hyperfleet.io/result", "status": status, "reason": reason, "message": message}]);
+    }
+    pod
+}
+
+fn pod_list(items: Vec<Value>) -> Value {
+    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "9"}, "items": items})
+}
+
+fn success(reason: &str, message: &str) -> Outcome {
+    Outcome {
+        success: true,
+        reason: reason.into(),
+        message: message.into(),
+        from_result: true,
+    }
+}
+
+/// Next request: the pod's status patch (a strategic merge of the one result condition).
+async fn expect_record(api: &mut ApiHandle, status: &str, reason: &str, message: &str) {
+    let (body, send, req) = expect(api, Method::PATCH, POD_STATUS_URI).await;
+    assert_eq!(
+        req.headers()["content-type"],
+        "application/strategic-merge-patch+json"
+    );
+    assert_eq!(
+        body,
+        json!({"status": {"conditions": [{"type": "status-reporter.hyperfleet.io/result", "status": status, "reason": reason, "message": message, "lastTransitionTime": NOW}]}})
+    );
+    send.send_response(reply(200, &json!({"kind": "Pod"})));
+}
+
+/// Next request: the Event; returns its message.
+async fn expect_event(api: &mut ApiHandle) -> String {
+    let (body, send, _) = expect(api, Method::POST, EVENTS_URI).await;
+    send.send_response(reply(201, &body));
+    body["message"].as_str().unwrap().to_owned()
+}
+
+fn indexed_job(rv: &str, completions: u32, conditions: Value) -> Value {
+    let mut j = job(rv, conditions);
+    j["spec"]["completions"] = json!(completions);
+    j["spec"]["parallelism"] = json!(completions);
+    j["spec"]["completionMode"] = json!("Indexed");
+    j
+}
+
+#[tokio::test]
+async fn single_pod_job_records_on_the_pod_then_writes_the_job_in_four_requests() {
+    let (ctx, mut api) = context(Some("uid-1"));
+    let server = tokio::spawn(async move {
+        answer(&mut api, Method::GET, 200, &job("5", json!([]))).await;
+        expect_record(
+            &mut api,
+            "False",
+            "AdapterExitedWithError",
+            "Adapter container exited with code 1: Error",
+        )
+        .await;
+        let put = echo_put(&mut api).await;
+        assert_eq!(
+            put["status"]["conditions"],
+            json!([available(
+                "False",
+                "AdapterExitedWithError",
+                "Adapter container exited with code 1: Error",
+                NOW
+            )])
+        );
+        assert_eq!(
+            expect_event(&mut api).await,
+            "Adapter container exited with code 1: Error (pod job-a1, attempt 1)"
+        );
+    });
+    let r = report::report(&ctx, failure(), Some(&view(None, false)))
+        .await
+        .unwrap();
+    assert!(matches!(
+        r.reported,
+        Reported::Written {
+            change: Change::Updated,
+            ..
+        }
+    ));
+    // GET + PATCH pod + PUT: a running single-completion pod cannot have been replaced, so
+    // no pod list.
+    assert_eq!(r.requests, 3);
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_superseded_attempt_records_on_its_pod_and_leaves_the_job_alone() {
+    let (ctx, mut api) = context(Some("uid-1"));
+    let server = tokio::spawn(async move {
+        let mut j = job(
+            "5",
+            json!([available(
+                "True",
+                "ChecksPassed",
+                "All checks passed",
+                "2026-11-21T21:30:00Z"
+            )]),
+        );
+        j["status"]["failed"] = json!(1);
+        answer(&mut api, Method::GET, 200, &j).await;
+        expect_record(
+            &mut api,
+            "False",
+            "AdapterTerminated",
+            "Pod job-a1 was deleted before the adapter produced a result",
+        )
+        .await;
+        let (_, send, _) = expect(&mut api, Method::GET, POD_LIST_URI).await;
+        send.send_response(reply(
+            200,
+            &pod_list(vec![
+                listed("job-a1", "2026-11-21T21:00:00Z", None, None),
+                listed(
+                    "job-b2",
+                    "2026-11-21T21:00:11Z",
+                    None,
+                    Some(("True", "ChecksPassed", "All checks passed")),
+                ),
+            ]),
+        ));
+        // No PUT: the Event is next.
+        assert_eq!(
+            expect_event(&mut api).await,
+            "Pod job-a1 was deleted before the adapter produced a result (pod job-a1, attempt 1; superseded by pod job-b2, whose result the Job condition shows)"
+        );
+    });
+    let outcome = Outcome::failed(
+        "AdapterTerminated",
+        "Pod job-a1 was deleted before the adapter produced a result".into(),
+    );
+    let r = report::report(&ctx, outcome, Some(&view(None, true)))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.reported,
+        Reported::Superseded {
+            newer: "job-b2".into()
+        }
+    );
+    server.await.unwrap();
+}
+
+/// Rule 6: a 409 on the aggregate re-reads the Job and the pods before recomputing, so the
+/// last writer has seen every earlier result.
+#[tokio::test]
+async fn an_aggregate_conflict_rereads_the_pods_before_recomputing() {
+    let (ctx, mut api) = context(Some("uid-1"));
+    let server = tokio::spawn(async move {
+        answer(&mut api, Method::GET, 200, &indexed_job("5", 2, json!([]))).await;
+        expect_record(&mut api, "True", "Ok", "shard fine").await;
+        let (_, send, _) = expect(&mut api, Method::GET, POD_LIST_URI).await;
+        send.send_response(reply(
+            200,
+            &pod_list(vec![
+                listed("job-a0", "2026-11-21T21:00:00Z", Some(0), None),
+                listed("job-a1", "2026-11-21T21:00:00Z", Some(1), None),
+            ]),
+        ));
+        let (body, send, _) = expect(&mut api, Method::PUT, STATUS_URI).await;
+        assert_eq!(
+            body["status"]["conditions"][0]["message"],
+            "1/2 indexes reported"
+        );
+        send.send_response(reply(
+            409,
+            &status_body(409, "Conflict", "the object has been modified"),
+        ));
+        // Meanwhile index 0's reporter recorded its result and wrote its own aggregate.
+        answer(
+            &mut api,
+            Method::GET,
+            200,
+            &indexed_job(
+                "7",
+                2,
+                json!([available(
+                    "Unknown",
+                    "AwaitingResults",
+                    "1/2 indexes reported",
+                    "2026-11-21T21:59:00Z"
+                )]),
+            ),
+        )
+        .await;
+        let (_, send, _) = expect(&mut api, Method::GET, POD_LIST_URI).await;
+        send.send_response(reply(
+            200,
+            &pod_list(vec![
+                listed(
+                    "job-a0",
+                    "2026-11-21T21:00:00Z",
+                    Some(0),
+                    Some(("True", "Ok", "shard fine")),
+                ),
+                listed(
+                    "job-a1",
+                    "2026-11-21T21:00:00Z",
+                    Some(1),
+                    Some(("True", "Ok", "shard fine")),
+                ),
+            ]),
+        ));
+        let put = echo_put(&mut api).await;
+        assert_eq!(put["metadata"]["resourceVersion"], "7");
+        assert_eq!(
+            put["status"]["conditions"],
+            json!([available(
+                "True",
+                "Ok",
+                "2/2 indexes succeeded: shard fine",
+                NOW
+            )])
+        );
+        assert_eq!(
+            expect_event(&mut api).await,
+            "shard fine (pod job-a1, index 1, attempt 1)"
+        );
+    });
+    let r = report::report(
+        &ctx,
+        success("Ok", "shard fine"),
+        Some(&view(Some(1), false)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.requests, 7, "GET, PATCH, LIST, PUT(409), GET, LIST, PUT");
+    server.await.unwrap();
+}
+
+/// Rule 1: a Job re-created under the same name is not ours: nothing is written there.
+#[tokio::test]
+async fn another_job_uid_under_the_same_name_gets_nothing() {
+    let (ctx, mut api) = context(Some("uid-0"));
+    let server = tokio::spawn(async move {
+        answer(&mut api, Method::GET, 200, &job("5", json!([]))).await;
+        assert!(api.next_request().await.is_none(), "nothing after the GET");
+    });
+    let err = report::report(&ctx, success("Ok", "fine"), Some(&view(None, false)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "job ns/job has uid uid-1, but this pod belongs to the Job with uid uid-0 (JOB_UID): the Job was deleted and re-created under the same name; nothing is written to it"
+    );
+    drop(ctx);
+    server.await.unwrap();
+}
+
+/// Rule 7: a pod deleted by the Job's suspension writes nothing, not even on itself.
+#[tokio::test]
+async fn a_suspended_job_gets_nothing() {
+    let (ctx, mut api) = context(None);
+    let server = tokio::spawn(async move {
+        let mut j = job("5", json!([]));
+        j["spec"]["suspend"] = json!(true);
+        answer(&mut api, Method::GET, 200, &j).await;
+        assert!(api.next_request().await.is_none(), "nothing after the GET");
+    });
+    let outcome = Outcome::failed(
+        "AdapterTerminated",
+        "Pod job-a1 was deleted before the adapter produced a result".into(),
+    );
+    let r = report::report(&ctx, outcome, Some(&view(None, true)))
+        .await
+        .unwrap();
+    assert_eq!(r.reported, Reported::Suspended);
+    drop(ctx);
+    server.await.unwrap();
+}
+
+/// Rule 8: a pod killed at the Job's deadline reports AdapterTimeout naming the deadline; a
+/// valid result is never replaced.
+#[tokio::test]
+async fn a_pod_killed_at_the_job_deadline_reports_the_deadline() {
+    let (ctx, mut api) = context(None);
+    let server = tokio::spawn(async move {
+        let mut j = job(
+            "5",
+            json!([{"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline", "lastTransitionTime": "2026-11-21T21:59:00Z"}]),
+        );
+        j["spec"]["activeDeadlineSeconds"] = json!(90);
+        answer(&mut api, Method::GET, 200, &j).await;
+        expect_record(
+            &mut api,
+            "False",
+            "AdapterTimeout",
+            "Job exceeded its activeDeadlineSeconds (1m30s)",
+        )
+        .await;
+        let (_, send, _) = expect(&mut api, Method::GET, POD_LIST_URI).await;
+        send.send_response(reply(
+            200,
+            &pod_list(vec![listed("job-a1", "2026-11-21T21:00:00Z", None, None)]),
+        ));
+        let put = echo_put(&mut api).await;
+        assert_eq!(
+            put["status"]["conditions"][1],
+            available(
+                "False",
+                "AdapterTimeout",
+                "Job exceeded its activeDeadlineSeconds (1m30s)",
+                NOW
+            )
+        );
+        expect_event(&mut api).await;
+    });
+    let outcome = Outcome::failed(
+        "AdapterTerminated",
+        "Pod job-a1 was deleted before the adapter produced a result".into(),
+    );
+    let r = report::report(&ctx, outcome, Some(&view(None, true)))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome.reason, "AdapterTimeout");
     server.await.unwrap();
 }

@@ -25,11 +25,15 @@ fn package_of(name: &str) -> (&'static str, &'static str) {
     }
 }
 
-/// Path of a workspace binary (`"status-reporter"` | `"status-reporter-webhook"`), built once
+/// Path of a workspace binary (`"status-reporter"` | `"status-reporter-webhook"`). Env
+/// `STATUS_REPORTER_BIN` / `STATUS_REPORTER_WEBHOOK_BIN` names a prebuilt binary. Otherwise the
+/// binary cargo built for this test run (`target/debug/<name>`, which a workspace test build
+/// makes) is used when it is newer than every source it is built from; else it is built once
 /// per test process with `cargo build -p <package> --bin <name>` (honours `CARGO_TARGET_DIR`,
-/// and `--release` when env `STAND_IN_RELEASE=1`). Env `STATUS_REPORTER_BIN` /
-/// `STATUS_REPORTER_WEBHOOK_BIN` names a prebuilt binary instead. Panics with cargo's output
-/// if the build fails.
+/// and `--release` when env `STAND_IN_RELEASE=1`). Rebuilding only when stale matters: a
+/// package-only build resolves features differently from the workspace test build, so
+/// building every time would make the two overwrite each other's binary on every run. Panics
+/// with cargo's output if the build fails.
 pub fn path(name: &str) -> PathBuf {
     let (package, override_var) = package_of(name);
     if let Some(p) = std::env::var_os(override_var).filter(|p| !p.is_empty()) {
@@ -51,6 +55,17 @@ pub fn path(name: &str) -> PathBuf {
     }
     let root = workspace_root();
     let release = std::env::var("STAND_IN_RELEASE").is_ok_and(|v| v == "1");
+    let target = match std::env::var_os("CARGO_TARGET_DIR").filter(|t| !t.is_empty()) {
+        Some(t) => root.join(t),
+        None => root.join("target"),
+    };
+    let existing = target
+        .join(if release { "release" } else { "debug" })
+        .join(name);
+    if fresh(&existing, &root, package) {
+        built.insert(name.to_owned(), existing.clone());
+        return existing;
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
@@ -66,10 +81,6 @@ pub fn path(name: &str) -> PathBuf {
         "stand-in: `cargo build -p {package} --bin {name}` failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let target = match std::env::var_os("CARGO_TARGET_DIR").filter(|t| !t.is_empty()) {
-        Some(t) => root.join(t),
-        None => root.join("target"),
-    };
     let path = target
         .join(if release { "release" } else { "debug" })
         .join(name);
@@ -80,4 +91,40 @@ pub fn path(name: &str) -> PathBuf {
     );
     built.insert(name.to_owned(), path.clone());
     path
+}
+
+/// Whether `binary` exists and is newer than every source of `package`: its crate directory,
+/// the `contract` crate both binaries build on, and the workspace manifests.
+fn fresh(binary: &Path, root: &Path, package: &str) -> bool {
+    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
+        return false;
+    };
+    let crate_dir = match package {
+        "status-reporter" => "reporter",
+        "status-reporter-webhook" => "webhook",
+        _ => "tests",
+    };
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    let mut stack = vec![
+        root.join(crate_dir),
+        root.join("contract"),
+        root.join("Cargo.toml"),
+        root.join("Cargo.lock"),
+    ];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if let Ok(modified) = meta.modified() {
+            newest = newest.max(modified);
+        }
+    }
+    built > newest
 }

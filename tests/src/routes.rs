@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::patch::PatchType;
+use crate::patch;
 use crate::selector::Selector;
 use crate::status::ApiError;
 use crate::store::{Key, Resource, Since, State, WatchMsg};
@@ -100,9 +100,7 @@ pub(crate) fn route(state: &mut State, req: &ApiRequest<'_>) -> Result<Reply, Ap
             200,
             json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
             {"name": "batch", "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
-             "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"}},
-            {"name": "events.k8s.io", "versions": [{"groupVersion": "events.k8s.io/v1", "version": "v1"}],
-             "preferredVersion": {"groupVersion": "events.k8s.io/v1", "version": "v1"}}]}),
+             "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"}}]}),
         )),
         ["version"] => Ok(Reply::Json(
             200,
@@ -218,11 +216,8 @@ fn item(
             Ok(Reply::Json(200, state.update(key, status_only, object)?))
         }
         "PATCH" => {
-            let kind = PatchType::from_content_type(req.content_type)?;
-            Ok(Reply::Json(
-                200,
-                state.patch(key, status_only, kind, req.body)?,
-            ))
+            patch::check_content_type(req.content_type)?;
+            Ok(Reply::Json(200, state.patch(key, status_only, req.body)?))
         }
         "DELETE" if !status_only => Ok(Reply::Json(200, state.delete(key)?)),
         _ => Err(ApiError::MethodNotAllowed),

@@ -270,7 +270,7 @@ impl StandIn {
         self.shared().lock().log.clone()
     }
 
-    /// The core/v1 and events.k8s.io/v1 Events created, in creation order.
+    /// The core/v1 Events created, in creation order.
     pub fn events(&self) -> Vec<Value> {
         self.shared().lock().events()
     }

@@ -33,7 +33,7 @@ pub(crate) enum ApiError {
     TooLarge { limit: usize },
     /// 415.
     #[error(
-        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {0:?})"
+        "the body of the request was in an unknown format - accepted media types include: application/strategic-merge-patch+json (the stand-in applies only what the reporter sends; got {0:?})"
     )]
     UnsupportedMediaType(String),
     /// 422: the resulting object is not valid.
@@ -44,9 +44,6 @@ pub(crate) enum ApiError {
         field: String,
         detail: String,
     },
-    /// 422 from a patch that cannot be applied (e.g. a failed JSON-patch `test`).
-    #[error("the server rejected our request due to an error in our request: {0}")]
-    PatchFailed(String),
     /// An injected [`crate::FaultKind::Status`] answer.
     #[error("{}", injected_message(*code))]
     Injected { code: u16 },
@@ -95,7 +92,7 @@ impl ApiError {
             ApiError::Conflict { .. } | ApiError::AlreadyExists { .. } => 409,
             ApiError::TooLarge { .. } => 413,
             ApiError::UnsupportedMediaType(_) => 415,
-            ApiError::Invalid { .. } | ApiError::PatchFailed(_) => 422,
+            ApiError::Invalid { .. } => 422,
             ApiError::Injected { code } => *code,
             // Never sent; logged as "no response".
             ApiError::ConnectionDropped => 0,

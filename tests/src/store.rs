@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::fault::{Fault, FaultKind};
-use crate::patch::{self, PatchType};
+use crate::patch;
 use crate::selector::Selector;
 use crate::server::LoggedRequest;
 use crate::status::{ApiError, status_body};
@@ -28,9 +28,7 @@ pub(crate) enum Resource {
     Pods,
     /// batch/v1 jobs.
     Jobs,
-    /// core/v1 events.
-    CoreEvents,
-    /// events.k8s.io/v1 events.
+    /// core/v1 events (the reporter's; events.k8s.io is not served).
     Events,
 }
 
@@ -40,17 +38,15 @@ impl Resource {
         match (group, version, plural) {
             ("", "v1", "pods") => Some(Resource::Pods),
             ("batch", "v1", "jobs") => Some(Resource::Jobs),
-            ("", "v1", "events") => Some(Resource::CoreEvents),
-            ("events.k8s.io", "v1", "events") => Some(Resource::Events),
+            ("", "v1", "events") => Some(Resource::Events),
             _ => None,
         }
     }
 
     pub(crate) fn group(self) -> &'static str {
         match self {
-            Resource::Pods | Resource::CoreEvents => "",
+            Resource::Pods | Resource::Events => "",
             Resource::Jobs => "batch",
-            Resource::Events => "events.k8s.io",
         }
     }
 
@@ -58,7 +54,7 @@ impl Resource {
         match self {
             Resource::Pods => "pods",
             Resource::Jobs => "jobs",
-            Resource::CoreEvents | Resource::Events => "events",
+            Resource::Events => "events",
         }
     }
 
@@ -66,15 +62,14 @@ impl Resource {
         match self {
             Resource::Pods => "Pod",
             Resource::Jobs => "Job",
-            Resource::CoreEvents | Resource::Events => "Event",
+            Resource::Events => "Event",
         }
     }
 
     pub(crate) fn api_version(self) -> &'static str {
         match self {
-            Resource::Pods | Resource::CoreEvents => "v1",
+            Resource::Pods | Resource::Events => "v1",
             Resource::Jobs => "batch/v1",
-            Resource::Events => "events.k8s.io/v1",
         }
     }
 
@@ -97,7 +92,7 @@ impl Resource {
     }
 
     fn is_event(self) -> bool {
-        matches!(self, Resource::CoreEvents | Resource::Events)
+        self == Resource::Events
     }
 }
 
@@ -246,7 +241,7 @@ fn check_type<T: DeserializeOwned>(
 
 /// Validates an object as the real server would, for the rules the product can trip.
 pub(crate) fn validate(resource: Resource, object: &Value) -> Result<(), ApiError> {
-    use k8s_openapi::api::{batch::v1::Job, core::v1 as core, events::v1 as events};
+    use k8s_openapi::api::{batch::v1::Job, core::v1 as core};
     let name = str_at(object, "/metadata/name").unwrap_or("").to_owned();
     let invalid = |field: &str, detail: String| ApiError::Invalid {
         resource,
@@ -257,16 +252,10 @@ pub(crate) fn validate(resource: Resource, object: &Value) -> Result<(), ApiErro
     match resource {
         Resource::Jobs => check_type::<Job>(resource, &name, object)?,
         Resource::Pods => check_type::<core::Pod>(resource, &name, object)?,
-        Resource::CoreEvents => {
+        Resource::Events => {
             check_type::<core::Event>(resource, &name, object)?;
             if !object.get("involvedObject").is_some_and(Value::is_object) {
                 return Err(invalid("involvedObject", "Required value".to_owned()));
-            }
-        }
-        Resource::Events => {
-            check_type::<events::Event>(resource, &name, object)?;
-            if !object.get("regarding").is_some_and(Value::is_object) {
-                return Err(invalid("regarding", "Required value".to_owned()));
             }
         }
     }
@@ -374,7 +363,7 @@ impl State {
         })
     }
 
-    /// Events of both APIs in creation order.
+    /// The events in creation order.
     pub(crate) fn events(&self) -> Vec<Value> {
         let mut events: Vec<&Stored> = self
             .objects
@@ -578,11 +567,10 @@ impl State {
         &mut self,
         key: &Key,
         status_only: bool,
-        kind: PatchType,
         body: &[u8],
     ) -> Result<Value, ApiError> {
         let existing = self.get(key).ok_or_else(|| not_found(key))?;
-        let patched = patch::apply(kind, &existing, body)?;
+        let patched = patch::apply(&existing, body)?;
         self.update(key, status_only, patched)
     }
 

@@ -6,7 +6,10 @@
 //! ..data/tls.crt`, rotated by an atomic rename of the `..data` symlink); [`Server`] starts
 //! `serve` on a free loopback port and reads the address from its `listening on ADDR` line
 //! (bounded), captures its stderr lines as they arrive ([`Server::wait_for_log`]) and waits
-//! (bounded) for its exit; [`connect`] opens a TLS connection to it.
+//! (bounded) for its exit; [`connect`] opens a TLS connection to it, [`request`] sends one
+//! request over it, [`closed_within`] waits for the server to close it,
+//! [`post_head_until_continue`] and [`read_status`] speak HTTP/1.1 by hand, and
+//! [`unfinished_post`] starts an HTTP/2 request whose body never ends.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -14,13 +17,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, StreamBody};
+use hyper::body::Frame;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SerialNumber};
 use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
 
 pub use crate::logs::Logs;
 use crate::process::Process;
@@ -62,6 +72,18 @@ impl Pki {
 
     /// A new serving pair for `localhost`, signed by the CA.
     pub fn issue(&self) -> Pair {
+        self.issue_with(|_| {})
+    }
+
+    /// A new serving pair for `localhost`, valid from `not_before` to `not_after` only.
+    pub fn issue_valid_between(&self, not_before: SystemTime, not_after: SystemTime) -> Pair {
+        self.issue_with(|params| {
+            params.not_before = not_before.into();
+            params.not_after = not_after.into();
+        })
+    }
+
+    fn issue_with(&self, shape: impl FnOnce(&mut CertificateParams)) -> Pair {
         // A serial unique in this process, first byte 0x01 so DER encodes the bytes as they
         // are (no leading zero stripped or added) and the logged form is predictable.
         static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -71,6 +93,7 @@ impl Pki {
         let key = KeyPair::generate().expect("key");
         let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
         params.serial_number = Some(SerialNumber::from_slice(&serial));
+        shape(&mut params);
         let cert = params.signed_by(&key, &self.ca).expect("sign");
         Pair {
             cert_pem: cert.pem(),
@@ -245,6 +268,11 @@ impl Server {
     pub fn rss_kib(&self) -> u64 {
         self.process.rss_kib()
     }
+
+    /// The highest resident set size so far in KiB (see [`Process::peak_rss_kib`]).
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.process.peak_rss_kib()
+    }
 }
 
 /// A TLS connection to `addr`, verifying the server as `localhost` with `config`.
@@ -257,4 +285,153 @@ pub async fn connect(
     TlsConnector::from(config)
         .connect(ServerName::try_from("localhost").expect("name"), tcp)
         .await
+}
+
+/// An AdmissionReview from `tests/data/admission/NAME.json`.
+pub fn admission_fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/data/admission/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// One request over `tls` (HTTP/2 when `h2` was negotiated): the status and the body.
+/// Panics if the connection fails.
+pub async fn request(
+    tls: TlsStream<TcpStream>,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, Vec<u8>) {
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(format!("https://localhost{path}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .expect("request");
+    let io = TokioIo::new(tls);
+    let res = if h2 {
+        let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .expect("HTTP/2 handshake");
+        tokio::spawn(conn);
+        send.send_request(req).await.expect("HTTP/2 request")
+    } else {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .expect("HTTP/1.1 handshake");
+        tokio::spawn(conn);
+        let mut req = req;
+        req.headers_mut()
+            .insert("host", hyper::header::HeaderValue::from_static("localhost"));
+        send.send_request(req).await.expect("HTTP/1.1 request")
+    };
+    let status = res.status().as_u16();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .expect("response body")
+        .to_bytes()
+        .to_vec();
+    (status, body)
+}
+
+/// Reads (and drops) whatever `stream` receives until the server closes it: true if that
+/// happens within `within` (end of stream, or a reset), false if it is still open then.
+pub async fn closed_within<S: AsyncRead + Unpin>(stream: &mut S, within: Duration) -> bool {
+    let mut buf = vec![0u8; 16 * 1024];
+    tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// Sends the head of `POST /mutate` announcing `content_length` body bytes with
+/// `Expect: 100-continue`, and waits (bounded) for `100 Continue`: the server has read the head
+/// and waits for the body, so the request is in progress.
+pub async fn post_head_until_continue(
+    tls: &mut TlsStream<TcpStream>,
+    content_length: usize,
+    timeout: Duration,
+) {
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: {content_length}\r\n\r\n"
+    );
+    tls.write_all(head.as_bytes())
+        .await
+        .expect("write the head");
+    tls.flush().await.expect("flush the head");
+    let mut interim = [0u8; 25];
+    tokio::time::timeout(timeout, tls.read_exact(&mut interim))
+        .await
+        .expect("no 100 Continue")
+        .expect("read 100 Continue");
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+/// Waits (bounded) for the start of an HTTP/1.1 answer and returns it, e.g. `HTTP/1.1 408`.
+pub async fn read_status(tls: &mut TlsStream<TcpStream>, timeout: Duration) -> String {
+    let mut status = [0u8; 12];
+    tokio::time::timeout(timeout, tls.read_exact(&mut status))
+        .await
+        .expect("no answer")
+        .expect("read the status line");
+    String::from_utf8_lossy(&status).into_owned()
+}
+
+/// A request body the test feeds chunk by chunk.
+pub type FedBody = StreamBody<ReceiverStream<Result<Frame<Bytes>, std::io::Error>>>;
+
+/// A `POST /mutate` whose body does not end while [`UnfinishedPost::feed`] lives.
+pub struct UnfinishedPost {
+    /// Keeps the body open; drop it to end the body short.
+    pub feed: tokio::sync::mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>,
+    /// Ends once every byte to send was taken by the connection, or the stream was refused.
+    pub sending: JoinHandle<()>,
+    /// The response status (0 if the stream failed without one).
+    pub answer: JoinHandle<u16>,
+}
+
+/// Starts `POST /mutate` on `send` announcing `len` body bytes, and sends `sent` of them in
+/// 64 KiB chunks (as fast as flow control lets them go).
+pub async fn unfinished_post(
+    send: &mut hyper::client::conn::http2::SendRequest<FedBody>,
+    len: usize,
+    sent: usize,
+) -> UnfinishedPost {
+    let (feed, rx) = tokio::sync::mpsc::channel(4);
+    let req = hyper::Request::post("https://localhost/mutate")
+        .header("content-type", "application/json")
+        .header("content-length", len.to_string())
+        .body(StreamBody::new(ReceiverStream::new(rx)))
+        .expect("request");
+    send.ready().await.expect("HTTP/2 connection");
+    let response = send.send_request(req);
+    let answer = tokio::spawn(async move { response.await.map_or(0, |r| r.status().as_u16()) });
+    let chunks = feed.clone();
+    let sending = tokio::spawn(async move {
+        let mut left = sent;
+        while left > 0 {
+            let n = left.min(64 * 1024);
+            if chunks
+                .send(Ok(Frame::data(Bytes::from(vec![b' '; n]))))
+                .await
+                .is_err()
+            {
+                return; // refused: the stream was reset
+            }
+            left -= n;
+        }
+    });
+    UnfinishedPost {
+        feed,
+        sending,
+        answer,
+    }
 }

@@ -3,28 +3,24 @@
 //! a real rustls client over TLS 1.2, TLS 1.3 and HTTP/2, rotation without restart,
 //! bad bodies, and the SIGTERM drain. Loopback only; every wait is bounded.
 
-use std::process::Command;
+use std::io::Read as _;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::CertificateDer;
 use serde_json::Value;
-use stand_in::webhook_process::{Pair, Pki, SecretDir, Server, connect};
+use stand_in::process::Process;
+use stand_in::webhook_process::{
+    Pair, Pki, SecretDir, Server, admission_fixture, connect, post_head_until_continue,
+    read_status, request,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const BODY_LIMIT: usize = 1024 * 1024;
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/data/admission/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 fn spawn_server(secret: &SecretDir) -> Server {
     spawn_server_with(secret, &[])
@@ -54,40 +50,6 @@ fn served_cert(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {
     tls.get_ref().1.peer_certificates().unwrap()[0]
         .clone()
         .into_owned()
-}
-
-/// One request over a fresh connection, HTTP/2 when `h2` was negotiated.
-async fn request(
-    tls: TlsStream<TcpStream>,
-    method: &str,
-    path: &str,
-    body: Vec<u8>,
-) -> (u16, Vec<u8>) {
-    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    let req = Request::builder()
-        .method(method)
-        .uri(format!("https://localhost{path}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let io = TokioIo::new(tls);
-    let res = if h2 {
-        let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        send.send_request(req).await.unwrap()
-    } else {
-        let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
-        tokio::spawn(conn);
-        let mut req = req;
-        req.headers_mut()
-            .insert("host", "localhost".parse().unwrap());
-        send.send_request(req).await.unwrap()
-    };
-    let status = res.status().as_u16();
-    let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
-    (status, body)
 }
 
 async fn post_review(server: &Server, pki: &Pki, body: Vec<u8>) -> (u16, Value) {
@@ -128,7 +90,7 @@ async fn serves_reviews_over_tls12_tls13_and_http2() {
     let pair = pki.issue();
     let secret = SecretDir::new(&pair);
     let server = spawn_server(&secret);
-    let review = fixture("create-job");
+    let review = admission_fixture("create-job");
     let uid = serde_json::from_slice::<Value>(&review).unwrap()["request"]["uid"].clone();
 
     for (version, alpn) in [
@@ -186,7 +148,7 @@ async fn bad_bodies_get_the_right_answer_and_the_server_keeps_serving() {
     let secret = SecretDir::new(&pki.issue());
     let server = spawn_server(&secret);
 
-    let (status, out) = post_review(&server, &pki, fixture("malformed")).await;
+    let (status, out) = post_review(&server, &pki, admission_fixture("malformed")).await;
     assert_eq!(status, 200);
     assert_eq!(out["response"]["allowed"], false);
     assert_eq!(out["response"]["status"]["reason"], "InvalidRequest");
@@ -194,7 +156,7 @@ async fn bad_bodies_get_the_right_answer_and_the_server_keeps_serving() {
     expect_refused(
         &server,
         &pki,
-        fixture("not-a-review"),
+        admission_fixture("not-a-review"),
         "expected kind AdmissionReview",
     )
     .await;
@@ -202,7 +164,7 @@ async fn bad_bodies_get_the_right_answer_and_the_server_keeps_serving() {
     expect_refused(
         &server,
         &pki,
-        fixture("create-job-bad-annotation"),
+        admission_fixture("create-job-bad-annotation"),
         "max-wait-seconds",
     )
     .await;
@@ -210,7 +172,7 @@ async fn bad_bodies_get_the_right_answer_and_the_server_keeps_serving() {
     let (status, _) = post_review(&server, &pki, vec![b' '; BODY_LIMIT + 1]).await;
     assert_eq!(status, 413);
 
-    let (status, out) = post_review(&server, &pki, fixture("create-job")).await;
+    let (status, out) = post_review(&server, &pki, admission_fixture("create-job")).await;
     assert_eq!(status, 200);
     assert_eq!(out["response"]["allowed"], true);
 
@@ -309,7 +271,7 @@ async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
     let pki = Pki::new();
     let secret = SecretDir::new(&pki.issue());
     let mut server = spawn_server(&secret);
-    let body = fixture("create-job");
+    let body = admission_fixture("create-job");
 
     // Start a request and send only half its body.
     let mut tls = connect(
@@ -320,18 +282,7 @@ async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
     .unwrap();
     // `expect: 100-continue`: the interim answer shows the server has parsed the head and
     // is reading the body, so the request is in flight before SIGTERM is sent.
-    let head = format!(
-        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    tls.write_all(head.as_bytes()).await.unwrap();
-    tls.flush().await.unwrap();
-    let mut interim = [0u8; 25];
-    tokio::time::timeout(TIMEOUT, tls.read_exact(&mut interim))
-        .await
-        .expect("no 100 Continue")
-        .unwrap();
-    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    post_head_until_continue(&mut tls, body.len(), TIMEOUT).await;
     let (first, rest) = body.split_at(body.len() / 2);
     tls.write_all(first).await.unwrap();
     tls.flush().await.unwrap();
@@ -392,6 +343,80 @@ fn unusable_certificates_stop_the_server_before_it_binds() {
     );
 }
 
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A pair that expired yesterday, and one valid only from tomorrow.
+fn out_of_date_pairs(pki: &Pki) -> [(&'static str, Pair); 2] {
+    let now = SystemTime::now();
+    [
+        (
+            "has expired",
+            pki.issue_valid_between(now - 30 * DAY, now - DAY),
+        ),
+        (
+            "is not valid yet",
+            pki.issue_valid_between(now + DAY, now + 30 * DAY),
+        ),
+    ]
+}
+
+#[test]
+fn a_certificate_outside_its_validity_period_stops_the_server_before_it_binds() {
+    let pki = Pki::new();
+    for (state, pair) in out_of_date_pairs(&pki) {
+        let secret = SecretDir::new(&pair);
+        let mut serve = Process::spawn(
+            Command::new(stand_in::bin::path("status-reporter-webhook"))
+                .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
+                .arg("--tls-cert")
+                .arg(secret.cert())
+                .arg("--tls-key")
+                .arg(secret.key())
+                .stdout(Stdio::piped()),
+            "status-reporter-webhook serve",
+        );
+        let status = serve.wait_exit(TIMEOUT);
+        assert!(!status.success(), "started with a pair that {state}");
+        let mut stdout = String::new();
+        serve
+            .take_stdout()
+            .expect("stdout piped")
+            .read_to_string(&mut stdout)
+            .unwrap();
+        assert!(stdout.is_empty(), "it must not listen: {stdout:?}");
+        let err = serve.logs.text();
+        for part in [state, "notBefore ", "notAfter "] {
+            assert!(err.contains(part), "{part:?} not in {err}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn rotation_to_an_expired_or_not_yet_valid_pair_keeps_the_current_one() {
+    let pki = Pki::new();
+    let good = pki.issue();
+    let mut secret = SecretDir::new(&good);
+    let server = spawn_server(&secret);
+    for (state, pair) in out_of_date_pairs(&pki) {
+        let mark = server.logs.len();
+        secret.write(&pair.cert_pem, &pair.key_pem);
+        server.logs.wait_for_since(
+            mark,
+            &[
+                "new certificate pair is unusable; keeping the current one",
+                state,
+            ],
+            TIMEOUT,
+        );
+        assert_eq!(
+            served_now(&server, &pki).await,
+            good.der,
+            "a pair that {state} replaced the valid one"
+        );
+    }
+    assert_eq!(get(&server, &pki, "/readyz").await.0, 200);
+}
+
 #[tokio::test]
 async fn slow_clients_are_cut_off_and_the_server_keeps_serving() {
     let pki = Pki::new();
@@ -428,14 +453,34 @@ async fn slow_clients_are_cut_off_and_the_server_keeps_serving() {
     .await
     .unwrap();
     tls.flush().await.unwrap();
-    let mut head = [0u8; 12];
-    tokio::time::timeout(TIMEOUT, tls.read_exact(&mut head))
-        .await
-        .expect("no answer to a stalled body")
-        .unwrap();
-    assert_eq!(&head, b"HTTP/1.1 408");
+    assert_eq!(read_status(&mut tls, TIMEOUT).await, "HTTP/1.1 408");
 
-    let (status, out) = post_review(&server, &pki, fixture("create-job")).await;
+    let (status, out) = post_review(&server, &pki, admission_fixture("create-job")).await;
     assert_eq!(status, 200);
     assert_eq!(out["response"]["allowed"], true);
+}
+
+/// A uid is the client's text: with a newline in it, the text log format must still write
+/// one line (escaped), never a second line the client wrote.
+#[tokio::test]
+async fn text_logs_escape_control_characters_from_requests() {
+    let pki = Pki::new();
+    let secret = SecretDir::new(&pki.issue());
+    let server = spawn_server(&secret);
+    let mut review: Value = serde_json::from_slice(&admission_fixture("create-job")).unwrap();
+    review["request"]["uid"] = "abc\nFORGED INFO admission review uid=\u{1b}[31mred".into();
+    let (status, out) = post_review(&server, &pki, serde_json::to_vec(&review).unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(out["response"]["uid"], review["request"]["uid"]);
+
+    let line = server.wait_for_log(&["admission review", "uid=abc"], TIMEOUT);
+    assert!(
+        line.contains(r"uid=abc\nFORGED INFO admission review uid=\u{1b}[31mred"),
+        "{line}"
+    );
+    let logs = server.logs.text();
+    assert!(
+        !logs.lines().any(|l| l.starts_with("FORGED")),
+        "a forged line was written:\n{logs}"
+    );
 }

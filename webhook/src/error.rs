@@ -86,6 +86,11 @@ pub enum Error {
         message: String,
     },
 
+    /// rustls refused the server configuration (a build without usable cipher suites or
+    /// protocol versions): nothing a user's input can cause, but named as what it is.
+    #[error("cannot set up TLS (rustls): {0}")]
+    TlsSetup(rustls::Error),
+
     /// Binding or serving failed.
     #[error("server: {0}")]
     Serve(#[from] std::io::Error),

@@ -339,6 +339,9 @@ impl<'a> Plan<'a> {
                 "spec.activeDeadlineSeconds ({deadline}s) is shorter than the reporter's max wait ({max_wait}s): the Job may be killed before a timeout is reported"
             ));
         }
+        if let Some(warning) = multi_pod_warning(spec) {
+            warnings.push(warning);
+        }
         if pod.restart_policy.as_deref() == Some("OnFailure") {
             warnings.push(format!(
                 "restartPolicy OnFailure: a restarted adapter finds its earlier attempt's result file in {results_dir}; remove it at start or use restartPolicy Never"
@@ -473,6 +476,7 @@ impl<'a> Plan<'a> {
             field_env(Setting::JobName.env(), JOB_NAME_FIELD),
             field_env(Setting::JobNamespace.env(), "metadata.namespace"),
             field_env(Setting::PodName.env(), "metadata.name"),
+            field_env(Setting::JobUid.env(), JOB_UID_FIELD),
             plain_env(Setting::AdapterContainer.env(), self.adapter_name),
             plain_env(Setting::SidecarMode.env(), self.mode.as_str()),
             plain_env(Setting::ResultsPath.env(), &self.results_path),
@@ -512,9 +516,29 @@ impl<'a> Plan<'a> {
 
 /// The downward-API path of the Job's name: the pod label the Job controller sets.
 const JOB_NAME_FIELD: &str = "metadata.labels['batch.kubernetes.io/job-name']";
+/// The downward-API path of the Job's uid: the pod label [`contract::JOB_UID_LABEL`].
+const JOB_UID_FIELD: &str = "metadata.labels['batch.kubernetes.io/controller-uid']";
 
 static RESTRICTED: LazyLock<Fixed> = LazyLock::new(|| Fixed::new(&restricted_security_context()));
 static TOKEN_VOLUME_DEF: LazyLock<Fixed> = LazyLock::new(|| Fixed::new(&token_volume()));
+
+/// The warning for a NonIndexed Job that runs several pods (`completions` > 1, or a work queue
+/// with `parallelism` > 1): its pods have no identity across retries, so the one condition can
+/// only count them; an Indexed Job gets a result per shard.
+fn multi_pod_warning(spec: &JobSpecView<'_>) -> Option<String> {
+    if spec.completion_mode.as_deref() == Some("Indexed") {
+        return None;
+    }
+    let parallelism = spec.parallelism.unwrap_or(1);
+    let shape = match spec.completions {
+        Some(c) if c > 1 => format!("completions {c}"),
+        None if parallelism > 1 => format!("parallelism {parallelism} (a work queue)"),
+        _ => return None,
+    };
+    Some(format!(
+        "{shape} with completionMode NonIndexed: the reporter can only count the pods' results (True once enough succeeded, False past backoffLimit); completionMode: Indexed gives a result per shard (index) in the condition"
+    ))
+}
 
 /// A securityContext that passes the Pod Security "restricted" profile on its own,
 /// whatever the pod-level settings are.
@@ -638,6 +662,14 @@ mod tests {
         assert_eq!(
             JOB_NAME_FIELD,
             format!("metadata.labels['{JOB_NAME_LABEL}']")
+        );
+    }
+
+    #[test]
+    fn the_job_uid_env_reads_the_controller_uid_label() {
+        assert_eq!(
+            JOB_UID_FIELD,
+            format!("metadata.labels['{}']", contract::JOB_UID_LABEL)
         );
     }
 }

@@ -163,6 +163,15 @@ pub struct JobSpecView<'a> {
     /// `activeDeadlineSeconds`.
     #[serde(default)]
     pub active_deadline_seconds: Option<i64>,
+    /// `completions`.
+    #[serde(default)]
+    pub completions: Option<i32>,
+    /// `parallelism`.
+    #[serde(default)]
+    pub parallelism: Option<i32>,
+    /// `completionMode`.
+    #[serde(borrow, default)]
+    pub completion_mode: Option<Text<'a>>,
     /// `template` (absent or null reads as an empty template).
     #[serde(borrow, default, deserialize_with = "or_default")]
     pub template: TemplateView<'a>,
@@ -316,6 +325,9 @@ impl<'a> JobView<'a> {
             metadata: Some(MetaView::of(&job.metadata)),
             spec: job.spec.as_ref().map(|spec| JobSpecView {
                 active_deadline_seconds: spec.active_deadline_seconds,
+                completions: spec.completions,
+                parallelism: spec.parallelism,
+                completion_mode: spec.completion_mode.as_deref().map(text),
                 template: TemplateView {
                     metadata: spec.template.metadata.as_ref().map(MetaView::of),
                     spec: spec.template.spec.as_ref().map(PodView::of),

@@ -2,21 +2,27 @@
 //! that add the status-reporter sidecar to Jobs annotated
 //! `status-reporter.hyperfleet.io/inject: "true"`.
 //!
-//! The core ([`annotations`], [`job_view`], [`inject`], [`patch`], [`admission`]) is pure; [`server`], [`tls`] and
-//! [`offline`] are the thin I/O shell around it.
+//! The core ([`annotations`], [`job_view`], [`inject`], [`patch`], [`admission`]) is pure;
+//! [`server`] (with [`listener`], [`connections`], [`body`]), [`tls`] and [`offline`] are the
+//! thin I/O shell around it.
 #![forbid(unsafe_code)]
 
 pub mod admission;
 pub mod annotations;
+pub mod body;
 pub mod certs;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod inject;
 pub mod job_view;
+pub mod listener;
+pub mod logging;
 pub mod metrics;
 pub mod offline;
 pub mod patch;
 pub mod server;
+pub mod shutdown;
 pub mod tls;
 
 pub use error::{Error, Result};

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use status_reporter_webhook::{certs, offline, server};
+use status_reporter_webhook::{certs, logging, offline, server};
 
 /// Mutating admission webhook that adds the status-reporter sidecar to annotated Jobs.
 #[derive(Debug, Parser)]
@@ -35,7 +35,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(&cli.log_level, &cli.log_format)?;
+    logging::init(&cli.log_level, &cli.log_format)?;
     // One crypto provider for the process (ring); a second would make rustls panic at use.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
@@ -56,20 +56,6 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Certs(args) => certs::run(&args)?,
-    }
-    Ok(())
-}
-
-fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .with_context(|| format!("invalid --log-level {level:?}: accepted: trace, debug, info, warn, error or an EnvFilter directive"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
     }
     Ok(())
 }

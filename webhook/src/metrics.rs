@@ -1,4 +1,5 @@
-//! Prometheus metrics: admission outcomes, handling latency, certificate expiry and reloads.
+//! Prometheus metrics: admission outcomes, handling latency, certificate expiry and reloads,
+//! and what the connection and body limits refused.
 
 use std::sync::atomic::AtomicI64;
 
@@ -10,6 +11,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::admission::Outcome;
+use crate::body::BodyRefusal;
 
 /// Outcome label values.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -60,6 +62,25 @@ pub struct ReloadLabels {
     pub result: ReloadResult,
 }
 
+/// Label values of the refused-request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum RefusedReason {
+    /// Body over `--max-body-bytes` (413).
+    body_too_large,
+    /// No room in `--max-body-memory-bytes` (503).
+    body_memory,
+    /// The body could not be read (400).
+    body_unreadable,
+}
+
+/// Label set of the refused-request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    /// Why the request was refused.
+    pub reason: RefusedReason,
+}
+
 /// All webhook metrics, registered once.
 pub struct Metrics {
     registry: Registry,
@@ -68,6 +89,9 @@ pub struct Metrics {
     /// Unix time (seconds) at which the served certificate expires.
     pub cert_expiry: Gauge<i64, AtomicI64>,
     reloads: Family<ReloadLabels, Counter>,
+    refused_requests: Family<RefusedLabels, Counter>,
+    refused_connections: Counter,
+    evicted_connections: Counter,
 }
 
 impl Default for Metrics {
@@ -105,12 +129,33 @@ impl Metrics {
             "Certificate reload attempts after a change in the certificate directory",
             reloads.clone(),
         );
+        let refused_requests = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "requests_refused",
+            "Requests answered without a review because of their body, by reason",
+            refused_requests.clone(),
+        );
+        let refused_connections = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept: at --max-connections with every connection busy",
+            refused_connections.clone(),
+        );
+        let evicted_connections = Counter::default();
+        registry.register(
+            "connections_evicted",
+            "Idle connections closed to make room for a new one at --max-connections",
+            evicted_connections.clone(),
+        );
         Metrics {
             registry,
             requests,
             duration,
             cert_expiry,
             reloads,
+            refused_requests,
+            refused_connections,
+            evicted_connections,
         }
     }
 
@@ -134,7 +179,29 @@ impl Metrics {
         self.reloads.get_or_create(&ReloadLabels { result }).inc();
     }
 
-    /// Prometheus text exposition.
+    /// Counts one request refused for its body.
+    pub fn request_refused(&self, refusal: &BodyRefusal) {
+        let reason = match refusal {
+            BodyRefusal::TooLarge { .. } => RefusedReason::body_too_large,
+            BodyRefusal::OverBudget => RefusedReason::body_memory,
+            BodyRefusal::Read(_) => RefusedReason::body_unreadable,
+        };
+        self.refused_requests
+            .get_or_create(&RefusedLabels { reason })
+            .inc();
+    }
+
+    /// Counts one connection closed at accept.
+    pub fn connection_refused(&self) {
+        self.refused_connections.inc();
+    }
+
+    /// Counts one idle connection closed to make room.
+    pub fn connection_evicted(&self) {
+        self.evicted_connections.inc();
+    }
+
+    /// OpenMetrics text exposition (`application/openmetrics-text`).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.

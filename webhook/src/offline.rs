@@ -92,9 +92,11 @@ pub fn inject_manifests_as(
     let mut warnings = Vec::new();
     let mut injected = 0;
     for (index, chunk) in split_documents(input).into_iter().enumerate() {
-        let value = parse_document(chunk).map_err(|message| {
-            input_error(source_name, format!("document {}: {message}", index + 1))
-        })?;
+        let value = check_nesting(chunk)
+            .and_then(|()| parse_document(chunk))
+            .map_err(|message| {
+                input_error(source_name, format!("document {}: {message}", index + 1))
+            })?;
         if value.is_null() {
             continue; // empty document (comments only, or a stray `---`)
         }
@@ -138,6 +140,106 @@ fn split_documents(input: &str) -> Vec<&str> {
     }
     docs.push(&input[start..]);
     docs.into_iter().filter(|d| !d.trim().is_empty()).collect()
+}
+
+/// Deepest nesting of collections `inject` reads (the YAML parser's own limit).
+pub const MAX_NESTING: usize = 128;
+
+/// Refuses a document whose flow collections (`[…]`, `{…}`, so all of JSON) nest deeper than
+/// [`MAX_NESTING`], before the YAML parser sees it: the parser's time grows with the square
+/// of that depth (100,000 levels took 15 s) before its own limit applies. Block nesting costs
+/// the parser nothing extra and meets its limit quickly.
+///
+/// A light scan, not a parser: brackets count where a YAML token can start (and anywhere
+/// inside a flow collection); quoted scalars, comments and block scalars (`|`, `>`) are
+/// skipped.
+fn check_nesting(text: &str) -> std::result::Result<(), String> {
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Quote {
+        None,
+        Single,
+        Double,
+    }
+    let mut depth = 0usize;
+    let mut quote = Quote::None;
+    // Indentation of the line that opened a block scalar: more-indented lines are its text.
+    let mut block_scalar_of: Option<usize> = None;
+    for (number, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if let Some(parent) = block_scalar_of {
+            if line.trim().is_empty() || indent > parent {
+                continue;
+            }
+            block_scalar_of = None;
+        }
+        // The character before (a line starts as after a blank), and the last non-blank one
+        // outside quotes: `|`/`>` open a block scalar only right after `:`, `-`, `?`.
+        let mut prev = ' ';
+        let mut last = None;
+        let mut opens_block_scalar = false;
+        let mut chars = line.char_indices().peekable();
+        while let Some((column, c)) = chars.next() {
+            match quote {
+                Quote::Double => {
+                    if c == '\\' {
+                        chars.next();
+                    } else if c == '"' {
+                        quote = Quote::None;
+                    }
+                    prev = c;
+                    continue;
+                }
+                Quote::Single => {
+                    if c == '\'' {
+                        // `''` is a quote inside the scalar.
+                        if chars.peek().is_some_and(|&(_, n)| n == '\'') {
+                            chars.next();
+                        } else {
+                            quote = Quote::None;
+                        }
+                    }
+                    prev = c;
+                    continue;
+                }
+                Quote::None => {}
+            }
+            // Inside a flow collection, a token also starts right after an indicator.
+            let token_start =
+                prev.is_whitespace() || (depth > 0 && matches!(prev, '[' | '{' | ',' | ':'));
+            match c {
+                '#' if prev.is_whitespace() => break,
+                '"' if token_start => quote = Quote::Double,
+                '\'' if token_start => quote = Quote::Single,
+                '[' | '{' if depth > 0 || token_start => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Err(format!(
+                            "collections nest deeper than {MAX_NESTING} levels (line {}, column {}); accepted: up to {MAX_NESTING}",
+                            number + 1,
+                            column + 1
+                        ));
+                    }
+                }
+                ']' | '}' if depth > 0 => depth -= 1,
+                '|' | '>'
+                    if depth == 0
+                        && token_start
+                        && matches!(last, None | Some(':' | '-' | '?')) =>
+                {
+                    opens_block_scalar = true;
+                }
+                _ => {}
+            }
+            if !c.is_whitespace() {
+                last = Some(c);
+            }
+            prev = c;
+        }
+        if opens_block_scalar {
+            block_scalar_of = Some(indent);
+        }
+    }
+    Ok(())
 }
 
 fn parse_document(text: &str) -> std::result::Result<Value, String> {
@@ -247,6 +349,74 @@ fn describe(doc: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_is_refused_past_the_limit_whatever_the_syntax() {
+        let deep = |open: &str, close: &str, n: usize| open.repeat(n) + "1" + &close.repeat(n);
+        for (text, accepted) in [
+            (deep("[", "]", MAX_NESTING), true),
+            (deep("[", "]", MAX_NESTING + 1), false),
+            (deep("{\"a\":", "}", MAX_NESTING), true),
+            (deep("{\"a\":", "}", MAX_NESTING + 1), false),
+            (deep("{a: ", "}", MAX_NESTING + 1), false),
+            (
+                format!("key:\n  - {}", deep("[ ", " ]", MAX_NESTING + 1)),
+                false,
+            ),
+            // Brackets that are not collections: in quotes, comments, block scalars and
+            // plain scalars.
+            (format!("a: \"{}\"", "[".repeat(500)), true),
+            (
+                format!("a: '{}'' {}'", "[".repeat(300), "{".repeat(300)),
+                true,
+            ),
+            (format!("a: 1 # {}", "[".repeat(500)), true),
+            (format!("a: |\n  {}\n  x\nb: 2", "[".repeat(500)), true),
+            (format!("- >-\n    {}\n", "{".repeat(500)), true),
+            (format!("a: x{}", "[".repeat(500)), true),
+            (format!("a: it's {}", "[".repeat(5)), true),
+            // Leaving a block scalar brings the counting back.
+            (
+                format!("a: |\n  text\nb: {}", deep("[", "]", MAX_NESTING + 1)),
+                false,
+            ),
+            // A stray quote inside a plain scalar does not hide what follows.
+            (
+                format!("a: it's\nb: {}", deep("{", "}", MAX_NESTING + 1)),
+                false,
+            ),
+        ] {
+            let shown = &text[..text.len().min(60)];
+            assert_eq!(check_nesting(&text).is_ok(), accepted, "{shown}");
+        }
+        let err = check_nesting(&deep("[", "]", 100_000)).unwrap_err();
+        assert!(
+            err.contains("deeper than 128 levels (line 1, column 129)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deeply_nested_input_fails_early_with_the_limit_in_the_message() {
+        let config = InjectConfig::default();
+        for text in [
+            "{\"a\": ".repeat(100_000) + &"}".repeat(100_000),
+            "a: ".to_owned() + &"{b: ".repeat(100_000) + &"}".repeat(100_000),
+        ] {
+            let started = std::time::Instant::now();
+            let err = inject_manifests(&text, "deep.yaml", &config)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(
+                    "cannot read deep.yaml: document 1: collections nest deeper than 128 levels"
+                ),
+                "{err}"
+            );
+            // A linear scan: microseconds for this input, where the parser took 15 s.
+            assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        }
+    }
 
     #[test]
     fn splits_on_document_markers_only_at_line_start() {

@@ -1,5 +1,7 @@
-//! `serve`: the HTTPS listener. The router is public so tests can drive it in-process
-//! with `tower::ServiceExt::oneshot`; [`serve`] adds TLS, timeouts and the SIGTERM drain.
+//! `serve`: the routes and the process around them. The router is public so tests can drive
+//! it in-process with `tower::ServiceExt::oneshot`; [`serve`] adds TLS, the limits on
+//! connections and request bodies ([`crate::listener`], [`crate::body`]) and the SIGTERM
+//! drain.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,23 +10,52 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::admission;
+use crate::body::{BodyBudget, BodyLimits, BodyRefusal, SMALL_BODY_BYTES, read_body};
 use crate::config::{InjectConfig, InjectorArgs};
-use crate::error::Result;
+use crate::connections::Connections;
+use crate::error::{Error, Result};
 use crate::inject::OptIn;
+use crate::listener::{Listener, Timeouts};
 use crate::metrics::Metrics;
-use crate::tls;
+use crate::shutdown::ShutdownSignals;
+use crate::tls::{self, CertResolver, Validity};
 
 /// The apiserver caps request bodies at 3 MiB; an AdmissionReview can be a bit larger
 /// than the object it carries, so allow a little headroom by default.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024 + 64 * 1024;
+
+/// Default `--max-body-memory-bytes`: see "Memory" in `docs/injection.md` for how it and
+/// [`DEFAULT_MAX_CONNECTIONS`] fit the Deployment's 128 MiB limit.
+pub const DEFAULT_MAX_BODY_MEMORY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Default `--max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+
+/// HTTP/2 streams one connection may have open at once. Bodies are bounded by the shared
+/// budget whatever this is; it bounds what else one connection can pin (stream state, and
+/// answers a client does not read). The API server opens another connection when it needs
+/// more.
+pub const MAX_CONCURRENT_STREAMS: u32 = 8;
+
+/// Largest request head: the HTTP/1.1 read buffer and the HTTP/2 header list. Also the
+/// HTTP/2 flow-control windows, so what one connection can buffer before the handler
+/// reads is small.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// HTTP/2 flow-control window, per stream and per connection: the protocol's default, so a
+/// connection buffers at most this much body the handler has not taken yet.
+const H2_WINDOW_BYTES: u32 = 64 * 1024;
+/// What one HTTP/2 stream may queue for sending (reviews answer in a few KiB).
+const H2_SEND_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Flags of `serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -42,11 +73,23 @@ pub struct ServeArgs {
     #[arg(long, env = "TLS_KEY", default_value = "/etc/webhook/certs/tls.key")]
     pub tls_key: PathBuf,
 
-    /// Largest accepted request body in bytes; larger ones get 413.
+    /// Largest accepted request body in bytes; larger ones get 413 (by Content-Length before
+    /// anything is read, so before `100 Continue`).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
-    /// Seconds a client may take to send request headers (HTTP/1.1).
+    /// Request body bytes held in memory at once, over all requests; a quarter is kept for
+    /// bodies up to 64 KiB. A body that does not fit gets 503.
+    #[arg(long, env = "MAX_BODY_MEMORY_BYTES", default_value_t = DEFAULT_MAX_BODY_MEMORY_BYTES)]
+    pub max_body_memory_bytes: usize,
+
+    /// Connections open at once. At the limit a new connection takes the place of the one
+    /// idle the longest; if every connection is busy, it is closed at accept.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Seconds a connection gets from accept to finish its TLS handshake and send a complete
+    /// request head (HTTP/1.1 and HTTP/2), and may then stay idle between requests.
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
     pub header_read_timeout_seconds: u64,
 
@@ -63,6 +106,78 @@ pub struct ServeArgs {
     pub injector: InjectorArgs,
 }
 
+impl ServeArgs {
+    /// The body limits, checked: the memory budget must hold at least one largest body in
+    /// its large pool and one small body in its small pool.
+    pub fn body_limits(&self) -> Result<BodyLimits> {
+        let setting = |flag, value: usize, accepted: String| Error::Config {
+            flag,
+            value: value.to_string(),
+            accepted,
+        };
+        if self.max_body_bytes == 0 {
+            return Err(setting(
+                "max-body-bytes",
+                0,
+                "a number of bytes above 0".to_owned(),
+            ));
+        }
+        let memory = self.max_body_memory_bytes;
+        let least =
+            (self.max_body_bytes + self.max_body_bytes.div_ceil(3)).max(4 * SMALL_BODY_BYTES);
+        if memory < least || u32::try_from(memory).is_err() {
+            return Err(setting(
+                "max-body-memory-bytes",
+                memory,
+                format!(
+                    "{least} to {} bytes: three quarters must hold one body of --max-body-bytes ({}), a quarter one of 64 KiB",
+                    u32::MAX,
+                    self.max_body_bytes
+                ),
+            ));
+        }
+        Ok(BodyLimits {
+            per_request: self.max_body_bytes,
+            budget: BodyBudget::new(memory),
+        })
+    }
+
+    /// The timeouts, checked (each at least one second).
+    pub fn timeouts(&self) -> Result<Timeouts> {
+        for (flag, value) in [
+            (
+                "header-read-timeout-seconds",
+                self.header_read_timeout_seconds,
+            ),
+            ("request-timeout-seconds", self.request_timeout_seconds),
+        ] {
+            if value == 0 {
+                return Err(Error::Config {
+                    flag,
+                    value: value.to_string(),
+                    accepted: "a number of seconds above 0".to_owned(),
+                });
+            }
+        }
+        Ok(Timeouts {
+            header_read: Duration::from_secs(self.header_read_timeout_seconds),
+            request: Duration::from_secs(self.request_timeout_seconds),
+        })
+    }
+
+    /// The connection limit, checked.
+    pub fn connection_limit(&self) -> Result<usize> {
+        if self.max_connections == 0 {
+            return Err(Error::Config {
+                flag: "max-connections",
+                value: "0".to_owned(),
+                accepted: "a number of connections above 0".to_owned(),
+            });
+        }
+        Ok(self.max_connections)
+    }
+}
+
 /// State shared by the handlers.
 pub struct AppState {
     /// Injector configuration.
@@ -71,16 +186,28 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Ready once certificates are loaded; false again while draining.
     pub ready: AtomicBool,
+    /// Limits on request bodies.
+    pub bodies: BodyLimits,
+    /// The certificate being served, when there is one: readiness fails once it expires.
+    pub certificate: Option<Arc<CertResolver>>,
 }
 
 impl AppState {
     /// State that is not ready yet.
-    pub fn new(config: InjectConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(config: InjectConfig, metrics: Arc<Metrics>, bodies: BodyLimits) -> Self {
         AppState {
             config,
             metrics,
             ready: AtomicBool::new(false),
+            bodies,
+            certificate: None,
         }
+    }
+
+    /// Readiness also requires that the certificate `resolver` serves has not expired.
+    pub fn with_certificate(mut self, resolver: Arc<CertResolver>) -> Self {
+        self.certificate = Some(resolver);
+        self
     }
 }
 
@@ -90,7 +217,7 @@ pub const NAMESPACE_PATH: &str = "/mutate-namespace";
 
 /// The webhook's routes: `POST /mutate`, `POST /mutate-namespace`, `GET /healthz`,
 /// `GET /readyz`, `GET /metrics`.
-pub fn router(state: Arc<AppState>, max_body_bytes: usize, request_timeout: Duration) -> Router {
+pub fn router(state: Arc<AppState>, request_timeout: Duration) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
         .route(
@@ -100,7 +227,6 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize, request_timeout: Dura
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
@@ -108,11 +234,21 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize, request_timeout: Dura
         .with_state(state)
 }
 
-async fn mutate(state: State<Arc<AppState>>, body: Bytes) -> Response {
-    mutate_as(OptIn::Annotation, state, body).await
+async fn mutate(state: State<Arc<AppState>>, request: Request) -> Response {
+    mutate_as(OptIn::Annotation, state, request).await
 }
 
-async fn mutate_as(opt_in: OptIn, State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+async fn mutate_as(
+    opt_in: OptIn,
+    State(state): State<Arc<AppState>>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    // Held until the answer is built: the body's bytes count against the budget until then.
+    let (body, _held) = match read_body(&parts.headers, body, &state.bodies).await {
+        Ok(read) => read,
+        Err(refusal) => return refuse(&state, refusal),
+    };
     let started = Instant::now();
     let reviewed = admission::review_as(&body, &state.config, opt_in);
     let json = reviewed.to_json();
@@ -128,31 +264,75 @@ async fn mutate_as(opt_in: OptIn, State(state): State<Arc<AppState>>, body: Byte
     ([(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
-    }
+fn refuse(state: &AppState, refusal: BodyRefusal) -> Response {
+    let status = match refusal {
+        BodyRefusal::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyRefusal::OverBudget => StatusCode::SERVICE_UNAVAILABLE,
+        BodyRefusal::Read(_) => StatusCode::BAD_REQUEST,
+    };
+    state.metrics.request_refused(&refusal);
+    tracing::debug!(%refusal, status = status.as_u16(), "request refused");
+    (status, refusal.to_string()).into_response()
 }
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if !state.ready.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response();
+    }
+    if let Some(resolver) = &state.certificate {
+        let served = resolver.current();
+        if served.validity(tls::unix_now()) == Validity::Expired {
+            let message = format!(
+                "not ready: the served certificate expired at {}",
+                tls::rfc3339(served.not_after)
+            );
+            return (StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+        }
+    }
+    (StatusCode::OK, "ok").into_response()
+}
+
+/// The content type of what `prometheus_client`'s text encoder writes.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
         state.metrics.encode(),
     )
         .into_response()
 }
 
-/// Loads certificates (failing before binding if they are unusable), binds, prints
-/// `listening on ADDR`, serves until SIGTERM/SIGINT, then drains. A second signal aborts
-/// the drain.
+/// HTTP/1.1 and HTTP/2 settings: timers for the timeouts, and small buffers and windows so
+/// what a connection can hold before its handler reads is bounded (see [`MAX_HEAD_BYTES`]).
+/// Public for the benchmark's transport floor, which serves on the same settings.
+pub fn http_builder(timeouts: Timeouts) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
+    let mut http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header_read)
+        .max_buf_size(MAX_HEAD_BYTES);
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .initial_stream_window_size(H2_WINDOW_BYTES)
+        .initial_connection_window_size(H2_WINDOW_BYTES)
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .max_send_buf_size(H2_SEND_BUFFER_BYTES);
+    http
+}
+
+/// Loads certificates (failing before binding if they are unusable or not valid now),
+/// binds, prints `listening on ADDR`, serves until SIGTERM/SIGINT, then drains. A second
+/// signal aborts the drain.
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let config = args.injector.to_config()?;
+    let bodies = args.body_limits()?;
+    let timeouts = args.timeouts()?;
+    let connections = Connections::new(args.connection_limit()?);
     let initial = tls::load_pair(&args.tls_cert, &args.tls_key)?;
+    tls::check_valid_at(&initial, &args.tls_cert, &args.tls_key, tls::unix_now())?;
     let metrics = Arc::new(Metrics::new());
     metrics.cert_expiry.set(initial.not_after);
     tracing::info!(serial = %initial.serial, not_after = initial.not_after, "loaded TLS certificate");
@@ -163,118 +343,125 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         args.tls_key.clone(),
         metrics.clone(),
     )?;
-    let tls_config = tls::server_config(resolver)?;
+    let tls_config = tls::server_config(resolver.clone())?;
 
-    let state = Arc::new(AppState::new(config, metrics));
-    let app = router(
-        state.clone(),
-        args.max_body_bytes,
-        Duration::from_secs(args.request_timeout_seconds),
-    );
+    let state = Arc::new(AppState::new(config, metrics.clone(), bodies).with_certificate(resolver));
+    let app = router(state.clone(), timeouts.request);
+    // Registered before binding, so a signal that arrives while starting is not lost.
+    let mut signals = ShutdownSignals::install();
 
-    let listener = std::net::TcpListener::bind(args.listen)?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
+    let tcp = std::net::TcpListener::bind(args.listen)?;
+    tcp.set_nonblocking(true)?;
+    let addr = tcp.local_addr()?;
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {addr}")?;
         out.flush()?;
     }
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, max_connections = args.max_connections, "listening");
 
-    let handle = axum_server::Handle::new();
-    // TCP_NODELAY: a response can leave in more than one TLS write; with Nagle the second
-    // would wait for the client's (delayed) ACK.
-    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
-        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config)),
-    )
-    .acceptor(axum_server::accept::NoDelayAcceptor::new());
-    let listener = Listener(Some(tokio::net::TcpListener::from_std(listener)?));
-    let mut server = axum_server::Server::<ListenAddr>::from_listener(listener)
-        .acceptor(acceptor)
-        .handle(handle.clone());
-    server
-        .http_builder()
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(args.header_read_timeout_seconds));
-    server
-        .http_builder()
-        .http2()
-        .timer(hyper_util::rt::TokioTimer::new());
-
-    let drain = Duration::from_secs(args.drain_timeout_seconds);
-    let signal_state = state.clone();
-    tokio::spawn(async move {
-        if shutdown_signal().await.is_err() {
-            return;
-        }
-        tracing::info!(?drain, "shutdown signal: draining connections");
-        signal_state.ready.store(false, Ordering::Relaxed);
-        handle.graceful_shutdown(Some(drain));
-        if shutdown_signal().await.is_ok() {
-            tracing::warn!("second shutdown signal: closing connections now");
-            handle.shutdown();
-        }
-    });
-
+    let listener = Listener {
+        tcp: tokio::net::TcpListener::from_std(tcp)?,
+        tls: tokio_rustls::TlsAcceptor::from(Arc::new(tls_config)),
+        http: http_builder(timeouts),
+        app,
+        connections: connections.clone(),
+        metrics,
+        timeouts,
+    };
+    let drain = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(listener.run(drain.clone(), tracker.clone()));
     state.ready.store(true, Ordering::Relaxed);
-    server.serve(app.into_make_service()).await?;
+
+    signals.recv().await;
+    let drain_timeout = Duration::from_secs(args.drain_timeout_seconds);
+    tracing::info!(drain = ?drain_timeout, "shutdown signal: draining connections");
+    state.ready.store(false, Ordering::Relaxed);
+    drain.cancel();
+    tracker.close();
+    tokio::select! {
+        _ = tracker.wait() => {}
+        _ = tokio::time::sleep(drain_timeout) => {
+            tracing::warn!(open = connections.len(), "drain timeout passed: closing the remaining connections");
+        }
+        _ = signals.recv() => {
+            tracing::warn!("second shutdown signal: closing connections now");
+        }
+    }
+    connections.close_all();
+    // Closed connections end at once; bounded anyway, so nothing can hold the exit.
+    let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// The listening address as axum-server sees it; only there to give it a [`Listener`].
-#[derive(Clone, Copy, Debug)]
-struct ListenAddr(SocketAddr);
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
 
-impl axum_server::Address for ListenAddr {
-    type Stream = tokio::net::TcpStream;
-    type Listener = Listener;
-}
+    use super::*;
 
-/// The TCP listener. axum-server drops it when the drain starts; it logs once the socket is
-/// closed, so the log line means new connections are now refused.
-struct Listener(Option<tokio::net::TcpListener>);
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        drop(self.0.take());
-        tracing::info!("stopped accepting connections; draining");
-    }
-}
-
-impl Listener {
-    fn get(&self) -> std::io::Result<&tokio::net::TcpListener> {
-        self.0
-            .as_ref()
-            .ok_or_else(|| std::io::Error::other("listener already closed"))
-    }
-}
-
-impl axum_server::AddrListener<tokio::net::TcpStream, ListenAddr> for Listener {
-    async fn bind_to(addr: ListenAddr) -> std::io::Result<Self> {
-        Ok(Listener(Some(tokio::net::TcpListener::bind(addr.0).await?)))
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
     }
 
-    async fn accept_stream(&self) -> std::io::Result<(tokio::net::TcpStream, ListenAddr)> {
-        let (stream, addr) = self.get()?.accept().await?;
-        Ok((stream, ListenAddr(addr)))
+    /// The first limit `serve` would refuse with these flags.
+    fn refused(flags: &[&str]) -> Option<String> {
+        let args = Cli::try_parse_from(std::iter::once("serve").chain(flags.iter().copied()))
+            .expect("flags parse")
+            .serve;
+        let error = args
+            .body_limits()
+            .err()
+            .or(args.timeouts().err())
+            .or(args.connection_limit().err());
+        error.map(|e| e.to_string())
     }
 
-    fn get_local_addr(&self) -> std::io::Result<ListenAddr> {
-        self.get()?.local_addr().map(ListenAddr)
+    #[test]
+    fn limits_that_cannot_work_are_refused_naming_the_flag_and_what_is_accepted() {
+        assert_eq!(refused(&[]), None, "the defaults work");
+        for (flags, expected) in [
+            (&["--max-connections", "0"][..], "--max-connections=\"0\""),
+            (&["--max-body-bytes", "0"], "--max-body-bytes=\"0\""),
+            (
+                &["--header-read-timeout-seconds", "0"],
+                "--header-read-timeout-seconds",
+            ),
+            (
+                &["--request-timeout-seconds", "0"],
+                "--request-timeout-seconds",
+            ),
+            // Three quarters of 4 MiB cannot hold a 3 MiB + 64 KiB body.
+            (
+                &["--max-body-memory-bytes", "4194304"],
+                "--max-body-memory-bytes=\"4194304\"; accepted: 4281686 to 4294967295 bytes",
+            ),
+            (
+                &[
+                    "--max-body-bytes",
+                    "1000",
+                    "--max-body-memory-bytes",
+                    "200000",
+                ],
+                "accepted: 262144 to",
+            ),
+        ] {
+            let error = refused(flags).unwrap_or_else(|| panic!("{flags:?} was accepted"));
+            assert!(error.contains(expected), "{flags:?}: {error}");
+        }
+        assert_eq!(
+            refused(&[
+                "--max-body-bytes",
+                "1000",
+                "--max-body-memory-bytes",
+                "262144"
+            ]),
+            None
+        );
     }
-}
-
-async fn shutdown_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-    Ok(())
 }

@@ -24,6 +24,8 @@ use crate::metrics::Metrics;
 pub struct LoadedCert {
     /// What rustls serves.
     pub key: Arc<CertifiedKey>,
+    /// Leaf `notBefore`, Unix seconds.
+    pub not_before: i64,
     /// Leaf `notAfter`, Unix seconds.
     pub not_after: i64,
     /// Leaf serial number, hex, for logs and tests.
@@ -58,6 +60,7 @@ pub fn load_pair(cert: &Path, key: &Path) -> Result<LoadedCert> {
     })?;
     let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0])
         .map_err(|e| fail(format!("certificate is not valid X.509: {e}")))?;
+    let not_before = leaf.validity().not_before.timestamp();
     let not_after = leaf.validity().not_after.timestamp();
     let serial = leaf.raw_serial_as_string();
     let certified = CertifiedKey::from_der(chain, private, &provider()).map_err(|e| {
@@ -67,9 +70,64 @@ pub fn load_pair(cert: &Path, key: &Path) -> Result<LoadedCert> {
     })?;
     Ok(LoadedCert {
         key: Arc::new(certified),
+        not_before,
         not_after,
         serial,
     })
+}
+
+/// Where `now` falls in a certificate's validity period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    /// `notBefore <= now <= notAfter`.
+    Valid,
+    /// Before `notBefore`.
+    NotYetValid,
+    /// After `notAfter`.
+    Expired,
+}
+
+impl LoadedCert {
+    /// Where `now` (Unix seconds) falls in the leaf's validity period.
+    pub fn validity(&self, now: i64) -> Validity {
+        if now < self.not_before {
+            Validity::NotYetValid
+        } else if now > self.not_after {
+            Validity::Expired
+        } else {
+            Validity::Valid
+        }
+    }
+}
+
+/// Refuses a pair that is not valid at `now` (Unix seconds): clients would reject it, so the
+/// webhook must neither start with it nor switch to it.
+pub fn check_valid_at(loaded: &LoadedCert, cert: &Path, key: &Path, now: i64) -> Result<()> {
+    let state = match loaded.validity(now) {
+        Validity::Valid => return Ok(()),
+        Validity::NotYetValid => "is not valid yet",
+        Validity::Expired => "has expired",
+    };
+    Err(Error::Tls {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+        message: format!(
+            "the certificate {state} (now {}; notBefore {}, notAfter {}): issue a new pair (see certs/README.md)",
+            rfc3339(now),
+            rfc3339(loaded.not_before),
+            rfc3339(loaded.not_after)
+        ),
+    })
+}
+
+/// Unix seconds as RFC 3339 (UTC), or the bare number when out of the calendar's range.
+pub fn rfc3339(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix).map_or_else(|_| unix.to_string(), |t| t.to_string())
+}
+
+/// Now, in Unix seconds.
+pub fn unix_now() -> i64 {
+    jiff::Timestamp::now().as_second()
 }
 
 /// Serves whatever pair is current; swapped atomically on reload.
@@ -105,9 +163,17 @@ impl ResolvesServerCert for CertResolver {
 
 /// rustls server configuration: TLS 1.3 and 1.2 only, ALPN h2 then http/1.1.
 pub fn server_config(resolver: Arc<CertResolver>) -> Result<ServerConfig> {
-    let mut config = ServerConfig::builder_with_provider(provider())
+    server_config_with(provider(), resolver)
+}
+
+/// [`server_config`] with a given crypto provider.
+pub fn server_config_with(
+    provider: Arc<CryptoProvider>,
+    resolver: Arc<CertResolver>,
+) -> Result<ServerConfig> {
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| Error::Serve(std::io::Error::other(format!("TLS setup: {e}"))))?
+        .map_err(Error::TlsSetup)?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -168,14 +234,23 @@ pub fn watch(
     Ok(CertWatch { _watcher: watcher })
 }
 
-/// Loads the pair again and swaps it in if it is new and usable.
+/// Loads the pair again and swaps it in if it is new, usable and valid now.
 pub fn reload(resolver: &CertResolver, cert: &Path, key: &Path, metrics: &Metrics) {
-    match load_pair(cert, key) {
-        Ok(next) => {
-            let current = resolver.current();
-            if current.key.cert == next.key.cert {
-                return;
-            }
+    reload_at(resolver, cert, key, metrics, unix_now());
+}
+
+/// [`reload`] with the clock passed in (Unix seconds).
+pub fn reload_at(resolver: &CertResolver, cert: &Path, key: &Path, metrics: &Metrics, now: i64) {
+    let loaded = load_pair(cert, key).and_then(|next| {
+        if resolver.current().key.cert == next.key.cert {
+            return Ok(None);
+        }
+        check_valid_at(&next, cert, key, now)?;
+        Ok(Some(next))
+    });
+    match loaded {
+        Ok(None) => {}
+        Ok(Some(next)) => {
             // Logged after the swap: the line means new handshakes get this certificate.
             let (serial, not_after) = (next.serial.clone(), next.not_after);
             metrics.cert_expiry.set(not_after);
@@ -185,6 +260,8 @@ pub fn reload(resolver: &CertResolver, cert: &Path, key: &Path, metrics: &Metric
         }
         Err(e) => {
             // Secrets are written in steps; a later event usually brings the complete pair.
+            // A pair outside its validity period is refused the same way: clients would
+            // reject it, while the current one may still be good.
             // Counted before the line is logged, so whoever sees the line sees the count.
             metrics.reload(false);
             tracing::warn!(error = %e, serial = %resolver.current().serial, "new certificate pair is unusable; keeping the current one");
@@ -204,11 +281,25 @@ mod tests {
     use super::*;
 
     fn pair(dir: &Path, name: &str) -> (PathBuf, PathBuf, Vec<u8>) {
+        pair_valid(dir, name, None)
+    }
+
+    /// A self-signed pair, valid from `validity.0` to `validity.1` (Unix seconds) if given.
+    fn pair_valid(
+        dir: &Path,
+        name: &str,
+        validity: Option<(i64, i64)>,
+    ) -> (PathBuf, PathBuf, Vec<u8>) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        if let Some((from, to)) = validity {
+            let at = |unix: i64| {
+                std::time::SystemTime::from(jiff::Timestamp::from_second(unix).unwrap())
+            };
+            params.not_before = at(from).into();
+            params.not_after = at(to).into();
+        }
+        let cert = params.self_signed(&key).unwrap();
         let (c, k) = (
             dir.join(format!("{name}.crt")),
             dir.join(format!("{name}.key")),
@@ -268,5 +359,79 @@ mod tests {
             text.contains("certificate_reloads_total{result=\"success\"} 1"),
             "{text}"
         );
+    }
+
+    const DAY: i64 = 86_400;
+    /// 2026-11-30T00:00:00Z, the tests' "now".
+    const NOW: i64 = 1_795_996_800;
+
+    #[test]
+    fn a_pair_outside_its_validity_period_is_refused_naming_not_before_and_not_after() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, from, to, state) in [
+            ("expired", NOW - 30 * DAY, NOW - DAY, "has expired"),
+            ("future", NOW + DAY, NOW + 30 * DAY, "is not valid yet"),
+        ] {
+            let (c, k, _) = pair_valid(dir.path(), name, Some((from, to)));
+            let loaded = load_pair(&c, &k).expect("loading does not judge the dates");
+            let err = check_valid_at(&loaded, &c, &k, NOW)
+                .unwrap_err()
+                .to_string();
+            for part in [
+                state,
+                &format!("notBefore {}", rfc3339(from)),
+                &format!("notAfter {}", rfc3339(to)),
+                "now 2026-11-30T00:00:00Z",
+                &c.display().to_string(),
+            ] {
+                assert!(err.contains(part), "{part:?} not in {err}");
+            }
+        }
+        let (c, k, _) = pair_valid(dir.path(), "good", Some((NOW - DAY, NOW + DAY)));
+        check_valid_at(&load_pair(&c, &k).unwrap(), &c, &k, NOW).unwrap();
+    }
+
+    #[test]
+    fn reload_keeps_the_current_pair_when_the_new_one_is_expired_or_not_yet_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c1, k1, der1) = pair_valid(dir.path(), "a", Some((NOW - DAY, NOW + DAY)));
+        let resolver = CertResolver::new(load_pair(&c1, &k1).unwrap());
+        let metrics = Metrics::new();
+        for (name, from, to) in [
+            ("expired", NOW - 30 * DAY, NOW - DAY),
+            ("future", NOW + DAY, NOW + 30 * DAY),
+        ] {
+            let (c, k, _) = pair_valid(dir.path(), name, Some((from, to)));
+            reload_at(&resolver, &c, &k, &metrics, NOW);
+            assert_eq!(
+                resolver.current().key.cert[0].as_ref(),
+                der1.as_slice(),
+                "{name}"
+            );
+        }
+        assert!(
+            metrics
+                .encode()
+                .contains("certificate_reloads_total{result=\"failure\"} 2"),
+            "{}",
+            metrics.encode()
+        );
+    }
+
+    #[test]
+    fn a_rustls_setup_error_is_its_own_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k, _) = pair(dir.path(), "a");
+        let resolver = Arc::new(CertResolver::new(load_pair(&c, &k).unwrap()));
+        // A provider without cipher suites cannot speak TLS 1.2 or 1.3.
+        let provider = Arc::new(CryptoProvider {
+            cipher_suites: Vec::new(),
+            ..rustls::crypto::ring::default_provider()
+        });
+        let err = server_config_with(provider, resolver).unwrap_err();
+        assert!(matches!(err, Error::TlsSetup(_)), "{err:?}");
+        let message = err.to_string();
+        assert!(message.starts_with("cannot set up TLS"), "{message}");
+        assert!(!message.starts_with("server:"), "{message}");
     }
 }

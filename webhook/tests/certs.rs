@@ -21,10 +21,15 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The arguments of a bare `certs` (clap's defaults).
+fn defaults() -> CertsArgs {
+    CertsArgs::from_flags(Vec::<String>::new()).expect("defaults parse")
+}
+
 fn args_in(dir: &Path) -> CertsArgs {
     CertsArgs {
         out_dir: dir.join("out"),
-        ..CertsArgs::default()
+        ..defaults()
     }
 }
 
@@ -138,6 +143,13 @@ fn parse_cert(pem: &str) -> (Vec<String>, i64, i64, bool) {
         v.not_after.timestamp(),
         cert.is_ca(),
     )
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap_or_else(|e| panic!("{text:?} is not standard base64: {e}"))
 }
 
 fn now_unix() -> i64 {
@@ -343,9 +355,12 @@ fn cabundle_patch_targets_the_webhook_and_holds_ca_crt() {
         patch["webhooks"][0]["name"],
         "jobs.status-reporter.hyperfleet.io"
     );
-    let bundle: k8s_openapi::ByteString =
-        serde_json::from_value(patch["webhooks"][0]["clientConfig"]["caBundle"].clone()).unwrap();
-    assert_eq!(bundle.0, read(out, "ca.crt").into_bytes());
+    let bundle = base64_decode(
+        patch["webhooks"][0]["clientConfig"]["caBundle"]
+            .as_str()
+            .expect("caBundle is a string"),
+    );
+    assert_eq!(bundle, read(out, "ca.crt").into_bytes());
     assert_eq!(read(out, "ca-bundle.crt"), read(out, "ca.crt"));
 }
 
@@ -358,7 +373,7 @@ fn kustomization_points_at_the_base_relative_to_the_out_dir() {
     let args = CertsArgs {
         out_dir: tmp.path().join("repo/certs/out"),
         kustomize_base: Some(base),
-        ..CertsArgs::default()
+        ..defaults()
     };
     certs::run(&args).unwrap();
     let k: serde_json::Value =
@@ -512,7 +527,7 @@ fn unwritable_out_dir_is_reported_with_its_path() {
     std::fs::write(&blocker, "").unwrap();
     let args = CertsArgs {
         out_dir: blocker.join("certs"),
-        ..CertsArgs::default()
+        ..defaults()
     };
     let err = certs::run(&args).unwrap_err();
     assert!(matches!(err, CertsError::CreateDir { .. }), "{err:?}");
@@ -582,11 +597,8 @@ fn cli_prints_the_ca_bundle_on_stdout_and_reads_env() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let printed: k8s_openapi::ByteString = serde_json::from_value(serde_json::Value::String(
-        String::from_utf8(run.stdout).unwrap().trim().to_owned(),
-    ))
-    .expect("stdout is base64");
-    assert_eq!(printed.0, read(&out, "ca.crt").into_bytes());
+    let printed = base64_decode(String::from_utf8(run.stdout).unwrap().trim());
+    assert_eq!(printed, read(&out, "ca.crt").into_bytes());
     let (sans, nb, na, _) = parse_cert(&read(&out, "tls.crt"));
     assert!(
         sans.iter()

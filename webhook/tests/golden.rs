@@ -86,6 +86,17 @@ const JOB_CASES: &[(&str, Expect)] = &[
     ),
     ("classic-mode", Expect::Injected(&[])),
     (
+        "parallel-nonindexed",
+        Expect::Injected(&[
+            "completions 3 with completionMode NonIndexed: the reporter can only count the pods' results",
+        ]),
+    ),
+    ("indexed-shards", Expect::Injected(&[])),
+    (
+        "work-queue",
+        Expect::Injected(&["parallelism 4 (a work queue) with completionMode NonIndexed"]),
+    ),
+    (
         "already-injected",
         Expect::Skipped(SkipReason::AlreadyInjected),
     ),

@@ -109,3 +109,59 @@ fn refused_jobs_and_bad_flags_exit_non_zero_with_a_clear_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/job.yaml"));
 }
+
+/// Runs `cmd` and returns its output, killing it and failing if it has not exited within
+/// `timeout`.
+fn output_within(cmd: &mut Command, timeout: std::time::Duration) -> std::process::Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("still running after {timeout:?}");
+        }
+    }
+}
+
+/// 100,000 levels of nesting took the YAML parser minutes (its time grows with the square
+/// of the depth); `inject` refuses them at once, naming the limit, for YAML and JSON alike.
+#[test]
+fn deeply_nested_input_fails_at_once_at_the_documented_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let levels = 100_000;
+    for (name, text) in [
+        (
+            "deep.json",
+            "{\"a\":".repeat(levels) + "1" + &"}".repeat(levels),
+        ),
+        (
+            "deep.yaml",
+            "spec: ".to_owned() + &"{a: ".repeat(levels) + "1" + &"}".repeat(levels),
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = output_within(
+            bin().args(["inject", "-f"]).arg(&path),
+            std::time::Duration::from_secs(10),
+        );
+        assert!(!out.status.success(), "{name}");
+        assert!(out.stdout.is_empty(), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("document 1: collections nest deeper than 128 levels"),
+            "{name}: {stderr}"
+        );
+    }
+}

@@ -17,6 +17,7 @@ use status_reporter_webhook::admission::{Outcome, review_as};
 use status_reporter_webhook::annotations::{
     INJECT, NAMESPACE_OPT_IN_ENABLED, NAMESPACE_OPT_IN_LABEL,
 };
+use status_reporter_webhook::body::{BodyBudget, BodyLimits};
 use status_reporter_webhook::config::InjectConfig;
 use status_reporter_webhook::inject::{Injection, OptIn, SkipReason, inject_as};
 use status_reporter_webhook::metrics::Metrics;
@@ -207,8 +208,12 @@ async fn post(app: &axum::Router, path: &str, body: String) -> Value {
 /// opted-out Job is left alone on both.
 #[tokio::test]
 async fn the_namespace_path_is_routed_to_the_namespace_opt_in() {
-    let state = Arc::new(AppState::new(config(), Arc::new(Metrics::new())));
-    let app = router(state, 1 << 20, Duration::from_secs(5));
+    let limits = BodyLimits {
+        per_request: 1 << 20,
+        budget: BodyBudget::new(4 << 20),
+    };
+    let state = Arc::new(AppState::new(config(), Arc::new(Metrics::new()), limits));
+    let app = router(state, Duration::from_secs(5));
     let plain = unannotated_review();
 
     let review = post(&app, NAMESPACE_PATH, plain.clone()).await;

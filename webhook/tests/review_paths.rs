@@ -78,13 +78,43 @@ fn admission_review(object: &Value, namespace: Option<&str>, operation: &str) ->
     .unwrap_or_default()
 }
 
+/// A generated Job in any shape: `completions`, `parallelism` and `completionMode` each
+/// absent, null or set (single-pod, parallel NonIndexed, work queue, Indexed), so the
+/// multi-pod warning is read the same both ways.
+fn shaped_job() -> impl Strategy<Value = Value> {
+    let count = || {
+        prop_oneof![
+            2 => Just(None),
+            1 => Just(Some(Value::Null)),
+            3 => (0i32..5).prop_map(|n| Some(json!(n))),
+        ]
+    };
+    let mode = prop_oneof![
+        2 => Just(None),
+        1 => Just(Some(Value::Null)),
+        2 => prop::sample::select(vec!["Indexed", "NonIndexed"]).prop_map(|m| Some(json!(m))),
+    ];
+    (job(known_keys()), count(), count(), mode).prop_map(|(mut job, c, p, m)| {
+        for (key, value) in [
+            ("completions", c),
+            ("parallelism", p),
+            ("completionMode", m),
+        ] {
+            if let Some(value) = value {
+                job["spec"][key] = value;
+            }
+        }
+        job
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Any plausible Job, in any namespace, any operation, any configuration and opt-in.
     #[test]
     fn generated_reviews_get_the_same_bytes_both_ways(
-        object in job(known_keys()),
+        object in shaped_job(),
         ns in prop::option::of(prop::sample::select(vec!["adapters", "kube-system"])),
         op in prop::sample::select(vec!["CREATE", "CREATE", "CREATE", "UPDATE"]),
         cfg in inject_config(),

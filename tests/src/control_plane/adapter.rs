@@ -151,8 +151,19 @@ impl AdapterNamespace {
     /// resolve fails the test), `RESULTS_PATH` moved into `results` (same file name), the
     /// ServiceAccount's kubeconfig, plus `extra` env on top.
     pub fn start_reporter(&self, pod: &Pod, results: &Path, extra: &[(&str, &str)]) -> Reporter {
+        self.start_reporter_bin(&crate::bin::path("status-reporter"), pod, results, extra)
+    }
+
+    /// [`AdapterNamespace::start_reporter`] with the reporter binary `bin` (e.g. a release build).
+    pub fn start_reporter_bin(
+        &self,
+        bin: &Path,
+        pod: &Pod,
+        results: &Path,
+        extra: &[(&str, &str)],
+    ) -> Reporter {
         let env = reporter_env(pod);
-        let mut cmd = Command::new(crate::bin::path("status-reporter"));
+        let mut cmd = Command::new(bin);
         for var in reporter_vars() {
             cmd.env_remove(var);
         }

@@ -95,10 +95,14 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("admin client: {e}"))
     }
 
-    /// A command for one of the control plane's binaries (`kubectl`, `helm`), with
-    /// `KUBECONFIG` set to the admin kubeconfig.
+    /// A command for one of the control plane's client tools (`kubectl`, `helm`), with
+    /// `KUBECONFIG` set to the admin kubeconfig. The tools come from the current release's
+    /// build also when the oldest release runs (kubectl's supported skew covers it, and the
+    /// oldest build has no clients).
     pub fn command(&self, name: &str) -> Command {
-        let mut cmd = Command::new(self.bin_dir.join(name));
+        let tools = binaries::bin_dir(Release::Current)
+            .unwrap_or_else(|e| panic!("the control plane's client tools: {e}"));
+        let mut cmd = Command::new(tools.join(name));
         cmd.env("KUBECONFIG", &self.kubeconfig);
         cmd
     }
@@ -281,4 +285,45 @@ pub(crate) fn run(cmd: &mut Command, input: Option<&str>) -> (bool, String, Stri
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// One request from the API server's audit log.
+#[derive(Debug, Clone)]
+pub struct AuditedRequest {
+    /// `get`, `list`, `watch`, `update`, `patch`, `create`, …
+    pub verb: String,
+    /// The request URI.
+    pub uri: String,
+    /// The response code.
+    pub code: u16,
+}
+
+impl Cluster {
+    /// The requests ServiceAccount `namespace/name` made so far, from the audit log (every
+    /// ServiceAccount outside kube-system is audited, one event per request at its end — a
+    /// watch appears once it is closed).
+    pub fn audited_requests(&self, namespace: &str, name: &str) -> Vec<AuditedRequest> {
+        let user = format!("system:serviceaccount:{namespace}:{name}");
+        let text =
+            std::fs::read_to_string(self.run_dir.join(components::AUDIT_LOG)).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["user"]["username"] == user.as_str())
+            .map(|e| AuditedRequest {
+                verb: e["verb"].as_str().unwrap_or_default().to_owned(),
+                uri: e["requestURI"].as_str().unwrap_or_default().to_owned(),
+                code: e["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
+            })
+            .collect()
+    }
+
+    /// Process ids of etcd, kube-apiserver and (if it runs) kube-controller-manager, in that
+    /// order.
+    pub fn component_pids(&self) -> Vec<u32> {
+        std::fs::read_to_string(self.run_dir.join("pids"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
 }

@@ -15,6 +15,22 @@ use super::{Release, pki};
 /// about 10 s; bootstrap RBAC and priority classes are written on first start).
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The audit log in the run directory (see [`AUDIT_POLICY`]).
+pub(crate) const AUDIT_LOG: &str = "audit.log";
+
+/// Audit requests of ServiceAccounts other than the controllers' (kube-system), one event per
+/// request (at its end), metadata only.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: None
+    userGroups: [\"system:serviceaccounts:kube-system\"]
+  - level: Metadata
+    userGroups: [\"system:serviceaccounts\"]
+  - level: None
+";
+
 /// The service-account token issuer (and audience) of the test cluster.
 pub(crate) const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
@@ -67,7 +83,16 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
         ],
     )?;
 
+    // Every request a ServiceAccount outside kube-system makes (the reporter under test runs as
+    // one) is audited, one line per request: how benchmarks and tests count API requests.
+    let audit_policy = run.join("audit-policy.yaml");
+    std::fs::write(&audit_policy, AUDIT_POLICY)
+        .map_err(|e| format!("{}: {e}", audit_policy.display()))?;
     let mut apiserver = vec![
+        format!("--audit-policy-file={}", audit_policy.display()),
+        format!("--audit-log-path={}", run.join(AUDIT_LOG).display()),
+        "--audit-log-format=json".into(),
+        "--audit-log-mode=blocking".into(),
         format!("--etcd-servers={etcd_url}"),
         "--bind-address=127.0.0.1".into(),
         "--advertise-address=127.0.0.1".into(),

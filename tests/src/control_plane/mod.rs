@@ -15,13 +15,17 @@
 //! status through the API, as a node would.
 
 pub mod adapter;
+pub mod admission_chain;
 mod binaries;
 mod cluster;
 mod components;
+pub mod helm;
+pub mod job_pods;
 pub mod kubelet;
 pub mod objects;
 mod pki;
 mod shared;
+pub mod stored;
 pub mod supervisor;
 pub mod webhook;
 

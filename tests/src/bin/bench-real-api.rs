@@ -1,0 +1,355 @@
+//! `bench-real-api`: the reporter on the real API server (kube-apiserver + etcd + the Job
+//! controller of the pinned control plane).
+//!
+//! ```text
+//! cargo run --release -p status-reporter-tests --bin bench-real-api -- [--runs 20] [--scale 100]
+//! ```
+//!
+//! Uses the release `status-reporter` (built here, or `STATUS_REPORTER_BIN`) as a native
+//! sidecar of Jobs injected by offline `inject`, each Pod created by the real Job controller
+//! and run by this program playing the kubelet, the reporter authenticating with its
+//! ServiceAccount's token. Measures, on a control plane of its own (profile `bench`):
+//! 1. result file renamed into place → `Available` condition seen by a watch on the Job;
+//! 2. adapter terminated (the kubelet's pod-status write accepted) → condition seen;
+//! 3. API requests per run, from the API server's audit log (every request of the reporter's
+//!    ServiceAccount);
+//! 4. scale: N Jobs at once, N reporters, every result written at the same moment: all
+//!    conditions right, wall time, requests per Job, CPU seconds and peak RSS of kube-apiserver
+//!    and etcd over the run.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use kube::Api;
+use kube::runtime::watcher;
+use stand_in::control_plane::adapter::{
+    AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job,
+};
+use stand_in::control_plane::{Cluster, Release, kubelet};
+
+const WAIT: Duration = Duration::from_secs(120);
+const RESULT: &str =
+    r#"{"status":"success","reason":"ChecksPassed","message":"All checks passed"}"#;
+
+struct Args {
+    runs: usize,
+    scale: usize,
+}
+
+fn args() -> Result<Args, String> {
+    let mut out = Args {
+        runs: 20,
+        scale: 100,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut number = |name: &str| {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .filter(|v: &usize| *v > 0)
+                .ok_or(format!("{name} needs a positive integer"))
+        };
+        match flag.as_str() {
+            "--runs" => out.runs = number("--runs")?,
+            "--scale" => out.scale = number("--scale")?,
+            "-h" | "--help" => {
+                println!(
+                    "bench-real-api [--runs N (default 20)] [--scale N (default 100)]   (env STATUS_REPORTER_BIN: a prebuilt release binary)"
+                );
+                std::process::exit(0);
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; accepted: --runs N, --scale N"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn release_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("STATUS_REPORTER_BIN").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("root")
+        .to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let ok = std::process::Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "status-reporter",
+            "--bin",
+            "status-reporter",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "cargo build --release -p status-reporter failed");
+    root.join("target/release/status-reporter")
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Trigger {
+    File,
+    Exit,
+}
+
+/// Waits until the watch on `job` has listed it, then runs `trigger`; returns the time from
+/// the trigger's end to the condition being seen.
+async fn measure(ns: &AdapterNamespace, job: &str, trigger: impl AsyncFnOnce()) -> Duration {
+    let api: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
+    let config = watcher::Config::default().fields(&format!("metadata.name={job}"));
+    let mut events = std::pin::pin!(watcher(api, config));
+    loop {
+        match events.next().await {
+            Some(Ok(watcher::Event::InitDone)) => break,
+            Some(Ok(_)) => {}
+            other => panic!("watch on Job {job}: {other:?}"),
+        }
+    }
+    trigger().await;
+    let t0 = Instant::now();
+    let seen = async {
+        while let Some(ev) = events.next().await {
+            if let Ok(watcher::Event::Apply(j)) = ev
+                && condition(&j, "Available").is_some()
+            {
+                return Instant::now();
+            }
+        }
+        panic!("watch on Job {job} ended")
+    };
+    tokio::time::timeout(WAIT, seen)
+        .await
+        .expect("condition in time")
+        - t0
+}
+
+async fn one_run(cluster: &Cluster, bin: &Path, i: usize, trigger: Trigger) -> (Duration, usize) {
+    let name = format!(
+        "bench-{}-{i}",
+        if trigger == Trigger::File {
+            "file"
+        } else {
+            "exit"
+        }
+    );
+    let ns = adapter_namespace(cluster, &name).await;
+    ns.create_job(example_job(&name, "native", &[])).await;
+    let pod = kubelet::wait_for_pods(&ns.client, &ns.name, &name, 1, WAIT)
+        .await
+        .remove(0);
+    let pod_name = pod.metadata.name.clone().expect("pod name");
+    let pod = kubelet::run_pod(&ns.client, &ns.name, &pod_name).await;
+    let results = ns.dir.path().join("results");
+    std::fs::create_dir_all(&results).expect("results");
+    let mut reporter = ns.start_reporter_bin(bin, &pod, &results, &[("LOG_LEVEL", "debug")]);
+    reporter.logs.wait_for(&["pod update"], WAIT);
+    let latency = measure(&ns, &name, async || match trigger {
+        Trigger::File => {
+            std::fs::write(results.join(".tmp"), RESULT).expect("write");
+            std::fs::rename(results.join(".tmp"), results.join("adapter-result.json"))
+                .expect("rename");
+        }
+        Trigger::Exit => {
+            kubelet::terminate(&ns.client, &ns.name, &pod_name, "adapter", 1, "Error", None).await;
+        }
+    })
+    .await;
+    reporter.signal("-TERM");
+    reporter.wait_exit(WAIT);
+    let requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len();
+    (latency, requests)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// CPU seconds (user + system) of `pid`, from `/proc/<pid>/stat` (clock ticks of 10 ms).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of stat: 12 and 13 after the state field.
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
+    let ns = adapter_namespace(cluster, "bench-scale").await;
+    let names: Vec<String> = (0..n).map(|i| format!("scale-{i}")).collect();
+    let setup = Instant::now();
+    futures::future::join_all(
+        names
+            .iter()
+            .map(|name| ns.create_job(example_job(name, "native", &[]))),
+    )
+    .await;
+    let pods = futures::future::join_all(names.iter().map(|name| async {
+        let pod = kubelet::wait_for_pods(&ns.client, &ns.name, name, 1, WAIT)
+            .await
+            .remove(0);
+        let pod_name = pod.metadata.name.clone().expect("pod name");
+        kubelet::run_pod(&ns.client, &ns.name, &pod_name).await
+    }))
+    .await;
+    let mut reporters = Vec::new();
+    let mut dirs = Vec::new();
+    for (name, pod) in names.iter().zip(&pods) {
+        let results = ns.dir.path().join(name);
+        std::fs::create_dir_all(&results).expect("results");
+        reporters.push(ns.start_reporter_bin(bin, pod, &results, &[("LOG_LEVEL", "debug")]));
+        dirs.push(results);
+    }
+    for r in &reporters {
+        r.logs.wait_for(&["pod update"], WAIT);
+    }
+    println!(
+        "  setup: {n} Jobs created, their Pods made by the Job controller and running, {n} reporters watching: {:.1} s",
+        setup.elapsed().as_secs_f64()
+    );
+
+    let pids = cluster.component_pids();
+    let (etcd, apiserver) = (pids[0], pids[1]);
+    for pid in [etcd, apiserver] {
+        // Reset the peak RSS so VmHWM covers this run only.
+        let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    }
+    let cpu_before = (cpu_seconds(apiserver), cpu_seconds(etcd));
+    let before_requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len();
+
+    let api: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
+    let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
+    loop {
+        match events.next().await {
+            Some(Ok(watcher::Event::InitDone)) => break,
+            Some(Ok(_)) => {}
+            other => panic!("watch on Jobs: {other:?}"),
+        }
+    }
+    let t0 = Instant::now();
+    for dir in &dirs {
+        std::fs::write(dir.join(".tmp"), RESULT).expect("write");
+        std::fs::rename(dir.join(".tmp"), dir.join("adapter-result.json")).expect("rename");
+    }
+    let mut done = std::collections::BTreeSet::new();
+    let all = async {
+        while done.len() < n {
+            if let Some(Ok(watcher::Event::Apply(j))) = events.next().await
+                && let Some(c) = condition(&j, "Available")
+            {
+                assert_eq!(
+                    (c.status.as_str(), c.reason.as_deref()),
+                    ("True", Some("ChecksPassed")),
+                    "{:?}",
+                    j.metadata.name
+                );
+                done.insert(j.metadata.name.clone().unwrap_or_default());
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, all)
+        .await
+        .expect("every condition in time");
+    let wall = t0.elapsed();
+    let cpu_after = (cpu_seconds(apiserver), cpu_seconds(etcd));
+    for r in &reporters {
+        r.signal("-TERM");
+    }
+    for r in &mut reporters {
+        r.wait_exit(WAIT);
+    }
+    let requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len() - before_requests;
+    println!(
+        "  {n}/{n} conditions True/ChecksPassed, all written within {}",
+        ms(wall)
+    );
+    println!(
+        "  API requests: {requests} for {n} Jobs = {:.1} per Job (writes and watches, from the audit log)",
+        requests as f64 / n as f64
+    );
+    println!(
+        "  kube-apiserver: {:.2} CPU s over the run, peak RSS {:.0} MiB; etcd: {:.2} CPU s, peak RSS {:.0} MiB",
+        cpu_after.0 - cpu_before.0,
+        status_kib(apiserver, "VmHWM:") as f64 / 1024.0,
+        cpu_after.1 - cpu_before.1,
+        status_kib(etcd, "VmHWM:") as f64 / 1024.0,
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = args().unwrap_or_else(|e| {
+        eprintln!("bench-real-api: {e}");
+        std::process::exit(2)
+    });
+    let bin = release_binary();
+    let cluster = Cluster::connect(Release::Current, "bench").unwrap_or_else(|e| {
+        eprintln!("bench-real-api: {e}");
+        std::process::exit(1)
+    });
+    let versions = std::fs::read_to_string(cluster.bin_dir.parent().expect("dir").join("versions"))
+        .unwrap_or_default();
+    println!(
+        "reporter on the real API server ({}), release binary {}, {} cores",
+        versions.split_whitespace().collect::<Vec<_>>().join(" "),
+        bin.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for trigger in [Trigger::File, Trigger::Exit] {
+        let mut lat = Vec::new();
+        let mut reqs = Vec::new();
+        for i in 0..args.runs {
+            let (l, r) = one_run(&cluster, &bin, i, trigger).await;
+            lat.push(l);
+            reqs.push(r);
+        }
+        lat.sort();
+        reqs.sort();
+        let what = match trigger {
+            Trigger::File => "result file renamed into place → condition",
+            Trigger::Exit => "adapter terminated (pod status written) → condition",
+        };
+        println!(
+            "{what}: median {}, p99 {}, min {}, max {} ({} runs); API requests per run: median {}, max {}",
+            ms(percentile(&lat, 0.5)),
+            ms(percentile(&lat, 0.99)),
+            ms(lat[0]),
+            ms(lat[lat.len() - 1]),
+            args.runs,
+            reqs[reqs.len() / 2],
+            reqs[reqs.len() - 1],
+        );
+    }
+    println!(
+        "scale: {} concurrent reporters, one Job each, one control plane",
+        args.scale
+    );
+    scale(&cluster, &bin, args.scale).await;
+}

@@ -1,0 +1,190 @@
+//! What is installed in the admission control plane's admission chain, and what the chain does
+//! to an opted-in Job right now.
+//!
+//! The API server learns of a new (or deleted) webhook configuration, admission policy or
+//! binding through its informers, a moment after the write: a Job created right after
+//! `kubectl apply` may still meet the old chain. So installs here wait until a probe — a
+//! server-side dry-run of an opted-in Job — shows the chain they expect, and removing an
+//! install waits until the probe shows a plain chain again, so the next test starts clean.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::objects::list;
+use super::{AdmissionGuard, Cluster};
+
+/// How long the API server may take to act on an admission change.
+const SETTLE: Duration = Duration::from_secs(30);
+
+const ADMISSION_GROUP: &str = "admissionregistration.k8s.io";
+
+/// What the admission chain does to the probe: an opted-in Job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Admitted with the `status-reporter` container, of this image.
+    Injected(String),
+    /// Admitted as sent.
+    Plain,
+    /// Refused, with kubectl's message.
+    Refused(String),
+}
+
+impl Cluster {
+    /// A server-side dry-run create of an opted-in Job in `default`: what the admission chain
+    /// does to it now.
+    pub fn probe_admission(&self) -> Admission {
+        let probe = json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "admission-probe", "namespace": "default",
+                "annotations": {"status-reporter.hyperfleet.io/inject": "true"}},
+            "spec": {"template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "adapter", "image": "probe"}]}}},
+        });
+        let (ok, out, err) = self.kubectl_run(
+            &["create", "--dry-run=server", "-o", "json", "-f", "-"],
+            Some(&list(&[probe])),
+        );
+        if !ok {
+            return Admission::Refused(err);
+        }
+        let job: Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("dry-run create answered no JSON ({e}): {out}"));
+        let spec = &job["spec"]["template"]["spec"];
+        let reporter = ["initContainers", "containers"]
+            .iter()
+            .filter_map(|l| spec[l].as_array())
+            .flatten()
+            .find(|c| c["name"] == "status-reporter");
+        match reporter {
+            Some(c) => Admission::Injected(c["image"].as_str().unwrap_or_default().to_owned()),
+            None => Admission::Plain,
+        }
+    }
+
+    /// Waits (bounded) until [`Cluster::probe_admission`] answers what `want` accepts;
+    /// returns the last answer on timeout.
+    pub fn settle_admission(
+        &self,
+        want: impl Fn(&Admission) -> bool,
+    ) -> Result<Admission, Admission> {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let now = self.probe_admission();
+            if want(&now) {
+                return Ok(now);
+            }
+            if Instant::now() >= deadline {
+                return Err(now);
+            }
+            // The API server offers no event for "admission config loaded": probe again.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// [`Cluster::settle_admission`], panicking with `what` and the last answer on timeout.
+    pub fn expect_admission(&self, what: &str, want: impl Fn(&Admission) -> bool) -> Admission {
+        self.settle_admission(want).unwrap_or_else(|now| {
+            panic!("{what}: after {SETTLE:?} the admission chain still answers an opted-in Job with {now:?}")
+        })
+    }
+}
+
+impl Admission {
+    /// Admitted with the reporter (any image).
+    pub fn is_injected(&self) -> bool {
+        matches!(self, Admission::Injected(_))
+    }
+
+    /// Admitted as sent.
+    pub fn is_plain(&self) -> bool {
+        self == &Admission::Plain
+    }
+}
+
+/// The admission objects (webhook configurations, admission policies, their bindings) of an
+/// install: deleted on drop, after which the admission chain is plain again.
+pub struct InstalledAdmission<'a> {
+    cluster: &'a AdmissionGuard,
+    /// `kind.group/name` of each, as `kubectl delete` takes them.
+    objects: Vec<String>,
+}
+
+impl<'a> InstalledAdmission<'a> {
+    /// Tracks the admission objects among `rendered` (installed by the caller, or about to be).
+    pub fn track(cluster: &'a AdmissionGuard, rendered: &[Value]) -> Self {
+        let objects = rendered
+            .iter()
+            .filter(|o| {
+                o["apiVersion"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with(ADMISSION_GROUP))
+            })
+            .map(|o| {
+                format!(
+                    "{}.{ADMISSION_GROUP}/{}",
+                    o["kind"].as_str().unwrap_or("?").to_lowercase(),
+                    o["metadata"]["name"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        InstalledAdmission { cluster, objects }
+    }
+
+    /// `kubectl apply -k dir` (e.g. `manifests/overlays/admission-policy`); returns once an
+    /// opted-in Job is injected.
+    pub fn apply_kustomization(cluster: &'a AdmissionGuard, dir: &Path) -> Self {
+        let installed = InstalledAdmission::track(cluster, &cluster.kustomize(dir));
+        let (ok, out, err) = cluster.kubectl_run(&["apply", "-k", &dir.to_string_lossy()], None);
+        assert!(ok, "kubectl apply -k {}: {err}\n{out}", dir.display());
+        cluster.expect_admission(
+            &format!("after kubectl apply -k {}", dir.display()),
+            Admission::is_injected,
+        );
+        installed
+    }
+
+    /// One tracker for both installs (removing either alone would leave the chain not plain).
+    pub fn and(mut self, mut other: InstalledAdmission<'a>) -> Self {
+        self.objects.append(&mut other.objects);
+        self
+    }
+
+    /// Deletes the objects and waits until the chain is plain; `Err` names what is left.
+    fn delete(&mut self) -> Result<(), String> {
+        if self.objects.is_empty() {
+            return Ok(());
+        }
+        let mut args = vec!["delete", "--ignore-not-found", "--wait"];
+        args.extend(self.objects.iter().map(String::as_str));
+        let (ok, _, err) = self.cluster.kubectl_run(&args, None);
+        let objects = std::mem::take(&mut self.objects);
+        if !ok {
+            return Err(format!("kubectl delete {objects:?}: {err}"));
+        }
+        self.cluster
+            .settle_admission(Admission::is_plain)
+            .map(drop)
+            .map_err(|now| format!("after deleting {objects:?} an opted-in Job is {now:?}"))
+    }
+
+    /// Deletes the objects now, panicking if the chain does not become plain.
+    pub fn remove(mut self) {
+        if let Err(e) = self.delete() {
+            panic!("{e}");
+        }
+    }
+}
+
+impl Drop for InstalledAdmission<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.delete() {
+            if std::thread::panicking() {
+                eprintln!("cleanup: {e}");
+            } else {
+                panic!("cleanup: {e}");
+            }
+        }
+    }
+}

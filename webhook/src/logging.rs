@@ -1,0 +1,122 @@
+//! Logs on stderr, as JSON (for clusters) or text. Field values come from requests (a review's
+//! uid, denial messages quoting annotations), so the text format escapes control characters
+//! in them as the JSON format does: a newline in a uid cannot forge a log line.
+
+use std::fmt;
+
+use tracing_subscriber::field::{MakeExt as _, RecordFields};
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::{Writer, debug_fn};
+
+use crate::error::{Error, Result};
+
+/// Installs the process-wide subscriber: `level` is an EnvFilter directive, `format` is
+/// `json` or `text`.
+pub fn init(level: &str, format: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|_| Error::Config {
+        flag: "log-level",
+        value: level.to_owned(),
+        accepted: "trace, debug, info, warn, error or an EnvFilter directive".to_owned(),
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        "json" => builder.json().init(),
+        "text" => builder.fmt_fields(TextFields).init(),
+        other => {
+            return Err(Error::Config {
+                flag: "log-format",
+                value: other.to_owned(),
+                accepted: "json or text".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Field formatting of the text format: `message` bare, then `name=value` separated by
+/// spaces, with control characters in values escaped (`\n`, `\r`, `\t`, `\u{1b}` …).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextFields;
+
+impl<'writer> FormatFields<'writer> for TextFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
+        let inner = debug_fn(
+            |w: &mut Writer<'_>, field: &tracing::field::Field, value: &dyn fmt::Debug| {
+                if field.name() != "message" {
+                    write!(w, "{}=", field.name())?;
+                }
+                write_escaped(w, &format!("{value:?}"))
+            },
+        )
+        .delimited(" ");
+        inner.format_fields(writer, fields)
+    }
+}
+
+/// Writes `text` with every control character escaped the way Rust escapes it.
+fn write_escaped(w: &mut impl fmt::Write, text: &str) -> fmt::Result {
+    for c in text.chars() {
+        if c.is_control() {
+            write!(w, "{}", c.escape_default())?;
+        } else {
+            w.write_char(c)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A writer the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn text_logs_escape_control_characters_from_requests() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .fmt_fields(TextFields)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let uid = "abc\n2026-01-01T00:00:00Z  INFO forged: admission review";
+            let detail = "tab\there, bell\u{7}, escape\u{1b}[31m";
+            tracing::info!(uid = %uid, detail = %detail, quoted = "cr\r", "admission review");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "one event, one line: {text:?}");
+        for expected in [
+            r"admission review uid=abc\n2026-01-01T00:00:00Z  INFO forged",
+            r"detail=tab\there, bell\u{7}, escape\u{1b}[31m",
+            r#"quoted="cr\r""#,
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in {text:?}");
+        }
+    }
+
+    #[test]
+    fn printable_text_is_written_as_is() {
+        let mut out = String::new();
+        write_escaped(&mut out, "ünïcode \"quotes\" \\ ok").unwrap();
+        assert_eq!(out, "ünïcode \"quotes\" \\ ok");
+    }
+}

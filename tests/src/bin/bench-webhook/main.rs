@@ -3,11 +3,14 @@
 //! ```text
 //! cargo run --release -p status-reporter-tests --bin bench-webhook -- \
 //!     [--seconds 5] [--connections 16] [--rate 1000] [--iterations 20000] [--grown-kib 16,64] [--handler-only]
+//! cargo run --release -p status-reporter-tests --bin bench-webhook -- --profile 2000
 //! ```
 //!
 //! 1. The in-process handler (the pure review: AdmissionReview bytes in, response bytes out,
-//!    as the server calls it) per fixture size: `create-job.json` and the same Job grown to
-//!    `--grown-kib` KiB. `--handler-only` stops here (for `valgrind --tool=callgrind`).
+//!    as the server calls it) per fixture size: `create-job.json` (as captured, and compact as
+//!    the apiserver sends it) and the same Job grown to
+//!    `--grown-kib` KiB. `--handler-only` stops here; `--profile N` instead runs N reviews of
+//!    `create-job.json` untimed and exits (for `valgrind --tool=callgrind`).
 //! 2. Over the network, against the release `status-reporter-webhook serve` and a
 //!    transport-floor server on the same stack (see `floor.rs`), both on 127.0.0.1 with
 //!    certificates made here: a closed loop per row (`/healthz`; per fixture the floor and
@@ -44,10 +47,12 @@ struct Options {
     iterations: usize,
     grown_kib: Vec<usize>,
     handler_only: bool,
+    /// `--profile N`: only N reviews of `create-job.json`, nothing timed or printed.
+    profile: Option<usize>,
 }
 
 const USAGE: &str = "accepted: --seconds N, --connections N, --rate N, --iterations N, \
-                     --grown-kib N[,N...], --handler-only (or: serve ... for the floor server)";
+                     --grown-kib N[,N...], --handler-only, --profile N (or: serve ... for the floor server)";
 
 fn options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
@@ -57,6 +62,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         iterations: 20_000,
         grown_kib: vec![16, 64],
         handler_only: false,
+        profile: None,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -72,6 +78,7 @@ fn options(args: &[String]) -> Result<Options, String> {
             "--rate" => o.rate = value("--rate")?,
             "--iterations" => o.iterations = value("--iterations")? as usize,
             "--handler-only" => o.handler_only = true,
+            "--profile" => o.profile = Some(value("--profile")? as usize),
             "--grown-kib" => {
                 let list = args.next().ok_or("--grown-kib needs a list")?;
                 o.grown_kib = list
@@ -107,6 +114,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(n) = options.profile {
+        profile(n);
+        return;
+    }
     let fixtures = fixtures::all(&options.grown_kib);
     println!(
         "bench-webhook at load average {} on {} CPUs",
@@ -120,8 +131,22 @@ fn main() {
     network_table(&fixtures, &options);
 }
 
-/// The review as the server runs it, in process: bytes in, response bytes out.
-fn handler(body: &[u8], config: &InjectConfig) -> Bytes {
+/// `n` reviews of `create-job.json` and nothing else, for a profiler
+/// (`valgrind --tool=callgrind bench-webhook --profile 2000`).
+fn profile(n: usize) {
+    let config = InjectConfig::default();
+    for _ in 0..n {
+        std::hint::black_box(handler(
+            std::hint::black_box(fixtures::CREATE_JOB.as_bytes()),
+            &config,
+        ));
+    }
+}
+
+/// The review as the server runs it, in process: bytes in, response bytes out. (Whatever
+/// buffer `to_json` gives, so the same harness also builds against older webhook code for
+/// before/after figures.)
+fn handler(body: &[u8], config: &InjectConfig) -> impl AsRef<[u8]> {
     admission::review(body, config).to_json()
 }
 
@@ -131,7 +156,7 @@ fn handler_table(fixtures: &[Fixture], iterations: usize) {
         "\nin-process handler (AdmissionReview bytes -> response bytes), {iterations} iterations per fixture:"
     );
     for f in fixtures {
-        let answer = handler(&f.body, &config).len();
+        let answer = handler(&f.body, &config).as_ref().len();
         let mut samples = Vec::with_capacity(iterations);
         for _ in 0..iterations {
             let start = Instant::now();
@@ -223,7 +248,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             .iter()
             .map(|f| Target::Review {
                 body: Bytes::from(f.body.clone()),
-                response_bytes: handler(&f.body, &config).len(),
+                response_bytes: handler(&f.body, &config).as_ref().len(),
             })
             .collect();
         for (f, target) in fixtures.iter().zip(&targets) {

@@ -28,7 +28,8 @@ pub enum Target {
     },
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+/// One open connection.
+pub type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 /// Connects to one server.
 #[derive(Clone)]
@@ -86,6 +87,15 @@ impl Client {
         Client::once(&mut send, target).await
     }
 
+    /// `n` connections, each TLS- and HTTP-handshaken.
+    pub async fn connect_many(&self, n: usize) -> Vec<Sender> {
+        let mut senders = Vec::with_capacity(n);
+        for _ in 0..n {
+            senders.push(self.connect().await);
+        }
+        senders
+    }
+
     /// Every connection sends its next request as soon as the previous answer arrives.
     pub async fn closed_loop(
         &self,
@@ -93,28 +103,40 @@ impl Client {
         connections: usize,
         duration: Duration,
     ) -> Stats {
+        let senders = self.connect_many(connections).await;
+        Client::closed_loop_on(senders, target, duration).await.0
+    }
+
+    /// [`Client::closed_loop`] on connections already open (so no handshake falls inside
+    /// the measurement); gives them back for the next run.
+    pub async fn closed_loop_on(
+        senders: Vec<Sender>,
+        target: &Target,
+        duration: Duration,
+    ) -> (Stats, Vec<Sender>) {
         let start = Instant::now();
         let end = start + duration;
         let mut tasks = Vec::new();
-        for _ in 0..connections {
-            let client = self.clone();
+        for mut send in senders {
             let target = target.clone();
             tasks.push(tokio::spawn(async move {
-                let mut send = client.connect().await;
                 let mut samples = Vec::new();
                 while Instant::now() < end {
                     let t = Instant::now();
                     Client::once(&mut send, &target).await;
                     samples.push(t.elapsed());
                 }
-                samples
+                (samples, send)
             }));
         }
         let mut all = Vec::new();
+        let mut senders = Vec::with_capacity(tasks.len());
         for t in tasks {
-            all.extend(t.await.expect("task"));
+            let (samples, send) = t.await.expect("task");
+            all.extend(samples);
+            senders.push(send);
         }
-        Stats::new(all, start.elapsed())
+        (Stats::new(all, start.elapsed()), senders)
     }
 
     /// Sends at a fixed total rate spread over a few connections; latency counts from the

@@ -359,14 +359,25 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
 }
 
 /// Closed loops against two servers (or two paths) in alternating one-second slices, so both
-/// see the same load on a shared machine; each row sums its slices.
+/// see the same load on a shared machine; each row sums its slices. Connections are opened
+/// before the first slice and kept, so no handshake falls inside a slice.
 async fn pair(servers: [(&Client, u32); 2], target: &Target, n: usize, seconds: u64) -> [Row; 2] {
+    let mut open = Vec::with_capacity(2);
+    for (client, _) in &servers {
+        open.push(client.connect_many(n).await);
+    }
     let mut parts: [(Vec<Stats>, Duration); 2] = Default::default();
     for _ in 0..seconds {
-        for ((client, pid), (stats, cpu)) in servers.iter().zip(parts.iter_mut()) {
+        for ((senders, (_, pid)), (stats, cpu)) in
+            open.iter_mut().zip(&servers).zip(parts.iter_mut())
+        {
             let before = host::cpu_time(*pid);
-            stats.push(client.closed_loop(target, n, Duration::from_secs(1)).await);
+            let (run, back) =
+                Client::closed_loop_on(std::mem::take(senders), target, Duration::from_secs(1))
+                    .await;
             *cpu += host::cpu_time(*pid).saturating_sub(before);
+            *senders = back;
+            stats.push(run);
         }
     }
     parts.map(|(stats, cpu)| {

@@ -41,7 +41,8 @@ fn not_here(cluster: &Cluster, obj: &Value) -> Option<String> {
     if api.starts_with("cert-manager.io/") || api.starts_with("monitoring.coreos.com/") {
         return Some(format!("{api} is a CRD of another project"));
     }
-    (!cluster.serves(api)).then(|| format!("{api} is not served by this release"))
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    (!cluster.serves(api, kind)).then(|| format!("{kind} {api} is not served by this release"))
 }
 
 /// The namespaces the manifests put objects in exist for real (dry-run objects need them).

@@ -1,6 +1,7 @@
 //! Kubernetes objects as the suites handle them: YAML streams read into JSON values, rendered
 //! kustomizations, applied (or dry-run) with the release's own `kubectl`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -71,17 +72,33 @@ impl Cluster {
         self.kubectl_run(&args, Some(&list(objects)))
     }
 
-    /// Whether the API server serves `apiVersion` (e.g. `admissionregistration.k8s.io/v1`).
-    pub fn serves(&self, api_version: &str) -> bool {
-        static SERVED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-        SERVED
-            .get_or_init(|| {
-                let (ok, out, err) = self.kubectl_run(&["api-versions"], None);
-                assert!(ok, "kubectl api-versions: {err}");
-                out.lines().map(|l| l.trim().to_owned()).collect()
-            })
-            .iter()
-            .any(|v| v == api_version)
+    /// Whether the API server serves `kind` in `apiVersion` (e.g. `MutatingAdmissionPolicy` in
+    /// `admissionregistration.k8s.io/v1`): a group version can be served while one of its
+    /// kinds is not yet (MutatingAdmissionPolicy went v1 in 1.36, long after the webhooks).
+    pub fn serves(&self, api_version: &str, kind: &str) -> bool {
+        static SERVED: std::sync::Mutex<BTreeMap<String, Vec<String>>> =
+            std::sync::Mutex::new(BTreeMap::new());
+        let mut served = SERVED.lock().unwrap_or_else(|e| e.into_inner());
+        let kinds = served.entry(api_version.to_owned()).or_insert_with(|| {
+            let path = match api_version.contains('/') {
+                true => format!("/apis/{api_version}"),
+                false => format!("/api/{api_version}"),
+            };
+            let (ok, out, _) = self.kubectl_run(&["get", "--raw", &path], None);
+            if !ok {
+                return Vec::new(); // 404: the group version is not served at all.
+            }
+            let list: Value = serde_json::from_str(&out).unwrap_or_default();
+            list["resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                // Subresources (`jobs/status`) share their parent's kind.
+                .filter(|r| !r["name"].as_str().unwrap_or_default().contains('/'))
+                .filter_map(|r| r["kind"].as_str().map(str::to_owned))
+                .collect()
+        });
+        kinds.iter().any(|k| k == kind)
     }
 }
 

@@ -695,13 +695,14 @@ async fn a_suspension_writes_nothing_and_the_resumed_jobs_pod_reports() {
         .await
         .expect("suspend");
     a1.reported("the Job is suspended");
+    // The reporter can see its pod go before the Job controller writes `Suspended`: wait for it.
+    ns.wait_condition("suspend", "Suspended", WAIT).await;
     let j = jobs.get("suspend").await.expect("job");
     assert_eq!(
         condition(&j, "Available"),
         None,
         "nothing written while suspended"
     );
-    assert!(condition(&j, "Suspended").is_some());
     a1.stop();
 
     jobs.patch("suspend", &PatchParams::default(), &suspend(false))

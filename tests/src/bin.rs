@@ -55,10 +55,7 @@ pub fn path(name: &str) -> PathBuf {
     }
     let root = workspace_root();
     let release = std::env::var("STAND_IN_RELEASE").is_ok_and(|v| v == "1");
-    let target = match std::env::var_os("CARGO_TARGET_DIR").filter(|t| !t.is_empty()) {
-        Some(t) => root.join(t),
-        None => root.join("target"),
-    };
+    let target = target_dir(&root);
     let existing = target
         .join(if release { "release" } else { "debug" })
         .join(name);
@@ -91,6 +88,45 @@ pub fn path(name: &str) -> PathBuf {
     );
     built.insert(name.to_owned(), path.clone());
     path
+}
+
+/// The release build of a workspace binary, for the benchmarks: the env override of [`path`]
+/// when set, else `cargo build --release -p <package> --bin <name>` — the package alone, as the
+/// Dockerfiles build it (a workspace build would unify other crates' features into it).
+/// Panics if cargo fails.
+pub fn release_path(name: &str) -> PathBuf {
+    let (package, override_var) = package_of(name);
+    if let Some(p) = std::env::var_os(override_var).filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let root = workspace_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            package,
+            "--bin",
+            name,
+        ])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {name}: {e}"));
+    assert!(
+        status.success(),
+        "cargo build --release -p {package} --bin {name} failed"
+    );
+    target_dir(&root).join("release").join(name)
+}
+
+/// `CARGO_TARGET_DIR` (relative to the workspace root), else `target`.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|t| !t.is_empty()) {
+        Some(t) => root.join(t),
+        None => root.join("target"),
+    }
 }
 
 /// Whether `binary` exists and is newer than every source of `package`: its crate directory,

@@ -18,7 +18,7 @@
 //!    and etcd over the run.
 #![forbid(unsafe_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -69,32 +69,6 @@ fn args() -> Result<Args, String> {
         }
     }
     Ok(out)
-}
-
-fn release_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("STATUS_REPORTER_BIN").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("root")
-        .to_path_buf();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let ok = std::process::Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "status-reporter",
-            "--bin",
-            "status-reporter",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "cargo build --release -p status-reporter failed");
-    root.join("target/release/status-reporter")
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -310,7 +284,7 @@ async fn main() {
         eprintln!("bench-real-api: {e}");
         std::process::exit(2)
     });
-    let bin = release_binary();
+    let bin = stand_in::bin::release_path("status-reporter");
     let cluster = Cluster::connect(Release::Current, "bench").unwrap_or_else(|e| {
         eprintln!("bench-real-api: {e}");
         std::process::exit(1)

@@ -16,8 +16,7 @@
 //! 6. the stripped release binary size.
 #![forbid(unsafe_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use stand_in::StandIn;
@@ -49,39 +48,6 @@ fn runs_from_args() -> Result<usize, String> {
         }
     }
     Ok(runs)
-}
-
-/// The release binary: `STATUS_REPORTER_BIN`, else `cargo build --release` of the workspace's.
-fn release_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("STATUS_REPORTER_BIN").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "status-reporter",
-            "--bin",
-            "status-reporter",
-        ])
-        .status()
-        .expect("run cargo build");
-    assert!(
-        status.success(),
-        "cargo build --release -p status-reporter failed"
-    );
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .filter(|t| !t.is_empty())
-        .map_or_else(|| root.join("target"), |t| root.join(t));
-    target.join("release").join("status-reporter")
 }
 
 fn proc_field(pid: u32, file: &str, field: &str) -> Option<u64> {
@@ -246,7 +212,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let bin = release_binary();
+    let bin = stand_in::bin::release_path("status-reporter");
     let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
     let api = StandIn::start();
     let dir = tempfile::tempdir().expect("tempdir");

@@ -193,28 +193,12 @@ impl Cluster {
             .status
             .expect("a TokenRequest answer has a status")
             .token;
-        let text = format!(
-            "apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster:
-    server: {server}
-    certificate-authority: {ca}
-users:
-- name: {name}
-  user:
-    token: {token}
-contexts:
-- name: {name}
-  context:
-    cluster: test
-    user: {name}
-    namespace: {namespace}
-current-context: {name}
-",
-            server = self.server(),
-            ca = self.run_dir.join("pki/ca.crt").display(),
+        let text = super::components::kubeconfig_text(
+            &self.server(),
+            &self.run_dir.join("pki/ca.crt"),
+            name,
+            &format!("token: {token}"),
+            namespace,
         );
         let path = dir.join(format!("kubeconfig-{namespace}-{name}"));
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

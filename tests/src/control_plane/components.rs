@@ -280,7 +280,34 @@ fn write_kubeconfig(
     };
     let cert = put(format!("{user}.crt"), cert)?;
     let key = put(format!("{user}.key"), key)?;
-    let text = format!(
+    let credentials = format!(
+        "client-certificate: {}\n    client-key: {}",
+        cert.display(),
+        key.display()
+    );
+    let text = kubeconfig_text(
+        server,
+        &pki_dir.join("ca.crt"),
+        user,
+        &credentials,
+        "default",
+    );
+    let path = run.join(name);
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// A kubeconfig for `user` on the API server at `server` (trusting `ca`), in `namespace`;
+/// `credentials` are the user's fields (`token: …`, or `client-certificate: …` and
+/// `client-key: …` on a second line indented by four spaces).
+pub(crate) fn kubeconfig_text(
+    server: &str,
+    ca: &Path,
+    user: &str,
+    credentials: &str,
+    namespace: &str,
+) -> String {
+    format!(
         "apiVersion: v1
 kind: Config
 clusters:
@@ -291,21 +318,15 @@ clusters:
 users:
 - name: {user}
   user:
-    client-certificate: {cert}
-    client-key: {key}
+    {credentials}
 contexts:
 - name: {user}
   context:
     cluster: test
     user: {user}
-    namespace: default
+    namespace: {namespace}
 current-context: {user}
 ",
-        ca = pki_dir.join("ca.crt").display(),
-        cert = cert.display(),
-        key = key.display(),
-    );
-    let path = run.join(name);
-    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(path)
+        ca = ca.display(),
+    )
 }

@@ -7,11 +7,9 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, PodCondition};
 use kube::Api;
-use kube::api::{DeleteParams, EvictParams, ListParams, PostParams};
-use kube::runtime::watcher;
+use kube::api::{DeleteParams, EvictParams, PostParams};
 use serde_json::{Value, json};
 
 use super::adapter::example_job;
@@ -43,46 +41,15 @@ pub async fn wait_job_pods(
     timeout: Duration,
     accept: impl Fn(&[Pod]) -> bool,
 ) -> Vec<Pod> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let selector = format!("{JOB_UID_LABEL}={job_uid}");
-    let list = || async {
-        let mut pods = api
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .unwrap_or_else(|e| panic!("list pods of Job {job_uid} in {namespace}: {e}"))
-            .items;
-        pods.sort_by(|a, b| {
-            a.metadata
-                .creation_timestamp
-                .cmp(&b.metadata.creation_timestamp)
-                .then(a.metadata.name.cmp(&b.metadata.name))
-        });
-        pods
-    };
-    let wait = async {
-        let mut events = std::pin::pin!(watcher(
-            api.clone(),
-            watcher::Config::default().labels(&selector)
-        ));
-        loop {
-            let pods = list().await;
-            if accept(&pods) {
-                return pods;
-            }
-            if events.next().await.is_none() {
-                panic!("pod watch of Job {job_uid} in {namespace} ended");
-            }
-        }
-    };
-    match tokio::time::timeout(timeout, wait).await {
-        Ok(pods) => pods,
-        Err(_) => {
-            let names: Vec<String> = list().await.iter().map(describe).collect();
+    super::kubelet::wait_pods(client, namespace, &selector, timeout, accept)
+        .await
+        .unwrap_or_else(|pods| {
+            let names: Vec<String> = pods.iter().map(describe).collect();
             panic!(
                 "Job {job_uid} in {namespace}: no {what} within {timeout:?}; its pods: {names:?}"
             )
-        }
-    }
+        })
 }
 
 /// Waits (bounded) for at least `n` pods of the Job with uid `job_uid`; oldest first.

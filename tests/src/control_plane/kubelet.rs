@@ -23,13 +23,35 @@ pub async fn wait_for_pods(
     n: usize,
     timeout: Duration,
 ) -> Vec<Pod> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let selector = format!("batch.kubernetes.io/job-name={job}");
+    wait_pods(client, namespace, &selector, timeout, |pods| {
+        pods.len() >= n
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the Job controller did not create {n} pod(s) for {namespace}/{job} within {timeout:?}"
+        )
+    })
+}
+
+/// Waits (bounded) until `accept` holds for the pods of `namespace` matching the label
+/// `selector` (oldest first: by creation, then name), looking again on every pod event of a
+/// watch on them. `Ok` with the pods then; `Err` with the pods at the timeout.
+pub async fn wait_pods(
+    client: &kube::Client,
+    namespace: &str,
+    selector: &str,
+    timeout: Duration,
+    accept: impl Fn(&[Pod]) -> bool,
+) -> Result<Vec<Pod>, Vec<Pod>> {
+    use futures::StreamExt;
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = || async {
         let mut pods = api
-            .list(&ListParams::default().labels(&selector))
+            .list(&ListParams::default().labels(selector))
             .await
-            .unwrap_or_else(|e| panic!("list pods of {namespace}/{job}: {e}"))
+            .unwrap_or_else(|e| panic!("list pods {selector} in {namespace}: {e}"))
             .items;
         pods.sort_by(|a, b| {
             a.metadata
@@ -40,25 +62,24 @@ pub async fn wait_for_pods(
         pods
     };
     let wait = async {
-        use futures::StreamExt;
         let mut events = std::pin::pin!(watcher(
             api.clone(),
-            watcher::Config::default().labels(&selector)
+            watcher::Config::default().labels(selector)
         ));
         loop {
             let pods = list().await;
-            if pods.len() >= n {
+            if accept(&pods) {
                 return pods;
             }
-            // Any pod event: look again.
             if events.next().await.is_none() {
-                panic!("pod watch of {namespace}/{job} ended");
+                panic!("pod watch {selector} in {namespace} ended");
             }
         }
     };
-    tokio::time::timeout(timeout, wait).await.unwrap_or_else(|_| {
-        panic!("the Job controller did not create {n} pod(s) for {namespace}/{job} within {timeout:?}")
-    })
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(pods) => Ok(pods),
+        Err(_) => Err(list().await),
+    }
 }
 
 /// Applies `change` to the pod's status with a read-modify-write (retried on 409: the Job

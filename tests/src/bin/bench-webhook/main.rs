@@ -28,8 +28,6 @@ mod floor;
 mod host;
 mod load;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -209,7 +207,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
     let pinned = host::cpus() >= 2 && host::pin(me, 0);
     let pki = Pki::new();
     let secret = SecretDir::new(&pki.issue());
-    let webhook = server_binary();
+    let webhook = stand_in::bin::release_path("status-reporter-webhook");
     let start = |bin: &std::path::Path, extra: &[&str]| {
         let server = Server::start(bin, &secret, extra, Duration::from_secs(30));
         if pinned {
@@ -395,30 +393,4 @@ fn us(d: Duration) -> f64 {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// The release server next to this binary, built first if needed.
-fn server_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("STATUS_REPORTER_WEBHOOK_BIN") {
-        return PathBuf::from(p);
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "status-reporter-webhook",
-            "--bin",
-            "status-reporter-webhook",
-        ])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .status()
-        .expect("cannot run cargo");
-    assert!(status.success(), "building the release webhook failed");
-    let exe = std::env::current_exe().expect("current_exe");
-    let path = exe.with_file_name("status-reporter-webhook");
-    assert!(path.is_file(), "{} not found", path.display());
-    path
 }

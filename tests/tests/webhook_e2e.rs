@@ -266,6 +266,49 @@ async fn rotation_is_served_without_restart_and_a_broken_pair_keeps_the_old() {
     expect_rotated_to(&server, &pki, &third).await;
 }
 
+/// JSON logs: one object per line, the review's line naming its uid and outcome; lines
+/// queued for the log writer are written out before the process exits.
+#[tokio::test]
+async fn json_logs_name_each_review_and_reach_stderr_before_exit() {
+    let pki = Pki::new();
+    let secret = SecretDir::new(&pki.issue());
+    let mut server = Server::start(
+        &stand_in::bin::path("status-reporter-webhook"),
+        &secret,
+        &["--log-format", "json", "--log-level", "info"],
+        TIMEOUT,
+    );
+    let review = admission_fixture("create-job");
+    let uid = serde_json::from_slice::<Value>(&review).unwrap()["request"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = post_review(&server, &pki, review).await;
+    assert_eq!(status, 200);
+    let line = server.wait_for_log(&["admission review", &uid], TIMEOUT);
+    let logged: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(logged["level"], "INFO", "{line}");
+    assert_eq!(
+        logged["target"], "status_reporter_webhook::server",
+        "{line}"
+    );
+    assert_eq!(logged["fields"]["uid"], uid.as_str(), "{line}");
+    assert_eq!(logged["fields"]["outcome"], "injected", "{line}");
+    assert!(logged["fields"]["micros"].is_u64(), "{line}");
+
+    server.signal("-TERM");
+    assert_eq!(server.wait_exit(TIMEOUT).code(), Some(0));
+    // `stopped` is logged last, just before `main` returns and the writer is shut down.
+    let stopped = server.wait_for_log(&["\"message\":\"stopped\""], TIMEOUT);
+    assert!(serde_json::from_str::<Value>(&stopped).is_ok(), "{stopped}");
+    for line in server.logs.text().lines() {
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok(),
+            "not one JSON object: {line}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
     let pki = Pki::new();

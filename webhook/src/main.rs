@@ -35,7 +35,8 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    logging::init(&cli.log_level, &cli.log_format)?;
+    // Held to the end of main: dropping it writes out the log lines still queued.
+    let _logs = logging::init(&cli.log_level, &cli.log_format)?;
     // One crypto provider for the process (ring); a second would make rustls panic at use.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {

@@ -147,7 +147,7 @@ fn string_contents(out: &mut Vec<u8>, s: &str) {
 /// Whether serde_json escapes any byte of `s`: `"`, `\\` or a control character. Eight bytes at
 /// a time: `(v - n) & !v & HIGH` is non-zero exactly when some byte of `v` is below `n`
 /// (n <= 0x80), and `"` and `\\` become zero bytes after an xor.
-fn needs_escape(s: &[u8]) -> bool {
+pub(crate) fn needs_escape(s: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     let below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGH;

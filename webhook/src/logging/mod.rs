@@ -2,37 +2,67 @@
 //! uid, denial messages quoting annotations), so the text format escapes control characters
 //! in them as the JSON format does: a newline in a uid cannot forge a log line.
 
-use std::fmt;
+mod json;
 
+use std::fmt;
+use std::io::BufWriter;
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::field::{MakeExt as _, RecordFields};
 use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::format::{Writer, debug_fn};
 
 use crate::error::{Error, Result};
+pub use json::JsonLine;
+
+/// Keeps the log writer thread alive; dropping it writes out what is still queued. Hold it
+/// until the process ends.
+#[must_use = "logs queued when this is dropped are written then; hold it until exit"]
+pub struct LogGuard {
+    _writer: WorkerGuard,
+}
+
+/// Largest batch of log lines the writer thread gathers before one `write(2)`.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// Lines queued for the writer thread at most (the queue is allocated whole, a few dozen
+/// bytes a line); a logger that finds it full waits.
+const QUEUED_LINES: usize = 4096;
 
 /// Installs the process-wide subscriber: `level` is an EnvFilter directive, `format` is
 /// `json` or `text`.
-pub fn init(level: &str, format: &str) -> Result<()> {
+///
+/// Lines are formatted on the thread that logs and written to stderr by one writer thread:
+/// whatever queued up while it wrote the last batch goes out in the next `write(2)`, so under
+/// load a request's log line costs its formatting, not a system call. The queue is bounded
+/// and not lossy: a logger that outruns stderr waits for room rather than dropping lines.
+pub fn init(level: &str, format: &str) -> Result<LogGuard> {
     let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|_| Error::Config {
         flag: "log-level",
         value: level.to_owned(),
         accepted: "trace, debug, info, warn, error or an EnvFilter directive".to_owned(),
     })?;
+    if !matches!(format, "json" | "text") {
+        return Err(Error::Config {
+            flag: "log-format",
+            value: format.to_owned(),
+            accepted: "json or text".to_owned(),
+        });
+    }
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .buffered_lines_limit(QUEUED_LINES)
+        .finish(BufWriter::with_capacity(BATCH_BYTES, std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        "json" => builder.json().init(),
-        "text" => builder.fmt_fields(TextFields).init(),
-        other => {
-            return Err(Error::Config {
-                flag: "log-format",
-                value: other.to_owned(),
-                accepted: "json or text".to_owned(),
-            });
-        }
+        .with_writer(writer);
+    if format == "json" {
+        builder.json().event_format(JsonLine).init();
+    } else {
+        builder.fmt_fields(TextFields).init();
     }
-    Ok(())
+    Ok(LogGuard { _writer: guard })
 }
 
 /// Field formatting of the text format: `message` bare, then `name=value` separated by

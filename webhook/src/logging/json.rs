@@ -1,0 +1,284 @@
+//! The JSON log line, written straight into the line buffer.
+//!
+//! The same object `tracing-subscriber`'s JSON format writes, key for key —
+//! `{"timestamp":…,"level":…,"fields":{…},"target":…}`, and `span`/`spans` inside spans — but
+//! without its detour (each piece serialized by `serde_json` into an `io::Write` adaptor that
+//! checks the UTF-8 of every fragment and copies it into the `fmt::Write` line): the webhook
+//! logs a line per review, and that detour cost more than the review itself (2 µs a line).
+
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crate::patch::needs_escape;
+
+/// Formats each event as one JSON object on one line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonLine;
+
+impl<S> FormatEvent<S, JsonFields> for JsonLine
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFields>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        // Events bridged from the `log` crate carry their real target and level as fields.
+        let normalized = tracing_log::NormalizeEvent::normalized_metadata(event);
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        w.write_str(r#"{"timestamp":""#)?;
+        SystemTime.format_time(&mut w)?;
+        write!(w, r#"","level":"{}","fields":{{"#, meta.level())?;
+        let mut fields = Fields {
+            w: &mut w,
+            first: true,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+        w.write_str(r#"},"target":"#)?;
+        string(&mut w, meta.target())?;
+        let current = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current());
+        if let Some(current) = current {
+            w.write_str(r#","span":"#)?;
+            span(&mut w, &current)?;
+            w.write_str(r#","spans":["#)?;
+            for (i, each) in current.scope().from_root().enumerate() {
+                if i > 0 {
+                    w.write_char(',')?;
+                }
+                span(&mut w, &each)?;
+            }
+            w.write_char(']')?;
+        }
+        w.write_str("}\n")
+    }
+}
+
+/// A span as `tracing-subscriber` writes it: its fields (already JSON, from [`JsonFields`]),
+/// then its name.
+fn span<'a, S: LookupSpan<'a>>(w: &mut Writer<'_>, span: &SpanRef<'a, S>) -> fmt::Result {
+    let extensions = span.extensions();
+    let fields = extensions
+        .get::<FormattedFields<JsonFields>>()
+        .map(|f| f.fields.trim())
+        .and_then(|f| f.strip_prefix('{')?.strip_suffix('}'))
+        .unwrap_or_default();
+    w.write_char('{')?;
+    if !fields.trim().is_empty() {
+        w.write_str(fields)?;
+        w.write_char(',')?;
+    }
+    w.write_str(r#""name":"#)?;
+    string(w, span.name())?;
+    w.write_char('}')
+}
+
+/// Writes each field as `"name":value`, comma-separated.
+struct Fields<'w, 'b> {
+    w: &'w mut Writer<'b>,
+    first: bool,
+    /// The first write error; `Visit` methods cannot return one.
+    result: fmt::Result,
+}
+
+impl Fields<'_, '_> {
+    fn entry(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        let w = &mut *self.w;
+        let comma = if self.first { "" } else { "," };
+        self.first = false;
+        self.result = w
+            .write_str(comma)
+            .and_then(|()| string(w, field.name()))
+            .and_then(|()| w.write_char(':'))
+            .and_then(|()| value(w));
+    }
+}
+
+impl Visit for Fields<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.entry(field, |w| string(w, value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.entry(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.entry(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.entry(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // serde_json's rendering (shortest round trip; NaN and infinities as null).
+        self.entry(field, |w| write!(w, "{}", serde_json::Value::from(value)));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.entry(field, |w| {
+            w.write_char('"')?;
+            write!(Escaped(w), "{value:?}")?;
+            w.write_char('"')
+        });
+    }
+}
+
+/// `s` as a JSON string.
+fn string(w: &mut Writer<'_>, s: &str) -> fmt::Result {
+    w.write_char('"')?;
+    Escaped(w).write_str(s)?;
+    w.write_char('"')
+}
+
+/// Escapes what passes through for the inside of a JSON string, as serde_json does: `"`, `\`
+/// and control characters (so a value cannot end the string, or the line).
+struct Escaped<'w, 'b>(&'w mut Writer<'b>);
+
+impl fmt::Write for Escaped<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Most values (uids, outcomes, names) have nothing to escape: one word-at-a-time check.
+        if !needs_escape(s.as_bytes()) {
+            return self.0.write_str(s);
+        }
+        let mut plain = 0;
+        for (i, b) in s.bytes().enumerate() {
+            let escape = match b {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0x08 => "\\b",
+                0x0c => "\\f",
+                0x00..=0x1f => "",
+                _ => continue,
+            };
+            self.0.write_str(&s[plain..i])?;
+            if escape.is_empty() {
+                write!(self.0, "\\u{:04x}", b)?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+            plain = i + 1;
+        }
+        self.0.write_str(&s[plain..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::Value;
+
+    use super::*;
+
+    /// A writer the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A few events of every field type, in and out of spans.
+    fn events() {
+        tracing::info!(
+            uid = %"abc\n\"def\"\u{1}\\",
+            outcome = "injected",
+            micros = 12u64,
+            delta = -3i64,
+            ratio = 0.25f64,
+            nan = f64::NAN,
+            ok = true,
+            list = ?vec!["a", "b"],
+            "admission review"
+        );
+        let outer = tracing::info_span!("outer", id = 7u64, name_of = "x\ty");
+        let _outer = outer.enter();
+        tracing::warn!("in one span");
+        let inner = tracing::info_span!("inner");
+        let _inner = inner.enter();
+        tracing::error!(detail = %"two deep", "in two spans");
+    }
+
+    /// The lines `events` logs through `format`, parsed, without their timestamps.
+    fn logged(json_line: bool) -> Vec<Value> {
+        let out = Captured::default();
+        let writer = out.clone();
+        let builder = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .json();
+        if json_line {
+            tracing::subscriber::with_default(builder.event_format(JsonLine).finish(), events);
+        } else {
+            tracing::subscriber::with_default(builder.finish(), events);
+        }
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|line| {
+                let mut value: Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                let timestamp = value["timestamp"].as_str().expect("a timestamp").to_owned();
+                assert!(
+                    timestamp.len() == "2026-11-30T08:00:00.123456Z".len()
+                        && timestamp.ends_with('Z'),
+                    "{timestamp}"
+                );
+                value.as_object_mut().unwrap().remove("timestamp");
+                value
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_carry_what_tracing_subscribers_json_format_writes() {
+        let ours = logged(true);
+        assert_eq!(ours.len(), 3, "{ours:?}");
+        assert_eq!(ours, logged(false));
+        assert_eq!(ours[0]["fields"]["uid"], "abc\n\"def\"\u{1}\\");
+        assert_eq!(ours[2]["spans"][0]["name_of"], "x\ty");
+    }
+
+    #[test]
+    fn every_control_character_is_escaped() {
+        let mut line = String::new();
+        string(
+            &mut Writer::new(&mut line),
+            "a\u{0}\u{8}\u{c}\u{1f}\u{7f}é\"\\",
+        )
+        .unwrap();
+        assert_eq!(
+            line,
+            r#""a\u0000\b\f\u001f"#.to_owned() + "\u{7f}é\\\"\\\\\""
+        );
+        assert_eq!(
+            line,
+            serde_json::to_string("a\u{0}\u{8}\u{c}\u{1f}\u{7f}é\"\\").unwrap()
+        );
+    }
+}

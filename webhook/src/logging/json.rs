@@ -6,12 +6,12 @@
 //! checks the UTF-8 of every fragment and copies it into the `fmt::Write` line): the webhook
 //! logs a line per review, and that detour cost more than the review itself (2 µs a line).
 
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
@@ -35,8 +35,14 @@ where
         let normalized = tracing_log::NormalizeEvent::normalized_metadata(event);
         let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         w.write_str(r#"{"timestamp":""#)?;
-        SystemTime.format_time(&mut w)?;
-        write!(w, r#"","level":"{}","fields":{{"#, meta.level())?;
+        timestamp(&mut w, jiff::Timestamp::now())?;
+        w.write_str(match *meta.level() {
+            Level::ERROR => r#"","level":"ERROR","fields":{"#,
+            Level::WARN => r#"","level":"WARN","fields":{"#,
+            Level::INFO => r#"","level":"INFO","fields":{"#,
+            Level::DEBUG => r#"","level":"DEBUG","fields":{"#,
+            Level::TRACE => r#"","level":"TRACE","fields":{"#,
+        })?;
         let mut fields = Fields {
             w: &mut w,
             first: true,
@@ -64,6 +70,39 @@ where
         }
         w.write_str("}\n")
     }
+}
+
+/// `ts` as `tracing-subscriber`'s `SystemTime` writes it: RFC 3339 in UTC with microseconds
+/// (`2026-11-30T08:00:00.123456Z`). The part up to the seconds is formatted once a second
+/// per thread; the microseconds are six digits.
+fn timestamp(w: &mut Writer<'_>, ts: jiff::Timestamp) -> fmt::Result {
+    thread_local! {
+        static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let second = ts.as_second();
+    SECOND.with_borrow_mut(|(cached, prefix)| {
+        if *cached != second {
+            prefix.clear();
+            // `YYYY-MM-DDTHH:MM:SSZ`: no fraction is written for a whole second.
+            write!(
+                prefix,
+                "{}",
+                jiff::Timestamp::from_second(second).unwrap_or(ts)
+            )?;
+            prefix.pop();
+            *cached = second;
+        }
+        w.write_str(prefix)
+    })?;
+    let micros = ts.subsec_microsecond();
+    let mut digits = *b".000000Z";
+    let mut rest = micros.unsigned_abs();
+    for digit in digits[1..7].iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    // ASCII digits.
+    w.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
 }
 
 /// A span as `tracing-subscriber` writes it: its fields (already JSON, from [`JsonFields`]),
@@ -99,12 +138,12 @@ impl Fields<'_, '_> {
             return;
         }
         let w = &mut *self.w;
-        let comma = if self.first { "" } else { "," };
+        let open = if self.first { "\"" } else { ",\"" };
         self.first = false;
         self.result = w
-            .write_str(comma)
-            .and_then(|()| string(w, field.name()))
-            .and_then(|()| w.write_char(':'))
+            .write_str(open)
+            .and_then(|()| Escaped(w).write_str(field.name()))
+            .and_then(|()| w.write_str("\":"))
             .and_then(|()| value(w));
     }
 }
@@ -115,15 +154,15 @@ impl Visit for Fields<'_, '_> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.entry(field, |w| write!(w, "{value}"));
+        self.entry(field, |w| w.write_str(if value { "true" } else { "false" }));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.entry(field, |w| write!(w, "{value}"));
+        self.entry(field, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.entry(field, |w| write!(w, "{value}"));
+        self.entry(field, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -262,6 +301,24 @@ mod tests {
         assert_eq!(ours, logged(false));
         assert_eq!(ours[0]["fields"]["uid"], "abc\n\"def\"\u{1}\\");
         assert_eq!(ours[2]["spans"][0]["name_of"], "x\ty");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds_across_seconds() {
+        for (at, expected) in [
+            ("2026-11-30T08:00:00.000012Z", "2026-11-30T08:00:00.000012Z"),
+            (
+                "2026-11-30T08:00:00.999999999Z",
+                "2026-11-30T08:00:00.999999Z",
+            ),
+            ("2026-11-30T08:00:01Z", "2026-11-30T08:00:01.000000Z"),
+            ("2026-11-30T08:00:00.5Z", "2026-11-30T08:00:00.500000Z"),
+            ("1999-12-31T23:59:59.123456Z", "1999-12-31T23:59:59.123456Z"),
+        ] {
+            let mut line = String::new();
+            timestamp(&mut Writer::new(&mut line), at.parse().unwrap()).unwrap();
+            assert_eq!(line, expected);
+        }
     }
 
     #[test]

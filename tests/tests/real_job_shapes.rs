@@ -54,8 +54,7 @@ async fn start(ns: &AdapterNamespace, pod: &Pod) -> Attempt {
 /// Starts `pod`'s reporter as it is now (e.g. already terminating).
 fn start_reporter(ns: &AdapterNamespace, pod: &Pod) -> Attempt {
     let pod_name = name(pod);
-    let results = ns.dir.path().join(&pod_name);
-    std::fs::create_dir_all(&results).expect("results dir");
+    let results = ns.results_dir(&pod_name);
     let reporter = ns.start_reporter(pod, &results, &[]);
     reporter.logs.wait_for(&["pod update"], WAIT);
     Attempt {

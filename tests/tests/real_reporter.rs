@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use stand_in::control_plane::Cluster;
 use stand_in::control_plane::adapter::{
     AdapterNamespace, adapter_namespace, condition, condition_types, example_job,
@@ -47,7 +46,7 @@ async fn outcome(name: &str, mode: &str, adapter: Adapter, expect: Expect) {
         annotations.push(("status-reporter.hyperfleet.io/poll-interval-seconds", "1"));
     }
     ns.create_job(example_job(name, mode, &annotations)).await;
-    let (pod, results) = running_pod(&ns, name).await;
+    let (pod, results) = ns.running_pod(name, WAIT).await;
     let pod_name = pod.metadata.name.clone().expect("pod name");
     let mut reporter = ns.start_reporter(&pod, &results, &[]);
     // Set up (its watch on the pod delivered the pod) before the adapter acts.
@@ -249,7 +248,7 @@ async fn a_missing_verb_is_a_real_403_naming_the_verb_and_resource() {
     let name = "forbidden-update";
     let ns = namespace_missing(cluster, name, "jobs/status", "update").await;
     ns.create_job(example_job(name, "classic", &[])).await;
-    let (pod, results) = running_pod(&ns, name).await;
+    let (pod, results) = ns.running_pod(name, WAIT).await;
     std::fs::write(
         results.join("adapter-result.json"),
         r#"{"status":"success","reason":"ChecksPassed","message":"All checks passed"}"#,
@@ -273,7 +272,7 @@ async fn a_forbidden_pod_watch_is_said_once_and_the_result_file_still_reports() 
     let name = "forbidden-watch";
     let ns = namespace_missing(cluster, name, "pods", "watch").await;
     ns.create_job(example_job(name, "classic", &[])).await;
-    let (pod, results) = running_pod(&ns, name).await;
+    let (pod, results) = ns.running_pod(name, WAIT).await;
     let mut reporter = ns.start_reporter(&pod, &results, &[]);
     // The file comes after the refusal, so the run goes on without the pod watch.
     reporter
@@ -298,17 +297,4 @@ async fn a_forbidden_pod_watch_is_said_once_and_the_result_file_still_reports() 
     let condition = ns.wait_condition(name, "Available", WAIT).await;
     assert_eq!(condition.status, "True");
     assert_eq!(condition.reason.as_deref(), Some("ChecksPassed"));
-}
-
-/// The Job's pod, as the Job controller created it, running (as the kubelet would say), and
-/// an empty results directory for its reporter.
-async fn running_pod(ns: &AdapterNamespace, job: &str) -> (Pod, std::path::PathBuf) {
-    let pod = kubelet::wait_for_pods(&ns.client, &ns.name, job, 1, WAIT)
-        .await
-        .remove(0);
-    let pod_name = pod.metadata.name.clone().expect("pod name");
-    let pod = kubelet::run_pod(&ns.client, &ns.name, &pod_name).await;
-    let results = ns.dir.path().join("results");
-    std::fs::create_dir_all(&results).expect("results dir");
-    (pod, results)
 }

@@ -119,13 +119,8 @@ async fn one_run(cluster: &Cluster, bin: &Path, i: usize, trigger: Trigger) -> (
     );
     let ns = adapter_namespace(cluster, &name).await;
     ns.create_job(example_job(&name, "native", &[])).await;
-    let pod = kubelet::wait_for_pods(&ns.client, &ns.name, &name, 1, WAIT)
-        .await
-        .remove(0);
+    let (pod, results) = ns.running_pod(&name, WAIT).await;
     let pod_name = pod.metadata.name.clone().expect("pod name");
-    let pod = kubelet::run_pod(&ns.client, &ns.name, &pod_name).await;
-    let results = ns.dir.path().join("results");
-    std::fs::create_dir_all(&results).expect("results");
     let mut reporter = ns.start_reporter_bin(bin, &pod, &results, &[("LOG_LEVEL", "debug")]);
     reporter.logs.wait_for(&["pod update"], WAIT);
     let latency = measure(&ns, &name, async || match trigger {
@@ -197,8 +192,7 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
     let mut reporters = Vec::new();
     let mut dirs = Vec::new();
     for (name, pod) in names.iter().zip(&pods) {
-        let results = ns.dir.path().join(name);
-        std::fs::create_dir_all(&results).expect("results");
+        let results = ns.results_dir(name);
         reporters.push(ns.start_reporter_bin(bin, pod, &results, &[("LOG_LEVEL", "debug")]));
         dirs.push(results);
     }

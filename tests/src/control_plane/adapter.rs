@@ -14,8 +14,8 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
 
-use super::Cluster;
 use super::objects::{in_namespace, inject_file, yaml_docs};
+use super::{Cluster, kubelet};
 use crate::reporter_process::{Reporter, reporter_vars};
 
 /// The ServiceAccount of `manifests/examples/rbac.yaml`.
@@ -144,6 +144,24 @@ impl AdapterNamespace {
             })
             .await;
         condition(&job, type_).expect("present")
+    }
+
+    /// An empty results directory `name` in the scratch space, for one reporter.
+    pub fn results_dir(&self, name: &str) -> PathBuf {
+        let results = self.dir.path().join(name);
+        std::fs::create_dir_all(&results).unwrap_or_else(|e| panic!("{}: {e}", results.display()));
+        results
+    }
+
+    /// Job `job`'s pod, as the Job controller created it (waited for up to `timeout`),
+    /// running as the kubelet would say, and an empty results directory for its reporter.
+    pub async fn running_pod(&self, job: &str, timeout: Duration) -> (Pod, PathBuf) {
+        let pod = kubelet::wait_for_pods(&self.client, &self.name, job, 1, timeout)
+            .await
+            .remove(0);
+        let pod_name = pod.metadata.name.clone().expect("pod name");
+        let pod = kubelet::run_pod(&self.client, &self.name, &pod_name).await;
+        (pod, self.results_dir("results"))
     }
 
     /// Starts the real reporter for `pod` as the kubelet would: the env of its

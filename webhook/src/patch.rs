@@ -128,26 +128,32 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// `s` escaped for a JSON string, without the quotes. serde_json escapes `"`, `\` and control
-/// characters only; a string without them is copied as it is, others go through serde_json.
+/// `s` escaped for a JSON string, without the quotes.
 fn string_contents(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(escaped(s).as_bytes());
+}
+
+/// `s` escaped for the inside of a JSON string, as serde_json escapes it: `"`, `\` and control
+/// characters. A string without them (nearly every one) is borrowed as it is; others go
+/// through serde_json.
+pub(crate) fn escaped(s: &str) -> Cow<'_, str> {
     if !needs_escape(s.as_bytes()) {
-        out.extend_from_slice(s.as_bytes());
-    } else {
-        // A string always serializes.
-        let quoted = serde_json::to_vec(s).unwrap_or_default();
-        out.extend_from_slice(
-            quoted
-                .get(1..quoted.len().saturating_sub(1))
-                .unwrap_or_default(),
-        );
+        return Cow::Borrowed(s);
     }
+    // A string always serializes.
+    let quoted = serde_json::to_string(s).unwrap_or_default();
+    Cow::Owned(
+        quoted
+            .get(1..quoted.len().saturating_sub(1))
+            .unwrap_or_default()
+            .to_owned(),
+    )
 }
 
 /// Whether serde_json escapes any byte of `s`: `"`, `\\` or a control character. Eight bytes at
 /// a time: `(v - n) & !v & HIGH` is non-zero exactly when some byte of `v` is below `n`
 /// (n <= 0x80), and `"` and `\\` become zero bytes after an xor.
-pub(crate) fn needs_escape(s: &[u8]) -> bool {
+fn needs_escape(s: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     let below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGH;

@@ -15,7 +15,7 @@ use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::patch::needs_escape;
+use crate::patch::escaped;
 
 /// Formats each event as one JSON object on one line.
 #[derive(Debug, Clone, Copy, Default)]
@@ -111,11 +111,10 @@ fn span<'a, S: LookupSpan<'a>>(w: &mut Writer<'_>, span: &SpanRef<'a, S>) -> fmt
     let extensions = span.extensions();
     let fields = extensions
         .get::<FormattedFields<JsonFields>>()
-        .map(|f| f.fields.trim())
-        .and_then(|f| f.strip_prefix('{')?.strip_suffix('}'))
+        .and_then(|f| f.fields.strip_prefix('{')?.strip_suffix('}'))
         .unwrap_or_default();
     w.write_char('{')?;
-    if !fields.trim().is_empty() {
+    if !fields.is_empty() {
         w.write_str(fields)?;
         w.write_char(',')?;
     }
@@ -186,38 +185,13 @@ fn string(w: &mut Writer<'_>, s: &str) -> fmt::Result {
     w.write_char('"')
 }
 
-/// Escapes what passes through for the inside of a JSON string, as serde_json does: `"`, `\`
-/// and control characters (so a value cannot end the string, or the line).
+/// Escapes what passes through for the inside of a JSON string, as serde_json does (so a
+/// value cannot end the string, or the line).
 struct Escaped<'w, 'b>(&'w mut Writer<'b>);
 
 impl fmt::Write for Escaped<'_, '_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        // Most values (uids, outcomes, names) have nothing to escape: one word-at-a-time check.
-        if !needs_escape(s.as_bytes()) {
-            return self.0.write_str(s);
-        }
-        let mut plain = 0;
-        for (i, b) in s.bytes().enumerate() {
-            let escape = match b {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0x08 => "\\b",
-                0x0c => "\\f",
-                0x00..=0x1f => "",
-                _ => continue,
-            };
-            self.0.write_str(&s[plain..i])?;
-            if escape.is_empty() {
-                write!(self.0, "\\u{:04x}", b)?;
-            } else {
-                self.0.write_str(escape)?;
-            }
-            plain = i + 1;
-        }
-        self.0.write_str(&s[plain..])
+        self.0.write_str(&escaped(s))
     }
 }
 

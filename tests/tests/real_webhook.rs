@@ -60,11 +60,24 @@ async fn first_pod(ns: &AdapterNamespace, job: &str) -> Pod {
 async fn an_opted_in_job_is_stored_injected_and_the_job_controller_creates_its_pod_with_the_sidecar()
  {
     let cluster = Cluster::admission();
-    let _webhook = InstalledWebhook::install(&cluster, &manifests(), &[]);
+    let webhook = InstalledWebhook::install(&cluster, &manifests(), &[]);
     let ns = adapter_namespace(&cluster, "injected").await;
     let (ok, err) = kubectl_create(&cluster, &example_job("adapter", &ns.name));
     assert!(ok, "create: {err}");
     let job = stored_job(&ns, "adapter").await;
+    // The webhook (JSON logs, `info`, as deployed) logged the API server's review.
+    let server = webhook.server.as_ref().expect("the webhook runs");
+    let line = server.wait_for_log(
+        &["admission review", r#""outcome":"injected""#],
+        Duration::from_secs(30),
+    );
+    let logged: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert!(
+        logged["fields"]["uid"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty()),
+        "{line}"
+    );
     assert_eq!(
         reporter_containers(&job["spec"]["template"]["spec"]),
         1,

@@ -8,7 +8,6 @@
 //! renderings of a patch are the same bytes; `tests/review_paths.rs` holds them to that.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
@@ -38,46 +37,6 @@ impl<'a> Add<'a> {
             // Every item serializes (string keys only); see `write`.
             value: serde_json::to_value(&self.value).unwrap_or(serde_json::Value::Null),
         })
-    }
-}
-
-/// The same operation as json-patch writes it: `{"op":"add","path":...,"value":...}`.
-impl Serialize for Add<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(3))?;
-        map.serialize_entry("op", "add")?;
-        map.serialize_entry("path", &Pointer(&self.path))?;
-        map.serialize_entry("value", &self.value)?;
-        map.end()
-    }
-}
-
-/// A JSON Pointer written from its tokens (`~` as `~0`, `/` as `~1`).
-struct Pointer<'p, 'a>(&'p [&'a str]);
-
-impl fmt::Display for Pointer<'_, '_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for token in self.0 {
-            f.write_str("/")?;
-            let mut rest = *token;
-            while let Some(i) = rest.find(['~', '/']) {
-                f.write_str(&rest[..i])?;
-                f.write_str(if rest.as_bytes()[i] == b'~' {
-                    "~0"
-                } else {
-                    "~1"
-                })?;
-                rest = &rest[i + 1..];
-            }
-            f.write_str(rest)?;
-        }
-        Ok(())
-    }
-}
-
-impl Serialize for Pointer<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
     }
 }
 

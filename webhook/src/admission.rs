@@ -19,13 +19,12 @@ use kube::core::admission::{
     AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND, Operation,
 };
 use kube::core::{DynamicObject, Status, TypeMeta};
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use crate::config::InjectConfig;
 use crate::inject::{self, Decision, Injection, OptIn, Plan, inject_as};
-use crate::job_view::{JobView, Text};
 use crate::patch;
+use crate::review_view::{self, RequestView};
 
 /// How a review was answered; the metrics count these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,7 +90,7 @@ pub fn review(body: &[u8], config: &InjectConfig) -> Reviewed {
 pub fn review_as(body: &[u8], config: &InjectConfig, opt_in: OptIn) -> Reviewed {
     // Validating UTF-8 once, up front, spares the parser validating every string it reads.
     if let Ok(text) = std::str::from_utf8(body)
-        && let Ok(review) = serde_json::from_str::<ReviewView>(text)
+        && let Some(review) = review_view::read(text)
         && *review.kind == *META_KIND
         && *review.api_version == *META_API_VERSION_V1
         && let Some(request) = review.request
@@ -99,50 +98,6 @@ pub fn review_as(body: &[u8], config: &InjectConfig, opt_in: OptIn) -> Reviewed 
         return answer(&request, config, opt_in);
     }
     review_typed(body, config, opt_in)
-}
-
-/// What the decision reads of an AdmissionReview.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ReviewView<'a> {
-    #[serde(borrow)]
-    api_version: Text<'a>,
-    #[serde(borrow)]
-    kind: Text<'a>,
-    #[serde(borrow, default)]
-    request: Option<RequestView<'a>>,
-}
-
-/// What the decision reads of an AdmissionRequest. The fields kube's type requires are
-/// required here too; `oldObject`, `userInfo`, `options` and the rest are skipped unread.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RequestView<'a> {
-    #[serde(borrow)]
-    uid: Text<'a>,
-    #[serde(borrow)]
-    kind: KindView<'a>,
-    #[allow(dead_code)]
-    resource: IgnoredAny,
-    #[serde(borrow, default)]
-    sub_resource: Option<Text<'a>>,
-    #[serde(borrow, default)]
-    namespace: Option<Text<'a>>,
-    operation: Operation,
-    #[allow(dead_code)]
-    user_info: IgnoredAny,
-    #[serde(borrow, default)]
-    object: Option<JobView<'a>>,
-}
-
-#[derive(Deserialize)]
-struct KindView<'a> {
-    #[serde(borrow)]
-    group: Text<'a>,
-    #[serde(borrow)]
-    version: Text<'a>,
-    #[serde(borrow)]
-    kind: Text<'a>,
 }
 
 /// The decision on a request read as views, answered as bytes.
@@ -246,14 +201,25 @@ fn denied(uid: &str, message: String) -> Reviewed {
 /// into it in place. Keys in sorted order: kube's review with a patch has always been
 /// written through a `serde_json::Value`, a sorted map.
 fn patched(uid: &str, plan: &Plan<'_>) -> Reviewed {
+    const HEAD: &[u8] =
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"allowed":true,"patch":""#;
+    const MIDDLE: &[u8] = br#"","patchType":"JSONPatch","status":{},"uid":""#;
+    const WARNINGS: &[u8] = br#","warnings":["#;
     let ops = plan.operations();
     let mut patch_json = Vec::with_capacity(PATCH_CAPACITY);
     patch::write(&ops, &mut patch_json);
     let encoded = base64::encoded_len(patch_json.len(), true).unwrap_or(0);
-    let mut out = Vec::with_capacity(encoded + uid.len() + 256);
-    out.extend_from_slice(
-        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"allowed":true,"patch":""#,
+    let uid_json = patch::escaped(uid);
+    let warnings: Vec<_> = plan.warnings.iter().map(|w| patch::escaped(w)).collect();
+    // The exact length, so the buffer becomes the response's `Bytes` without another allocation.
+    let warnings_len = match warnings.len() {
+        0 => 0,
+        n => WARNINGS.len() + warnings.iter().map(|w| w.len() + 2).sum::<usize>() + (n - 1),
+    };
+    let mut out = Vec::with_capacity(
+        HEAD.len() + encoded + MIDDLE.len() + uid_json.len() + 1 + warnings_len + 2,
     );
+    out.extend_from_slice(HEAD);
     let start = out.len();
     out.resize(start + encoded, 0);
     // The slice is exactly `encoded_len` long, so the encoding always fits.
@@ -261,16 +227,18 @@ fn patched(uid: &str, plan: &Plan<'_>) -> Reviewed {
         .encode_slice(&patch_json, &mut out[start..])
         .unwrap_or(0);
     out.truncate(start + written);
-    out.extend_from_slice(br#"","patchType":"JSONPatch","status":{},"uid":"#);
-    patch::string(&mut out, uid);
-    if !plan.warnings.is_empty() {
-        out.extend_from_slice(br#","warnings":"#);
-        out.push(b'[');
-        for (i, warning) in plan.warnings.iter().enumerate() {
+    out.extend_from_slice(MIDDLE);
+    out.extend_from_slice(uid_json.as_bytes());
+    out.push(b'"');
+    if !warnings.is_empty() {
+        out.extend_from_slice(WARNINGS);
+        for (i, warning) in warnings.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            patch::string(&mut out, warning);
+            out.push(b'"');
+            out.extend_from_slice(warning.as_bytes());
+            out.push(b'"');
         }
         out.push(b']');
     }

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::error::{Error, Result};
+use crate::patch::Fixed;
 use contract::{Setting, SidecarMode};
 
 /// Default reporter image; deployments pin their own with `--reporter-image`.
@@ -91,6 +92,36 @@ pub struct InjectorArgs {
     pub excluded_namespaces: Vec<String>,
 }
 
+/// The reporter container's resource requirements, rendered once: every patch copies them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resources {
+    requirements: ResourceRequirements,
+    /// `None` when there are neither requests nor limits (the container gets no `resources`).
+    rendered: Option<Fixed>,
+}
+
+impl Resources {
+    /// Requirements as given.
+    pub fn new(requirements: ResourceRequirements) -> Self {
+        let rendered = (requirements.requests.is_some() || requirements.limits.is_some())
+            .then(|| Fixed::new(&requirements));
+        Resources {
+            requirements,
+            rendered,
+        }
+    }
+
+    /// The requirements.
+    pub fn requirements(&self) -> &ResourceRequirements {
+        &self.requirements
+    }
+
+    /// The `resources` of the injected container; `None` when nothing is requested or limited.
+    pub fn rendered(&self) -> Option<&Fixed> {
+        self.rendered.as_ref()
+    }
+}
+
 /// Validated injector configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InjectConfig {
@@ -99,7 +130,7 @@ pub struct InjectConfig {
     /// Reporter imagePullPolicy.
     pub image_pull_policy: PullPolicy,
     /// Reporter resources.
-    pub resources: ResourceRequirements,
+    pub resources: Resources,
     /// Default sidecar mode.
     pub sidecar_mode: SidecarMode,
     /// sizeLimit of the results emptyDir.
@@ -118,11 +149,11 @@ impl Default for InjectConfig {
         InjectConfig {
             reporter_image: DEFAULT_REPORTER_IMAGE.to_owned(),
             image_pull_policy: PullPolicy::IfNotPresent,
-            resources: ResourceRequirements {
+            resources: Resources::new(ResourceRequirements {
                 requests: Some(requests),
                 limits: Some(limits),
                 ..ResourceRequirements::default()
-            },
+            }),
             sidecar_mode: SidecarMode::Native,
             results_volume_size_limit: Quantity("16Mi".to_owned()),
             excluded_namespaces: vec!["kube-system".to_owned()],
@@ -185,11 +216,11 @@ impl InjectorArgs {
         Ok(InjectConfig {
             reporter_image: image.to_owned(),
             image_pull_policy: self.reporter_image_pull_policy,
-            resources: ResourceRequirements {
+            resources: Resources::new(ResourceRequirements {
                 requests: (!requests.is_empty()).then_some(requests),
                 limits: (!limits.is_empty()).then_some(limits),
                 ..ResourceRequirements::default()
-            },
+            }),
             sidecar_mode: self.sidecar_mode,
             results_volume_size_limit,
             excluded_namespaces: self

@@ -22,7 +22,8 @@ use crate::config::InjectConfig;
 use crate::error::{Error, Result};
 use crate::job_view::{JobSpecView, JobView, PodView};
 use crate::patch::{
-    self, Add, Env, FieldRef, FieldSelector, Fixed, Item, Mount, Reporter, ResultsVolume, SizeLimit,
+    self, Add, Env, EnvList, FieldRef, FieldSelector, Fixed, Item, Mount, Path, Reporter,
+    ResultsVolume, SizeLimit, path,
 };
 
 /// Name of the injected container.
@@ -132,10 +133,13 @@ pub fn inject_as(
     let view = JobView::of(job);
     Ok(match decide(&view, namespace, config, opt_in)? {
         Decision::Skip(reason) => Injection::Skipped(reason),
-        Decision::Inject(plan) => Injection::Injected {
-            patch: patch::to_patch(&plan.operations()),
-            warnings: plan.warnings,
-        },
+        Decision::Inject(plan) => {
+            let patch = patch::to_patch(&plan.operations());
+            Injection::Injected {
+                patch,
+                warnings: plan.warnings,
+            }
+        }
     })
 }
 
@@ -224,8 +228,8 @@ pub struct Plan<'a> {
     adapter_token: String,
     adapter_name: &'a str,
     mode: SidecarMode,
-    results_path: String,
-    results_dir: String,
+    /// Borrowed when it is the default (nearly always): one allocation fewer per review.
+    results_path: Cow<'a, str>,
     /// Volume holding the results dir: reused from the adapter, or ours.
     results_volume: &'a str,
     results_sub_path: Option<&'a str>,
@@ -274,32 +278,28 @@ impl<'a> Plan<'a> {
                     "container {:?} sets RESULTS_PATH={env:?} but {annotation} is {annotated:?}; the reporter reads {annotated:?}",
                     &*adapter.name,
                 ));
-                annotated.clone()
+                Cow::Owned(annotated.clone())
             }
-            (Some(annotated), _) => annotated.clone(),
+            (Some(annotated), _) => Cow::Owned(annotated.clone()),
             // The same rule as the annotation's: the reporter reads it, the injector mounts its directory.
-            (None, Some(Some(env))) => validate::mountable_results_path(env).map_err(|why| {
-                Error::InvalidJob(format!(
-                    "container {:?} sets RESULTS_PATH={env:?}; accepted: {} (or set {annotation})",
-                    &*adapter.name,
-                    why.accepted()
-                ))
-            })?,
+            (None, Some(Some(env))) => Cow::Owned(validate::mountable_results_path(env).map_err(
+                |why| {
+                    Error::InvalidJob(format!(
+                        "container {:?} sets RESULTS_PATH={env:?}; accepted: {} (or set {annotation})",
+                        &*adapter.name,
+                        why.accepted()
+                    ))
+                },
+            )?),
             (None, Some(None)) => {
                 return Err(Error::InvalidJob(format!(
                     "container {:?} sets RESULTS_PATH from a reference the injector cannot resolve; set {annotation} to the same path",
                     &*adapter.name,
                 )));
             }
-            (None, None) => Setting::ResultsPath
-                .default_value()
-                .unwrap_or_default()
-                .to_owned(),
+            (None, None) => Cow::Borrowed(Setting::ResultsPath.default_value().unwrap_or_default()),
         };
-        // A mountable path always has a directory other than `/` (checked above).
-        let results_dir = results_path
-            .rsplit_once('/')
-            .map_or_else(String::new, |(dir, _)| dir.to_owned());
+        let results_dir = dir_of(&results_path);
 
         let existing_mount = adapter
             .volume_mounts
@@ -369,7 +369,6 @@ impl<'a> Plan<'a> {
             adapter_name: &adapter.name,
             mode,
             results_path,
-            results_dir,
             results_volume,
             results_sub_path,
             add_results_volume,
@@ -378,6 +377,11 @@ impl<'a> Plan<'a> {
             add_token,
             warnings,
         })
+    }
+
+    /// The directory of the results file: the reporter and the adapter mount it.
+    fn results_dir(&self) -> &str {
+        dir_of(&self.results_path)
     }
 
     /// The JSON Patch operations, against the Job as received.
@@ -400,20 +404,20 @@ impl<'a> Plan<'a> {
         }
         append_all(
             &mut ops,
-            [&spec[..], &["volumes"]].concat(),
+            path(&[&spec, &["volumes"]]),
             pod.volumes.is_some(),
             new_volumes,
         );
 
         let adapter = &pod.containers[self.adapter_index];
-        let adapter_path = [&spec[..], &["containers", self.adapter_token.as_str()]].concat();
+        let adapter_path = path(&[&spec, &["containers", self.adapter_token.as_str()]]);
         if self.add_adapter_mount {
             append_all(
                 &mut ops,
-                [&adapter_path[..], &["volumeMounts"]].concat(),
+                path(&[&adapter_path, &["volumeMounts"]]),
                 adapter.volume_mounts.is_some(),
                 vec![Item::Mount(Mount {
-                    mount_path: &self.results_dir,
+                    mount_path: self.results_dir(),
                     name: self.results_volume,
                     read_only: None,
                     sub_path: None,
@@ -423,11 +427,11 @@ impl<'a> Plan<'a> {
         if self.add_adapter_env {
             append_all(
                 &mut ops,
-                [&adapter_path[..], &["env"]].concat(),
+                path(&[&adapter_path, &["env"]]),
                 adapter.env.is_some(),
                 vec![Item::Env(plain_env(
                     Setting::ResultsPath.env(),
-                    &self.results_path,
+                    &*self.results_path,
                 ))],
             );
         }
@@ -435,35 +439,31 @@ impl<'a> Plan<'a> {
         let reporter = Item::Container(Box::new(self.reporter()));
         match self.mode {
             SidecarMode::Native => match pod.init_containers {
-                Some(_) => ops.push(Add::new(
-                    [&spec[..], &["initContainers", "0"]].concat(),
-                    reporter,
-                )),
+                Some(_) => ops.push(Add::new(path(&[&spec, &["initContainers", "0"]]), reporter)),
                 None => ops.push(Add::new(
-                    [&spec[..], &["initContainers"]].concat(),
+                    path(&[&spec, &["initContainers"]]),
                     Item::List(vec![reporter]),
                 )),
             },
-            SidecarMode::Classic => ops.push(Add::new(
-                [&spec[..], &["containers", "-"]].concat(),
-                reporter,
-            )),
+            SidecarMode::Classic => {
+                ops.push(Add::new(path(&[&spec, &["containers", "-"]]), reporter))
+            }
         }
 
         let status = (annotations::STATUS, annotations::STATUS_INJECTED);
         ops.push(if self.has_template_annotations {
             Add::new(
-                vec!["spec", "template", "metadata", "annotations", status.0],
+                path(&[&["spec", "template", "metadata", "annotations", status.0]]),
                 Item::Text(status.1),
             )
         } else if self.has_template_metadata {
             Add::new(
-                vec!["spec", "template", "metadata", "annotations"],
+                path(&[&["spec", "template", "metadata", "annotations"]]),
                 Item::Entry(status.0, status.1),
             )
         } else {
             Add::new(
-                vec!["spec", "template", "metadata"],
+                path(&[&["spec", "template", "metadata"]]),
                 Item::Annotations(status.0, status.1),
             )
         });
@@ -472,19 +472,17 @@ impl<'a> Plan<'a> {
 
     fn reporter(&self) -> Reporter<'_> {
         let o = &self.overrides;
-        let mut env = vec![
-            field_env(Setting::JobName.env(), JOB_NAME_FIELD),
-            field_env(Setting::JobNamespace.env(), "metadata.namespace"),
-            field_env(Setting::PodName.env(), "metadata.name"),
-            field_env(Setting::JobUid.env(), JOB_UID_FIELD),
+        let overrides = o.env();
+        let mut env = Vec::with_capacity(3 + overrides.len());
+        env.extend([
             plain_env(Setting::AdapterContainer.env(), self.adapter_name),
             plain_env(Setting::SidecarMode.env(), self.mode.as_str()),
-            plain_env(Setting::ResultsPath.env(), &self.results_path),
-        ];
-        env.extend(o.env().into_iter().map(|(k, v)| plain_env(k, v)));
+            plain_env(Setting::ResultsPath.env(), &*self.results_path),
+        ]);
+        env.extend(overrides.into_iter().map(|(k, v)| plain_env(k, v)));
 
         let mut mounts = vec![Mount {
-            mount_path: &self.results_dir,
+            mount_path: self.results_dir(),
             name: self.results_volume,
             read_only: Some(true),
             sub_path: self.results_sub_path,
@@ -497,14 +495,15 @@ impl<'a> Plan<'a> {
                 sub_path: None,
             });
         }
-        let resources = &self.config.resources;
         Reporter {
-            env,
+            env: EnvList {
+                fixed: &*FIELD_ENVS,
+                written: env,
+            },
             image: &self.config.reporter_image,
             image_pull_policy: self.config.image_pull_policy.as_str(),
             name: REPORTER_CONTAINER,
-            resources: (resources.requests.is_some() || resources.limits.is_some())
-                .then_some(resources),
+            resources: self.config.resources.rendered(),
             // Native sidecar: an init container that keeps running alongside the adapter.
             restart_policy: (self.mode == SidecarMode::Native).then_some("Always"),
             security_context: &RESTRICTED,
@@ -514,11 +513,27 @@ impl<'a> Plan<'a> {
     }
 }
 
+/// The directory of `path`. A mountable results path always has one other than `/` (checked
+/// when the plan is made).
+fn dir_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
 /// The downward-API path of the Job's name: the pod label the Job controller sets.
 const JOB_NAME_FIELD: &str = "metadata.labels['batch.kubernetes.io/job-name']";
 /// The downward-API path of the Job's uid: the pod label [`contract::JOB_UID_LABEL`].
 const JOB_UID_FIELD: &str = "metadata.labels['batch.kubernetes.io/controller-uid']";
 
+/// The reporter's downward-API env vars: the same in every patch.
+static FIELD_ENVS: LazyLock<[Fixed; 4]> = LazyLock::new(|| {
+    [
+        (Setting::JobName, JOB_NAME_FIELD),
+        (Setting::JobNamespace, "metadata.namespace"),
+        (Setting::PodName, "metadata.name"),
+        (Setting::JobUid, JOB_UID_FIELD),
+    ]
+    .map(|(setting, field)| Fixed::new(&field_env(setting.env(), field)))
+});
 static RESTRICTED: LazyLock<Fixed> = LazyLock::new(|| Fixed::new(&restricted_security_context()));
 static TOKEN_VOLUME_DEF: LazyLock<Fixed> = LazyLock::new(|| Fixed::new(&token_volume()));
 
@@ -631,19 +646,19 @@ fn field_env<'a>(name: &'a str, field_path: impl Into<Cow<'a, str>>) -> Env<'a> 
 
 /// Appends `items` to the array at `path`, creating the array when it does not exist yet
 /// (JSON Patch cannot append to a missing parent).
-fn append_all<'a>(ops: &mut Vec<Add<'a>>, path: Vec<&'a str>, exists: bool, items: Vec<Item<'a>>) {
+fn append_all<'a>(ops: &mut Vec<Add<'a>>, at: Path<'a>, exists: bool, items: Vec<Item<'a>>) {
     if items.is_empty() {
         return;
     }
     if exists {
-        let with_end = [&path[..], &["-"]].concat();
+        let with_end = path(&[&at, &["-"]]);
         ops.extend(
             items
                 .into_iter()
                 .map(|item| Add::new(with_end.clone(), item)),
         );
     } else {
-        ops.push(Add::new(path, Item::List(items)));
+        ops.push(Add::new(at, Item::List(items)));
     }
 }
 

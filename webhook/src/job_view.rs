@@ -86,6 +86,11 @@ fn text_or_empty<'a>(s: Option<Text<'a>>) -> Text<'a> {
 pub struct OurAnnotations<'a>(Vec<(Text<'a>, Text<'a>)>);
 
 impl<'a> OurAnnotations<'a> {
+    /// The annotations under the prefix, in document order.
+    pub(crate) fn new(ours: Vec<(Text<'a>, Text<'a>)>) -> Self {
+        OurAnnotations(ours)
+    }
+
     /// The value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
@@ -135,7 +140,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for OurAnnotations<'a> {
 }
 
 /// The Job: its namespace and annotations, and its spec.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct JobView<'a> {
     /// `metadata`.
     #[serde(borrow, default)]
@@ -146,7 +151,7 @@ pub struct JobView<'a> {
 }
 
 /// `metadata` of the Job or of its pod template.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct MetaView<'a> {
     /// `namespace`.
     #[serde(borrow, default)]
@@ -157,7 +162,7 @@ pub struct MetaView<'a> {
 }
 
 /// `spec` of the Job.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobSpecView<'a> {
     /// `activeDeadlineSeconds`.
@@ -178,7 +183,7 @@ pub struct JobSpecView<'a> {
 }
 
 /// `spec.template`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct TemplateView<'a> {
     /// `metadata`; `None` when absent.
     #[serde(borrow, default)]
@@ -189,7 +194,7 @@ pub struct TemplateView<'a> {
 }
 
 /// `spec.template.spec`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodView<'a> {
     /// `containers`.
@@ -210,7 +215,7 @@ pub struct PodView<'a> {
 }
 
 /// A container of which only the name is read.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct NamedView<'a> {
     /// `name`.
     #[serde(borrow, default, deserialize_with = "or_default")]
@@ -218,7 +223,7 @@ pub struct NamedView<'a> {
 }
 
 /// A container: its name, env and mounts.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerView<'a> {
     /// `name`.
@@ -234,7 +239,7 @@ pub struct ContainerView<'a> {
 
 /// An env var: its name, and its value when given literally (`None`: absent, or from a
 /// reference).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct EnvView<'a> {
     /// `name`.
     #[serde(borrow, default, deserialize_with = "or_default")]
@@ -245,7 +250,7 @@ pub struct EnvView<'a> {
 }
 
 /// A volume mount.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MountView<'a> {
     /// `name`.
@@ -282,27 +287,38 @@ impl<'de: 'a, 'a> Deserialize<'de> for VolumeView<'a> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut volume = VolumeView::default();
                 while let Some(key) = map.next_key::<Text<'de>>()? {
-                    match &*key {
-                        "name" => volume.name = text_or_empty(map.next_value()?),
-                        // Only fields a Volume has count, as in the typed Volume.
-                        k if VOLUME_FIELDS.contains(&k) => {
-                            let set = map.next_value::<Option<IgnoredAny>>()?.is_some();
-                            if k == "emptyDir" {
-                                volume.empty_dir = set;
-                            }
-                            if set && volume.source.as_deref().is_none_or(|s| k < s) {
-                                volume.source = Some(key);
-                            }
-                        }
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
+                    if *key == *"name" {
+                        volume.name = text_or_empty(map.next_value()?);
+                    } else if VolumeView::is_source(&key) {
+                        let set = map.next_value::<Option<IgnoredAny>>()?.is_some();
+                        volume.source_read(key, set);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
                     }
                 }
                 Ok(volume)
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+impl<'a> VolumeView<'a> {
+    /// Whether `key` is a field of a Volume other than `name` (a source): only fields a
+    /// Volume has count, as in the typed Volume.
+    pub(crate) fn is_source(key: &str) -> bool {
+        key != "name" && VOLUME_FIELDS.contains(&key)
+    }
+
+    /// Takes in source field `key`, read as set (not null) or not. A repeated field counts
+    /// as its last value for `empty_dir`, as in the map serde builds.
+    pub(crate) fn source_read(&mut self, key: Text<'a>, set: bool) {
+        if *key == *"emptyDir" {
+            self.empty_dir = set;
+        }
+        if set && self.source.as_deref().is_none_or(|s| *key < *s) {
+            self.source = Some(key);
+        }
     }
 }
 

@@ -11,23 +11,38 @@ use std::borrow::Cow;
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
-use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use smallvec::SmallVec;
+
+use crate::json_strings::needs_escape;
+
+/// A JSON Pointer as its tokens (unescaped). The injector's deepest has seven
+/// (`spec/template/spec/containers/N/volumeMounts/-`), so they stay inline.
+pub type Path<'a> = SmallVec<[&'a str; 7]>;
+
+/// The pointer made of `parts`, one after another.
+pub fn path<'a>(parts: &[&[&'a str]]) -> Path<'a> {
+    let mut path = Path::new();
+    for part in parts {
+        path.extend_from_slice(part);
+    }
+    path
+}
 
 /// One `add` operation.
 #[derive(Debug, Clone)]
 pub struct Add<'a> {
-    /// Where, as JSON Pointer tokens (unescaped).
-    pub path: Vec<&'a str>,
+    /// Where.
+    pub path: Path<'a>,
     /// What.
     pub value: Item<'a>,
 }
 
 impl<'a> Add<'a> {
-    /// `add` of `value` at the pointer made of `path`.
-    pub fn new(path: Vec<&'a str>, value: Item<'a>) -> Self {
+    /// `add` of `value` at `path`.
+    pub fn new(path: Path<'a>, value: Item<'a>) -> Self {
         Add { path, value }
     }
 
@@ -82,9 +97,17 @@ fn pointer(out: &mut Vec<u8>, tokens: &[&str]) {
 
 /// `s` as a JSON string.
 pub fn string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    string_contents(out, s);
-    out.push(b'"');
+    if needs_escape(s.as_bytes()) {
+        out.push(b'"');
+        string_contents(out, s);
+        out.push(b'"');
+    } else {
+        // The plain case in one reservation: nearly every string.
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
 }
 
 /// `s` escaped for a JSON string, without the quotes.
@@ -109,33 +132,9 @@ pub(crate) fn escaped(s: &str) -> Cow<'_, str> {
     )
 }
 
-/// Whether serde_json escapes any byte of `s`: `"`, `\\` or a control character. Eight bytes at
-/// a time: `(v - n) & !v & HIGH` is non-zero exactly when some byte of `v` is below `n`
-/// (n <= 0x80), and `"` and `\\` become zero bytes after an xor.
-fn needs_escape(s: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGH;
-    let mut chunks = s.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let v = u64::from_ne_bytes(word);
-        let quote = v ^ (ONES * u64::from(b'"'));
-        let backslash = v ^ (ONES * u64::from(b'\\'));
-        if below(v, 0x20) | below(quote, 1) | below(backslash, 1) != 0 {
-            return true;
-        }
-    }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
-}
-
-/// A value fixed at build time (the securityContext, the token volume), rendered once both
-/// ways.
-#[derive(Debug)]
+/// A value fixed before any review (the securityContext, the token volume, the downward-API
+/// env vars, the configured resources), rendered once both ways.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Fixed {
     value: serde_json::Value,
     json: Vec<u8>,
@@ -243,7 +242,7 @@ impl Env<'_> {
 impl Reporter<'_> {
     fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(br#"{"env":"#);
-        list(out, &self.env, Env::write);
+        self.env.write(out);
         out.extend_from_slice(br#","image":"#);
         string(out, self.image);
         out.extend_from_slice(br#","imagePullPolicy":"#);
@@ -252,8 +251,7 @@ impl Reporter<'_> {
         string(out, self.name);
         if let Some(resources) = self.resources {
             out.extend_from_slice(br#","resources":"#);
-            // Its fields and maps serialize in sorted order; a Vec<u8> never fails to take them.
-            let _ = serde_json::to_writer(&mut *out, resources);
+            out.extend_from_slice(&resources.json);
         }
         if let Some(policy) = self.restart_policy {
             out.extend_from_slice(br#","restartPolicy":"#);
@@ -382,12 +380,54 @@ pub struct FieldSelector<'a> {
     pub field_path: Cow<'a, str>,
 }
 
+/// The reporter's env: the vars fixed before any review (the downward-API ones, copied as
+/// rendered), then the ones written for this Job.
+#[derive(Debug, Clone)]
+pub struct EnvList<'a> {
+    /// Fixed vars, first.
+    pub fixed: &'a [Fixed],
+    /// This Job's vars.
+    pub written: Vec<Env<'a>>,
+}
+
+impl EnvList<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (i, env) in self.fixed.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&env.json);
+        }
+        for (i, env) in self.written.iter().enumerate() {
+            if i > 0 || !self.fixed.is_empty() {
+                out.push(b',');
+            }
+            env.write(out);
+        }
+        out.push(b']');
+    }
+}
+
+impl Serialize for EnvList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.fixed.len() + self.written.len()))?;
+        for env in self.fixed {
+            seq.serialize_element(env)?;
+        }
+        for env in &self.written {
+            seq.serialize_element(env)?;
+        }
+        seq.end()
+    }
+}
+
 /// The reporter container, its keys in sorted order.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Reporter<'a> {
     /// `env`.
-    pub env: Vec<Env<'a>>,
+    pub env: EnvList<'a>,
     /// `image`.
     pub image: &'a str,
     /// `imagePullPolicy`.
@@ -396,7 +436,7 @@ pub struct Reporter<'a> {
     pub name: &'a str,
     /// `resources`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resources: Option<&'a ResourceRequirements>,
+    pub resources: Option<&'a Fixed>,
     /// `restartPolicy`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<&'a str>,
@@ -411,26 +451,6 @@ pub struct Reporter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn needs_escape_agrees_with_a_byte_by_byte_check_for_every_byte_at_every_place() {
-        let naive = |s: &[u8]| s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
-        for len in [1, 7, 8, 9, 16, 23] {
-            for at in 0..len {
-                for byte in 0..=255u8 {
-                    let mut s = vec![b'a'; len];
-                    s[at] = byte;
-                    assert_eq!(needs_escape(&s), naive(&s), "{s:?}");
-                    // Neighbours that could borrow into the byte under test.
-                    s.iter_mut().filter(|b| **b == b'a').for_each(|b| *b = 0xff);
-                    assert_eq!(needs_escape(&s), naive(&s), "{s:?}");
-                    s.iter_mut().filter(|b| **b == 0xff).for_each(|b| *b = 0x20);
-                    assert_eq!(needs_escape(&s), naive(&s), "{s:?}");
-                }
-            }
-        }
-        assert!(!needs_escape(b""));
-    }
 
     #[test]
     fn strings_are_written_as_serde_json_writes_them() {

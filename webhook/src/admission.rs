@@ -7,6 +7,7 @@
 //! [`inject::decide`], and `tests/review_paths.rs` holds them to the same bytes.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::LazyLock;
 
 use base64::Engine as _;
@@ -201,16 +202,38 @@ fn denied(uid: &str, message: String) -> Reviewed {
 /// into it in place. Keys in sorted order: kube's review with a patch has always been
 /// written through a `serde_json::Value`, a sorted map.
 fn patched(uid: &str, plan: &Plan<'_>) -> Reviewed {
+    let ops = plan.operations();
+    PATCH_JSON.with_borrow_mut(|patch_json| {
+        patch_json.clear();
+        if patch_json.capacity() > 16 * PATCH_CAPACITY {
+            // An outsized patch once does not keep its buffer for good.
+            patch_json.shrink_to(PATCH_CAPACITY);
+        }
+        patch::write(&ops, patch_json);
+        Reviewed {
+            outcome: Outcome::Injected,
+            json: answer_with_patch(uid, patch_json, &plan.warnings).into(),
+            uid: uid.to_owned(),
+            detail: [itoa::Buffer::new().format(ops.len()), " patch operations"].concat(),
+        }
+    })
+}
+
+thread_local! {
+    /// The patch's JSON on its way to base64: one buffer per thread, reused, instead of a
+    /// 4 KB allocation and free for every review.
+    static PATCH_JSON: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(PATCH_CAPACITY));
+}
+
+/// The allowed review carrying `patch_json`, base64-encoded, and the warnings.
+fn answer_with_patch(uid: &str, patch_json: &[u8], warnings: &[String]) -> Vec<u8> {
     const HEAD: &[u8] =
         br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"allowed":true,"patch":""#;
     const MIDDLE: &[u8] = br#"","patchType":"JSONPatch","status":{},"uid":""#;
     const WARNINGS: &[u8] = br#","warnings":["#;
-    let ops = plan.operations();
-    let mut patch_json = Vec::with_capacity(PATCH_CAPACITY);
-    patch::write(&ops, &mut patch_json);
     let encoded = base64::encoded_len(patch_json.len(), true).unwrap_or(0);
     let uid_json = patch::escaped(uid);
-    let warnings: Vec<_> = plan.warnings.iter().map(|w| patch::escaped(w)).collect();
+    let warnings: Vec<_> = warnings.iter().map(|w| patch::escaped(w)).collect();
     // The exact length, so the buffer becomes the response's `Bytes` without another allocation.
     let warnings_len = match warnings.len() {
         0 => 0,
@@ -224,7 +247,7 @@ fn patched(uid: &str, plan: &Plan<'_>) -> Reviewed {
     out.resize(start + encoded, 0);
     // The slice is exactly `encoded_len` long, so the encoding always fits.
     let written = BASE64
-        .encode_slice(&patch_json, &mut out[start..])
+        .encode_slice(patch_json, &mut out[start..])
         .unwrap_or(0);
     out.truncate(start + written);
     out.extend_from_slice(MIDDLE);
@@ -243,12 +266,7 @@ fn patched(uid: &str, plan: &Plan<'_>) -> Reviewed {
         out.push(b']');
     }
     out.extend_from_slice(b"}}");
-    Reviewed {
-        outcome: Outcome::Injected,
-        json: out.into(),
-        uid: uid.to_owned(),
-        detail: format!("{} patch operations", ops.len()),
-    }
+    out
 }
 
 /// Standard base64 with padding, as Go writes `[]byte`; AVX2 or NEON when the CPU has it.

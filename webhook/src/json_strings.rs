@@ -7,6 +7,7 @@
 /// Eight bytes at a time: `(v - n) & !v & HIGH` flags the bytes of `v` below `n` (n <= 0x80),
 /// and `"` and `\` become zero bytes after an xor. Borrows only run upwards, so the lowest
 /// flagged byte (little-endian: the first in `s`) is always a true hit.
+#[inline]
 pub(crate) fn find_special(s: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_le_bytes([0x80; 8]);

@@ -2,10 +2,9 @@
 //! that add the status-reporter sidecar to Jobs annotated
 //! `status-reporter.hyperfleet.io/inject: "true"`.
 //!
-//! The core ([`annotations`], [`review_view`] read by [`json_reader`], [`job_view`], [`inject`],
-//! [`patch`], [`admission`]) is pure;
-//! [`server`] (with [`listener`], [`connections`], [`body`]), [`tls`] and [`offline`] are the
-//! thin I/O shell around it.
+//! The core ([`annotations`], [`review_view`] read by [`json_reader`], [`job_view`],
+//! [`inject`], [`patch`], [`admission`]) is pure; [`server`] (with [`listener`],
+//! [`connections`], [`body`]), [`tls`] and [`offline`] are the thin I/O shell around it.
 #![forbid(unsafe_code)]
 
 pub mod admission;

@@ -82,7 +82,7 @@ fn pointer(out: &mut Vec<u8>, tokens: &[&str]) {
     let start = out.len();
     for token in tokens {
         out.push(b'/');
-        if token.contains(['~', '/']) {
+        if token.bytes().any(|b| b == b'~' || b == b'/') {
             out.extend_from_slice(token.replace('~', "~0").replace('/', "~1").as_bytes());
         } else {
             out.extend_from_slice(token.as_bytes());

@@ -1,10 +1,11 @@
 //! AdmissionReview in, AdmissionReview out: pure, so the HTTP layer only moves bytes.
 //! The answer is always a review (never an HTTP error) so the apiserver gets a reason.
 //!
-//! Two ways through, one answer: [`review_as`] reads a review in one borrowed pass and writes
-//! the answer straight into one buffer (every review the apiserver sends); [`review_typed`]
-//! reads it with kube's types and explains whatever is wrong with it. Both decide with
-//! [`inject::decide`], and `tests/review_paths.rs` holds them to the same bytes.
+//! Two ways through, one answer: [`review_as`] reads a review in one borrowed pass (the
+//! [`crate::json_reader`], or serde_json into the same views for what that reader leaves) and
+//! writes the answer straight into one buffer (every review the apiserver sends);
+//! [`review_typed`] reads it with kube's types and explains whatever is wrong with it. Both
+//! decide with [`inject::decide`], and `tests/review_paths.rs` holds them to the same bytes.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -84,8 +85,8 @@ pub fn review(body: &[u8], config: &InjectConfig) -> Reviewed {
 /// called (its path) says whether the Job's namespace opted it in.
 ///
 /// A v1 review is read in one pass into borrowed views of just what the decision needs
-/// ([`crate::job_view`]), and the response, patch included, is written straight into one
-/// buffer. Anything that does not read that way (another apiVersion, a malformed body, a
+/// ([`crate::review_view::read`]), and the response, patch included, is written straight into
+/// one buffer. Anything that does not read that way (another apiVersion, a malformed body, a
 /// field of the wrong type) takes [`review_typed`], which decides the same and explains what
 /// was wrong.
 pub fn review_as(body: &[u8], config: &InjectConfig, opt_in: OptIn) -> Reviewed {

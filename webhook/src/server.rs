@@ -251,7 +251,6 @@ async fn mutate_as(
     };
     let started = Instant::now();
     let reviewed = admission::review_as(&body, &state.config, opt_in);
-    let json = reviewed.to_json();
     let elapsed = started.elapsed().as_secs_f64();
     state.metrics.observe(reviewed.outcome, elapsed);
     tracing::info!(
@@ -261,7 +260,11 @@ async fn mutate_as(
         micros = (elapsed * 1e6) as u64,
         "admission review"
     );
-    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        reviewed.into_json(),
+    )
+        .into_response()
 }
 
 fn refuse(state: &AppState, refusal: BodyRefusal) -> Response {

@@ -145,11 +145,11 @@ fn profile(n: usize) {
     }
 }
 
-/// The review as the server runs it, in process: bytes in, response bytes out. (Whatever
-/// buffer `to_json` gives, so the same harness also builds against older webhook code for
-/// before/after figures.)
+/// The review as the server runs it, in process: bytes in, response bytes out (the answer
+/// taken, as the server takes it). Code before `into_json` (2026-11-30) answered through
+/// `to_json`, which cloned the buffer: change this line to build the harness against it.
 fn handler(body: &[u8], config: &InjectConfig) -> impl AsRef<[u8]> {
-    admission::review(body, config).to_json()
+    admission::review(body, config).into_json()
 }
 
 fn handler_table(fixtures: &[Fixture], iterations: usize) {

@@ -70,7 +70,7 @@ impl<'a> Reader<'a> {
         let bytes = self.bytes();
         let mut at = self.at;
         while let Some(&byte) = bytes.get(at) {
-            // Everything else is above the space.
+            // Not whitespace: any byte above the space, or a control byte but \n, \t, \r.
             if byte > b' ' || !matches!(byte, b' ' | b'\n' | b'\t' | b'\r') {
                 break;
             }

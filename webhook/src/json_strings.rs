@@ -18,6 +18,7 @@ pub(crate) fn find_special(s: &[u8]) -> Option<usize> {
     let mut chunks = s.chunks_exact(16);
     let mut at = 0;
     for chunk in &mut chunks {
+        // `chunks_exact`: always sixteen bytes, so the conversion never falls back.
         let v = u8x16::new(chunk.try_into().unwrap_or_default());
         let hits = v.simd_eq(quote) | v.simd_eq(backslash) | v.min(control).simd_eq(v);
         let mask = hits.to_bitmask();

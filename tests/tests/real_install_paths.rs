@@ -518,8 +518,11 @@ async fn with_the_policy_and_the_webhook_both_installed_a_job_gets_one_reporter(
 // 2. The guard.
 
 /// The guard's refusal of an opted-in Job without the reporter.
+/// How the API server names the guard in a refusal.
+const GUARD: &str = "ValidatingAdmissionPolicy 'status-reporter-guard'";
+
 fn is_guard_refusal(message: &str) -> bool {
-    message.contains("ValidatingAdmissionPolicy 'status-reporter-guard'")
+    message.contains(GUARD)
         && message.contains("this Job opted in to status-reporter")
         && message.contains("but has no status-reporter container")
         && message.contains("Fix:")
@@ -561,13 +564,21 @@ async fn the_policy_paths_guard_refuses_what_the_policy_left_alone_with_its_mess
     let cluster = Cluster::admission();
     starts_plain(&cluster);
     let policy = InstalledAdmission::apply_kustomization(&cluster, &policy_overlay());
+    // The install returns once the policy injects; the guard's binding reaches the API
+    // server through its own informer, possibly a moment later.
+    cluster
+        .settle_admission_with(
+            "yes",
+            |a| matches!(a, Admission::Refused(m) if m.contains(GUARD)),
+        )
+        .unwrap_or_else(|now| panic!("after the install, inject: \"yes\" is {now:?}"));
     let namespaces = namespaces(&cluster, "policy-guard").await;
 
     let mut bad = case("minimal", Expect::Injected).job("guard", &namespaces);
     bad["metadata"]["annotations"][INJECT] = json!("yes");
     let refused = namespaces.create(&bad).await.expect_err("inject: \"yes\"");
     assert!(
-        refused.contains("ValidatingAdmissionPolicy 'status-reporter-guard'")
+        refused.contains(GUARD)
             && refused.contains(
                 "annotation status-reporter.hyperfleet.io/inject=\"yes\" is invalid; accepted: \"true\" or \"false\""
             ),

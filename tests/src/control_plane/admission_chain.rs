@@ -35,10 +35,16 @@ impl Cluster {
     /// A server-side dry-run create of an opted-in Job in `default`: what the admission chain
     /// does to it now.
     pub fn probe_admission(&self) -> Admission {
+        self.probe_admission_with("true")
+    }
+
+    /// [`Cluster::probe_admission`] with the `inject` annotation set to `inject` (`"yes"`: a
+    /// Job no injector takes, which only a guard refuses).
+    pub fn probe_admission_with(&self, inject: &str) -> Admission {
         let probe = json!({
             "apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": "admission-probe", "namespace": "default",
-                "annotations": {"status-reporter.hyperfleet.io/inject": "true"}},
+                "annotations": {"status-reporter.hyperfleet.io/inject": inject}},
             "spec": {"template": {"spec": {"restartPolicy": "Never",
                 "containers": [{"name": "adapter", "image": "probe"}]}}},
         });
@@ -69,9 +75,18 @@ impl Cluster {
         &self,
         want: impl Fn(&Admission) -> bool,
     ) -> Result<Admission, Admission> {
+        self.settle_admission_with("true", want)
+    }
+
+    /// [`Cluster::settle_admission`] for [`Cluster::probe_admission_with`]`(inject)`.
+    pub fn settle_admission_with(
+        &self,
+        inject: &str,
+        want: impl Fn(&Admission) -> bool,
+    ) -> Result<Admission, Admission> {
         let deadline = Instant::now() + SETTLE;
         loop {
-            let now = self.probe_admission();
+            let now = self.probe_admission_with(inject);
             if want(&now) {
                 return Ok(now);
             }

@@ -37,13 +37,18 @@ fn root() -> PathBuf {
     super::binaries::workspace_root()
 }
 
-/// Applies `file` (objects moved into `namespace`); panics with kubectl's message.
+/// Applies `file` (objects moved into `namespace`) server-side, as other test processes may
+/// apply the same cluster-scoped objects at once; panics with kubectl's message.
 pub fn apply_file(cluster: &Cluster, file: &Path, namespace: &str) {
     let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     let mut objects = yaml_docs(&text, &file.display().to_string());
     in_namespace(&mut objects, namespace);
-    let (ok, out, err) = cluster.apply(&objects, false);
-    assert!(ok, "kubectl apply {}: {err}\n{out}", file.display());
+    let (ok, out, err) = cluster.apply_server_side(&objects);
+    assert!(
+        ok,
+        "kubectl apply --server-side {}: {err}\n{out}",
+        file.display()
+    );
 }
 
 /// A new namespace with the shipped ClusterRole, `examples/rbac.yaml` applied in it, and a

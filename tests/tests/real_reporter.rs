@@ -212,7 +212,7 @@ async fn namespace_missing(
         }
     }
     assert!(found, "the shipped ClusterRole grants {verb} on {resource}");
-    let (ok, _, err) = cluster.apply_server_side(&[role]);
+    let (ok, _, err) = cluster.apply(&[role], false);
     assert!(ok, "apply {role_name}: {err}");
     // roleRef is immutable: replace the binding.
     let (ok, _, err) = cluster.kubectl_run(

@@ -37,18 +37,22 @@ fn root() -> PathBuf {
     super::binaries::workspace_root()
 }
 
-/// Applies `file` (objects moved into `namespace`) server-side, as other test processes may
-/// apply the same cluster-scoped objects at once; panics with kubectl's message.
+/// Applies `file` (objects moved into `namespace`); panics with kubectl's message.
+///
+/// Test processes share the control plane, and each applies the same cluster-scoped
+/// ClusterRole. A client-side apply is a GET then a CREATE, so when two run at once one fails
+/// with `AlreadyExists` (a CI run met this); applied again, it finds the object and patches it.
+/// Not a server-side apply: that leaves no `last-applied-configuration`, and a user's later
+/// `kubectl apply -k manifests/` would warn (which `real_manifests` checks it does not).
 pub fn apply_file(cluster: &Cluster, file: &Path, namespace: &str) {
     let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     let mut objects = yaml_docs(&text, &file.display().to_string());
     in_namespace(&mut objects, namespace);
-    let (ok, out, err) = cluster.apply_server_side(&objects);
-    assert!(
-        ok,
-        "kubectl apply --server-side {}: {err}\n{out}",
-        file.display()
-    );
+    let (mut ok, mut out, mut err) = cluster.apply(&objects, false);
+    if !ok && err.contains("AlreadyExists") {
+        (ok, out, err) = cluster.apply(&objects, false);
+    }
+    assert!(ok, "kubectl apply {}: {err}\n{out}", file.display());
 }
 
 /// A new namespace with the shipped ClusterRole, `examples/rbac.yaml` applied in it, and a

@@ -63,23 +63,6 @@ impl Cluster {
         self.kubectl_run(&args, Some(&list(objects)))
     }
 
-    /// `kubectl apply --server-side -f -` of `objects`; returns (success, stdout, stderr).
-    ///
-    /// For objects other test processes may apply at the same moment (the shared
-    /// cluster-scoped ClusterRole): a client-side apply is a GET then a CREATE, and two at once
-    /// fail one with `AlreadyExists` (a CI run met this). A server-side apply creates or updates
-    /// in one compare-and-swap on the API server.
-    pub fn apply_server_side(&self, objects: &[Value]) -> (bool, String, String) {
-        let args = [
-            "apply",
-            "--server-side",
-            "--field-manager=status-reporter-tests",
-            "-f",
-            "-",
-        ];
-        self.kubectl_run(&args, Some(&list(objects)))
-    }
-
     /// `kubectl create [--dry-run=server] -f -` of `objects`; returns (success, stdout, stderr).
     pub fn create(&self, objects: &[Value], dry_run: bool) -> (bool, String, String) {
         let mut args = vec!["create", "-f", "-"];

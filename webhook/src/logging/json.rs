@@ -221,6 +221,8 @@ mod tests {
         let inner = tracing::info_span!("inner");
         let _inner = inner.enter();
         tracing::error!(detail = %"two deep", "in two spans");
+        // A field name that must be escaped (a string literal may hold a quote).
+        tracing::info!("q\"uote" = 2u64, "escaped name");
     }
 
     /// The lines `events` logs through `format`, parsed, without their timestamps.
@@ -255,7 +257,7 @@ mod tests {
     #[test]
     fn lines_carry_what_tracing_subscribers_json_format_writes() {
         let ours = logged(true);
-        assert_eq!(ours.len(), 3, "{ours:?}");
+        assert_eq!(ours.len(), 4, "{ours:?}");
         assert_eq!(ours, logged(false));
         assert_eq!(ours[0]["fields"]["uid"], "abc\n\"def\"\u{1}\\");
         assert_eq!(ours[2]["spans"][0]["name_of"], "x\ty");

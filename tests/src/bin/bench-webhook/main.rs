@@ -4,13 +4,15 @@
 //! cargo run --release -p status-reporter-tests --bin bench-webhook -- \
 //!     [--seconds 5] [--connections 16] [--rate 1000] [--iterations 20000] [--grown-kib 16,64] [--handler-only]
 //! cargo run --release -p status-reporter-tests --bin bench-webhook -- --profile 2000
+//! cargo run --release -p status-reporter-tests --bin bench-webhook -- --profile-log 20000 2>/dev/null
 //! ```
 //!
 //! 1. The in-process handler (the pure review: AdmissionReview bytes in, response bytes out,
 //!    as the server calls it) per fixture size: `create-job.json` (as captured, and compact as
 //!    the apiserver sends it) and the same Job grown to
 //!    `--grown-kib` KiB. `--handler-only` stops here; `--profile N` instead runs N reviews of
-//!    `create-job.json` untimed and exits (for `valgrind --tool=callgrind`).
+//!    `create-job.json` untimed and exits (for `valgrind --tool=callgrind`); `--profile-log N`
+//!    writes N of its log lines through the webhook's `info` logging and exits.
 //! 2. Over the network, against the release `status-reporter-webhook serve` and a
 //!    transport-floor server on the same stack (see `floor.rs`), both on 127.0.0.1 with
 //!    certificates made here: a closed loop per row (`/healthz`; per fixture the floor and
@@ -47,10 +49,12 @@ struct Options {
     handler_only: bool,
     /// `--profile N`: only N reviews of `create-job.json`, nothing timed or printed.
     profile: Option<usize>,
+    /// `--profile-log N`: only N review log lines through the webhook's `info` logging.
+    profile_log: Option<usize>,
 }
 
 const USAGE: &str = "accepted: --seconds N, --connections N, --rate N, --iterations N, \
-                     --grown-kib N[,N...], --handler-only, --profile N (or: serve ... for the floor server)";
+                     --grown-kib N[,N...], --handler-only, --profile N, --profile-log N (or: serve ... for the floor server)";
 
 fn options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
@@ -61,6 +65,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         grown_kib: vec![16, 64],
         handler_only: false,
         profile: None,
+        profile_log: None,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -77,6 +82,7 @@ fn options(args: &[String]) -> Result<Options, String> {
             "--iterations" => o.iterations = value("--iterations")? as usize,
             "--handler-only" => o.handler_only = true,
             "--profile" => o.profile = Some(value("--profile")? as usize),
+            "--profile-log" => o.profile_log = Some(value("--profile-log")? as usize),
             "--grown-kib" => {
                 let list = args.next().ok_or("--grown-kib needs a list")?;
                 o.grown_kib = list
@@ -120,6 +126,10 @@ fn main() {
         profile(n);
         return;
     }
+    if let Some(n) = options.profile_log {
+        profile_log(n);
+        return;
+    }
     let fixtures = fixtures::all(&options.grown_kib);
     println!(
         "bench-webhook at load average {} on {} CPUs",
@@ -143,6 +153,19 @@ fn profile(n: usize) {
             &config,
         ));
     }
+}
+
+/// `n` log lines of `create-job.json`'s review, as the server writes them at `info` (JSON, on
+/// stderr through the webhook's writer thread), and nothing else: for a profiler
+/// (`valgrind --tool=callgrind bench-webhook --profile-log 20000 2>/dev/null`).
+fn profile_log(n: usize) {
+    let reviewed = admission::review(fixtures::CREATE_JOB.as_bytes(), &InjectConfig::default());
+    let guard = status_reporter_webhook::logging::init("info", "json").expect("logging");
+    for micros in 0..n as u64 {
+        status_reporter_webhook::server::log_review(std::hint::black_box(&reviewed), micros);
+    }
+    // Dropping the guard writes out what is queued, as the server does at exit.
+    drop(guard);
 }
 
 /// The review as the server runs it, in process: bytes in, response bytes out (the answer

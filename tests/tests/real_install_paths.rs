@@ -517,10 +517,10 @@ async fn with_the_policy_and_the_webhook_both_installed_a_job_gets_one_reporter(
 // ---------------------------------------------------------------------------------------------
 // 2. The guard.
 
-/// The guard's refusal of an opted-in Job without the reporter.
 /// How the API server names the guard in a refusal.
 const GUARD: &str = "ValidatingAdmissionPolicy 'status-reporter-guard'";
 
+/// The guard's refusal of an opted-in Job without the reporter.
 fn is_guard_refusal(message: &str) -> bool {
     message.contains(GUARD)
         && message.contains("this Job opted in to status-reporter")

@@ -9,56 +9,38 @@ use wide::u8x16;
 /// Sixteen bytes at a time with SIMD compares (SSE2 on x86_64, NEON on aarch64, through
 /// `wide`'s safe types): most keys and values of a review end within the first sixteen
 /// bytes, so the loop usually runs once and the end is found without a branch per byte. The
-/// last fifteen bytes or fewer go eight at a time, then one by one ([`find_special_swar`]).
+/// last fifteen bytes or fewer are copied into a chunk padded with spaces (not special) and
+/// compared the same way: short strings — log field names, most values the patch writes —
+/// cost one compare, not a loop over their bytes.
 #[inline]
 pub(crate) fn find_special(s: &[u8]) -> Option<usize> {
-    let quote = u8x16::splat(b'"');
-    let backslash = u8x16::splat(b'\\');
-    let control = u8x16::splat(0x1f);
     let mut chunks = s.chunks_exact(16);
     let mut at = 0;
     for chunk in &mut chunks {
         // `chunks_exact`: always sixteen bytes, so the conversion never falls back.
-        let v = u8x16::new(chunk.try_into().unwrap_or_default());
-        let hits = v.simd_eq(quote) | v.simd_eq(backslash) | v.min(control).simd_eq(v);
-        let mask = hits.to_bitmask();
-        if mask != 0 {
-            return Some(at + mask.trailing_zeros() as usize);
+        if let Some(i) = special_in(chunk.try_into().unwrap_or([b' '; 16])) {
+            return Some(at + i);
         }
         at += 16;
     }
-    find_special_swar(chunks.remainder()).map(|i| at + i)
+    let tail = chunks.remainder();
+    if tail.is_empty() {
+        return None;
+    }
+    let mut padded = [b' '; 16];
+    padded[..tail.len()].copy_from_slice(tail);
+    special_in(padded).map(|i| at + i)
 }
 
-/// [`find_special`] eight bytes at a time in a `u64`, for what is left of sixteen.
-///
-/// `(v - n) & !v & HIGH` flags the bytes of `v` below `n` (n <= 0x80), and `"` and `\`
-/// become zero bytes after an xor. Borrows only run upwards, so the lowest flagged byte
-/// (little-endian: the first in `s`) is always a true hit.
+/// The index of the first special byte of one sixteen-byte chunk.
 #[inline]
-fn find_special_swar(s: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
-    let below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGH;
-    let mut chunks = s.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let v = u64::from_le_bytes(word);
-        let quote = v ^ (ONES * u64::from(b'"'));
-        let backslash = v ^ (ONES * u64::from(b'\\'));
-        let hits = below(v, 0x20) | below(quote, 1) | below(backslash, 1);
-        if hits != 0 {
-            return Some(at + (hits.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        .map(|i| at + i)
+fn special_in(chunk: [u8; 16]) -> Option<usize> {
+    let v = u8x16::new(chunk);
+    let hits = v.simd_eq(u8x16::splat(b'"'))
+        | v.simd_eq(u8x16::splat(b'\\'))
+        | v.min(u8x16::splat(0x1f)).simd_eq(v);
+    let mask = hits.to_bitmask();
+    (mask != 0).then(|| mask.trailing_zeros() as usize)
 }
 
 /// Whether serde_json escapes any byte of `s`.

@@ -2,12 +2,11 @@
 //! uid, denial messages quoting annotations), so the text format escapes control characters
 //! in them as the JSON format does: a newline in a uid cannot forge a log line.
 
+mod batch_writer;
 mod json;
 
 use std::fmt;
-use std::io::BufWriter;
 
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::field::{MakeExt as _, RecordFields};
 use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::format::{Writer, debug_fn};
@@ -19,15 +18,12 @@ pub use json::JsonLine;
 /// until the process ends.
 #[must_use = "logs queued when this is dropped are written then; hold it until exit"]
 pub struct LogGuard {
-    _writer: WorkerGuard,
+    _writer: batch_writer::Flusher,
 }
 
-/// Largest batch of log lines the writer thread gathers before one `write(2)`.
-const BATCH_BYTES: usize = 64 * 1024;
-
-/// Lines queued for the writer thread at most (the queue is allocated whole, a few dozen
-/// bytes a line); a logger that finds it full waits.
-const QUEUED_LINES: usize = 4096;
+/// Bytes of log lines queued for the writer thread at most (a few hundred lines); a logger
+/// that finds the queue full waits.
+const QUEUED_BYTES: usize = 64 * 1024;
 
 /// Installs the process-wide subscriber: `level` is an EnvFilter directive, `format` is
 /// `json` or `text`.
@@ -35,7 +31,8 @@ const QUEUED_LINES: usize = 4096;
 /// Lines are formatted on the thread that logs and written to stderr by one writer thread:
 /// whatever queued up while it wrote the last batch goes out in the next `write(2)`, so under
 /// load a request's log line costs its formatting, not a system call. The queue is bounded
-/// and not lossy: a logger that outruns stderr waits for room rather than dropping lines.
+/// and not lossy: a logger that outruns stderr waits for room rather than dropping lines
+/// ([`batch_writer`]).
 pub fn init(level: &str, format: &str) -> Result<LogGuard> {
     let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|_| Error::Config {
         flag: "log-level",
@@ -49,11 +46,8 @@ pub fn init(level: &str, format: &str) -> Result<LogGuard> {
             accepted: "json or text".to_owned(),
         });
     }
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("log-writer")
-        .buffered_lines_limit(QUEUED_LINES)
-        .finish(BufWriter::with_capacity(BATCH_BYTES, std::io::stderr()));
+    // Fails only when the system cannot start a thread.
+    let (writer, guard) = batch_writer::spawn(Box::new(std::io::stderr()), QUEUED_BYTES)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

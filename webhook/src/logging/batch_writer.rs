@@ -8,12 +8,19 @@
 //!
 //! The buffer is bounded and nothing is dropped: a logger that finds it full waits for the
 //! writer. The writer thread sleeps until a line arrives in an empty buffer; loggers wake it
-//! only then (a `futex` call), not for every line.
+//! only then (a `futex` call), not for every line. Before it takes the buffer, it lingers
+//! [`LINGER`] (unless the buffer is half full), so that a steady stream of lines is written a
+//! few milliseconds' worth at a time. Without the linger, a server on one core had its writer
+//! runnable for nearly every line, paying a context switch and a `write(2)` each (+32 to
+//! +39 % CPU per review at `info`); with 1 ms the writer thread took 1.4 % of the server's
+//! CPU samples under load, with 5 ms 0.7 % (`perf record -p`). An idle server's writer
+//! sleeps; no timer wakes it.
 
 use std::io::{self, Write};
 use std::mem;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -30,6 +37,10 @@ pub struct Flusher {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
+
+/// How long the woken writer thread lets lines gather before it writes them: a line reaches
+/// stderr this much later at most, plus the time to write what is ahead of it.
+const LINGER: Duration = Duration::from_millis(5);
 
 struct Shared {
     state: Mutex<State>,
@@ -105,6 +116,12 @@ impl Shared {
                     .unwrap_or_else(PoisonError::into_inner);
             }
             state.writer_waiting = false;
+            if !state.closed && state.queued.len() < self.limit / 2 {
+                drop(state);
+                // Deliberate: lines gather for one write (see the module comment).
+                std::thread::sleep(LINGER);
+                state = self.state();
+            }
             mem::swap(&mut state.queued, &mut batch);
             if state.loggers_waiting > 0 {
                 self.room.notify_all();

@@ -7,9 +7,10 @@ mod json;
 
 use std::fmt;
 
-use tracing_subscriber::field::{MakeExt as _, RecordFields};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::FormatFields;
-use tracing_subscriber::fmt::format::{Writer, debug_fn};
+use tracing_subscriber::fmt::format::Writer;
 
 use crate::error::{Error, Result};
 pub use json::JsonLine;
@@ -21,9 +22,9 @@ pub struct LogGuard {
     _writer: batch_writer::Flusher,
 }
 
-/// Bytes of log lines queued for the writer thread at most (a few hundred lines); a logger
-/// that finds the queue full waits.
-const QUEUED_BYTES: usize = 64 * 1024;
+/// Bytes of log lines queued for the writer thread at most (about a thousand lines, more than
+/// the writer's linger gathers under load); a logger that finds the queue full waits.
+const QUEUED_BYTES: usize = 256 * 1024;
 
 /// Installs the process-wide subscriber: `level` is an EnvFilter directive, `format` is
 /// `json` or `text`.
@@ -60,22 +61,60 @@ pub fn init(level: &str, format: &str) -> Result<LogGuard> {
 }
 
 /// Field formatting of the text format: `message` bare, then `name=value` separated by
-/// spaces, with control characters in values escaped (`\n`, `\r`, `\t`, `\u{1b}` …).
+/// spaces, with control characters in values escaped (`\n`, `\r`, `\t`, `\u{1b}` …). A
+/// `message` given as a field (`message = "…"`, which the JSON format records without going
+/// through `core::fmt`) is written bare as well.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TextFields;
 
 impl<'writer> FormatFields<'writer> for TextFields {
     fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
-        let inner = debug_fn(
-            |w: &mut Writer<'_>, field: &tracing::field::Field, value: &dyn fmt::Debug| {
-                if field.name() != "message" {
-                    write!(w, "{}=", field.name())?;
-                }
-                write_escaped(w, &format!("{value:?}"))
-            },
-        )
-        .delimited(" ");
-        inner.format_fields(writer, fields)
+        let mut text = TextVisitor {
+            w: writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut text);
+        text.result
+    }
+}
+
+/// Writes each field for [`TextFields`].
+struct TextVisitor<'w> {
+    w: Writer<'w>,
+    first: bool,
+    /// The first write error; `Visit` methods cannot return one.
+    result: fmt::Result,
+}
+
+impl TextVisitor<'_> {
+    fn field(&mut self, field: &Field, value: &str) {
+        if self.result.is_err() {
+            return;
+        }
+        let w = &mut self.w;
+        let separator = if self.first { "" } else { " " };
+        self.first = false;
+        self.result = w.write_str(separator).and_then(|()| {
+            if field.name() != "message" {
+                write!(w, "{}=", field.name())?;
+            }
+            write_escaped(w, value)
+        });
+    }
+}
+
+impl Visit for TextVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.field(field, value);
+        } else {
+            self.field(field, &format!("{value:?}"));
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.field(field, &format!("{value:?}"));
     }
 }
 
@@ -132,10 +171,12 @@ mod tests {
             let uid = "abc\n2026-01-01T00:00:00Z  INFO forged: admission review";
             let detail = "tab\there, bell\u{7}, escape\u{1b}[31m";
             tracing::info!(uid = %uid, detail = %detail, quoted = "cr\r", "admission review");
+            tracing::info!(message = "a str message\n", outcome = "injected");
         });
         let text = out.text();
-        assert_eq!(text.lines().count(), 1, "one event, one line: {text:?}");
+        assert_eq!(text.lines().count(), 2, "one event, one line: {text:?}");
         for expected in [
+            r#"a str message\n outcome="injected""#,
             r"admission review uid=abc\n2026-01-01T00:00:00Z  INFO forged",
             r"detail=tab\there, bell\u{7}, escape\u{1b}[31m",
             r#"quoted="cr\r""#,

@@ -16,8 +16,8 @@
 //! 2. Over the network, against the release `status-reporter-webhook serve` and a
 //!    transport-floor server on the same stack (see `floor.rs`), both on 127.0.0.1 with
 //!    certificates made here: a closed loop per row (`/healthz`; per fixture the floor and
-//!    `/mutate` with the same request bytes and the same answer size; `/mutate` again with
-//!    the server logging at `info`), giving req/s, p50/p99 and the server's CPU time per
+//!    `/mutate` with the same request bytes and the same answer size; `/mutate` again on two
+//!    servers logging at `warn` and two at `info`), giving req/s, p50/p99 and the server's CPU time per
 //!    request from its own `/proc/PID/stat`; then `/mutate` at a fixed rate; then the
 //!    webhook's memory. With two or more CPUs the load generator runs on CPU 0 and the
 //!    servers on CPU 1 (`taskset`).
@@ -157,15 +157,64 @@ fn profile(n: usize) {
 
 /// `n` log lines of `create-job.json`'s review, as the server writes them at `info` (JSON, on
 /// stderr through the webhook's writer thread), and nothing else: for a profiler
-/// (`valgrind --tool=callgrind bench-webhook --profile-log 20000 2>/dev/null`).
+/// (`valgrind --tool=callgrind bench-webhook --profile-log 20000 2>/dev/null`). Prints the
+/// process's CPU time per line (both threads) on stdout, which [`log_line_cpu`] reads.
 fn profile_log(n: usize) {
     let reviewed = admission::review(fixtures::CREATE_JOB.as_bytes(), &InjectConfig::default());
     let guard = status_reporter_webhook::logging::init("info", "json").expect("logging");
+    let before = host::cpu_time(std::process::id());
     for micros in 0..n as u64 {
         status_reporter_webhook::server::log_review(std::hint::black_box(&reviewed), micros);
     }
     // Dropping the guard writes out what is queued, as the server does at exit.
     drop(guard);
+    let cpu = host::cpu_time(std::process::id()).saturating_sub(before);
+    println!(
+        "{LOG_LINE_CPU}{:.0}",
+        cpu.as_nanos() as f64 / n.max(1) as f64
+    );
+}
+
+/// What `--profile-log` prints before its CPU nanoseconds per line.
+const LOG_LINE_CPU: &str = "log line CPU ns: ";
+
+/// Lines [`log_line_cpu`] has a `--profile-log` child write: enough for the CPU clock's 10 ms
+/// ticks to be under 5 % of the total.
+const LOG_LINES: usize = 300_000;
+
+/// The CPU time of one review log line, both threads (formatting, hand-off, the writer's
+/// `write(2)` into a pipe), from a `--profile-log` child on the servers' CPU whose stderr
+/// is drained here.
+fn log_line_cpu(pinned: bool) -> Duration {
+    let exe = std::env::current_exe().expect("current_exe");
+    let lines = LOG_LINES.to_string();
+    let mut command = if pinned {
+        let mut c = std::process::Command::new("taskset");
+        c.args(["--cpu-list", "1"]).arg(&exe);
+        c
+    } else {
+        std::process::Command::new(&exe)
+    };
+    let mut child = command
+        .args(["--profile-log", &lines])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start bench-webhook --profile-log");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let drain = std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("piped stdout"), &mut out)
+        .expect("read --profile-log's stdout");
+    let status = child.wait().expect("wait for --profile-log");
+    let _ = drain.join();
+    assert!(status.success(), "bench-webhook --profile-log: {status}");
+    let nanos: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix(LOG_LINE_CPU))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {LOG_LINE_CPU:?} in --profile-log's output: {out:?}"));
+    Duration::from_secs_f64(nanos / 1e9)
 }
 
 /// The review as the server runs it, in process: bytes in, response bytes out (the answer
@@ -211,6 +260,17 @@ struct Row {
 }
 
 impl Row {
+    /// Two rows' requests and CPU time as one row.
+    fn merge([a, b]: [Row; 2]) -> Row {
+        let count = (a.stats.count() + b.stats.count()).max(1);
+        let cpu =
+            a.cpu_per_request * a.stats.count() as u32 + b.cpu_per_request * b.stats.count() as u32;
+        Row {
+            stats: Stats::merge(vec![a.stats, b.stats]),
+            cpu_per_request: cpu / count as u32,
+        }
+    }
+
     fn print(&self, what: &str, note: &str) {
         println!(
             "  {what:<44} {:>8.0} {:>8.3} {:>8.3} {:>11.1} us{note}",
@@ -242,6 +302,11 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
     let floor = start(&floor_bin, &[]);
     let quiet = start(&webhook, &["--log-level", "warn"]);
     let logging = start(&webhook, &["--log-level", "info"]);
+    // A second server at each level for logging's rows: two processes of one binary, at one
+    // level, differed by up to 10 % in CPU per request on this VM, which a single pair cannot
+    // tell from logging's cost. Two of each, and the spread within each level printed.
+    let quiet2 = start(&webhook, &["--log-level", "warn"]);
+    let logging2 = start(&webhook, &["--log-level", "info"]);
     if pinned {
         println!(
             "\nload generator pinned to CPU 0, servers to CPU 1 (taskset); webhook {} (pid {}), floor pid {}",
@@ -269,6 +334,10 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             Client::new(quiet.addr, &pki),
             Client::new(logging.addr, &pki),
         );
+        let (to_quiet2, to_logging2) = (
+            Client::new(quiet2.addr, &pki),
+            Client::new(logging2.addr, &pki),
+        );
         let targets: Vec<Target> = fixtures
             .iter()
             .map(|f| Target::Review {
@@ -289,7 +358,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
         }
         // Warm up every server and path (connections, allocator, branch predictors).
         let warm = Duration::from_secs(1);
-        for client in [&to_floor, &to_quiet, &to_logging] {
+        for client in [&to_floor, &to_quiet, &to_logging, &to_quiet2, &to_logging2] {
             client.closed_loop(&Target::Healthz, n, warm).await;
             client.closed_loop(&targets[0], n, warm).await;
         }
@@ -303,7 +372,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             "  {:<44} {:>8} {:>8} {:>8} {:>14}",
             "", "req/s", "p50 ms", "p99 ms", "server CPU/req"
         );
-        let healthz = pair(
+        let healthz = slices(
             [(&to_quiet, quiet.pid()), (&to_floor, floor.pid())],
             &Target::Healthz,
             n,
@@ -317,7 +386,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
                 continue;
             };
             let bytes = format!("{} -> {}", f.label, fixtures::size(*response_bytes));
-            let [floor_row, mutate] = pair(
+            let [floor_row, mutate] = slices(
                 [(&to_floor, floor.pid()), (&to_quiet, quiet.pid())],
                 target,
                 n,
@@ -337,8 +406,13 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
                 // was slower per request than in its own row above, which hid part of
                 // logging's cost.
                 logging_rows = Some(
-                    pair(
-                        [(&to_quiet, quiet.pid()), (&to_logging, logging.pid())],
+                    slices(
+                        [
+                            (&to_quiet, quiet.pid()),
+                            (&to_logging, logging.pid()),
+                            (&to_quiet2, quiet2.pid()),
+                            (&to_logging2, logging2.pid()),
+                        ],
                         &targets[0],
                         n,
                         options.seconds,
@@ -347,11 +421,17 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
                 );
             }
         }
-        let [warn, info] = logging_rows.expect("the first fixture's rows ran");
+        let [warn1, info1, warn2, info2] = logging_rows.expect("the first fixture's rows ran");
+        let spread = |a: &Row, b: &Row| {
+            100.0 * (us(a.cpu_per_request) - us(b.cpu_per_request)).abs()
+                / us(a.cpu_per_request.min(b.cpu_per_request)).max(0.001)
+        };
+        let (warn_spread, info_spread) = (spread(&warn1, &warn2), spread(&info1, &info2));
+        let (warn, info) = (Row::merge([warn1, warn2]), Row::merge([info1, info2]));
         let label = &fixtures[0].label;
-        warn.print(&format!("/mutate {label}, log warn"), "");
+        warn.print(&format!("/mutate {label}, log warn x2"), "");
         info.print(
-            &format!("/mutate {label}, log info"),
+            &format!("/mutate {label}, log info x2"),
             // The server is CPU-bound on its core, so its CPU per request is the throughput
             // it can give; measured req/s also moves with whatever else the machine runs.
             &format!(
@@ -360,7 +440,18 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
                 100.0 * (info.stats.rps() / warn.stats.rps() - 1.0)
             ),
         );
-        let logged_lines = logging.logs.len();
+        println!(
+            "  (x2: two servers at each level, which differ by {warn_spread:.1} % (warn) and \
+             {info_spread:.1} % (info) in CPU/req: this comparison's noise)"
+        );
+        let line = log_line_cpu(pinned);
+        println!(
+            "  log line alone ({LOG_LINES} through the server's logging into a pipe, in a process of \
+             its own): {:.2} us of CPU = {:.1} % of /mutate's at warn (target <= 5 %)",
+            us(line),
+            100.0 * us(line) / us(warn.cpu_per_request).max(0.001)
+        );
+        let logged_lines = logging.logs.len() + logging2.logs.len();
 
         let fixed = to_quiet
             .fixed_rate(&targets[0], options.rate, seconds)
@@ -383,22 +474,27 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             );
         }
         println!(
-            "the info-level server wrote {logged_lines} log lines; load average now {}",
+            "the info-level servers wrote {logged_lines} log lines; load average now {}",
             host::load_average()
         );
     });
-    drop((floor, quiet, logging));
+    drop((floor, quiet, logging, quiet2, logging2));
 }
 
-/// Closed loops against two servers (or two paths) in alternating one-second slices, so both
-/// see the same load on a shared machine; each row sums its slices. Connections are opened
+/// Closed loops against N servers (or paths) in alternating one-second slices, so all see
+/// the same load on a shared machine; each row sums its slices. Connections are opened
 /// before the first slice and kept, so no handshake falls inside a slice.
-async fn pair(servers: [(&Client, u32); 2], target: &Target, n: usize, seconds: u64) -> [Row; 2] {
-    let mut open = Vec::with_capacity(2);
+async fn slices<const N: usize>(
+    servers: [(&Client, u32); N],
+    target: &Target,
+    n: usize,
+    seconds: u64,
+) -> [Row; N] {
+    let mut open = Vec::with_capacity(N);
     for (client, _) in &servers {
         open.push(client.connect_many(n).await);
     }
-    let mut parts: [(Vec<Stats>, Duration); 2] = Default::default();
+    let mut parts: [(Vec<Stats>, Duration); N] = std::array::from_fn(|_| Default::default());
     for _ in 0..seconds {
         for ((senders, (_, pid)), (stats, cpu)) in
             open.iter_mut().zip(&servers).zip(parts.iter_mut())

@@ -60,8 +60,12 @@ struct State {
     writer_waiting: bool,
     /// Loggers waiting on `room`.
     loggers_waiting: usize,
-    /// The writer thread was told to stop.
+    /// The writer thread was told to stop (it still writes what is queued).
     closed: bool,
+    /// The writer thread has written everything and returned: lines are written directly.
+    /// Not `closed`, so that a line logged while the writer drains still goes after the
+    /// lines queued before it.
+    stopped: bool,
 }
 
 impl Shared {
@@ -88,7 +92,7 @@ impl Shared {
                 .unwrap_or_else(PoisonError::into_inner);
             state.loggers_waiting -= 1;
         }
-        if state.closed {
+        if state.stopped {
             drop(state);
             self.write_out(line);
             return;
@@ -107,6 +111,7 @@ impl Shared {
             let mut state = self.state();
             while state.queued.is_empty() {
                 if state.closed {
+                    state.stopped = true;
                     return;
                 }
                 state.writer_waiting = true;
@@ -145,6 +150,7 @@ pub fn spawn(out: Box<dyn Write + Send>, limit: usize) -> io::Result<(BatchWrite
             writer_waiting: false,
             loggers_waiting: 0,
             closed: false,
+            stopped: false,
         }),
         lines: Condvar::new(),
         room: Condvar::new(),

@@ -180,14 +180,7 @@ impl Fields<'_> {
             line.push_str(",\"");
         }
         self.first = false;
-        let name = field.name();
-        // Field names are nearly always identifiers: checked here byte by byte, cheaper for
-        // a few bytes than the general search (names are short).
-        if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            line.push_str(name);
-        } else {
-            line.push_str(&escaped(name));
-        }
+        line.push_str(&escaped(field.name()));
         line.push_str("\":");
         line
     }

@@ -81,6 +81,44 @@ impl Client {
         body.len()
     }
 
+    /// The body of `GET path` (the server's `/metrics`, say), as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let mut send = self.connect().await;
+        let req = Request::get(path)
+            .header("host", "localhost")
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        send.ready().await.expect("connection closed");
+        let res = send.send_request(req).await.expect("request failed");
+        assert!(
+            res.status().is_success(),
+            "GET {path}: status {}",
+            res.status()
+        );
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    /// The server's own count and total of `admission_duration_seconds` (the handler's time
+    /// per review, measured inside the server), from its `/metrics`.
+    pub async fn handler_seconds(&self) -> (f64, f64) {
+        let text = self.get_text("/metrics").await;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| {
+                    line.strip_prefix(name)?
+                        .strip_prefix(' ')?
+                        .parse::<f64>()
+                        .ok()
+                })
+                .unwrap_or_else(|| panic!("{name} in /metrics"))
+        };
+        (
+            value("status_reporter_webhook_admission_duration_seconds_count"),
+            value("status_reporter_webhook_admission_duration_seconds_sum"),
+        )
+    }
+
     /// The size of the server's answer to one `target`.
     pub async fn answer_size(&self, target: &Target) -> usize {
         let mut send = self.connect().await;

@@ -22,7 +22,9 @@
 //!    webhook's memory. With two or more CPUs the load generator runs on CPU 0 and the
 //!    servers on CPU 1 (`taskset`).
 //!
-//! Set `STATUS_REPORTER_WEBHOOK_BIN` to benchmark a prebuilt server binary.
+//! Set `STATUS_REPORTER_WEBHOOK_BIN` to benchmark a prebuilt server binary, and
+//! `STATUS_REPORTER_WEBHOOK_BASE_BIN` to measure another build (a base commit's) in the same
+//! slices as the floor and that one: a `(base)` row under each `/mutate` row.
 #![forbid(unsafe_code)]
 
 mod fixtures;
@@ -176,6 +178,9 @@ fn profile_log(n: usize) {
 }
 
 /// What `--profile-log` prints before its CPU nanoseconds per line.
+/// Names another build of the webhook to measure next to this one (see `network_table`).
+const BASE_BIN_VAR: &str = "STATUS_REPORTER_WEBHOOK_BASE_BIN";
+
 const LOG_LINE_CPU: &str = "log line CPU ns: ";
 
 /// Lines [`log_line_cpu`] has a `--profile-log` child write: enough for the CPU clock's 10 ms
@@ -307,6 +312,13 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
     // tell from logging's cost. Two of each, and the spread within each level printed.
     let quiet2 = start(&webhook, &["--log-level", "warn"]);
     let logging2 = start(&webhook, &["--log-level", "info"]);
+    // Another build of the server (a base commit's, say), measured in the same slices as
+    // the floor and this one: an A/B of the very ratio the target is about, in one run.
+    let base = std::env::var_os(BASE_BIN_VAR).map(|bin| {
+        let bin = std::path::PathBuf::from(bin);
+        let server = start(&bin, &["--log-level", "warn"]);
+        (bin, server)
+    });
     if pinned {
         println!(
             "\nload generator pinned to CPU 0, servers to CPU 1 (taskset); webhook {} (pid {}), floor pid {}",
@@ -314,6 +326,9 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             quiet.pid(),
             floor.pid()
         );
+        if let Some((bin, server)) = &base {
+            println!("base webhook {} (pid {})", bin.display(), server.pid());
+        }
     } else {
         println!(
             "\nnot pinned ({} CPU): load generator and servers share the CPU",
@@ -338,6 +353,9 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             Client::new(quiet2.addr, &pki),
             Client::new(logging2.addr, &pki),
         );
+        let to_base = base
+            .as_ref()
+            .map(|(_, server)| (Client::new(server.addr, &pki), server.pid()));
         let targets: Vec<Target> = fixtures
             .iter()
             .map(|f| Target::Review {
@@ -358,7 +376,11 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
         }
         // Warm up every server and path (connections, allocator, branch predictors).
         let warm = Duration::from_secs(1);
-        for client in [&to_floor, &to_quiet, &to_logging, &to_quiet2, &to_logging2] {
+        let warm_base = to_base.iter().map(|(client, _)| client);
+        for client in [&to_floor, &to_quiet, &to_logging, &to_quiet2, &to_logging2]
+            .into_iter()
+            .chain(warm_base)
+        {
             client.closed_loop(&Target::Healthz, n, warm).await;
             client.closed_loop(&targets[0], n, warm).await;
         }
@@ -386,19 +408,47 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
                 continue;
             };
             let bytes = format!("{} -> {}", f.label, fixtures::size(*response_bytes));
-            let [floor_row, mutate] = slices(
-                [(&to_floor, floor.pid()), (&to_quiet, quiet.pid())],
-                target,
-                n,
-                options.seconds,
-            )
-            .await;
+            let handler_before = to_quiet.handler_seconds().await;
+            let floor_and = [(&to_floor, floor.pid()), (&to_quiet, quiet.pid())];
+            let (floor_row, mutate, base_row) = match &to_base {
+                Some((client, pid)) => {
+                    let [f, m, b] = slices(
+                        [floor_and[0], floor_and[1], (client, *pid)],
+                        target,
+                        n,
+                        options.seconds,
+                    )
+                    .await;
+                    (f, m, Some(b))
+                }
+                None => {
+                    let [f, m] = slices(floor_and, target, n, options.seconds).await;
+                    (f, m, None)
+                }
+            };
+            let handler_after = to_quiet.handler_seconds().await;
             floor_row.print(&format!("floor   {bytes}"), "");
-            let ratio = us(mutate.cpu_per_request) / us(floor_row.cpu_per_request).max(0.001);
+            let ratio = |row: &Row| us(row.cpu_per_request) / us(floor_row.cpu_per_request).max(0.001);
             mutate.print(
                 &format!("/mutate {bytes}"),
-                &format!("  = {ratio:.2}x floor (target <= 1.3x)"),
+                &format!("  = {:.2}x floor (target <= 1.3x)", ratio(&mutate)),
             );
+            // The handler's share of that, as the server itself timed it: the review inside
+            // the server, among TLS and HTTP, costs more than in the in-process loop above,
+            // where its code and data stay in cache.
+            let reviews = handler_after.0 - handler_before.0;
+            let seconds = handler_after.1 - handler_before.1;
+            println!(
+                "  {:<44} {:>38.2} us  (the server's admission_duration_seconds, mean of {reviews})",
+                "  of which the handler, timed inside it",
+                1e6 * seconds / reviews.max(1.0),
+            );
+            if let Some(base_row) = base_row {
+                base_row.print(
+                    &format!("base    {bytes}"),
+                    &format!("  = {:.2}x floor", ratio(&base_row)),
+                );
+            }
             if i == 0 {
                 // Logging's cost, measured before the larger fixtures: the quiet server has
                 // then served what the logging one has (only `create-job.json`). Measured
@@ -478,7 +528,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             host::load_average()
         );
     });
-    drop((floor, quiet, logging, quiet2, logging2));
+    drop((floor, quiet, logging, quiet2, logging2, base));
 }
 
 /// Closed loops against N servers (or paths) in alternating one-second slices, so all see

@@ -228,7 +228,7 @@ fn job_deleted_mid_run() {
     rig.write_result(SUCCESS);
     let (code, logs) = r.wait_exit_with_logs(WAIT);
     assert_eq!(code, 1, "logs:\n{logs}");
-    assert!(logs.contains("404"), "logs:\n{logs}");
+    assert!(logs.contains("HTTP 404"), "logs:\n{logs}");
     assert!(
         logs.contains(r#"jobs.batch \"adapter-job\" not found"#)
             || logs.contains(r#"jobs.batch "adapter-job" not found"#),
@@ -249,7 +249,7 @@ fn rbac_403_on_update_names_verb_and_resource() {
     rig.write_result(SUCCESS);
     let (code, logs) = r.wait_exit_with_logs(WAIT);
     assert_eq!(code, 1, "logs:\n{logs}");
-    let line = r.logs.wait_for(&["403"], Duration::ZERO);
+    let line = r.logs.wait_for(&["HTTP 403"], Duration::ZERO);
     for part in ["update", "jobs/status", "default/adapter-job", "RBAC"] {
         assert!(line.contains(part), "403 line lacks {part:?}: {line}");
     }
@@ -267,7 +267,7 @@ fn rbac_403_on_get_names_verb_and_resource() {
     rig.write_result(SUCCESS);
     let (code, logs) = r.wait_exit_with_logs(WAIT);
     assert_eq!(code, 1, "logs:\n{logs}");
-    let line = r.logs.wait_for(&["403"], Duration::ZERO);
+    let line = r.logs.wait_for(&["HTTP 403"], Duration::ZERO);
     for part in ["get", "jobs/status", "default/adapter-job"] {
         assert!(line.contains(part), "403 line lacks {part:?}: {line}");
     }

@@ -24,7 +24,7 @@
 //!
 //! Set `STATUS_REPORTER_WEBHOOK_BIN` to benchmark a prebuilt server binary, and
 //! `STATUS_REPORTER_WEBHOOK_BASE_BIN` to measure another build (a base commit's) in the same
-//! slices as the floor and that one: a `(base)` row under each `/mutate` row.
+//! slices as the floor and that one: a `base` row under each `/mutate` row.
 #![forbid(unsafe_code)]
 
 mod fixtures;
@@ -177,10 +177,10 @@ fn profile_log(n: usize) {
     );
 }
 
-/// What `--profile-log` prints before its CPU nanoseconds per line.
 /// Names another build of the webhook to measure next to this one (see `network_table`).
 const BASE_BIN_VAR: &str = "STATUS_REPORTER_WEBHOOK_BASE_BIN";
 
+/// What `--profile-log` prints before its CPU nanoseconds per line.
 const LOG_LINE_CPU: &str = "log line CPU ns: ";
 
 /// Lines [`log_line_cpu`] has a `--profile-log` child write: enough for the CPU clock's 10 ms

@@ -42,6 +42,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in declaration order: `outcome as usize` is its place here (the
+    /// metrics keep one counter per outcome, indexed so).
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Injected,
+        Outcome::Skipped,
+        Outcome::Denied,
+        Outcome::Invalid,
+    ];
+
     /// Label value used in metrics and logs.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -84,7 +84,7 @@ pub struct RefusedLabels {
 /// All webhook metrics, registered once.
 pub struct Metrics {
     registry: Registry,
-    /// `admission_requests`' counter of each outcome, in [`Outcome`]'s order: taken once, so that
+    /// `admission_requests`' counter of each outcome, in [`Outcome::ALL`]'s order: taken once, so that
     /// counting a review is one atomic add, not a lock and a hash lookup in the family; and
     /// every outcome is exported from the start, at 0, as Prometheus advises for a label
     /// whose values are known.
@@ -151,13 +151,7 @@ impl Metrics {
             "Idle connections closed to make room for a new one at --max-connections",
             evicted_connections.clone(),
         );
-        let by_outcome = [
-            Outcome::Injected,
-            Outcome::Skipped,
-            Outcome::Denied,
-            Outcome::Invalid,
-        ]
-        .map(|outcome| {
+        let by_outcome = Outcome::ALL.map(|outcome| {
             requests
                 .get_or_create(&OutcomeLabels {
                     outcome: outcome.into(),
@@ -245,6 +239,10 @@ mod tests {
             text.contains("status_reporter_webhook_admission_requests_total{outcome=\"denied\"} 1"),
             "{text}"
         );
+        // `observe` indexes the counters by `outcome as usize`.
+        for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
+            assert_eq!(outcome as usize, i, "{outcome:?}");
+        }
         // Outcomes not seen yet are exported at 0.
         for outcome in ["skipped", "invalid"] {
             let line = format!(

@@ -17,9 +17,10 @@
 //!    transport-floor server on the same stack (see `floor.rs`), both on 127.0.0.1 with
 //!    certificates made here: a closed loop per row (`/healthz`; per fixture the floor and
 //!    `/mutate` with the same request bytes and the same answer size; `/mutate` again on two
-//!    servers logging at `warn` and two at `info`), giving req/s, p50/p99 and the server's CPU time per
-//!    request from its own `/proc/PID/stat`; then `/mutate` at a fixed rate; then the
-//!    webhook's memory. With two or more CPUs the load generator runs on CPU 0 and the
+//!    servers logging at `warn` and two at `info`), giving req/s, p50/p99 and the server's
+//!    CPU time per request from its own `/proc/PID/stat`, and under each `/mutate` row the
+//!    handler's time as the server measured it (`admission_duration_seconds`); then
+//!    `/mutate` at a fixed rate; then the webhook's memory. With two or more CPUs the load generator runs on CPU 0 and the
 //!    servers on CPU 1 (`taskset`).
 //!
 //! Set `STATUS_REPORTER_WEBHOOK_BIN` to benchmark a prebuilt server binary, and
@@ -409,11 +410,11 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             };
             let bytes = format!("{} -> {}", f.label, fixtures::size(*response_bytes));
             let handler_before = to_quiet.handler_seconds().await;
-            let floor_and = [(&to_floor, floor.pid()), (&to_quiet, quiet.pid())];
+            let floor_and_mutate = [(&to_floor, floor.pid()), (&to_quiet, quiet.pid())];
             let (floor_row, mutate, base_row) = match &to_base {
                 Some((client, pid)) => {
                     let [f, m, b] = slices(
-                        [floor_and[0], floor_and[1], (client, *pid)],
+                        [floor_and_mutate[0], floor_and_mutate[1], (client, *pid)],
                         target,
                         n,
                         options.seconds,
@@ -422,7 +423,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
                     (f, m, Some(b))
                 }
                 None => {
-                    let [f, m] = slices(floor_and, target, n, options.seconds).await;
+                    let [f, m] = slices(floor_and_mutate, target, n, options.seconds).await;
                     (f, m, None)
                 }
             };

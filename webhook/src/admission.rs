@@ -8,12 +8,7 @@
 //! decide with [`inject::decide`], and `tests/review_paths.rs` holds them to the same bytes.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
-use std::sync::LazyLock;
 
-use base64::Engine as _;
-use base64::engine::Simd;
-use base64::engine::general_purpose::PAD;
 use bytes::Bytes;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
@@ -25,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::InjectConfig;
 use crate::inject::{self, Decision, Injection, OptIn, Plan, inject_as};
-use crate::patch;
 use crate::review_view::{self, RequestView};
+use crate::{patch, patch_cache};
 
 /// How a review was answered; the metrics count these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -214,40 +209,24 @@ fn denied(uid: &str, message: String) -> Reviewed {
     }
 }
 
-/// The allowed answer with the patch: written by hand into one buffer, the patch encoded
-/// into it in place. Keys in sorted order: kube's review with a patch has always been
-/// written through a `serde_json::Value`, a sorted map.
+/// The allowed answer with the patch, written by hand into one buffer, the patch copied in
+/// already encoded ([`patch_cache`]). Keys in sorted order: kube's review with a patch has
+/// always been written through a `serde_json::Value`, a sorted map.
 fn patched(uid: &str, plan: &Plan<'_>) -> Reviewed {
-    let ops = plan.operations();
-    PATCH_JSON.with_borrow_mut(|patch_json| {
-        patch_json.clear();
-        if patch_json.capacity() > 16 * PATCH_CAPACITY {
-            // An outsized patch once does not keep its buffer for good.
-            patch_json.shrink_to(PATCH_CAPACITY);
-        }
-        patch::write(&ops, patch_json);
-        Reviewed {
-            outcome: Outcome::Injected,
-            json: answer_with_patch(uid, patch_json, &plan.warnings).into(),
-            uid: uid.to_owned(),
-            detail: [itoa::Buffer::new().format(ops.len()), " patch operations"].concat(),
-        }
+    patch_cache::with_encoded(&plan.shape, |encoded, operations| Reviewed {
+        outcome: Outcome::Injected,
+        json: answer_with_patch(uid, encoded, &plan.warnings).into(),
+        uid: uid.to_owned(),
+        detail: [itoa::Buffer::new().format(operations), " patch operations"].concat(),
     })
 }
 
-thread_local! {
-    /// The patch's JSON on its way to base64: one buffer per thread, reused, instead of a
-    /// 4 KB allocation and free for every review.
-    static PATCH_JSON: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(PATCH_CAPACITY));
-}
-
-/// The allowed review carrying `patch_json`, base64-encoded, and the warnings.
-fn answer_with_patch(uid: &str, patch_json: &[u8], warnings: &[String]) -> Vec<u8> {
+/// The allowed review carrying the patch (`encoded`: base64) and the warnings.
+fn answer_with_patch(uid: &str, encoded: &[u8], warnings: &[String]) -> Vec<u8> {
     const HEAD: &[u8] =
         br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"allowed":true,"patch":""#;
     const MIDDLE: &[u8] = br#"","patchType":"JSONPatch","status":{},"uid":""#;
     const WARNINGS: &[u8] = br#","warnings":["#;
-    let encoded = base64::encoded_len(patch_json.len(), true).unwrap_or(0);
     let uid_json = patch::escaped(uid);
     let warnings: Vec<_> = warnings.iter().map(|w| patch::escaped(w)).collect();
     // The exact length, so the buffer becomes the response's `Bytes` without another allocation.
@@ -256,16 +235,10 @@ fn answer_with_patch(uid: &str, patch_json: &[u8], warnings: &[String]) -> Vec<u
         n => WARNINGS.len() + warnings.iter().map(|w| w.len() + 2).sum::<usize>() + (n - 1),
     };
     let mut out = Vec::with_capacity(
-        HEAD.len() + encoded + MIDDLE.len() + uid_json.len() + 1 + warnings_len + 2,
+        HEAD.len() + encoded.len() + MIDDLE.len() + uid_json.len() + 1 + warnings_len + 2,
     );
     out.extend_from_slice(HEAD);
-    let start = out.len();
-    out.resize(start + encoded, 0);
-    // The slice is exactly `encoded_len` long, so the encoding always fits.
-    let written = BASE64
-        .encode_slice(patch_json, &mut out[start..])
-        .unwrap_or(0);
-    out.truncate(start + written);
+    out.extend_from_slice(encoded);
     out.extend_from_slice(MIDDLE);
     out.extend_from_slice(uid_json.as_bytes());
     out.push(b'"');
@@ -284,12 +257,6 @@ fn answer_with_patch(uid: &str, patch_json: &[u8], warnings: &[String]) -> Vec<u
     out.extend_from_slice(b"}}");
     out
 }
-
-/// Standard base64 with padding, as Go writes `[]byte`; AVX2 or NEON when the CPU has it.
-static BASE64: LazyLock<Simd> = LazyLock::new(|| Simd::standard(PAD));
-
-/// Room for a typical patch (about 2.5 KB), so its buffer grows at most once.
-const PATCH_CAPACITY: usize = 4096;
 
 /// Answers one AdmissionReview through kube's types, the object read as a typed Job (or, when
 /// it is not one, as a `DynamicObject`). [`review_as`] comes here for whatever it cannot read

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
     ObjectFieldSelector, ProjectedVolumeSource, SeccompProfile, SecurityContext,
     ServiceAccountTokenProjection, Volume, VolumeProjection,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::Value;
 
 use contract::{Setting, SidecarMode, validate};
@@ -144,10 +145,6 @@ pub fn inject_as(
 }
 
 /// What to do with a Job: leave it, or inject it as planned.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "returned once per review and matched at once; a Box would add an allocation"
-)]
 pub enum Decision<'a> {
     /// Leave the Job unchanged.
     Skip(SkipReason),
@@ -218,13 +215,36 @@ pub fn decide<'a>(
 
 /// Everything decided about one Job before any patch operation is written.
 pub struct Plan<'a> {
-    config: &'a InjectConfig,
-    pod: &'a PodView<'a>,
-    overrides: annotations::Overrides,
+    /// What the patch is made of.
+    pub shape: Shape<'a>,
+    /// Likely mistakes that are not errors, for the admission response.
+    pub warnings: Vec<String>,
+}
+
+/// Every input of the patch, and nothing else: [`Shape::operations`] reads only these
+/// fields, and [`Shape::key`] writes them all, so two Jobs of one key get the same patch
+/// (what [`crate::patch_cache`] relies on). Jobs made from one template (every Job an
+/// adapter controller creates) have one shape: names and uids are not in the patch.
+pub struct Shape<'a> {
+    /// The configured image.
+    reporter_image: &'a str,
+    /// The configured imagePullPolicy.
+    image_pull_policy: &'static str,
+    /// The configured resources, rendered.
+    resources: Option<&'a Fixed>,
+    /// The configured sizeLimit of the results emptyDir.
+    results_volume_size_limit: &'a Quantity,
+    /// The pod has a `volumes` array (else the patch creates it).
+    has_volumes: bool,
+    /// The pod has an `initContainers` array.
+    has_init_containers: bool,
+    /// The adapter has a `volumeMounts` array.
+    adapter_has_mounts: bool,
+    /// The adapter has an `env` array.
+    adapter_has_env: bool,
     has_template_metadata: bool,
     has_template_annotations: bool,
-    adapter_index: usize,
-    /// `adapter_index` as a JSON Pointer token.
+    /// The adapter's index as a JSON Pointer token.
     adapter_token: String,
     adapter_name: &'a str,
     mode: SidecarMode,
@@ -237,8 +257,8 @@ pub struct Plan<'a> {
     add_adapter_mount: bool,
     add_adapter_env: bool,
     add_token: bool,
-    /// Likely mistakes that are not errors, for the admission response.
-    pub warnings: Vec<String>,
+    /// The reporter's env vars set by override annotations, as (name, value).
+    override_env: Vec<(&'static str, String)>,
 }
 
 impl<'a> Plan<'a> {
@@ -355,16 +375,20 @@ impl<'a> Plan<'a> {
         }
 
         let template = &spec.template;
-        Ok(Plan {
-            config,
-            pod,
-            overrides,
+        let shape = Shape {
+            reporter_image: &config.reporter_image,
+            image_pull_policy: config.image_pull_policy.as_str(),
+            resources: config.resources.rendered(),
+            results_volume_size_limit: &config.results_volume_size_limit,
+            has_volumes: pod.volumes.is_some(),
+            has_init_containers: pod.init_containers.is_some(),
+            adapter_has_mounts: adapter.volume_mounts.is_some(),
+            adapter_has_env: adapter.env.is_some(),
             has_template_metadata: template.metadata.is_some(),
             has_template_annotations: template
                 .metadata
                 .as_ref()
                 .is_some_and(|m| m.annotations.is_some()),
-            adapter_index,
             adapter_token: adapter_index.to_string(),
             adapter_name: &adapter.name,
             mode,
@@ -375,10 +399,18 @@ impl<'a> Plan<'a> {
             add_adapter_mount: existing_mount.is_none(),
             add_adapter_env,
             add_token,
-            warnings,
-        })
+            override_env: overrides.env(),
+        };
+        Ok(Plan { shape, warnings })
     }
 
+    /// The JSON Patch operations, against the Job as received.
+    pub fn operations(&self) -> Vec<Add<'_>> {
+        self.shape.operations()
+    }
+}
+
+impl Shape<'_> {
     /// The directory of the results file: the reporter and the adapter mount it.
     fn results_dir(&self) -> &str {
         dir_of(&self.results_path)
@@ -386,7 +418,6 @@ impl<'a> Plan<'a> {
 
     /// The JSON Patch operations, against the Job as received.
     pub fn operations(&self) -> Vec<Add<'_>> {
-        let pod = self.pod;
         let mut ops = Vec::with_capacity(6);
         let spec = ["spec", "template", "spec"];
 
@@ -394,7 +425,7 @@ impl<'a> Plan<'a> {
         if self.add_results_volume {
             new_volumes.push(Item::ResultsVolume(ResultsVolume {
                 empty_dir: SizeLimit {
-                    size_limit: &self.config.results_volume_size_limit,
+                    size_limit: self.results_volume_size_limit,
                 },
                 name: self.results_volume,
             }));
@@ -405,17 +436,16 @@ impl<'a> Plan<'a> {
         append_all(
             &mut ops,
             path(&[&spec, &["volumes"]]),
-            pod.volumes.is_some(),
+            self.has_volumes,
             new_volumes,
         );
 
-        let adapter = &pod.containers[self.adapter_index];
         let adapter_path = path(&[&spec, &["containers", self.adapter_token.as_str()]]);
         if self.add_adapter_mount {
             append_all(
                 &mut ops,
                 path(&[&adapter_path, &["volumeMounts"]]),
-                adapter.volume_mounts.is_some(),
+                self.adapter_has_mounts,
                 vec![Item::Mount(Mount {
                     mount_path: self.results_dir(),
                     name: self.results_volume,
@@ -428,7 +458,7 @@ impl<'a> Plan<'a> {
             append_all(
                 &mut ops,
                 path(&[&adapter_path, &["env"]]),
-                adapter.env.is_some(),
+                self.adapter_has_env,
                 vec![Item::Env(plain_env(
                     Setting::ResultsPath.env(),
                     &*self.results_path,
@@ -438,13 +468,13 @@ impl<'a> Plan<'a> {
 
         let reporter = Item::Container(Box::new(self.reporter()));
         match self.mode {
-            SidecarMode::Native => match pod.init_containers {
-                Some(_) => ops.push(Add::new(path(&[&spec, &["initContainers", "0"]]), reporter)),
-                None => ops.push(Add::new(
-                    path(&[&spec, &["initContainers"]]),
-                    Item::List(vec![reporter]),
-                )),
-            },
+            SidecarMode::Native if self.has_init_containers => {
+                ops.push(Add::new(path(&[&spec, &["initContainers", "0"]]), reporter))
+            }
+            SidecarMode::Native => ops.push(Add::new(
+                path(&[&spec, &["initContainers"]]),
+                Item::List(vec![reporter]),
+            )),
             SidecarMode::Classic => {
                 ops.push(Add::new(path(&[&spec, &["containers", "-"]]), reporter))
             }
@@ -471,15 +501,17 @@ impl<'a> Plan<'a> {
     }
 
     fn reporter(&self) -> Reporter<'_> {
-        let o = &self.overrides;
-        let overrides = o.env();
-        let mut env = Vec::with_capacity(3 + overrides.len());
+        let mut env = Vec::with_capacity(3 + self.override_env.len());
         env.extend([
             plain_env(Setting::AdapterContainer.env(), self.adapter_name),
             plain_env(Setting::SidecarMode.env(), self.mode.as_str()),
             plain_env(Setting::ResultsPath.env(), &*self.results_path),
         ]);
-        env.extend(overrides.into_iter().map(|(k, v)| plain_env(k, v)));
+        env.extend(
+            self.override_env
+                .iter()
+                .map(|(k, v)| plain_env(k, v.as_str())),
+        );
 
         let mut mounts = vec![Mount {
             mount_path: self.results_dir(),
@@ -500,16 +532,88 @@ impl<'a> Plan<'a> {
                 fixed: &*FIELD_ENVS,
                 written: env,
             },
-            image: &self.config.reporter_image,
-            image_pull_policy: self.config.image_pull_policy.as_str(),
+            image: self.reporter_image,
+            image_pull_policy: self.image_pull_policy,
             name: REPORTER_CONTAINER,
-            resources: self.config.resources.rendered(),
+            resources: self.resources,
             // Native sidecar: an init container that keeps running alongside the adapter.
             restart_policy: (self.mode == SidecarMode::Native).then_some("Always"),
             security_context: &RESTRICTED,
             termination_message_policy: "FallbackToLogsOnError",
             volume_mounts: mounts,
         }
+    }
+}
+
+impl Shape<'_> {
+    /// Writes every field to `out`, each self-delimiting, so two shapes write the same bytes
+    /// exactly when their patches are the same. The fields are taken apart without `..`: a
+    /// field added to [`Shape`] does not compile until it is written here.
+    pub fn key(&self, out: &mut Vec<u8>) {
+        let Shape {
+            reporter_image,
+            image_pull_policy,
+            resources,
+            results_volume_size_limit,
+            has_volumes,
+            has_init_containers,
+            adapter_has_mounts,
+            adapter_has_env,
+            has_template_metadata,
+            has_template_annotations,
+            adapter_token,
+            adapter_name,
+            mode,
+            results_path,
+            results_volume,
+            results_sub_path,
+            add_results_volume,
+            add_adapter_mount,
+            add_adapter_env,
+            add_token,
+            override_env,
+        } = self;
+        let mut bytes = |b: &[u8]| {
+            out.extend_from_slice(&b.len().to_le_bytes());
+            out.extend_from_slice(b);
+        };
+        for text in [
+            *reporter_image,
+            image_pull_policy,
+            &results_volume_size_limit.0,
+            adapter_token,
+            adapter_name,
+            mode.as_str(),
+            results_path,
+            results_volume,
+        ] {
+            bytes(text.as_bytes());
+        }
+        bytes(resources.map_or(&[][..], Fixed::json));
+        bytes(results_sub_path.unwrap_or_default().as_bytes());
+        bytes(&override_env.len().to_le_bytes());
+        for (name, value) in override_env {
+            bytes(name.as_bytes());
+            bytes(value.as_bytes());
+        }
+        // Then the flags, with whether each optional value above was there.
+        out.extend(
+            [
+                resources.is_some(),
+                results_sub_path.is_some(),
+                *has_volumes,
+                *has_init_containers,
+                *adapter_has_mounts,
+                *adapter_has_env,
+                *has_template_metadata,
+                *has_template_annotations,
+                *add_results_volume,
+                *add_adapter_mount,
+                *add_adapter_env,
+                *add_token,
+            ]
+            .map(u8::from),
+        );
     }
 }
 

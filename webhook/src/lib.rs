@@ -23,6 +23,7 @@ pub mod logging;
 pub mod metrics;
 pub mod offline;
 pub mod patch;
+pub mod patch_cache;
 pub mod review_view;
 pub mod server;
 pub mod shutdown;

@@ -148,6 +148,11 @@ impl Fixed {
         let json = serde_json::to_vec(&value).unwrap_or_default();
         Fixed { value, json }
     }
+
+    /// The value as JSON.
+    pub fn json(&self) -> &[u8] {
+        &self.json
+    }
 }
 
 impl Serialize for Fixed {

@@ -3,6 +3,8 @@
 # one at BASE (a commit), both linked into one benchmark binary and run in alternating batches
 # of 100 reviews, so a noisy machine slows both sides alike. Prints, per fixture, each side's
 # fastest and median batch and the median of the per-round ratio new/base with its quartiles.
+# Fixtures: `create-job.json`, the same compact, and the same Job in 16 shapes answered in turn
+# (each patch different: the webhook's patch cache, 8 per thread, never has it).
 #
 #   bash tests/ab-handler.sh BASE [ROUNDS]      # e.g. bash tests/ab-handler.sh 40c6b90 300
 #
@@ -68,23 +70,40 @@ fn main() {
     let pretty = std::fs::read(format!("{dir}/create-job.json")).expect("create-job.json");
     let value: serde_json::Value = serde_json::from_slice(&pretty).expect("fixture is JSON");
     let compact = serde_json::to_vec(&value).expect("serialize");
+    // The same Job in 16 shapes (each its own condition type, so its own patch), answered in
+    // turn: more than the webhook's patch cache keeps, so every patch is written afresh.
+    let shapes: Vec<Vec<u8>> = (0..16)
+        .map(|i| {
+            let mut review = value.clone();
+            review["request"]["object"]["metadata"]["annotations"]
+                ["status-reporter.hyperfleet.io/condition-type"] = format!("Check{i:02}").into();
+            serde_json::to_vec_pretty(&review).expect("serialize")
+        })
+        .collect();
     let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(300);
     let new_config = new::config::InjectConfig::default();
     let base_config = base::config::InjectConfig::default();
     let new = |b: &[u8]| new::admission::review(b, &new_config).to_json();
     let old = |b: &[u8]| base::admission::review(b, &base_config).to_json();
-    for (name, body) in [("create-job.json", &pretty), ("compact", &compact)] {
-        assert_eq!(new(body), old(body), "{name}: the two sides answer differently");
+    for (name, bodies) in [
+        ("create-job.json", vec![pretty.clone()]),
+        ("compact", vec![compact.clone()]),
+        ("16 shapes", shapes.clone()),
+    ] {
+        for body in &bodies {
+            assert_eq!(new(body), old(body), "{name}: the two sides answer differently");
+        }
+        let body = |i: usize| &bodies[i % bodies.len()];
         let (mut a, mut b, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             let t = Instant::now();
-            for _ in 0..100 {
-                std::hint::black_box(old(std::hint::black_box(body)));
+            for i in 0..100 {
+                std::hint::black_box(old(std::hint::black_box(body(i))));
             }
             let x = t.elapsed().as_secs_f64() * 1e6 / 100.0;
             let t = Instant::now();
-            for _ in 0..100 {
-                std::hint::black_box(new(std::hint::black_box(body)));
+            for i in 0..100 {
+                std::hint::black_box(new(std::hint::black_box(body(i))));
             }
             let y = t.elapsed().as_secs_f64() * 1e6 / 100.0;
             a.push(x);

@@ -41,40 +41,52 @@ thread_local! {
 /// Calls `answer` with the patch of `shape`, base64-encoded, and its number of operations.
 pub fn with_encoded<R>(shape: &Shape<'_>, answer: impl FnOnce(&[u8], usize) -> R) -> R {
     CACHE.with_borrow_mut(|cache| {
-        cache.key.clear();
-        shape.key(&mut cache.key);
-        if let Some(i) = cache.entries.iter().position(|e| *e.key == *cache.key) {
-            let entry = &cache.entries[i];
+        let Cache {
+            entries,
+            next,
+            key,
+            json,
+        } = cache;
+        key.clear();
+        shape.key(key);
+        if let Some(entry) = entries.iter().find(|e| e.key == *key) {
             if cfg!(debug_assertions) {
-                let (encoded, operations) = render(shape, &mut cache.json);
+                let operations = write(shape, json);
+                let mut encoded = Vec::new();
+                encode(json, &mut encoded);
                 assert!(
-                    *encoded == *entry.encoded && operations == entry.operations,
+                    encoded == entry.encoded && operations == entry.operations,
                     "the patch cache gave another patch than the shape's"
                 );
             }
             return answer(&entry.encoded, entry.operations);
         }
-        let (encoded, operations) = render(shape, &mut cache.json);
-        if encoded.len() > MAX_ENCODED {
-            return answer(&encoded, operations);
-        }
-        let entry = Entry {
-            key: cache.key.as_slice().into(),
-            encoded: encoded.into_boxed_slice(),
-            operations,
-        };
-        let slot = if cache.entries.len() < ENTRIES {
-            cache.entries.push(entry);
-            cache.entries.len() - 1
+        let operations = write(shape, json);
+        let entry = if base64::encoded_len(json.len(), true).is_none_or(|n| n > MAX_ENCODED) {
+            None
+        } else if entries.len() < ENTRIES {
+            entries.push(Entry::default());
+            entries.last_mut()
         } else {
-            // The oldest goes: a new shape is the one likely to come again.
-            let slot = cache.next;
-            cache.next = (slot + 1) % ENTRIES;
-            cache.entries[slot] = entry;
-            slot
+            // The oldest goes (its buffers are reused): a new shape is the one likely to come again.
+            let slot = *next;
+            *next = (slot + 1) % ENTRIES;
+            entries.get_mut(slot)
         };
-        let entry = &cache.entries[slot];
-        answer(&entry.encoded, entry.operations)
+        match entry {
+            Some(entry) => {
+                entry.key.clone_from(key);
+                encode(json, &mut entry.encoded);
+                entry.operations = operations;
+                answer(&entry.encoded, operations)
+            }
+            // Too long to keep.
+            None => {
+                let mut encoded = Vec::new();
+                encode(json, &mut encoded);
+                answer(&encoded, operations)
+            }
+        }
     })
 }
 
@@ -89,15 +101,16 @@ struct Cache {
     json: Vec<u8>,
 }
 
+#[derive(Default)]
 struct Entry {
-    key: Box<[u8]>,
-    encoded: Box<[u8]>,
+    key: Vec<u8>,
+    encoded: Vec<u8>,
     operations: usize,
 }
 
-/// The patch of `shape` written and encoded (exactly as long as it needs to be), and its
-/// number of operations. `json` is the scratch buffer for the JSON.
-fn render(shape: &Shape<'_>, json: &mut Vec<u8>) -> (Vec<u8>, usize) {
+/// Writes the patch of `shape` as JSON into `json` (cleared first); returns its number of
+/// operations.
+fn write(shape: &Shape<'_>, json: &mut Vec<u8>) -> usize {
     let operations = shape.operations();
     json.clear();
     if json.capacity() > 16 * JSON_CAPACITY {
@@ -105,5 +118,14 @@ fn render(shape: &Shape<'_>, json: &mut Vec<u8>) -> (Vec<u8>, usize) {
         json.shrink_to(JSON_CAPACITY);
     }
     patch::write(&operations, json);
-    (BASE64.encode(&json).into_bytes(), operations.len())
+    operations.len()
+}
+
+/// `json` in base64 into `out` (cleared first, its room reused).
+fn encode(json: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.resize(base64::encoded_len(json.len(), true).unwrap_or(0), 0);
+    // The slice is exactly `encoded_len` long, so the encoding always fits.
+    let written = BASE64.encode_slice(json, out).unwrap_or(0);
+    out.truncate(written);
 }

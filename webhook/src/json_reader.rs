@@ -625,6 +625,20 @@ mod tests {
         let (fast, serde) = both(&text);
         assert!(fast.is_some());
         assert_eq!(fast, serde);
+        // Exactly MAX_SKIP_DEPTH brackets are skipped here, objects and arrays alike.
+        let depth = MAX_SKIP_DEPTH as usize;
+        let deepest = format!(
+            "{}1{}",
+            r#"{"a":["#.repeat(depth / 2),
+            "]}".repeat(depth / 2)
+        );
+        let text = MINIMAL.replacen(r#""resource":{}"#, &format!(r#""resource":{deepest}"#), 1);
+        let (fast, serde) = both(&text);
+        assert!(fast.is_some(), "{MAX_SKIP_DEPTH} brackets deep");
+        assert_eq!(fast, serde);
+        let deep = format!("{}{}", "[".repeat(depth + 1), "]".repeat(depth + 1));
+        let text = MINIMAL.replacen(r#""resource":{}"#, &format!(r#""resource":{deep}"#), 1);
+        assert_eq!(review(&text), None, "one bracket past MAX_SKIP_DEPTH");
         let deep = format!("{}{}", "[".repeat(70), "]".repeat(70));
         let text = MINIMAL.replacen(r#""resource":{}"#, &format!(r#""resource":{deep}"#), 1);
         let (fast, serde) = both(&text);

@@ -101,7 +101,7 @@ pub fn review(body: &[u8], config: &InjectConfig) -> Reviewed {
 /// was wrong.
 pub fn review_as(body: &[u8], config: &InjectConfig, opt_in: OptIn) -> Reviewed {
     // Validating UTF-8 once, up front, spares the parser validating every string it reads.
-    if let Ok(text) = std::str::from_utf8(body)
+    if let Ok(text) = simdutf8::basic::from_utf8(body)
         && let Some(review) = review_view::read(text)
         && *review.kind == *META_KIND
         && *review.api_version == *META_API_VERSION_V1

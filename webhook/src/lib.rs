@@ -3,8 +3,9 @@
 //! `status-reporter.hyperfleet.io/inject: "true"`.
 //!
 //! The core ([`annotations`], [`review_view`] read by [`json_reader`], [`job_view`],
-//! [`inject`], [`patch`], [`admission`]) is pure; [`server`] (with [`listener`],
-//! [`connections`], [`body`]), [`tls`] and [`offline`] are the thin I/O shell around it.
+//! [`inject`], [`patch`], [`admission`]) is pure; [`patch_cache`] remembers its patches per
+//! thread without changing an answer; [`server`] (with [`listener`], [`connections`],
+//! [`body`]), [`tls`] and [`offline`] are the thin I/O shell around it.
 #![forbid(unsafe_code)]
 
 pub mod admission;

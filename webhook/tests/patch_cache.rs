@@ -1,7 +1,7 @@
-//! The patch cache never answers a Job with another shape's patch. Each Job below differs
-//! from one base Job in exactly one input of the patch (one field of `inject::Shape`); each
-//! is answered right after the base, so a key that left that input out would hand it the
-//! base's cached patch. Both answers are held to the path that caches nothing
+//! The patch cache never answers a Job with another shape's patch. Each pair of Jobs below
+//! differs in exactly one input of the patch (one field of `inject::Shape`), and the second
+//! is answered right after the first, so a key that left that input out would hand it the
+//! first one's cached patch. Both answers are held to the path that caches nothing
 //! (`review_typed`), and (in the debug builds tests run) the cache also checks each hit itself.
 #![forbid(unsafe_code)]
 
@@ -32,97 +32,146 @@ fn annotate(review: &mut Value, key: &str, value: &str) {
     review["request"]["object"]["metadata"]["annotations"][format!("{PREFIX}{key}")] = json!(value);
 }
 
-/// One change per field of `inject::Shape`, named after it.
-const CHANGES: &[(&str, Change)] = &[
-    ("reporter_image", |_, c| {
+fn nothing(_: &mut Value, _: &mut InjectConfig) {}
+
+/// Per field of `inject::Shape`, named after it: a Job (`before`, applied to
+/// `create-job.json`) and a change (`after`, applied on top) that moves that field alone.
+const CHANGES: &[(&str, Change, Change)] = &[
+    ("reporter_image", nothing, |_, c| {
         c.reporter_image = "registry.example/r:2".into()
     }),
-    ("image_pull_policy", |_, c| {
+    ("image_pull_policy", nothing, |_, c| {
         c.image_pull_policy = PullPolicy::Always
     }),
-    ("resources", |_, c| {
+    ("resources", nothing, |_, c| {
         let limits = BTreeMap::from([("memory".to_owned(), Quantity("32Mi".into()))]);
         c.resources = Resources::new(ResourceRequirements {
             limits: Some(limits),
             ..ResourceRequirements::default()
         });
     }),
-    ("resources (none)", |_, c| {
+    ("resources (none)", nothing, |_, c| {
         c.resources = Resources::new(ResourceRequirements::default())
     }),
-    ("results_volume_size_limit", |_, c| {
+    ("results_volume_size_limit", nothing, |_, c| {
         c.results_volume_size_limit = Quantity("32Mi".into())
     }),
-    ("has_volumes", |r, _| {
+    ("has_volumes", nothing, |r, _| {
         pod(r)["volumes"] = json!([{"name": "scratch", "emptyDir": {}}])
     }),
-    ("has_init_containers", |r, _| {
+    ("has_init_containers", nothing, |r, _| {
         pod(r)["initContainers"] = json!([{"name": "init", "image": "busybox"}])
     }),
-    ("adapter_has_mounts", |r, _| {
-        pod(r)["volumes"] = json!([{"name": "scratch", "emptyDir": {}}]);
-        adapter(r)["volumeMounts"] = json!([{"name": "scratch", "mountPath": "/scratch"}]);
-    }),
-    ("adapter_has_env", |r, _| {
+    (
+        "adapter_has_mounts",
+        |r, _| pod(r)["volumes"] = json!([{"name": "scratch", "emptyDir": {}}]),
+        |r, _| adapter(r)["volumeMounts"] = json!([{"name": "scratch", "mountPath": "/scratch"}]),
+    ),
+    ("adapter_has_env", nothing, |r, _| {
         adapter(r)["env"] = json!([{"name": "A", "value": "b"}])
     }),
-    ("has_template_metadata", |r, _| {
+    ("has_template_metadata", nothing, |r, _| {
         if let Some(template) = r["request"]["object"]["spec"]["template"].as_object_mut() {
             template.remove("metadata");
         }
     }),
-    ("has_template_annotations", |r, _| {
+    ("has_template_annotations", nothing, |r, _| {
         r["request"]["object"]["spec"]["template"]["metadata"]["annotations"] = json!({"a": "b"})
     }),
-    ("adapter_token", |r, _| {
-        let first = adapter(r).clone();
-        let containers = &mut pod(r)["containers"];
-        containers[0]["name"] = json!("proxy");
-        if let Some(containers) = containers.as_array_mut() {
-            containers.push(first);
-        }
-        annotate(r, "adapter-container", "adapter");
+    (
+        "adapter_token",
+        |r, _| annotate(r, "adapter-container", "adapter"),
+        |r, _| {
+            let first = adapter(r).clone();
+            let containers = &mut pod(r)["containers"];
+            containers[0]["name"] = json!("proxy");
+            if let Some(containers) = containers.as_array_mut() {
+                containers.push(first);
+            }
+        },
+    ),
+    ("adapter_name", nothing, |r, _| {
+        adapter(r)["name"] = json!("checker")
     }),
-    ("adapter_name", |r, _| adapter(r)["name"] = json!("checker")),
-    ("mode", |r, _| annotate(r, "sidecar-mode", "classic")),
-    ("mode (from the configuration)", |_, c| {
+    ("mode", nothing, |r, _| {
+        annotate(r, "sidecar-mode", "classic")
+    }),
+    ("mode (from the configuration)", nothing, |_, c| {
         c.sidecar_mode = contract::SidecarMode::Classic
     }),
-    ("results_path", |r, _| {
+    ("results_path", nothing, |r, _| {
         annotate(r, "results-path", "/results/other.json")
     }),
-    ("results_volume", |r, _| {
-        pod(r)["volumes"] = json!([{"name": "out", "emptyDir": {}}]);
-        adapter(r)["volumeMounts"] = json!([{"name": "out", "mountPath": "/results"}]);
-    }),
-    ("results_sub_path", |r, _| {
-        pod(r)["volumes"] = json!([{"name": "out", "emptyDir": {}}]);
-        adapter(r)["volumeMounts"] =
-            json!([{"name": "out", "mountPath": "/results", "subPath": "r"}]);
-    }),
+    (
+        "results_volume",
+        |r, _| {
+            pod(r)["volumes"] =
+                json!([{"name": "out", "emptyDir": {}}, {"name": "other", "emptyDir": {}}]);
+            adapter(r)["volumeMounts"] = json!([{"name": "out", "mountPath": "/results"}]);
+        },
+        |r, _| adapter(r)["volumeMounts"][0]["name"] = json!("other"),
+    ),
+    (
+        "results_sub_path",
+        |r, _| {
+            pod(r)["volumes"] = json!([{"name": "out", "emptyDir": {}}]);
+            adapter(r)["volumeMounts"] = json!([{"name": "out", "mountPath": "/results"}]);
+        },
+        |r, _| adapter(r)["volumeMounts"][0]["subPath"] = json!("r"),
+    ),
     (
         "add_results_volume",
-        |r, _| pod(r)["volumes"] = json!([{"name": "status-reporter-results", "emptyDir": {}}]),
+        |r, _| pod(r)["volumes"] = json!([{"name": "scratch", "emptyDir": {}}]),
+        |r, _| {
+            let volume = json!({"name": "status-reporter-results", "emptyDir": {}});
+            if let Some(volumes) = pod(r)["volumes"].as_array_mut() {
+                volumes.push(volume);
+            }
+        },
+    ),
+    (
+        "add_adapter_mount",
+        |r, _| {
+            pod(r)["volumes"] = json!([
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "status-reporter-results", "emptyDir": {}},
+            ]);
+            adapter(r)["volumeMounts"] = json!([{"name": "scratch", "mountPath": "/scratch"}]);
+        },
+        |r, _| {
+            let mount = json!({"name": "status-reporter-results", "mountPath": "/results"});
+            if let Some(mounts) = adapter(r)["volumeMounts"].as_array_mut() {
+                mounts.push(mount);
+            }
+        },
     ),
     (
         "add_adapter_env",
+        |r, _| adapter(r)["env"] = json!([{"name": "A", "value": "b"}]),
         |r, _| {
-            adapter(r)["env"] = json!([{"name": "RESULTS_PATH", "value": "/results/result.json"}])
+            // The default path, so only whether the injector adds the var changes.
+            let var = json!({"name": "RESULTS_PATH", "value": "/results/adapter-result.json"});
+            if let Some(env) = adapter(r)["env"].as_array_mut() {
+                env.push(var);
+            }
         },
     ),
-    ("add_token", |r, _| {
+    ("add_token", nothing, |r, _| {
         pod(r)["automountServiceAccountToken"] = json!(false)
     }),
-    ("override_env", |r, _| {
+    ("override_env", nothing, |r, _| {
         annotate(r, "condition-type", "DnsReady")
     }),
-    ("override_env (another value)", |r, _| {
-        annotate(r, "condition-type", "DnsChecked")
-    }),
-    ("override_env (two)", |r, _| {
-        annotate(r, "condition-type", "DnsReady");
-        annotate(r, "max-wait-seconds", "60");
-    }),
+    (
+        "override_env (another value)",
+        |r, _| annotate(r, "condition-type", "DnsReady"),
+        |r, _| annotate(r, "condition-type", "DnsChecked"),
+    ),
+    (
+        "override_env (two)",
+        |r, _| annotate(r, "condition-type", "DnsReady"),
+        |r, _| annotate(r, "max-wait-seconds", "60"),
+    ),
 ];
 
 /// The patch of an answer: the bytes between `"patch":"` and the next quote.
@@ -155,14 +204,14 @@ fn answer(review: &Value, config: &InjectConfig, what: &str) -> Vec<u8> {
 
 #[test]
 fn a_patch_is_reused_only_for_its_own_shape() {
-    let base: Value = serde_json::from_str(CREATE_JOB).expect("create-job.json");
-    let base_config = InjectConfig::default();
-    let base_patch = patch_of(&answer(&base, &base_config, "the base Job"));
-    for (field, change) in CHANGES {
+    let captured: Value = serde_json::from_str(CREATE_JOB).expect("create-job.json");
+    for (field, before, after) in CHANGES {
+        let (mut base, mut base_config) = (captured.clone(), InjectConfig::default());
+        before(&mut base, &mut base_config);
         let (mut review, mut config) = (base.clone(), base_config.clone());
-        change(&mut review, &mut config);
+        after(&mut review, &mut config);
         // The base's patch is cached, and so is the changed Job's after its first answer.
-        answer(&base, &base_config, "the base Job");
+        let base_patch = patch_of(&answer(&base, &base_config, &format!("{field}: before")));
         let first = patch_of(&answer(&review, &config, field));
         assert_ne!(
             first, base_patch,

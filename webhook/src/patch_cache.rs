@@ -28,8 +28,8 @@ const ENTRIES: usize = 8;
 /// each time instead of being kept: it bounds the cache at `ENTRIES` × this per thread.
 const MAX_ENCODED: usize = 16 * 1024;
 
-/// Room for a typical patch's JSON (about 2.5 KB), so its buffer grows at most once.
-const JSON_CAPACITY: usize = 4096;
+/// Room for a typical patch's JSON (about 2.5 KB), so a scratch buffer grows at most once.
+const SCRATCH_CAPACITY: usize = 4096;
 
 /// Standard base64 with padding, as Go writes `[]byte`; AVX2 or NEON when the CPU has it.
 static BASE64: LazyLock<Simd> = LazyLock::new(|| Simd::standard(PAD));
@@ -47,15 +47,13 @@ pub fn with_encoded<R>(shape: &Shape<'_>, answer: impl FnOnce(&[u8], usize) -> R
             key,
             json,
         } = cache;
-        key.clear();
+        reuse(key);
         shape.key(key);
         if let Some(entry) = entries.iter().find(|e| e.key == *key) {
             if cfg!(debug_assertions) {
                 let operations = write(shape, json);
-                let mut encoded = Vec::new();
-                encode(json, &mut encoded);
                 assert!(
-                    encoded == entry.encoded && operations == entry.operations,
+                    encoded(json) == entry.encoded && operations == entry.operations,
                     "the patch cache gave another patch than the shape's"
                 );
             }
@@ -81,11 +79,7 @@ pub fn with_encoded<R>(shape: &Shape<'_>, answer: impl FnOnce(&[u8], usize) -> R
                 answer(&entry.encoded, operations)
             }
             // Too long to keep.
-            None => {
-                let mut encoded = Vec::new();
-                encode(json, &mut encoded);
-                answer(&encoded, operations)
-            }
+            None => answer(&encoded(json), operations),
         }
     })
 }
@@ -112,13 +106,25 @@ struct Entry {
 /// operations.
 fn write(shape: &Shape<'_>, json: &mut Vec<u8>) -> usize {
     let operations = shape.operations();
-    json.clear();
-    if json.capacity() > 16 * JSON_CAPACITY {
-        // An outsized patch once does not keep its buffer for good.
-        json.shrink_to(JSON_CAPACITY);
-    }
+    reuse(json);
     patch::write(&operations, json);
     operations.len()
+}
+
+/// Clears a scratch buffer for the next review. One outsized patch (or key: long override
+/// annotations) does not keep its room for good.
+fn reuse(buf: &mut Vec<u8>) {
+    buf.clear();
+    if buf.capacity() > 16 * SCRATCH_CAPACITY {
+        buf.shrink_to(SCRATCH_CAPACITY);
+    }
+}
+
+/// `json` in base64, in a buffer of its own.
+fn encoded(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode(json, &mut out);
+    out
 }
 
 /// `json` in base64 into `out` (cleared first, its room reused).

@@ -187,6 +187,9 @@ pub struct PodView {
     pub adapter_missing: Option<Vec<String>>,
     /// Adapter container state.
     pub adapter_state: ContainerState,
+    /// The adapter's `terminationMessagePolicy` is `FallbackToLogsOnError`: after a non-zero
+    /// exit the kubelet may have copied the log tail into the termination message.
+    pub adapter_logs_fallback: bool,
     /// Adapter container restart count.
     pub restart_count: i32,
     /// The pod as one attempt of its Job (index, creation, recorded result).
@@ -394,15 +397,35 @@ fn terminated(pod: &PodView, exit_code: i32, reason: &str, i: &Inputs<'_>) -> Ou
     )
 }
 
-/// A valid result in the adapter's termination message (the channel for adapters without a
-/// shared volume); anything else there (a log tail, free text) is no result.
+/// The adapter's own result in its termination message (the channel for adapters without a
+/// shared volume), when the message can be one. A crash (non-zero exit or OOM kill) never reads
+/// as success:
+/// - after a clean exit (code 0, not OOM-killed) any valid result counts: the kubelet never
+///   copies logs there on a clean exit, so the adapter wrote it on purpose;
+/// - after a crash only a `failure` result counts, and only under `terminationMessagePolicy:
+///   File`: under `FallbackToLogsOnError` the kubelet copies the log tail there on exactly this
+///   kind of exit, and a log line that parses as a result cannot be told from one written on
+///   purpose. A `success` after a crash is ignored: the crash is the outcome.
+///
+/// Anything else there (a log tail, free text, an invalid result) is no result.
 fn termination_result(pod: &PodView) -> Option<AdapterResult> {
-    match &pod.adapter_state {
-        ContainerState::Terminated { message, .. } if !message.trim().is_empty() => {
-            parse(message.as_bytes()).ok()
-        }
-        _ => None,
+    let ContainerState::Terminated {
+        exit_code,
+        reason,
+        message,
+    } = &pod.adapter_state
+    else {
+        return None;
+    };
+    if message.trim().is_empty() {
+        return None;
     }
+    let crashed = *exit_code != 0 || reason == "OOMKilled";
+    if crashed && pod.adapter_logs_fallback {
+        return None;
+    }
+    let result = parse(message.as_bytes()).ok()?;
+    (!crashed || result.status == ResultStatus::Failure).then_some(result)
 }
 
 fn with_detail(head: String, detail: &str) -> String {
@@ -431,6 +454,7 @@ mod tests {
             adapter: "adapter".into(),
             adapter_missing: None,
             adapter_state: state,
+            adapter_logs_fallback: false,
             restart_count: 0,
             attempt: Attempt::named("job-abc"),
             result_since: None,
@@ -574,6 +598,96 @@ mod tests {
                 at: 1,
                 shutdown_at: None,
                 want: Some(("False", "QuotaLow", "2 of 10 left")),
+            },
+            Case {
+                name: "termination message: success after exit 1 is ignored (a crash never reads as success)",
+                file: FileState::Missing,
+                pod: Some(pod(term_msg(
+                    1,
+                    "Error",
+                    r#"{"status":"success","reason":"AllGood","message":"ok"}"#,
+                ))),
+                at: 1,
+                shutdown_at: None,
+                want: Some((
+                    "False",
+                    "AdapterExitedWithError",
+                    "Adapter container exited with code 1: Error",
+                )),
+            },
+            Case {
+                name: "termination message: success pretty-printed by jq after exit 2 is ignored",
+                file: FileState::Missing,
+                pod: Some(pod(term_msg(
+                    2,
+                    "Error",
+                    "{\n  \"status\": \"success\",\n  \"reason\": \"AllGood\"\n}\n",
+                ))),
+                at: 1,
+                shutdown_at: None,
+                want: Some((
+                    "False",
+                    "AdapterExitedWithError",
+                    "Adapter container exited with code 2: Error",
+                )),
+            },
+            Case {
+                name: "termination message: success after an OOM kill is ignored",
+                file: FileState::Missing,
+                pod: Some(pod(term_msg(137, "OOMKilled", r#"{"status":"success"}"#))),
+                at: 1,
+                shutdown_at: None,
+                want: Some((
+                    "False",
+                    "AdapterOOMKilled",
+                    "Adapter container was killed due to out of memory (OOMKilled)",
+                )),
+            },
+            Case {
+                name: "termination message: a failure result explains an OOM kill",
+                file: FileState::Missing,
+                pod: Some(pod(term_msg(
+                    137,
+                    "OOMKilled",
+                    r#"{"status":"failure","reason":"TooManyZones","message":"gave up"}"#,
+                ))),
+                at: 1,
+                shutdown_at: None,
+                want: Some(("False", "TooManyZones", "gave up")),
+            },
+            Case {
+                name: "termination message: after a crash under FallbackToLogsOnError it may be a log tail, never a result",
+                file: FileState::Missing,
+                pod: Some(PodView {
+                    adapter_logs_fallback: true,
+                    ..pod(term_msg(
+                        1,
+                        "Error",
+                        r#"{"status":"failure","reason":"LoggedLine","message":"from the log"}"#,
+                    ))
+                }),
+                at: 1,
+                shutdown_at: None,
+                want: Some((
+                    "False",
+                    "AdapterExitedWithError",
+                    "Adapter container exited with code 1: Error",
+                )),
+            },
+            Case {
+                name: "termination message: after exit 0 under FallbackToLogsOnError it was written on purpose",
+                file: FileState::Missing,
+                pod: Some(PodView {
+                    adapter_logs_fallback: true,
+                    ..pod(term_msg(
+                        0,
+                        "Completed",
+                        r#"{"status":"success","reason":"Done"}"#,
+                    ))
+                }),
+                at: 1,
+                shutdown_at: None,
+                want: Some(("True", "Done", "No message provided")),
             },
             Case {
                 name: "termination message: the file wins when both exist",

@@ -2,7 +2,7 @@
 //! after disconnects and 410 Gone, published as the latest [`PodView`].
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 
@@ -22,6 +22,15 @@ pub fn adapter_name(pod: &Pod, configured: Option<&str>) -> Option<String> {
         .iter()
         .map(|c| c.name.clone())
         .find(|n| n != REPORTER_CONTAINER)
+}
+
+/// The adapter's container spec, regular or init.
+fn adapter_spec<'a>(pod: &'a Pod, adapter: &str) -> Option<&'a Container> {
+    let spec = pod.spec.as_ref()?;
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == adapter)
 }
 
 /// The pod's container names, regular then init.
@@ -74,6 +83,9 @@ pub fn pod_view(pod: &Pod, configured_adapter: Option<&str>) -> PodView {
             .chain(s.init_container_statuses.iter().flatten())
             .find(|c| c.name == adapter)
     });
+    let adapter_logs_fallback = adapter_spec(pod, &adapter)
+        .and_then(|c| c.termination_message_policy.as_deref())
+        == Some("FallbackToLogsOnError");
     PodView {
         name: pod.metadata.name.clone().unwrap_or_default(),
         phase: status.and_then(|s| s.phase.clone()).unwrap_or_default(),
@@ -85,6 +97,7 @@ pub fn pod_view(pod: &Pod, configured_adapter: Option<&str>) -> PodView {
         adapter,
         adapter_missing,
         adapter_state: cs.map_or(ContainerState::Unknown, container_state),
+        adapter_logs_fallback,
         restart_count: cs.map_or(0, |c| c.restart_count),
         attempt: Attempt::from_pod(pod),
         result_since: status

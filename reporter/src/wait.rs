@@ -190,7 +190,7 @@ fn progress_line(condition_type: &str, p: &Condition) -> String {
 
 /// Why a watch error ends the wait (`Some`: permanent, with the message) or not (`None`).
 fn permanent(error: &watcher::Error, namespace: &str, job: &str) -> Option<String> {
-    match crate::api::watch_refusal(error)? {
+    match crate::retry::watch_refusal(error)? {
         (code @ (401 | 403), message) => Some(format!(
             "cannot watch job {namespace}/{job}: HTTP {code}: {message} (needs verbs get, list and watch on resource jobs in namespace {namespace})"
         )),

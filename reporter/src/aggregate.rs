@@ -251,7 +251,7 @@ mod tests {
         let success_policy = |indexes: &str| Shape::Indexed {
             completions: 3,
             success_policy: vec![SuccessRule {
-                indexes: parse_index_set(indexes),
+                indexes: parse_index_set(indexes, 3),
                 count: None,
             }],
         };

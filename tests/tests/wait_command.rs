@@ -262,7 +262,7 @@ fn forbidden_exits_2_naming_the_permission() {
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("HTTP 403")
-            && err.contains("needs verbs get, list and watch on resource jobs in namespace ci"),
+            && err.contains("needs verbs list and watch on resource jobs in namespace ci"),
         "{err}"
     );
 }

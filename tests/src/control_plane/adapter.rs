@@ -82,6 +82,95 @@ pub async fn adapter_namespace(cluster: &Cluster, prefix: &str) -> AdapterNamesp
     }
 }
 
+/// The shipped reporter ClusterRole (`manifests/common/reporter-clusterrole.yaml`).
+pub fn shipped_reporter_role() -> Value {
+    let text = std::fs::read_to_string(root().join("manifests/common/reporter-clusterrole.yaml"))
+        .expect("the shipped reporter ClusterRole");
+    yaml_docs(&text, "reporter-clusterrole.yaml").remove(0)
+}
+
+/// Every `(apiGroup, resource, verb)` the shipped reporter ClusterRole grants.
+pub fn shipped_reporter_grants() -> Vec<(String, String, String)> {
+    let role = shipped_reporter_role();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect()
+    };
+    let mut grants = Vec::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    grants.push((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// Like [`adapter_namespace`], but its ServiceAccount is bound to a copy of the shipped
+/// ClusterRole without `verb` on `resource`.
+pub async fn adapter_namespace_without(
+    cluster: &Cluster,
+    prefix: &str,
+    resource: &str,
+    verb: &str,
+) -> AdapterNamespace {
+    let ns = adapter_namespace(cluster, prefix).await;
+    let mut role = shipped_reporter_role();
+    let role_name = format!(
+        "status-reporter-without-{verb}-{}",
+        resource.replace('/', "-")
+    );
+    role["metadata"]["name"] = json!(role_name);
+    let mut found = false;
+    for rule in role["rules"].as_array_mut().expect("rules") {
+        if rule["resources"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x == resource))
+        {
+            let verbs = rule["verbs"].as_array_mut().expect("verbs");
+            let before = verbs.len();
+            verbs.retain(|v| v != verb);
+            found |= verbs.len() < before;
+        }
+    }
+    // A rule left without verbs is invalid: drop it.
+    if let Some(rules) = role["rules"].as_array_mut() {
+        rules.retain(|r| r["verbs"].as_array().is_some_and(|v| !v.is_empty()));
+    }
+    assert!(found, "the shipped ClusterRole grants {verb} on {resource}");
+    let (mut ok, _, mut err) = cluster.apply(std::slice::from_ref(&role), false);
+    if !ok && err.contains("AlreadyExists") {
+        (ok, _, err) = cluster.apply(&[role], false);
+    }
+    assert!(ok, "apply {role_name}: {err}");
+    // roleRef is immutable: replace the binding.
+    let clusterrole = format!("--clusterrole={role_name}");
+    let account = format!("--serviceaccount={}:{SERVICE_ACCOUNT}", ns.name);
+    for args in [
+        ["delete", "rolebinding", SERVICE_ACCOUNT].as_slice(),
+        [
+            "create",
+            "rolebinding",
+            SERVICE_ACCOUNT,
+            &clusterrole,
+            &account,
+        ]
+        .as_slice(),
+    ] {
+        let mut all = vec!["-n", ns.name.as_str()];
+        all.extend_from_slice(args);
+        let (ok, _, err) = cluster.kubectl_run(&all, None);
+        assert!(ok, "kubectl {all:?}: {err}");
+    }
+    ns
+}
+
 /// `manifests/examples/job.yaml` after offline `inject --sidecar-mode mode`, renamed to `name`,
 /// with `annotations` added to the Job.
 pub fn example_job(name: &str, mode: &str, annotations: &[(&str, &str)]) -> Value {

@@ -17,7 +17,7 @@
 pub mod adapter;
 pub mod admission_chain;
 mod binaries;
-mod cluster;
+pub mod cluster;
 mod components;
 pub mod helm;
 pub mod job_pods;

@@ -1,7 +1,7 @@
 //! What the reporter learns from the Job it reads before each write (pure): its uid, its shape
 //! (single completion, Indexed with an optional `successPolicy`, or other multi-pod), and
-//! whether it is suspended or past its `activeDeadlineSeconds` — the facts behind DESIGN's
-//! "Every Job shape" rules.
+//! whether it is suspended or past its `activeDeadlineSeconds` — the facts behind the rules of
+//! [docs/job-shapes.md](../../docs/job-shapes.md).
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -421,7 +421,7 @@ async fn hung_request_times_out_and_is_retried() {
     server.await.unwrap();
 }
 
-// The report around the write (DESIGN "Every Job shape"): request by request.
+// The report around the write (docs/job-shapes.md): request by request.
 
 const POD_STATUS_URI: &str = "/api/v1/namespaces/ns/pods/job-a1/status";
 const POD_LIST_URI: &str = "/api/v1/namespaces/ns/pods?labelSelector=batch.kubernetes.io%2Fcontroller-uid%3Duid-1&limit=100";
@@ -626,7 +626,7 @@ async fn a_superseded_attempt_records_on_its_pod_and_leaves_the_job_alone() {
     server.await.unwrap();
 }
 
-/// Rule 6: a 409 on the aggregate re-reads the Job and the pods before recomputing, so the
+/// Concurrent finishers converge: a 409 on the aggregate re-reads the Job and the pods before recomputing, so the
 /// last writer has seen every earlier result.
 #[tokio::test]
 async fn an_aggregate_conflict_rereads_the_pods_before_recomputing() {
@@ -714,7 +714,7 @@ async fn an_aggregate_conflict_rereads_the_pods_before_recomputing() {
     server.await.unwrap();
 }
 
-/// Rule 1: a Job re-created under the same name is not ours: nothing is written there.
+/// Identity: a Job re-created under the same name is not ours: nothing is written there.
 #[tokio::test]
 async fn another_job_uid_under_the_same_name_gets_nothing() {
     let (ctx, mut api) = context(Some("uid-0"));
@@ -738,7 +738,7 @@ async fn another_job_uid_under_the_same_name_gets_nothing() {
     server.await.unwrap();
 }
 
-/// Rule 7: a pod deleted by the Job's suspension writes nothing, not even on itself.
+/// Suspension: a pod deleted by the Job's suspension writes nothing, not even on itself.
 #[tokio::test]
 async fn a_suspended_job_gets_nothing() {
     let (ctx, mut api) = context(None);
@@ -760,7 +760,7 @@ async fn a_suspended_job_gets_nothing() {
     server.await.unwrap();
 }
 
-/// Rule 8: a pod killed at the Job's deadline reports AdapterTimeout naming the deadline; a
+/// Deadline: a pod killed at the Job's deadline reports AdapterTimeout naming the deadline; a
 /// valid result is never replaced.
 #[tokio::test]
 async fn a_pod_killed_at_the_job_deadline_reports_the_deadline() {

@@ -11,6 +11,7 @@
 pub mod bin;
 pub mod control_plane;
 mod fault;
+pub mod fault_proxy;
 pub mod fixtures;
 mod kubeconfig;
 mod kubelet;

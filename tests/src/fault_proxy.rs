@@ -96,6 +96,16 @@ pub enum Hostile {
     Bytes(Bytes),
 }
 
+impl Hostile {
+    /// The watch `ERROR` event the API server sends to a watch resumed from a resourceVersion
+    /// older than it keeps (410 `Expired`): the client must list again.
+    pub fn expired() -> Hostile {
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "too old resource version: 1 (2)", "reason": "Expired", "code": 410});
+        Hostile::Bytes(format!("{}\n", json!({"type": "ERROR", "object": status})).into())
+    }
+}
+
 /// What happens to a request a [`Fault`] matches.
 #[derive(Clone)]
 enum Action {

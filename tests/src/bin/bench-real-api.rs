@@ -13,7 +13,10 @@
 //! 2. adapter terminated (the kubelet's pod-status write accepted) → condition seen;
 //! 3. API requests per run, from the API server's audit log (every request of the reporter's
 //!    ServiceAccount);
-//! 4. scale: N Jobs at once, N reporters, every result written at the same moment: all
+//! 4. the reporter's peak RSS (`VmHWM`, read while it idles after reporting), its wake-ups
+//!    while it waits (context switches of all its threads over an idle window) and the size
+//!    of its binary;
+//! 5. scale: N Jobs at once, N reporters, every result written at the same moment: all
 //!    conditions right, wall time, requests per Job, CPU seconds and peak RSS of kube-apiserver
 //!    and etcd over the run.
 #![forbid(unsafe_code)]
@@ -108,7 +111,15 @@ async fn measure(ns: &AdapterNamespace, job: &str, trigger: impl AsyncFnOnce()) 
         - t0
 }
 
-async fn one_run(cluster: &Cluster, bin: &Path, i: usize, trigger: Trigger) -> (Duration, usize) {
+/// One run: (latency, API requests, peak RSS in KiB); with `idle`, also the reporter's
+/// context switches over an idle window before the trigger.
+async fn one_run(
+    cluster: &Cluster,
+    bin: &Path,
+    i: usize,
+    trigger: Trigger,
+    idle: Option<&mut Option<(u64, Duration)>>,
+) -> (Duration, usize, u64) {
     let name = format!(
         "bench-{}-{i}",
         if trigger == Trigger::File {
@@ -123,6 +134,13 @@ async fn one_run(cluster: &Cluster, bin: &Path, i: usize, trigger: Trigger) -> (
     let pod_name = pod.metadata.name.clone().expect("pod name");
     let mut reporter = ns.start_reporter_bin(bin, &pod, &results, &[("LOG_LEVEL", "debug")]);
     reporter.logs.wait_for(&["pod update"], WAIT);
+    if let Some(idle) = idle {
+        // Nothing happens, and that is the measurement: the sleep is the window.
+        let window = Duration::from_secs(2);
+        let before = context_switches(reporter.pid());
+        std::thread::sleep(window);
+        *idle = Some((context_switches(reporter.pid()) - before, window));
+    }
     let latency = measure(&ns, &name, async || match trigger {
         Trigger::File => {
             std::fs::write(results.join(".tmp"), RESULT).expect("write");
@@ -134,10 +152,34 @@ async fn one_run(cluster: &Cluster, bin: &Path, i: usize, trigger: Trigger) -> (
         }
     })
     .await;
+    // After the condition, the pod record and the Event: the whole run.
+    reporter
+        .logs
+        .wait_for(&["idling until the pod shuts down"], WAIT);
+    let hwm_kib = status_kib(reporter.pid(), "VmHWM:");
     reporter.signal("-TERM");
     reporter.wait_exit(WAIT);
     let requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len();
-    (latency, requests)
+    (latency, requests, hwm_kib)
+}
+
+/// Voluntary and involuntary context switches over all threads of `pid`.
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    let field = |status: &str, name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    tasks
+        .filter_map(Result::ok)
+        .map(|t| std::fs::read_to_string(t.path().join("status")).unwrap_or_default())
+        .map(|s| field(&s, "voluntary_ctxt_switches:") + field(&s, "nonvoluntary_ctxt_switches:"))
+        .sum()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -291,13 +333,18 @@ async fn main() {
         bin.display(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    let size = std::fs::metadata(&bin).map_or(0, |m| m.len());
+    println!("binary: {:.2} MiB", size as f64 / 1048576.0);
+    let (mut idle, mut peaks) = (None, Vec::new());
     for trigger in [Trigger::File, Trigger::Exit] {
         let mut lat = Vec::new();
         let mut reqs = Vec::new();
         for i in 0..args.runs {
-            let (l, r) = one_run(&cluster, &bin, i, trigger).await;
+            let probe = (i == 0 && trigger == Trigger::File).then_some(&mut idle);
+            let (l, r, hwm) = one_run(&cluster, &bin, i, trigger, probe).await;
             lat.push(l);
             reqs.push(r);
+            peaks.push(hwm);
         }
         lat.sort();
         reqs.sort();
@@ -314,6 +361,17 @@ async fn main() {
             args.runs,
             reqs[reqs.len() / 2],
             reqs[reqs.len() - 1],
+        );
+    }
+    peaks.sort();
+    println!(
+        "reporter peak RSS (VmHWM): median {:.2} MiB, max {:.2} MiB",
+        peaks[peaks.len() / 2] as f64 / 1024.0,
+        peaks[peaks.len() - 1] as f64 / 1024.0
+    );
+    if let Some((switches, window)) = idle {
+        println!(
+            "reporter wake-ups while waiting: {switches} context switches in {window:?} idle (all threads)"
         );
     }
     println!(

@@ -37,41 +37,15 @@ const WAIT: Duration = Duration::from_secs(120);
 const RESULT: &str =
     r#"{"status":"success","reason":"ChecksPassed","message":"All checks passed"}"#;
 
+/// The reporter on the real API server (env `STATUS_REPORTER_BIN`: a prebuilt release binary).
+#[derive(clap::Parser)]
 struct Args {
-    runs: usize,
-    scale: usize,
-}
-
-fn args() -> Result<Args, String> {
-    let mut out = Args {
-        runs: 20,
-        scale: 100,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut number = |name: &str| {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .filter(|v: &usize| *v > 0)
-                .ok_or(format!("{name} needs a positive integer"))
-        };
-        match flag.as_str() {
-            "--runs" => out.runs = number("--runs")?,
-            "--scale" => out.scale = number("--scale")?,
-            "-h" | "--help" => {
-                println!(
-                    "bench-real-api [--runs N (default 20)] [--scale N (default 100)]   (env STATUS_REPORTER_BIN: a prebuilt release binary)"
-                );
-                std::process::exit(0);
-            }
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; accepted: --runs N, --scale N"
-                ));
-            }
-        }
-    }
-    Ok(out)
+    /// Runs per trigger.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+    runs: u16,
+    /// Concurrent Jobs in the scale run.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+    scale: u16,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -122,11 +96,7 @@ async fn one_run(
 ) -> (Duration, usize, u64) {
     let name = format!(
         "bench-{}-{i}",
-        if trigger == Trigger::File {
-            "file"
-        } else {
-            "exit"
-        }
+        ["exit", "file"][usize::from(trigger == Trigger::File)]
     );
     let ns = adapter_namespace(cluster, &name).await;
     ns.create_job(example_job(&name, "native", &[])).await;
@@ -316,10 +286,7 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let args = args().unwrap_or_else(|e| {
-        eprintln!("bench-real-api: {e}");
-        std::process::exit(2)
-    });
+    let args = <Args as clap::Parser>::parse();
     let bin = stand_in::bin::release_path("status-reporter");
     let cluster = Cluster::connect(Release::Current, "bench").unwrap_or_else(|e| {
         eprintln!("bench-real-api: {e}");
@@ -339,7 +306,7 @@ async fn main() {
     for trigger in [Trigger::File, Trigger::Exit] {
         let mut lat = Vec::new();
         let mut reqs = Vec::new();
-        for i in 0..args.runs {
+        for i in 0..usize::from(args.runs) {
             let probe = (i == 0 && trigger == Trigger::File).then_some(&mut idle);
             let (l, r, hwm) = one_run(&cluster, &bin, i, trigger, probe).await;
             lat.push(l);
@@ -378,5 +345,5 @@ async fn main() {
         "scale: {} concurrent reporters, one Job each, one control plane",
         args.scale
     );
-    scale(&cluster, &bin, args.scale).await;
+    scale(&cluster, &bin, args.scale.into()).await;
 }

@@ -5,6 +5,9 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+use harness::control_plane::Cluster;
+use harness::control_plane::adapter::{AdapterNamespace, adapter_namespace};
+use harness::fault_proxy::{Fault, FaultProxy, Hostile, Route};
 use http::Request;
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -12,9 +15,6 @@ use kube::api::{ListParams, PostParams, WatchEvent, WatchParams};
 use kube::client::Body;
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use stand_in::control_plane::Cluster;
-use stand_in::control_plane::adapter::{AdapterNamespace, adapter_namespace};
-use stand_in::fault_proxy::{Fault, FaultProxy, Hostile, Route};
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::batch::v1::Job;
-use stand_in::control_plane::Cluster;
-use stand_in::control_plane::adapter::{
+use harness::control_plane::Cluster;
+use harness::control_plane::adapter::{
     AdapterNamespace, adapter_namespace, condition, condition_types, example_job,
 };
-use stand_in::control_plane::kubelet;
+use harness::control_plane::kubelet;
+use k8s_openapi::api::batch::v1::Job;
 
 const WAIT: Duration = Duration::from_secs(60);
 const ADAPTER: &str = "adapter";
@@ -193,7 +193,7 @@ async fn namespace_missing(
         .to_path_buf();
     let text = std::fs::read_to_string(root.join("manifests/common/reporter-clusterrole.yaml"))
         .expect("role");
-    let mut role = stand_in::control_plane::objects::yaml_docs(&text, "clusterrole")[0].clone();
+    let mut role = harness::control_plane::objects::yaml_docs(&text, "clusterrole")[0].clone();
     let role_name = format!(
         "status-reporter-without-{verb}-{}",
         resource.replace('/', "-")

@@ -7,13 +7,13 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+use harness::control_plane::adapter::condition;
+use harness::fault_proxy::{Fault, Hostile};
+use harness::reporter_process::{Reporter, Rig, WAIT};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
-use stand_in::control_plane::adapter::condition;
-use stand_in::fault_proxy::{Fault, Hostile};
-use stand_in::reporter_process::{Reporter, Rig, WAIT};
 
 const SUCCESS: &str = r#"{"status":"success","reason":"ChecksPassed","message":"all good"}"#;
 

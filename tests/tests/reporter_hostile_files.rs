@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use harness::reporter_process::{Reporter, Rig, WAIT};
 use k8s_openapi::api::batch::v1::JobCondition;
 use serde_json::Value;
-use stand_in::reporter_process::{Reporter, Rig, WAIT};
 
 /// Runs `status-reporter check-result path`, bounded by `WAIT` (a hang fails the test instead
 /// of blocking the suite). Returns exit code, stdout, stderr and how long it took.
@@ -26,7 +26,7 @@ fn check(path: &Path) -> (i32, String, String, Duration) {
 /// [`check`] with stdout and stderr as given (what is not piped comes back empty).
 fn check_with(path: &Path, stdout: Stdio, stderr: Stdio) -> (i32, String, String, Duration) {
     let started = Instant::now();
-    let child = Command::new(stand_in::bin::path("status-reporter"))
+    let child = Command::new(harness::bin::path("status-reporter"))
         .arg("check-result")
         .arg(path)
         .stdin(Stdio::null())

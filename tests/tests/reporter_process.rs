@@ -8,17 +8,15 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
+use harness::control_plane::adapter::{condition, condition_types, example_job, set_job_condition};
+use harness::control_plane::kubelet;
+use harness::fault_proxy::{Fault, Hostile};
+use harness::reporter_process::{Reporter, Rig, WAIT};
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 use serde_json::{Value, json};
-use stand_in::control_plane::adapter::{
-    condition, condition_types, example_job, set_job_condition,
-};
-use stand_in::control_plane::kubelet;
-use stand_in::fault_proxy::{Fault, Hostile};
-use stand_in::reporter_process::{Reporter, Rig, WAIT};
 
 /// The requests of one run that reports a result file, in order: the reporter's write path.
 /// Change it here when the write path changes.

@@ -4,10 +4,10 @@
 //! result there is used; when both exist the file wins; anything else there (a log tail, an
 //! invalid result) is no result, and the original's message for the case stands unchanged.
 
+use harness::control_plane::job_pods::pod_condition;
+use harness::reporter_process::{Rig, WAIT};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use stand_in::control_plane::job_pods::pod_condition;
-use stand_in::reporter_process::{Rig, WAIT};
 
 /// A classic reporter for Job `name`; the adapter optionally writes `file`, then terminates
 /// with `code` and termination `message`. Returns (status, reason, message) of the condition,

@@ -12,15 +12,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use harness::control_plane::adapter::{condition, set_job_condition};
+use harness::control_plane::{Cluster, kubelet};
+use harness::fault_proxy::{FaultProxy, Route};
+use harness::process::Process;
+use harness::reporter_process::reporter_vars;
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use stand_in::control_plane::adapter::{condition, set_job_condition};
-use stand_in::control_plane::{Cluster, kubelet};
-use stand_in::fault_proxy::{FaultProxy, Route};
-use stand_in::process::Process;
-use stand_in::reporter_process::reporter_vars;
 
 const JOB: &str = "dns-check";
 const WAIT: Duration = Duration::from_secs(30);
@@ -123,7 +123,7 @@ impl Rig {
 }
 
 fn command(kubeconfig: &Path, ns: &str, job: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(stand_in::bin::path("status-reporter"));
+    let mut cmd = Command::new(harness::bin::path("status-reporter"));
     for var in reporter_vars().chain(["WAIT_NAMESPACE", "WAIT_TIMEOUT", "WAIT_OUTPUT"]) {
         cmd.env_remove(var);
     }

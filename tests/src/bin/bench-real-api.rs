@@ -25,13 +25,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use harness::control_plane::adapter::{
+    AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job,
+};
+use harness::control_plane::{Cluster, Release, kubelet};
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use kube::runtime::watcher;
-use stand_in::control_plane::adapter::{
-    AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job,
-};
-use stand_in::control_plane::{Cluster, Release, kubelet};
 
 const WAIT: Duration = Duration::from_secs(120);
 const RESULT: &str =
@@ -287,7 +287,7 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = <Args as clap::Parser>::parse();
-    let bin = stand_in::bin::release_path("status-reporter");
+    let bin = harness::bin::release_path("status-reporter");
     let cluster = Cluster::connect(Release::Current, "bench").unwrap_or_else(|e| {
         eprintln!("bench-real-api: {e}");
         std::process::exit(1)

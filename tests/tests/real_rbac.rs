@@ -6,12 +6,12 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use stand_in::control_plane::Cluster;
-use stand_in::control_plane::adapter::{
+use harness::control_plane::Cluster;
+use harness::control_plane::adapter::{
     AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, adapter_namespace_without, example_job,
     shipped_reporter_grants,
 };
-use stand_in::control_plane::cluster::AuditedRequest;
+use harness::control_plane::cluster::AuditedRequest;
 
 const WAIT: Duration = Duration::from_secs(60);
 const RESULT: &str =

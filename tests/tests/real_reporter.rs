@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::batch::v1::Job;
-use stand_in::control_plane::Cluster;
-use stand_in::control_plane::adapter::{
+use harness::control_plane::Cluster;
+use harness::control_plane::adapter::{
     adapter_namespace, adapter_namespace_without, condition, condition_types, example_job,
 };
-use stand_in::control_plane::kubelet;
+use harness::control_plane::kubelet;
+use k8s_openapi::api::batch::v1::Job;
 
 const WAIT: Duration = Duration::from_secs(60);
 const ADAPTER: &str = "adapter";

@@ -10,13 +10,16 @@
 //! and run by this program playing the kubelet, the reporter authenticating with its
 //! ServiceAccount's token. Measures, on a control plane of its own (profile `bench`):
 //! 1. result file renamed into place → `Available` condition seen by a watch on the Job, and in
-//!    the same run, on the same Job, the floor: a pre-connected client (the reporter's own
+//!    the same runs, on the same Jobs, the floor: a pre-connected client (the reporter's own
 //!    client stack, with the same ServiceAccount) doing GET + PUT of the Job's status → its
 //!    condition seen by the same watch;
 //! 2. adapter terminated (the kubelet's pod-status write accepted) → condition seen;
 //! 3. API requests per run, from the API server's audit log (every request of the reporter's
 //!    ServiceAccount);
-//! 4. scale: N Jobs at once, N reporters, every result written at the same moment: all
+//! 4. the reporter's peak RSS (`VmHWM`, read while it idles after reporting), its wake-ups
+//!    while it waits (context switches of all its threads over an idle window) and the size
+//!    of its binary;
+//! 5. scale: N Jobs at once, N reporters, every result written at the same moment: all
 //!    conditions right, wall time, requests per Job, CPU seconds and peak RSS of kube-apiserver
 //!    and etcd over the run.
 #![forbid(unsafe_code)]
@@ -25,53 +28,27 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use harness::control_plane::adapter::{
+    AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job,
+};
+use harness::control_plane::{Cluster, Release, kubelet};
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use kube::runtime::watcher;
-use stand_in::control_plane::adapter::{
-    AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job,
-};
-use stand_in::control_plane::{Cluster, Release, kubelet};
 
 const WAIT: Duration = Duration::from_secs(120);
 const RESULT: &str =
     r#"{"status":"success","reason":"ChecksPassed","message":"All checks passed"}"#;
 
+/// The reporter on the real API server (env `STATUS_REPORTER_BIN`: a prebuilt release binary).
+#[derive(clap::Parser)]
 struct Args {
-    runs: usize,
-    scale: usize,
-}
-
-fn args() -> Result<Args, String> {
-    let mut out = Args {
-        runs: 20,
-        scale: 100,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut number = |name: &str| {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .filter(|v: &usize| *v > 0)
-                .ok_or(format!("{name} needs a positive integer"))
-        };
-        match flag.as_str() {
-            "--runs" => out.runs = number("--runs")?,
-            "--scale" => out.scale = number("--scale")?,
-            "-h" | "--help" => {
-                println!(
-                    "bench-real-api [--runs N (default 20)] [--scale N (default 100)]   (env STATUS_REPORTER_BIN: a prebuilt release binary)"
-                );
-                std::process::exit(0);
-            }
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; accepted: --runs N, --scale N"
-                ));
-            }
-        }
-    }
-    Ok(out)
+    /// Runs per trigger.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+    runs: u16,
+    /// Concurrent Jobs in the scale run.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+    scale: u16,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -148,20 +125,29 @@ async fn floor(ns: &AdapterNamespace, job: &str) -> Duration {
     .await
 }
 
-/// One run: (latency, requests, the floor measured on the same Job just before).
+/// One run's measurements.
+struct Run {
+    latency: Duration,
+    /// The reporter's API requests.
+    requests: usize,
+    /// Its peak RSS in KiB.
+    hwm_kib: u64,
+    /// The floor, on the same Job just before.
+    floor: Duration,
+}
+
+/// One run; with `idle`, also the reporter's context switches over an idle window before the
+/// trigger.
 async fn one_run(
     cluster: &Cluster,
     bin: &Path,
     i: usize,
     trigger: Trigger,
-) -> (Duration, usize, Duration) {
+    idle: Option<&mut Option<(u64, Duration)>>,
+) -> Run {
     let name = format!(
         "bench-{}-{i}",
-        if trigger == Trigger::File {
-            "file"
-        } else {
-            "exit"
-        }
+        ["exit", "file"][usize::from(trigger == Trigger::File)]
     );
     let ns = adapter_namespace(cluster, &name).await;
     ns.create_job(example_job(&name, "native", &[])).await;
@@ -169,6 +155,13 @@ async fn one_run(
     let pod_name = pod.metadata.name.clone().expect("pod name");
     let mut reporter = ns.start_reporter_bin(bin, &pod, &results, &[("LOG_LEVEL", "debug")]);
     reporter.logs.wait_for(&["pod update"], WAIT);
+    if let Some(idle) = idle {
+        // Nothing happens, and that is the measurement: the sleep is the window.
+        let window = Duration::from_secs(2);
+        let before = context_switches(reporter.pid());
+        std::thread::sleep(window);
+        *idle = Some((context_switches(reporter.pid()) - before, window));
+    }
     // The floor uses the same ServiceAccount: its requests are counted out.
     let before_floor = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len();
     let floor = floor(&ns, &name).await;
@@ -184,10 +177,39 @@ async fn one_run(
         }
     })
     .await;
+    // After the condition, the pod record and the Event: the whole run.
+    reporter
+        .logs
+        .wait_for(&["idling until the pod shuts down"], WAIT);
+    let hwm_kib = status_kib(reporter.pid(), "VmHWM:");
     reporter.signal("-TERM");
     reporter.wait_exit(WAIT);
     let requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len() - floor_requests;
-    (latency, requests, floor)
+    Run {
+        latency,
+        requests,
+        hwm_kib,
+        floor,
+    }
+}
+
+/// Voluntary and involuntary context switches over all threads of `pid`.
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    let field = |status: &str, name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    tasks
+        .filter_map(Result::ok)
+        .map(|t| std::fs::read_to_string(t.path().join("status")).unwrap_or_default())
+        .map(|s| field(&s, "voluntary_ctxt_switches:") + field(&s, "nonvoluntary_ctxt_switches:"))
+        .sum()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -324,11 +346,8 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let args = args().unwrap_or_else(|e| {
-        eprintln!("bench-real-api: {e}");
-        std::process::exit(2)
-    });
-    let bin = stand_in::bin::release_path("status-reporter");
+    let args = <Args as clap::Parser>::parse();
+    let bin = harness::bin::release_path("status-reporter");
     let cluster = Cluster::connect(Release::Current, "bench").unwrap_or_else(|e| {
         eprintln!("bench-real-api: {e}");
         std::process::exit(1)
@@ -341,17 +360,22 @@ async fn main() {
         bin.display(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    let size = std::fs::metadata(&bin).map_or(0, |m| m.len());
+    println!("binary: {:.2} MiB", size as f64 / 1048576.0);
+    let (mut idle, mut peaks) = (None, Vec::new());
     for trigger in [Trigger::File, Trigger::Exit] {
         let mut lat = Vec::new();
         let mut reqs = Vec::new();
         let mut floors = Vec::new();
         let mut ratios = Vec::new();
-        for i in 0..args.runs {
-            let (l, r, f) = one_run(&cluster, &bin, i, trigger).await;
-            lat.push(l);
-            reqs.push(r);
-            floors.push(f);
-            ratios.push(l.as_secs_f64() / f.as_secs_f64());
+        for i in 0..usize::from(args.runs) {
+            let probe = (i == 0 && trigger == Trigger::File).then_some(&mut idle);
+            let run = one_run(&cluster, &bin, i, trigger, probe).await;
+            lat.push(run.latency);
+            reqs.push(run.requests);
+            peaks.push(run.hwm_kib);
+            floors.push(run.floor);
+            ratios.push(run.latency.as_secs_f64() / run.floor.as_secs_f64());
         }
         lat.sort();
         reqs.sort();
@@ -372,16 +396,27 @@ async fn main() {
             reqs[reqs.len() - 1],
         );
         println!(
-            "  floor, same runs (pre-connected GET + PUT of the Job's status → condition): median {}, min {}; ours/floor per run: median {:.2}×, max {:.2}×",
+            "  floor, same runs (a pre-connected client's GET + PUT of the Job's status → condition): median {}, min {}; ours/floor per run: median {:.2}×, max {:.2}×",
             ms(percentile(&floors, 0.5)),
             ms(floors[0]),
             ratios[ratios.len() / 2],
             ratios[ratios.len() - 1],
         );
     }
+    peaks.sort();
+    println!(
+        "reporter peak RSS (VmHWM): median {:.2} MiB, max {:.2} MiB",
+        peaks[peaks.len() / 2] as f64 / 1024.0,
+        peaks[peaks.len() - 1] as f64 / 1024.0
+    );
+    if let Some((switches, window)) = idle {
+        println!(
+            "reporter wake-ups while waiting: {switches} context switches in {window:?} idle (all threads)"
+        );
+    }
     println!(
         "scale: {} concurrent reporters, one Job each, one control plane",
         args.scale
     );
-    scale(&cluster, &bin, args.scale).await;
+    scale(&cluster, &bin, args.scale.into()).await;
 }

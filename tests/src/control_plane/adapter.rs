@@ -278,32 +278,68 @@ impl AdapterNamespace {
         results: &Path,
         extra: &[(&str, &str)],
     ) -> Reporter {
+        Reporter::spawn(self.reporter_command(bin, pod, results, extra))
+    }
+
+    /// The command [`AdapterNamespace::start_reporter_bin`] runs.
+    pub fn reporter_command(
+        &self,
+        bin: &Path,
+        pod: &Pod,
+        results: &Path,
+        extra: &[(&str, &str)],
+    ) -> Command {
         let env = reporter_env(pod);
         let mut cmd = Command::new(bin);
         for var in reporter_vars() {
             cmd.env_remove(var);
         }
-        for (k, v) in &env {
-            cmd.env(k, v);
-        }
         let file = env
             .get("RESULTS_PATH")
-            .map(|p| {
-                Path::new(p)
-                    .file_name()
-                    .map(PathBuf::from)
-                    .unwrap_or_default()
-            })
-            .unwrap_or_else(|| PathBuf::from("adapter-result.json"));
-        cmd.env("RESULTS_PATH", results.join(file))
+            .map(Path::new)
+            .and_then(Path::file_name);
+        cmd.envs(&env)
+            .env(
+                "RESULTS_PATH",
+                results.join(file.unwrap_or("adapter-result.json".as_ref())),
+            )
             .env("KUBECONFIG", &self.kubeconfig)
             .env("LOG_LEVEL", "debug")
-            .env("LOG_FORMAT", "text");
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        Reporter::spawn(cmd)
+            .env("LOG_FORMAT", "text")
+            .envs(extra.iter().copied());
+        cmd
     }
+}
+
+/// Sets the condition `condition` (replacing one of its type) on Job `namespace/job`, as the
+/// Job controller or another reporter would: read-modify-write of the status, retried on 409.
+pub async fn set_job_condition(
+    client: &kube::Client,
+    namespace: &str,
+    job: &str,
+    condition: Value,
+) {
+    let api: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let condition: JobCondition = serde_json::from_value(condition).expect("a JobCondition");
+    for _ in 0..20 {
+        let mut current = api
+            .get(job)
+            .await
+            .unwrap_or_else(|e| panic!("get Job {job}: {e}"));
+        let status = current.status.get_or_insert_with(Default::default);
+        let conditions = status.conditions.get_or_insert_with(Vec::new);
+        conditions.retain(|c| c.type_ != condition.type_);
+        conditions.push(condition.clone());
+        match api
+            .replace_status(job, &PostParams::default(), &current)
+            .await
+        {
+            Ok(_) => return,
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => panic!("update status of Job {namespace}/{job}: {e}"),
+        }
+    }
+    panic!("update status of Job {namespace}/{job}: still conflicting after 20 tries")
 }
 
 /// The Job's condition of `type_`.

@@ -139,7 +139,8 @@ fn running() -> ContainerState {
 }
 
 /// Sets `container`'s state in the right list (containers or init containers), keeping the
-/// others and counting a restart when a terminated container runs again.
+/// others and counting a restart when a terminated container runs again (`restartCount` is
+/// the attempt number of the newest instance, as the kubelet reports it).
 fn set_container(pod: &Pod, status: &mut PodStatus, container: &str, state: ContainerState) {
     let spec = pod.spec.as_ref().expect("a pod has a spec");
     let image_of = |list: &Option<Vec<k8s_openapi::api::core::v1::Container>>| {
@@ -158,8 +159,14 @@ fn set_container(pod: &Pod, status: &mut PodStatus, container: &str, state: Cont
     let list = list.get_or_insert_with(Vec::new);
     match list.iter_mut().find(|s| s.name == container) {
         Some(s) => {
-            let was_terminated = s.state.as_ref().is_some_and(|st| st.terminated.is_some());
-            let restarts = s.restart_count + i32::from(was_terminated && state.running.is_some());
+            let ended =
+                |st: &Option<ContainerState>| st.as_ref().is_some_and(|st| st.terminated.is_some());
+            let was_terminated = ended(&s.state);
+            // A new instance starts: after a termination, or after the back-off that followed one.
+            let backing_off =
+                s.state.as_ref().is_some_and(|st| st.waiting.is_some()) && ended(&s.last_state);
+            let restarted = state.running.is_some() && (was_terminated || backing_off);
+            let restarts = s.restart_count + i32::from(restarted);
             let last = if was_terminated {
                 s.state.clone()
             } else {

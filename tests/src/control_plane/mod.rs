@@ -30,6 +30,7 @@ pub mod supervisor;
 pub mod webhook;
 
 pub use binaries::bin_dir;
+pub(crate) use binaries::{target_dir, workspace_root};
 pub use cluster::{AdmissionGuard, Cluster, TestNamespace};
 
 /// Which pinned Kubernetes release (see `tests/control-plane/*/go.mod`).

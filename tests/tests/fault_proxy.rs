@@ -266,19 +266,18 @@ async fn hostile_and_rewritten_answers() {
     }
     drop(body);
 
-    proxy.inject(Fault::rewrite(("GET", "/pods/real"), |pod| {
-        pod["metadata"]["name"] = json!("forged")
+    // The reporter's ServiceAccount may list pods (not get one): the rewrite edits a list.
+    proxy.inject(Fault::rewrite(("GET", "/pods"), |list| {
+        list["items"][0]["metadata"]["name"] = json!("forged")
     }));
     let pods: Api<Pod> = Api::namespaced(client, &ns.name);
-    let forged = pods.get("real").await.expect("get");
-    assert_eq!(forged.metadata.name.as_deref(), Some("forged"));
-    assert_eq!(
-        pods.get("real")
-            .await
-            .expect("get")
-            .metadata
-            .name
-            .as_deref(),
-        Some("real")
-    );
+    let names = async || -> Vec<String> {
+        let list = pods.list(&Default::default()).await.expect("list");
+        list.items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect()
+    };
+    assert_eq!(names().await, ["forged"]);
+    assert_eq!(names().await, ["real"]);
 }

@@ -24,8 +24,8 @@ const ONE_RUN: [&str; 6] = [
     "GET pods (list)",
     "GET pods (watch)",
     "GET jobs/status",
-    "PATCH pods/status",
     "PUT jobs/status",
+    "PATCH pods/status",
     "POST events",
 ];
 

@@ -13,7 +13,9 @@
 //!    the same runs, on the same Jobs, the floor: a pre-connected client (the reporter's own
 //!    client stack, with the same ServiceAccount) doing GET + PUT of the Job's status → its
 //!    condition seen by the same watch;
-//! 2. adapter terminated (the kubelet's pod-status write accepted) → condition seen;
+//! 2. adapter terminated (the kubelet's pod-status write accepted) → condition seen, and its
+//!    floor: the same pre-connected client, watching the pod, doing GET + PUT of the Job's
+//!    status when a pod-status write reaches it → its condition seen;
 //! 3. API requests per run, from the API server's audit log (every request of the reporter's
 //!    ServiceAccount);
 //! 4. the reporter's peak RSS (`VmHWM`, read while it idles after reporting), its wake-ups
@@ -33,6 +35,7 @@ use harness::control_plane::adapter::{
 };
 use harness::control_plane::{Cluster, Release, kubelet};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::watcher;
 
@@ -95,10 +98,8 @@ async fn measure(
         - t0
 }
 
-/// The floor: a client already connected (one GET made) reads the Job's status and puts it
-/// back with one more condition, as the reporter does; timed from the GET's start to the
-/// condition seen.
-async fn floor(ns: &AdapterNamespace, job: &str) -> Duration {
+/// A client as the reporter's (its own client stack, its ServiceAccount), already connected.
+async fn floor_client(ns: &AdapterNamespace, job: &str) -> kube::Client {
     let config = kube::Config::from_custom_kubeconfig(
         kube::config::Kubeconfig::read_from(&ns.kubeconfig).expect("kubeconfig"),
         &kube::config::KubeConfigOptions::default(),
@@ -106,23 +107,81 @@ async fn floor(ns: &AdapterNamespace, job: &str) -> Duration {
     .await
     .expect("kubeconfig");
     let client = status_reporter::client::build(config).expect("client");
-    let api: Api<Job> = Api::namespaced(client, &ns.name);
+    let api: Api<Job> = Api::namespaced(client.clone(), &ns.name);
     api.get_status(job).await.expect("warm-up GET");
+    client
+}
+
+/// GET + PUT of the Job's status with one more condition (`Floor`), as the reporter writes.
+async fn get_put(client: &kube::Client, ns: &str, job: &str) {
+    let api: Api<Job> = Api::namespaced(client.clone(), ns);
+    let mut j = api.get_status(job).await.expect("GET");
+    let status = j.status.get_or_insert_with(Default::default);
+    status.conditions.get_or_insert_with(Vec::new).push(
+        serde_json::from_value(serde_json::json!({
+            "type": "Floor", "status": "True", "reason": "Floor", "message": "floor",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"
+        }))
+        .expect("condition"),
+    );
+    api.replace_status(job, &Default::default(), &j)
+        .await
+        .expect("PUT");
+}
+
+/// The floor of the file path: a pre-connected client's GET + PUT, timed from the GET's start
+/// to the condition seen.
+async fn floor(ns: &AdapterNamespace, job: &str) -> Duration {
+    let client = floor_client(ns, job).await;
     measure(ns, job, "Floor", true, async || {
-        let mut j = api.get_status(job).await.expect("GET");
-        let status = j.status.get_or_insert_with(Default::default);
-        status.conditions.get_or_insert_with(Vec::new).push(
-            serde_json::from_value(serde_json::json!({
-                "type": "Floor", "status": "True", "reason": "Floor", "message": "floor",
-                "lastTransitionTime": "2026-01-01T00:00:00Z"
-            }))
-            .expect("condition"),
-        );
-        api.replace_status(job, &Default::default(), &j)
-            .await
-            .expect("PUT");
+        get_put(&client, &ns.name, job).await
     })
     .await
+}
+
+/// The floor of the exit path: a pre-connected client watching the pod does GET + PUT when a
+/// pod-status write reaches it; timed, as the reporter is, from that write's acceptance to the
+/// condition seen.
+async fn exit_floor(ns: &AdapterNamespace, job: &str, pod: &str) -> Duration {
+    let client = floor_client(ns, job).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let config = watcher::Config::default().fields(&format!("metadata.name={pod}"));
+    let mut events = Box::pin(watcher(pods, config));
+    loop {
+        match events.next().await {
+            Some(Ok(watcher::Event::InitDone)) => break,
+            Some(Ok(_)) => {}
+            other => panic!("watch on pod {pod}: {other:?}"),
+        }
+    }
+    let (namespace, job_name) = (ns.name.clone(), job.to_owned());
+    let writer = tokio::spawn(async move {
+        while let Some(ev) = events.next().await {
+            if let Ok(watcher::Event::Apply(p)) = ev
+                && p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "FloorTrigger"))
+            {
+                get_put(&client, &namespace, &job_name).await;
+                return;
+            }
+        }
+    });
+    let took = measure(ns, job, "Floor", false, async || {
+        kubelet::update_status(&ns.client, &ns.name, pod, |_, status| {
+            status.conditions.get_or_insert_with(Vec::new).push(
+                serde_json::from_value(
+                    serde_json::json!({"type": "FloorTrigger", "status": "True"}),
+                )
+                .expect("condition"),
+            );
+        })
+        .await;
+    })
+    .await;
+    writer.await.expect("floor writer");
+    took
 }
 
 /// One run's measurements.
@@ -132,7 +191,7 @@ struct Run {
     requests: usize,
     /// Its peak RSS in KiB.
     hwm_kib: u64,
-    /// The floor, on the same Job just before.
+    /// The floor, on the same Job right after.
     floor: Duration,
 }
 
@@ -162,10 +221,6 @@ async fn one_run(
         std::thread::sleep(window);
         *idle = Some((context_switches(reporter.pid()) - before, window));
     }
-    // The floor uses the same ServiceAccount: its requests are counted out.
-    let before_floor = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len();
-    let floor = floor(&ns, &name).await;
-    let floor_requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len() - before_floor;
     let latency = measure(&ns, &name, "Available", false, async || match trigger {
         Trigger::File => {
             std::fs::write(results.join(".tmp"), RESULT).expect("write");
@@ -184,7 +239,12 @@ async fn one_run(
     let hwm_kib = status_kib(reporter.pid(), "VmHWM:");
     reporter.signal("-TERM");
     reporter.wait_exit(WAIT);
-    let requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len() - floor_requests;
+    let requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len();
+    // The floor on the same Job, once the reporter is gone (it uses the same ServiceAccount).
+    let floor = match trigger {
+        Trigger::File => floor(&ns, &name).await,
+        Trigger::Exit => exit_floor(&ns, &name, &pod_name).await,
+    };
     Run {
         latency,
         requests,
@@ -396,7 +456,13 @@ async fn main() {
             reqs[reqs.len() - 1],
         );
         println!(
-            "  floor, same runs (a pre-connected client's GET + PUT of the Job's status → condition): median {}, min {}; ours/floor per run: median {:.2}×, max {:.2}×",
+            "  floor, same runs ({}): median {}, min {}; ours/floor per run: median {:.2}×, max {:.2}×",
+            match trigger {
+                Trigger::File =>
+                    "a pre-connected client's GET + PUT of the Job's status → condition",
+                Trigger::Exit =>
+                    "a pod-status write → a pre-connected client watching the pod does GET + PUT → condition",
+            },
             ms(percentile(&floors, 0.5)),
             ms(floors[0]),
             ratios[ratios.len() / 2],

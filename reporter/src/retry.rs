@@ -148,12 +148,14 @@ pub fn classify(error: &kube::Error) -> Failure {
     }
 }
 
-/// The delay before the next try: the server's hint if it gave one, else the backoff's, and
-/// `None` when that try could not start before `deadline` (any number a server sends is
-/// clamped there: it never overflows a clock or outlives the deadline).
+/// The delay before the next try: the server's hint if it gave one (up to `cap`, the backoff's
+/// own cap: a server asking for minutes gets another try within the deadline rather than
+/// none), else the backoff's; `None` when that try could not start before `deadline`. Any
+/// number a server sends is clamped: it never overflows a clock or outlives the deadline.
 pub fn next_delay(
     failure: &Failure,
     backoff: Option<Duration>,
+    cap: Duration,
     now: Instant,
     deadline: Instant,
 ) -> Option<Duration> {
@@ -161,7 +163,7 @@ pub fn next_delay(
         Failure::Transient {
             retry_after: Some(hint),
             ..
-        } => *hint,
+        } => (*hint).min(cap),
         Failure::Transient { .. } => backoff?,
         Failure::Permanent { .. } => return None,
     };
@@ -225,7 +227,7 @@ where
         .retry(policy.backoff())
         .sleep(tokio::time::sleep)
         .when(|f| matches!(f, Failure::Transient { .. }))
-        .adjust(|f, backoff| next_delay(f, backoff, Instant::now(), deadline))
+        .adjust(|f, backoff| next_delay(f, backoff, policy.max, Instant::now(), deadline))
         .notify(|f, wait| {
             if let Failure::Transient { what, .. } = f {
                 tracing::warn!(request = label, error = %what, retry_in = %go_duration::format(wait), "transient API error, retrying");
@@ -293,22 +295,24 @@ mod tests {
     fn any_retry_after_is_clamped_to_the_deadline() {
         let now = Instant::now();
         let deadline = now + Duration::from_secs(60);
+        let cap = Duration::from_secs(5);
+        let backoff = Some(Duration::from_millis(100));
         let huge = classify(&status(503, u32::MAX));
-        assert_eq!(
-            next_delay(&huge, Some(Duration::from_millis(100)), now, deadline),
-            None
-        );
+        assert_eq!(next_delay(&huge, backoff, cap, now, deadline), Some(cap));
         let hint = classify(&status(503, 2));
         assert_eq!(
-            next_delay(&hint, Some(Duration::from_millis(100)), now, deadline),
+            next_delay(&hint, backoff, cap, now, deadline),
             Some(Duration::from_secs(2))
         );
         let plain = classify(&status(500, 0));
         assert_eq!(
-            next_delay(&plain, Some(Duration::from_millis(100)), now, deadline),
+            next_delay(&plain, backoff, cap, now, deadline),
             Some(Duration::from_millis(100))
         );
+        // Not past the deadline: a try that could not start before it is not made.
+        let soon = now + Duration::from_secs(1);
+        assert_eq!(next_delay(&huge, backoff, cap, now, soon), None);
         // A deadline already passed, or a clock near its end, never panics.
-        assert_eq!(next_delay(&plain, Some(Duration::MAX), now, now), None);
+        assert_eq!(next_delay(&plain, Some(Duration::MAX), cap, now, now), None);
     }
 }

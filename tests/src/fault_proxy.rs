@@ -190,7 +190,8 @@ impl Fault {
     }
 
     /// Sets the `Retry-After` header of a [`Fault::status`] answer to `value`, sent as given
-    /// (absurd values like `9223372036854775808` included); `""` sends none.
+    /// (absurd values like `9223372036854775808` included), and, when it is a number, the
+    /// Status body's `details.retryAfterSeconds` as the API server does; `""` sends none.
     pub fn retry_after(mut self, value: &str) -> Fault {
         if let Action::Status { retry_after, .. } = &mut self.action {
             *retry_after = Some(value.to_owned()).filter(|v| !v.is_empty());
@@ -445,7 +446,12 @@ async fn handle<C: Connect + Clone + Send + Sync + 'static>(
         Some(Action::Drop) => return Err(dropped("an injected fault")),
         Some(Action::Status { code, retry_after }) => {
             answered(code);
-            let mut response = json_response(code, full(status_body(code, &request).to_string()));
+            let mut status = status_body(code, &request);
+            // As the API server does: the hint in the Status body too, where clients read it.
+            if let Some(n) = retry_after.as_deref().and_then(|v| v.parse::<u64>().ok()) {
+                status["details"]["retryAfterSeconds"] = json!(n);
+            }
+            let mut response = json_response(code, full(status.to_string()));
             if let Some(seconds) = retry_after {
                 let value = header::HeaderValue::from_str(&seconds).map_err(dropped)?;
                 response.headers_mut().insert(header::RETRY_AFTER, value);

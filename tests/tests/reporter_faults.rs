@@ -315,3 +315,202 @@ async fn native_mode_permanent_error_exits_for_a_restart() {
     assert_eq!(code, 1, "logs:\n{logs}");
     assert!(logs.contains("HTTP 403"), "logs:\n{logs}");
 }
+
+/// The order of `rig`'s requests on the Job's status and its pod's status.
+fn writes(rig: &Rig) -> Vec<String> {
+    rig.proxy
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/status"))
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.method,
+                r.path.rsplit('/').nth(2).unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// The Job condition is the product: it goes first, and a pod record that hangs (or fails
+/// again and again) never delays it or takes its deadline.
+#[tokio::test]
+async fn a_hung_or_failing_pod_record_never_delays_the_condition() {
+    for (name, fault) in [
+        ("record-hangs", Fault::hang(("PATCH", "/pods/")).times(100)),
+        (
+            "record-503s",
+            Fault::status(("PATCH", "/pods/"), 503).times(1000),
+        ),
+    ] {
+        let rig = Rig::new(name, "classic").await;
+        let mut r = rig.start(&[]).await;
+        rig.proxy.inject(fault);
+        rig.write_result(SUCCESS);
+        expect_condition(&rig, "True", "ChecksPassed").await;
+        let (code, logs) = r.wait_exit_with_logs(WAIT);
+        assert_eq!(code, 0, "{name}: the condition is written; logs:\n{logs}");
+        assert!(
+            logs.contains("the result is not recorded on the pod"),
+            "{name}: logs:\n{logs}"
+        );
+        let order = writes(&rig);
+        assert_eq!(
+            order[..2],
+            ["GET jobs", "PUT jobs"],
+            "{name}: the condition first; {order:?}"
+        );
+    }
+}
+
+/// A SIGTERM while the API keeps failing ends the run within the shutdown budget (18 s), so
+/// the kubelet's SIGKILL at the end of the 30 s grace period never finds it mid-write —
+/// whether the API hangs, answers 503, or answers 409 to every write.
+#[tokio::test]
+async fn sigterm_during_a_failing_write_ends_within_the_shutdown_budget() {
+    for (name, mode, fault) in [
+        (
+            "term-hang",
+            "classic",
+            Fault::hang(("*", "/status")).times(1000),
+        ),
+        (
+            "term-503",
+            "native",
+            Fault::status(("*", "/status"), 503).times(100_000),
+        ),
+        (
+            "term-409",
+            "classic",
+            Fault::status(("PUT", "/status"), 409).times(100_000),
+        ),
+    ] {
+        let rig = Rig::new(name, mode).await;
+        let mut r = rig.start(&[]).await;
+        rig.proxy.inject(fault);
+        rig.write_result(SUCCESS);
+        // The write is under way (and failing) when the signal comes.
+        rig.proxy
+            .wait_for("a status request", WAIT, |log| {
+                log.iter()
+                    .any(|q| q.path.ends_with("/status"))
+                    .then_some(())
+            })
+            .await;
+        let signalled = Instant::now();
+        r.signal("-TERM");
+        let (code, logs) = r.wait_exit_with_logs(Duration::from_secs(40));
+        let took = signalled.elapsed();
+        assert!(
+            took < Duration::from_secs(20),
+            "{name}: exited {took:?} after SIGTERM; logs:\n{logs}"
+        );
+        assert_eq!(
+            code, 1,
+            "{name}: nothing written is a failure; logs:\n{logs}"
+        );
+        assert!(
+            logs.contains("shutdown budget"),
+            "{name}: says why; logs:\n{logs}"
+        );
+    }
+}
+
+/// A server answering 409 to every write is retried with a growing, jittered backoff, not
+/// hammered: a handful of tries in the first seconds, not hundreds.
+#[tokio::test]
+async fn conflicts_are_retried_with_backoff() {
+    let rig = Rig::new("conflict-storm", "classic").await;
+    let mut r = rig.start(&[]).await;
+    rig.proxy
+        .inject(Fault::status(rig.job_status("PUT"), 409).times(100_000));
+    rig.write_result(SUCCESS);
+    // 6 conflicts take at least 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s of backoff.
+    let first = Instant::now();
+    rig.proxy
+        .wait_for("6 conflicts", WAIT, |log| {
+            let conflicts = log.iter().filter(|q| q.method == "PUT" && q.status == 409);
+            (conflicts.count() >= 6).then_some(())
+        })
+        .await;
+    let took = first.elapsed();
+    assert!(took >= Duration::from_millis(3100), "6 tries in {took:?}");
+    r.signal("-TERM");
+    let (code, logs) = r.wait_exit_with_logs(WAIT);
+    assert_eq!(code, 1, "logs:\n{logs}");
+}
+
+/// Any retry hint a server sends is clamped: an absurd one neither panics the reporter (a
+/// time overflow) nor makes it wait past its deadline; the write goes on within it.
+#[tokio::test]
+async fn an_absurd_retry_after_is_clamped() {
+    let rig = Rig::new("retry-after", "classic").await;
+    let mut r = rig.start(&[]).await;
+    rig.proxy.inject(
+        Fault::status(rig.job_status("GET"), 503)
+            .retry_after("18446744073709551615")
+            .times(2),
+    );
+    rig.proxy.inject(
+        Fault::status(rig.job_status("GET"), 429)
+            .retry_after("4294967295")
+            .times(1),
+    );
+    rig.write_result(SUCCESS);
+    expect_condition(&rig, "True", "ChecksPassed").await;
+    let (code, logs) = r.wait_exit_with_logs(WAIT);
+    assert_eq!(code, 0, "logs:\n{logs}");
+    assert_eq!(rig.answers(rig.job_status("GET")), [503, 503, 429, 200]);
+}
+
+/// Every response line is bounded: a watch line that never ends, or an object far larger than
+/// the API server stores, is refused at the bound (naming it) instead of taking the reporter
+/// past its container's memory limit; the run goes on.
+#[tokio::test]
+async fn hostile_responses_are_refused_at_the_bound() {
+    // Native, so it idles after reporting and its peak RSS can be read.
+    let rig = Rig::new("endless-watch", "native").await;
+    rig.proxy
+        .inject(Fault::respond(rig.pod_watch(), 200, Hostile::EndlessLine));
+    let mut r = Reporter::spawn(rig.command(&[]));
+    r.logs.wait_for(&["more than 4194304 bytes"], WAIT);
+    // The watch comes back (the fault is used up); the result still reports.
+    rig.wait_pod_watches(1).await;
+    rig.write_result(SUCCESS);
+    expect_condition(&rig, "True", "ChecksPassed").await;
+    r.logs.wait_for(&["idling until the pod shuts down"], WAIT);
+    let peak_kib = peak_rss_kib(r.pid());
+    r.signal("-TERM");
+    let (code, logs) = r.wait_exit_with_logs(WAIT);
+    assert_eq!(code, 0, "logs:\n{logs}");
+    assert!(
+        peak_kib < 48 * 1024,
+        "peak RSS {peak_kib} KiB; logs:\n{logs}"
+    );
+
+    let rig = Rig::new("huge-job", "classic").await;
+    let mut r = rig.start(&[]).await;
+    rig.proxy.inject(Fault::respond(
+        rig.job_status("GET"),
+        200,
+        Hostile::Huge(64 << 20),
+    ));
+    rig.write_result(SUCCESS);
+    let (code, logs) = r.wait_exit_with_logs(WAIT);
+    assert_eq!(code, 1, "logs:\n{logs}");
+    assert!(
+        logs.contains("more than 4194304 bytes") && logs.contains("get jobs/status"),
+        "names what was too large; logs:\n{logs}"
+    );
+    assert_eq!(rig.answers(rig.job_status("GET")), [200], "not retried");
+}
+
+/// `VmHWM` of `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}

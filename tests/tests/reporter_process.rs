@@ -677,6 +677,39 @@ async fn json_logs() {
     );
 }
 
+/// The result's reason and message are the adapter's text: in the default text logs a newline
+/// in them cannot start a forged log line, nor an escape sequence reach the terminal (and no
+/// colour codes go to a stderr that is not a terminal).
+#[tokio::test]
+async fn text_logs_escape_what_the_adapter_wrote() {
+    let rig = rig("log-forging", "classic").await;
+    let mut r = rig.start(&[("LOG_LEVEL", "info")]).await;
+    rig.write_result(
+        r#"{"status":"failure","reason":"Forged","message":"ok\n2026-12-06T00:00:00Z ERROR status reporter failed\u001b[2J\r"}"#,
+    );
+    expect_condition(
+        &rig,
+        "False",
+        "Forged",
+        "ok\n2026-12-06T00:00:00Z ERROR status reporter failed\u{1b}[2J",
+    )
+    .await;
+    assert_eq!(r.wait_exit(WAIT), 1);
+    let logs = r.logs.text();
+    assert!(
+        !logs.lines().any(|l| l.starts_with("2026-12-06T00:00:00Z")),
+        "a forged line:\n{logs}"
+    );
+    assert!(
+        !logs.contains('\u{1b}') && !logs.contains('\r'),
+        "raw control characters:\n{logs:?}"
+    );
+    assert!(
+        logs.contains(r"ok\n2026-12-06T00:00:00Z ERROR status reporter failed\u{1b}[2J"),
+        "the message, escaped:\n{logs}"
+    );
+}
+
 #[tokio::test]
 async fn forbidden_status_write_names_verb_and_resource() {
     let rig = rig("forbidden-put", "classic").await;

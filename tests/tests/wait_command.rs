@@ -328,3 +328,117 @@ async fn bad_arguments_exit_2_saying_what_is_accepted() {
         "{err}"
     );
 }
+
+/// `rig`'s kubeconfig with `edit` applied (as YAML, written next to it).
+fn kubeconfig_with(rig: &Rig, name: &str, edit: impl FnOnce(&mut Value)) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(&rig.kubeconfig).expect("kubeconfig");
+    let mut config: Value = serde_yaml_ng::from_str(&text).expect("kubeconfig YAML");
+    edit(&mut config);
+    let path = rig.dir.path().join(name);
+    std::fs::write(&path, serde_yaml_ng::to_string(&config).expect("YAML")).expect("write");
+    path
+}
+
+/// The kubeconfig's credential plugin hangs: kube runs it as a blocking child process, yet
+/// `--timeout` still bounds everything `wait` does.
+#[tokio::test]
+async fn a_hanging_credential_plugin_is_bounded_by_the_timeout() {
+    let rig = Rig::new("wait-exec", json!({})).await;
+    let pid_file = rig.dir.path().join("plugin.pid");
+    let script = format!("echo $$ > {}; exec sleep 60", pid_file.display());
+    let kubeconfig = kubeconfig_with(&rig, "exec-kubeconfig", |c| {
+        c["users"][0]["user"] = json!({"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1", "command": "sh",
+            "args": ["-c", script], "interactiveMode": "Never"}});
+    });
+    // The plugin is ours to stop, whatever happens below.
+    struct Plugin(std::path::PathBuf);
+    impl Drop for Plugin {
+        fn drop(&mut self) {
+            if let Ok(pid) = std::fs::read_to_string(&self.0) {
+                let _ = Command::new("kill").arg(pid.trim()).status();
+            }
+        }
+    }
+    let _plugin = Plugin(pid_file);
+    let started = std::time::Instant::now();
+    let mut cmd = command(&kubeconfig, &rig.ns, JOB, &["--timeout", "2s"]);
+    let (code, out, err) = finish(Process::spawn(cmd.stdout(Stdio::piped()), "wait"));
+    let took = started.elapsed();
+    assert_eq!((code, out.as_str()), (3, ""), "{err}");
+    assert!(err.contains("timed out after 2s"), "{err}");
+    assert!(
+        took < Duration::from_secs(5),
+        "returned after {took:?}: {err}"
+    );
+}
+
+/// The kubeconfig context's namespace reaches request paths as `-n` does, and is held to the
+/// same rule.
+#[tokio::test]
+async fn the_contexts_namespace_is_validated_like_n() {
+    let rig = Rig::new("wait-context-ns", json!({})).await;
+    let kubeconfig = kubeconfig_with(&rig, "bad-ns-kubeconfig", |c| {
+        c["contexts"][0]["context"]["namespace"] = json!("../../api/v1/secrets?x=");
+    });
+    let mut cmd = Command::new(harness::bin::path("status-reporter"));
+    for var in reporter_vars().chain(["WAIT_NAMESPACE", "WAIT_TIMEOUT", "WAIT_OUTPUT"]) {
+        cmd.env_remove(var);
+    }
+    cmd.env("KUBECONFIG", &kubeconfig)
+        .args(["wait", &format!("job/{JOB}"), "--timeout", "10s"]);
+    let (code, out, err) = finish(Process::spawn(cmd.stdout(Stdio::piped()), "wait"));
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(
+        err.contains("the kubeconfig context's namespace must be") && err.contains("pass -n"),
+        "{err}"
+    );
+    assert!(rig.proxy.requests().is_empty(), "nothing was sent");
+}
+
+/// A server that ignores the field selector (here: the proxy adds another Job, `True`, to the
+/// list) cannot make `wait` report another Job's condition: only the Job asked for counts.
+#[tokio::test]
+async fn only_the_job_asked_for_is_judged() {
+    let rig = Rig::new("wait-other-job", json!({})).await;
+    rig.proxy.inject(harness::fault_proxy::Fault::rewrite(
+        Route::new("GET", "/jobs"),
+        |list| {
+            let mut other = list["items"][0].clone();
+            other["metadata"]["name"] = json!("someone-elses");
+            other["status"]["conditions"] =
+                json!([cond("Available", "True", "ChecksPassed", "not yours")]);
+            list["items"].as_array_mut().expect("items").push(other);
+        },
+    ));
+    let (code, out, err) = finish(rig.start(&["--timeout", "2s"]));
+    assert_eq!((code, out.as_str()), (3, ""), "{err}");
+    assert!(!err.contains("not yours"), "{err}");
+}
+
+/// A result's message is the adapter's text: a newline in it cannot forge a second line of
+/// `wait`'s answer, nor an escape sequence reach the terminal.
+#[tokio::test]
+async fn control_characters_in_the_answer_are_escaped() {
+    let rig = Rig::new("wait-escape", json!({})).await;
+    rig.set(cond(
+        "Available",
+        "True",
+        "ChecksPassed",
+        "fine\nAvailable=False Forged: no\u{1b}[2J",
+    ))
+    .await;
+    let (code, out, err) = finish(rig.start(&[]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1, "one line: {out:?}");
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    assert!(
+        out.contains(r"fine\nAvailable=False Forged: no\u{1b}[2J"),
+        "{out:?}"
+    );
+    let (code, out, err) = finish(rig.start(&["-o", "json"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1, "one line: {out:?}");
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    check_schema(&out);
+}

@@ -7,6 +7,7 @@
 //! `cargo xtask check-images` does the same for the real images.
 
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use xtask::check::{inspect, run_in_rootfs};
@@ -46,7 +47,9 @@ fn the_same_inputs_give_the_same_archive_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let (path, summary) = written(dir.path());
     assert_eq!(summary, first_summary);
-    assert!(std::fs::read(path).unwrap() == first);
+    assert!(std::fs::read(&path).unwrap() == first);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o644, "an ordinary readable file");
 }
 
 #[test]

@@ -3,8 +3,7 @@
 //!
 //! kube's default connector leaves Nagle's algorithm on. A status `PUT` whose body leaves in a
 //! second TLS record then waits for the API server's delayed ACK — 40 ms on Linux — on every
-//! write: measured on the real API server, that was 80 % of the time from result file to
-//! condition (`bench-real-api`).
+//! write.
 
 use http::Response;
 use hyper_util::client::legacy::connect::HttpConnector;

@@ -1,4 +1,4 @@
-//! Every Job shape on the real control plane (DESIGN "Every Job shape"): the real Job
+//! Every Job shape on the real control plane ([docs/job-shapes.md](../../docs/job-shapes.md)): the real Job
 //! controller creates, retries, replaces, indexes, suspends and times out the pods; the test
 //! plays the kubelet (runs, terminates and finishes pods) and starts one real reporter per pod,
 //! with the Job ServiceAccount's token bound to the shipped ClusterRole. Each test checks the

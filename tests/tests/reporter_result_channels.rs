@@ -1,4 +1,4 @@
-//! The termination-message result channel (DESIGN "Result channels") with the real reporter
+//! The termination-message result channel ([docs/reporter.md](../../docs/reporter.md), "Result channels") with the real reporter
 //! on the real API server: the adapter writes its result to its termination message
 //! (`terminationMessagePath`) instead of the shared file. With no valid result file, a valid
 //! result there is used; when both exist the file wins; anything else there (a log tail, an

@@ -42,6 +42,11 @@ pub enum Error {
     #[error("the object is not a valid batch/v1 Job: {0}")]
     InvalidJob(String),
 
+    /// The patch could not be written as JSON: nothing a user's input can cause (every value
+    /// in it serializes), but named as what it is.
+    #[error("cannot write the patch as JSON: {0}")]
+    WritePatch(serde_json::Error),
+
     /// A webhook setting (flag or env) is invalid.
     #[error("invalid setting --{flag}={value:?}; accepted: {accepted}")]
     Config {

@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::annotations::PREFIX;
+use contract::annotations::PREFIX;
 
 /// A string borrowed from the input when it has no escapes, copied when it has.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -86,11 +86,6 @@ fn text_or_empty<'a>(s: Option<Text<'a>>) -> Text<'a> {
 pub struct OurAnnotations<'a>(Vec<(Text<'a>, Text<'a>)>);
 
 impl<'a> OurAnnotations<'a> {
-    /// The annotations under the prefix, in document order.
-    pub(crate) fn new(ours: Vec<(Text<'a>, Text<'a>)>) -> Self {
-        OurAnnotations(ours)
-    }
-
     /// The value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
@@ -306,13 +301,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for VolumeView<'a> {
 impl<'a> VolumeView<'a> {
     /// Whether `key` is a field of a Volume other than `name` (a source): only fields a
     /// Volume has count, as in the typed Volume.
-    pub(crate) fn is_source(key: &str) -> bool {
+    fn is_source(key: &str) -> bool {
         key != "name" && VOLUME_FIELDS.contains(&key)
     }
 
     /// Takes in source field `key`, read as set (not null) or not. A repeated field counts
     /// as its last value for `empty_dir`, as in the map serde builds.
-    pub(crate) fn source_read(&mut self, key: Text<'a>, set: bool) {
+    fn source_read(&mut self, key: Text<'a>, set: bool) {
         if *key == *"emptyDir" {
             self.empty_dir = set;
         }

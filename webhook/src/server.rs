@@ -254,11 +254,20 @@ async fn mutate_as(
     let elapsed = started.elapsed().as_secs_f64();
     state.metrics.observe(reviewed.outcome, elapsed);
     log_review(&reviewed, (elapsed * 1e6) as u64);
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        reviewed.into_json(),
-    )
-        .into_response()
+    answer(reviewed.into_json())
+}
+
+/// The HTTP answer to a review: 200 with the review, or, when it could not be written, 500
+/// with the reason (the API server then applies the webhook's `failurePolicy` and shows the
+/// reason), never an empty 200.
+fn answer(json: std::result::Result<bytes::Bytes, String>) -> Response {
+    match json {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(why) => {
+            tracing::error!(error = %why, "cannot answer a review");
+            (StatusCode::INTERNAL_SERVER_ERROR, why).into_response()
+        }
+    }
 }
 
 /// The `info` line of one review; public so that the benchmark can profile this very call
@@ -430,6 +439,18 @@ mod tests {
             .or(args.timeouts().err())
             .or(args.connection_limit().err());
         error.map(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_cannot_be_written_is_a_500_that_says_why() {
+        let response = answer(Err("cannot write the AdmissionReview answer: boom".into()));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"cannot write the AdmissionReview answer: boom");
+        let response = answer(Ok(bytes::Bytes::from_static(b"{}")));
+        assert_eq!(response.status(), StatusCode::OK);
     }
 
     #[test]

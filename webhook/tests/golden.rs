@@ -188,7 +188,7 @@ fn job_fixtures_match_goldens_and_are_idempotent() {
 fn answer(fixture: &str) -> (Value, Value) {
     let body = read(&format!("admission/{fixture}.json"));
     let reviewed = review(body.as_bytes(), &config());
-    let response: Value = serde_json::from_slice(&reviewed.to_json()).unwrap();
+    let response: Value = serde_json::from_slice(reviewed.json().unwrap()).unwrap();
     let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     (request, response)
 }
@@ -322,7 +322,7 @@ fn denial_for_every_bad_annotation_names_it() {
         r["request"]["object"]["metadata"]["annotations"][&full] = Value::String(value.into());
         let reviewed = review(&serde_json::to_vec(&r).unwrap(), &config());
         assert_eq!(reviewed.outcome, Outcome::Denied, "{full}={value}");
-        let out: Value = serde_json::from_slice(&reviewed.to_json()).unwrap();
+        let out: Value = serde_json::from_slice(reviewed.json().unwrap()).unwrap();
         let msg = out["response"]["status"]["message"].as_str().unwrap();
         assert!(msg.contains(&full), "{full}={value}: {msg}");
         assert!(msg.contains("accepted"), "{full}={value}: {msg}");

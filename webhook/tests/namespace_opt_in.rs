@@ -183,7 +183,7 @@ fn review_as_takes_the_opt_in_as_an_input() {
         "{}",
         by_namespace.detail
     );
-    let review: Value = serde_json::from_slice(&by_namespace.to_json()).unwrap();
+    let review: Value = serde_json::from_slice(by_namespace.json().unwrap()).unwrap();
     assert_eq!(review["response"]["allowed"], true);
     assert!(review["response"]["patch"].is_string());
 }

@@ -18,8 +18,6 @@ use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::patch::escaped;
-
 /// Formats each event as one JSON object on one line.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonLine;
@@ -225,6 +223,15 @@ fn string(line: &mut String, s: &str) {
     line.push('"');
     line.push_str(&escaped(s));
     line.push('"');
+}
+
+/// `s` escaped for the inside of a JSON string, as serde_json escapes it.
+fn escaped(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let quoted = serde_json::to_string(s).unwrap_or_default();
+    std::borrow::Cow::Owned(quoted[1..quoted.len() - 1].to_owned())
 }
 
 /// Escapes what passes through for the inside of a JSON string, as serde_json does (so a

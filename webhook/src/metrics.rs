@@ -3,8 +3,11 @@
 
 use std::sync::atomic::AtomicI64;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -151,6 +154,7 @@ impl Metrics {
             "Idle connections closed to make room for a new one at --max-connections",
             evicted_connections.clone(),
         );
+        registry.register_collector(Box::new(DroppedLogLines));
         let by_outcome = Outcome::ALL.map(|outcome| {
             requests
                 .get_or_create(&OutcomeLabels {
@@ -217,6 +221,23 @@ impl Metrics {
     }
 }
 
+/// `log_lines_dropped_total`, read from the log writer at each scrape.
+#[derive(Debug)]
+struct DroppedLogLines;
+
+impl Collector for DroppedLogLines {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(crate::logging::dropped_lines());
+        let metric = encoder.encode_descriptor(
+            "log_lines_dropped",
+            "Log lines dropped because stderr did not take them in time",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +285,10 @@ mod tests {
             text.contains(
                 "status_reporter_webhook_certificate_reloads_total{result=\"failure\"} 1"
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains("status_reporter_webhook_log_lines_dropped_total 0"),
             "{text}"
         );
     }

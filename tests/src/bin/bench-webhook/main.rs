@@ -36,9 +36,11 @@ mod load;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use contract::LogLevel;
 use stand_in::webhook_process::{Pki, SecretDir, Server};
 use status_reporter_webhook::admission;
 use status_reporter_webhook::config::InjectConfig;
+use status_reporter_webhook::logging::{self, LogFormat};
 
 use fixtures::Fixture;
 use load::{Client, Stats, Target};
@@ -164,13 +166,13 @@ fn profile(n: usize) {
 /// process's CPU time per line (both threads) on stdout, which [`log_line_cpu`] reads.
 fn profile_log(n: usize) {
     let reviewed = admission::review(fixtures::CREATE_JOB.as_bytes(), &InjectConfig::default());
-    let guard = status_reporter_webhook::logging::init("info", "json").expect("logging");
+    let logs = logging::init(LogLevel::Info, LogFormat::Json);
     let before = host::cpu_time(std::process::id());
     for micros in 0..n as u64 {
         status_reporter_webhook::server::log_review(std::hint::black_box(&reviewed), micros);
     }
-    // Dropping the guard writes out what is queued, as the server does at exit.
-    drop(guard);
+    // Waits for what is queued to be written, as the server does at exit.
+    logs.finish();
     let cpu = host::cpu_time(std::process::id()).saturating_sub(before);
     println!(
         "{LOG_LINE_CPU}{:.0}",

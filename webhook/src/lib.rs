@@ -3,7 +3,7 @@
 //! `status-reporter.hyperfleet.io/inject: "true"`.
 //!
 //! The core ([`annotations`], [`review_view`], [`job_view`], [`inject`], [`patch`],
-//! [`admission`]) is pure; [`server`] (with [`listener`], [`connections`], [`body`]), [`tls`]
+//! [`admission`]) is pure; [`server`] (with [`listener`] and [`body`]), [`tls`]
 //! and [`offline`] are the thin I/O shell around it.
 #![forbid(unsafe_code)]
 
@@ -12,8 +12,8 @@ pub mod annotations;
 pub mod body;
 pub mod certs;
 pub mod config;
-pub mod connections;
 pub mod error;
+pub mod files;
 pub mod inject;
 pub mod job_view;
 pub mod listener;
@@ -23,7 +23,6 @@ pub mod offline;
 pub mod patch;
 pub mod review_view;
 pub mod server;
-pub mod shutdown;
 pub mod tls;
 
 pub use error::{Error, Result};

@@ -15,19 +15,16 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::admission;
 use crate::body::{BodyBudget, BodyLimits, BodyRefusal, SMALL_BODY_BYTES, read_body};
 use crate::config::{InjectConfig, InjectorArgs};
-use crate::connections::Connections;
 use crate::error::{Error, Result};
+use crate::files;
 use crate::inject::OptIn;
-use crate::listener::{Listener, Timeouts};
+use crate::listener::{Connections, Listener, Timeouts};
 use crate::metrics::Metrics;
-use crate::shutdown::ShutdownSignals;
 use crate::tls::{self, CertResolver, Validity};
 
 /// The apiserver caps request bodies at 3 MiB; an AdmissionReview can be a bit larger
@@ -343,13 +340,15 @@ pub fn http_builder(timeouts: Timeouts) -> hyper_util::server::conn::auto::Build
 }
 
 /// Loads certificates (failing before binding if they are unusable or not valid now),
-/// binds, prints `listening on ADDR`, serves until SIGTERM/SIGINT, then drains. A second
-/// signal aborts the drain.
+/// binds, prints `listening on ADDR`, serves until SIGTERM/SIGINT, then drains (kubert's
+/// shutdown: a second signal aborts the drain). Connections still open when it returns end
+/// with the runtime.
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let config = args.injector.to_config()?;
     let bodies = args.body_limits()?;
     let timeouts = args.timeouts()?;
-    let connections = Connections::new(args.connection_limit()?);
+    let max_connections = args.connection_limit()?;
+    files::reserve_for(max_connections)?;
     let initial = tls::load_pair(&args.tls_cert, &args.tls_key)?;
     tls::check_valid_at(&initial, &args.tls_cert, &args.tls_key, tls::unix_now())?;
     let metrics = Arc::new(Metrics::new());
@@ -367,7 +366,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let state = Arc::new(AppState::new(config, metrics.clone(), bodies).with_certificate(resolver));
     let app = router(state.clone(), timeouts.request);
     // Registered before binding, so a signal that arrives while starting is not lost.
-    let mut signals = ShutdownSignals::install();
+    let (shutdown, drain) = kubert::shutdown::sigint_or_sigterm()
+        .map_err(|e| Error::Serve(std::io::Error::other(e)))?;
 
     let tcp = std::net::TcpListener::bind(args.listen)?;
     tcp.set_nonblocking(true)?;
@@ -378,40 +378,39 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         writeln!(out, "listening on {addr}")?;
         out.flush()?;
     }
-    tracing::info!(%addr, max_connections = args.max_connections, "listening");
+    tracing::info!(%addr, max_connections, "listening");
 
     let listener = Listener {
         tcp: tokio::net::TcpListener::from_std(tcp)?,
         tls: tokio_rustls::TlsAcceptor::from(Arc::new(tls_config)),
         http: http_builder(timeouts),
         app,
-        connections: connections.clone(),
+        connections: Connections::new(max_connections),
         metrics,
         timeouts,
     };
-    let drain = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    tracker.spawn(listener.run(drain.clone(), tracker.clone()));
+    let signaled = drain.clone().signaled();
+    tokio::spawn(listener.run(drain));
     state.ready.store(true, Ordering::Relaxed);
 
-    signals.recv().await;
+    let drained = shutdown.signaled();
+    tokio::pin!(drained);
+    tokio::select! {
+        _ = signaled => {}
+        // Only when every watch is gone before any signal: nothing left to serve.
+        _ = &mut drained => return Ok(()),
+    }
     let drain_timeout = Duration::from_secs(args.drain_timeout_seconds);
     tracing::info!(drain = ?drain_timeout, "shutdown signal: draining connections");
     state.ready.store(false, Ordering::Relaxed);
-    drain.cancel();
-    tracker.close();
     tokio::select! {
-        _ = tracker.wait() => {}
-        _ = tokio::time::sleep(drain_timeout) => {
-            tracing::warn!(open = connections.len(), "drain timeout passed: closing the remaining connections");
-        }
-        _ = signals.recv() => {
+        drained = &mut drained => if drained.is_err() {
             tracing::warn!("second shutdown signal: closing connections now");
+        },
+        _ = tokio::time::sleep(drain_timeout) => {
+            tracing::warn!("drain timeout passed: closing the remaining connections");
         }
     }
-    connections.close_all();
-    // Closed connections end at once; bounded anyway, so nothing can hold the exit.
-    let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
     tracing::info!("stopped");
     Ok(())
 }

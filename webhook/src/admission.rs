@@ -8,12 +8,11 @@
 
 use bytes::Bytes;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use kube::core::DynamicObject;
 use kube::core::admission::{
     AdmissionRequest, AdmissionReview, META_API_VERSION_V1, META_KIND, Operation,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::InjectConfig;
 use crate::inject::{self, Decision, OptIn};
@@ -112,9 +111,8 @@ pub fn review_as(body: &[u8], config: &InjectConfig, opt_in: OptIn) -> Reviewed 
 }
 
 /// A body the views do not read, read with kube's types to say what is wrong with it: not
-/// JSON, not a v1 AdmissionReview, no request, or an object that is not a batch/v1 Job. A
-/// request that reads as a Job after all (the views are stricter on repeated keys) is
-/// answered from the typed Job.
+/// JSON, not a v1 AdmissionReview, no request, or (where kube's types read it) an object that
+/// is not a batch/v1 Job, named by the path where reading it stopped.
 fn explain(body: &[u8], config: &InjectConfig, opt_in: OptIn) -> Reviewed {
     let parsed: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
         Ok(r) => r,
@@ -132,10 +130,10 @@ fn explain(body: &[u8], config: &InjectConfig, opt_in: OptIn) -> Reviewed {
     let Ok(request) = TryInto::<AdmissionRequest<DynamicObject>>::try_into(parsed) else {
         return invalid(String::new(), "AdmissionReview has no request".into());
     };
-    let job = request.object.as_ref().map(typed_job);
-    let view = job
-        .as_ref()
-        .map(|job| job.as_ref().map(JobView::of).map_err(Clone::clone));
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let why = serde_path_to_error::deserialize::<_, ReviewView>(&mut json)
+        .err()
+        .map_or_else(String::new, |e| e.to_string());
     let about = Request {
         uid: &request.uid,
         group: &request.kind.group,
@@ -145,22 +143,8 @@ fn explain(body: &[u8], config: &InjectConfig, opt_in: OptIn) -> Reviewed {
         sub_resource: request.sub_resource.is_some(),
         namespace: request.namespace.as_deref(),
     };
-    answer(&about, view, config, opt_in)
-}
-
-/// The Job in a request read by kube's types; the spec read straight from the parsed tree.
-fn typed_job(object: &DynamicObject) -> Result<Job, String> {
-    let spec = object
-        .data
-        .get("spec")
-        .map(JobSpec::deserialize)
-        .transpose()
-        .map_err(|e| format!("the object is not a valid batch/v1 Job: spec: {e}"))?;
-    Ok(Job {
-        metadata: object.metadata.clone(),
-        spec,
-        status: None,
-    })
+    let why = format!("the object is not a valid batch/v1 Job: {why}");
+    answer(&about, Some(Err(why)), config, opt_in)
 }
 
 /// What the decision reads of a request, however it was read.

@@ -1,19 +1,14 @@
 //! The pure injection step: a Job as received plus the webhook configuration become an
 //! RFC 6902 JSON Patch and admission warnings. No I/O here; the webhook and the offline
-//! `inject` command both come to [`decide`] (the webhook with the Job read straight from the
-//! review's bytes, `inject` with a typed Job), so they cannot drift apart.
+//! `inject` command both read the Job the same way ([`crate::job_view`]) and come to
+//! [`decide`], so they cannot drift apart.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use json_patch::Patch;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapProjection, DownwardAPIProjection, DownwardAPIVolumeFile, EnvVar,
-    EnvVarSource, KeyToPath, ObjectFieldSelector, ProjectedVolumeSource, SeccompProfile,
-    SecurityContext, ServiceAccountTokenProjection, Volume, VolumeProjection,
-};
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::{Value, json};
 
 use contract::{Setting, SidecarMode, validate};
 
@@ -112,22 +107,30 @@ impl Injection {
 /// Computes the patch that adds the reporter to `job`, for a Job that opts in by annotation
 /// (see [`inject_as`]).
 ///
-/// `namespace` is the admission request's namespace, used when the object itself has none
-/// (objects sent to a webhook usually do, offline manifests often don't).
-pub fn inject(job: &Job, namespace: Option<&str>, config: &InjectConfig) -> Result<Injection> {
+/// `job` is anything that serializes as a Job (a k8s-openapi `Job`, a `serde_json::Value`):
+/// it is read from its JSON as the webhook reads a review's. `namespace` is the admission
+/// request's namespace, used when the object itself has none (objects sent to a webhook
+/// usually do, offline manifests often don't).
+pub fn inject<T: Serialize>(
+    job: &T,
+    namespace: Option<&str>,
+    config: &InjectConfig,
+) -> Result<Injection> {
     inject_as(job, namespace, config, OptIn::Annotation)
 }
 
 /// Computes the patch that adds the reporter to `job` under the given opt-in: by
 /// annotation, an unannotated Job is left alone; in an opted-in namespace it is injected.
 /// `inject: "false"` opts out either way, and the override annotations apply either way.
-pub fn inject_as(
-    job: &Job,
+pub fn inject_as<T: Serialize>(
+    job: &T,
     namespace: Option<&str>,
     config: &InjectConfig,
     opt_in: OptIn,
 ) -> Result<Injection> {
-    let view = JobView::of(job);
+    let not_a_job = |e: serde_json::Error| Error::InvalidJob(e.to_string());
+    let json = serde_json::to_vec(job).map_err(not_a_job)?;
+    let view: JobView = serde_json::from_slice(&json).map_err(not_a_job)?;
     Ok(match decide(&view, namespace, config, opt_in)? {
         Decision::Skip(reason) => Injection::Skipped(reason),
         Decision::Inject(plan) => {
@@ -148,8 +151,7 @@ pub enum Decision<'a> {
     Inject(Plan<'a>),
 }
 
-/// The decision for a Job however it was read ([`JobView::of`] a typed Job, or a view
-/// read straight from a review's bytes): [`inject_as`] for a view.
+/// The decision for a Job read as a view: [`inject_as`] without writing the patch.
 pub fn decide<'a>(
     job: &'a JobView<'a>,
     namespace: Option<&'a str>,
@@ -533,21 +535,38 @@ static FIELD_ENVS: LazyLock<[Fixed; 4]> = LazyLock::new(|| {
         (Setting::JobUid, JOB_UID_FIELD),
     ]
     .map(|(setting, field)| {
-        Fixed::new(&EnvVar {
-            name: setting.env().to_owned(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    api_version: Some("v1".to_owned()),
-                    field_path: field.to_owned(),
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        })
+        let from = json!({"fieldRef": {"apiVersion": "v1", "fieldPath": field}});
+        Fixed::new(&json!({"name": setting.env(), "valueFrom": from}))
     })
 });
-static RESTRICTED: LazyLock<Fixed> = LazyLock::new(|| Fixed::new(&restricted_security_context()));
-static TOKEN_VOLUME_DEF: LazyLock<Fixed> = LazyLock::new(|| Fixed::new(&token_volume()));
+
+/// A securityContext that passes the Pod Security "restricted" profile on its own,
+/// whatever the pod-level settings are.
+static RESTRICTED: LazyLock<Fixed> = LazyLock::new(|| {
+    Fixed::new(&json!({
+        "allowPrivilegeEscalation": false,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": true,
+        "runAsGroup": REPORTER_UID,
+        "runAsNonRoot": true,
+        "runAsUser": REPORTER_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }))
+});
+
+/// The same projected volume the kubelet would have mounted: bound token, cluster CA and
+/// namespace, so in-cluster config works for the reporter only.
+static TOKEN_VOLUME_DEF: LazyLock<Fixed> = LazyLock::new(|| {
+    Fixed::new(&json!({
+        "name": TOKEN_VOLUME,
+        "projected": {"defaultMode": 0o444, "sources": [
+            {"serviceAccountToken": {"path": "token", "expirationSeconds": TOKEN_EXPIRATION_SECONDS}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace",
+                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+        ]},
+    }))
+});
 
 /// The warning for a NonIndexed Job that runs several pods (`completions` > 1, or a work queue
 /// with `parallelism` > 1): its pods have no identity across retries, so the one condition can
@@ -565,74 +584,6 @@ fn multi_pod_warning(spec: &JobSpecView<'_>) -> Option<String> {
     Some(format!(
         "{shape} with completionMode NonIndexed: the reporter can only count the pods' results (True once enough succeeded, False past backoffLimit); completionMode: Indexed gives a result per shard (index) in the condition"
     ))
-}
-
-/// A securityContext that passes the Pod Security "restricted" profile on its own,
-/// whatever the pod-level settings are.
-pub fn restricted_security_context() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".to_owned()]),
-            ..Capabilities::default()
-        }),
-        read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
-        run_as_user: Some(REPORTER_UID),
-        run_as_group: Some(REPORTER_UID),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".to_owned(),
-            ..SeccompProfile::default()
-        }),
-        ..SecurityContext::default()
-    }
-}
-
-/// The same projected volume the kubelet would have mounted: bound token, cluster CA and
-/// namespace, so in-cluster config works for the reporter only.
-fn token_volume() -> Volume {
-    Volume {
-        name: TOKEN_VOLUME.to_owned(),
-        projected: Some(ProjectedVolumeSource {
-            default_mode: Some(0o444),
-            sources: Some(vec![
-                VolumeProjection {
-                    service_account_token: Some(ServiceAccountTokenProjection {
-                        path: "token".to_owned(),
-                        expiration_seconds: Some(TOKEN_EXPIRATION_SECONDS),
-                        ..ServiceAccountTokenProjection::default()
-                    }),
-                    ..VolumeProjection::default()
-                },
-                VolumeProjection {
-                    config_map: Some(ConfigMapProjection {
-                        name: "kube-root-ca.crt".to_owned(),
-                        items: Some(vec![KeyToPath {
-                            key: "ca.crt".to_owned(),
-                            path: "ca.crt".to_owned(),
-                            ..KeyToPath::default()
-                        }]),
-                        ..ConfigMapProjection::default()
-                    }),
-                    ..VolumeProjection::default()
-                },
-                VolumeProjection {
-                    downward_api: Some(DownwardAPIProjection {
-                        items: Some(vec![DownwardAPIVolumeFile {
-                            path: "namespace".to_owned(),
-                            field_ref: Some(ObjectFieldSelector {
-                                api_version: Some("v1".to_owned()),
-                                field_path: "metadata.namespace".to_owned(),
-                            }),
-                            ..DownwardAPIVolumeFile::default()
-                        }]),
-                    }),
-                    ..VolumeProjection::default()
-                },
-            ]),
-        }),
-        ..Volume::default()
-    }
 }
 
 fn plain_env<'a>(name: &'a str, value: impl Into<Cow<'a, str>>) -> Env<'a> {

@@ -4,9 +4,7 @@
 use std::sync::atomic::AtomicI64;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric,
-};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -16,73 +14,8 @@ use prometheus_client::registry::Registry;
 use crate::admission::Outcome;
 use crate::body::BodyRefusal;
 
-/// Outcome label values.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum OutcomeLabel {
-    /// Patched.
-    injected,
-    /// Allowed unchanged.
-    skipped,
-    /// Refused.
-    denied,
-    /// Malformed review.
-    invalid,
-}
-
-impl From<Outcome> for OutcomeLabel {
-    fn from(o: Outcome) -> Self {
-        match o {
-            Outcome::Injected => OutcomeLabel::injected,
-            Outcome::Skipped => OutcomeLabel::skipped,
-            Outcome::Denied => OutcomeLabel::denied,
-            Outcome::Invalid => OutcomeLabel::invalid,
-        }
-    }
-}
-
-/// Label set of the request counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    /// How the review was answered.
-    pub outcome: OutcomeLabel,
-}
-
-/// Label values of the reload counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum ReloadResult {
-    /// A new pair is being served.
-    success,
-    /// The new pair was unusable; the old one stays.
-    failure,
-}
-
-/// Label set of the reload counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReloadLabels {
-    /// Whether the reload worked.
-    pub result: ReloadResult,
-}
-
-/// Label values of the refused-request counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum RefusedReason {
-    /// Body over `--max-body-bytes` (413).
-    body_too_large,
-    /// No room in `--max-body-memory-bytes` (503).
-    body_memory,
-    /// The body could not be read (400).
-    body_unreadable,
-}
-
-/// Label set of the refused-request counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RefusedLabels {
-    /// Why the request was refused.
-    pub reason: RefusedReason,
-}
+/// One label and its value.
+type Label = [(&'static str, &'static str); 1];
 
 /// All webhook metrics, registered once.
 pub struct Metrics {
@@ -95,8 +28,8 @@ pub struct Metrics {
     duration: Histogram,
     /// Unix time (seconds) at which the served certificate expires.
     pub cert_expiry: Gauge<i64, AtomicI64>,
-    reloads: Family<ReloadLabels, Counter>,
-    refused_requests: Family<RefusedLabels, Counter>,
+    reloads: Family<Label, Counter>,
+    refused_requests: Family<Label, Counter>,
     refused_connections: Counter,
     evicted_connections: Counter,
 }
@@ -111,7 +44,7 @@ impl Metrics {
     /// Creates and registers the metrics under the `status_reporter_webhook` prefix.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("status_reporter_webhook");
-        let requests = Family::<OutcomeLabels, Counter>::default();
+        let requests = Family::<Label, Counter>::default();
         registry.register(
             "admission_requests",
             "AdmissionReviews answered, by outcome",
@@ -130,13 +63,13 @@ impl Metrics {
             "Unix time at which the serving certificate expires",
             cert_expiry.clone(),
         );
-        let reloads = Family::<ReloadLabels, Counter>::default();
+        let reloads = Family::<Label, Counter>::default();
         registry.register(
             "certificate_reloads",
             "Certificate reload attempts after a change in the certificate directory",
             reloads.clone(),
         );
-        let refused_requests = Family::<RefusedLabels, Counter>::default();
+        let refused_requests = Family::<Label, Counter>::default();
         registry.register(
             "requests_refused",
             "Requests answered without a review because of their body, by reason",
@@ -157,9 +90,7 @@ impl Metrics {
         registry.register_collector(Box::new(DroppedLogLines));
         let by_outcome = Outcome::ALL.map(|outcome| {
             requests
-                .get_or_create(&OutcomeLabels {
-                    outcome: outcome.into(),
-                })
+                .get_or_create(&[("outcome", outcome.as_str())])
                 .clone()
         });
         Metrics {
@@ -182,23 +113,19 @@ impl Metrics {
 
     /// Counts one certificate reload attempt.
     pub fn reload(&self, ok: bool) {
-        let result = if ok {
-            ReloadResult::success
-        } else {
-            ReloadResult::failure
-        };
-        self.reloads.get_or_create(&ReloadLabels { result }).inc();
+        let result = if ok { "success" } else { "failure" };
+        self.reloads.get_or_create(&[("result", result)]).inc();
     }
 
     /// Counts one request refused for its body.
     pub fn request_refused(&self, refusal: &BodyRefusal) {
         let reason = match refusal {
-            BodyRefusal::TooLarge { .. } => RefusedReason::body_too_large,
-            BodyRefusal::OverBudget => RefusedReason::body_memory,
-            BodyRefusal::Read(_) => RefusedReason::body_unreadable,
+            BodyRefusal::TooLarge { .. } => "body_too_large",
+            BodyRefusal::OverBudget => "body_memory",
+            BodyRefusal::Read(_) => "body_unreadable",
         };
         self.refused_requests
-            .get_or_create(&RefusedLabels { reason })
+            .get_or_create(&[("reason", reason)])
             .inc();
     }
 

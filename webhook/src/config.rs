@@ -137,6 +137,8 @@ pub struct InjectConfig {
     pub results_volume_size_limit: Quantity,
     /// Namespaces never injected.
     pub excluded_namespaces: Vec<String>,
+    /// The namespace the webhook runs in: never injected, whatever `excluded_namespaces` says.
+    pub own_namespace: Option<String>,
 }
 
 impl Default for InjectConfig {
@@ -157,6 +159,7 @@ impl Default for InjectConfig {
             sidecar_mode: SidecarMode::Native,
             results_volume_size_limit: Quantity("16Mi".to_owned()),
             excluded_namespaces: vec!["kube-system".to_owned()],
+            own_namespace: None,
         }
     }
 }
@@ -229,6 +232,7 @@ impl InjectorArgs {
                 .map(|n| n.trim().to_owned())
                 .filter(|n| !n.is_empty())
                 .collect(),
+            own_namespace: None,
         })
     }
 }

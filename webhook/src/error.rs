@@ -38,6 +38,13 @@ pub enum Error {
     )]
     NoContainers,
 
+    /// A Job that its namespace opted in cannot be injected: the refusal says how to run
+    /// it without the reporter.
+    #[error(
+        "{0}; the Job's namespace is labelled status-reporter.hyperfleet.io/inject=enabled, so its Jobs run only with the reporter: to run this one without it, annotate it status-reporter.hyperfleet.io/inject: \"false\""
+    )]
+    NamespaceOptIn(Box<Error>),
+
     /// The object is not a Job we can read (wrong shape for batch/v1 Job).
     #[error("the object is not a valid batch/v1 Job: {0}")]
     InvalidJob(String),

@@ -152,6 +152,10 @@ pub enum Decision<'a> {
 }
 
 /// The decision for a Job read as a view: [`inject_as`] without writing the patch.
+///
+/// A Job its namespace opted in ([`OptIn::Namespace`]) that cannot be injected is refused,
+/// as an annotated one is, and the refusal says how to opt that Job out: in such a namespace
+/// a Job never runs without its reporter unless it asks to.
 pub fn decide<'a>(
     job: &'a JobView<'a>,
     namespace: Option<&'a str>,
@@ -160,10 +164,22 @@ pub fn decide<'a>(
 ) -> Result<Decision<'a>> {
     let namespace = job.namespace().or(namespace);
     if let Some(ns) = namespace
-        && config.excluded_namespaces.iter().any(|e| e == ns)
+        && (config.excluded_namespaces.iter().any(|e| e == ns)
+            || config.own_namespace.as_deref() == Some(ns))
     {
         return Ok(Decision::Skip(SkipReason::ExcludedNamespace(ns.to_owned())));
     }
+    decide_opted(job, config, opt_in).map_err(|e| match opt_in {
+        OptIn::Namespace => Error::NamespaceOptIn(Box::new(e)),
+        OptIn::Annotation => e,
+    })
+}
+
+fn decide_opted<'a>(
+    job: &'a JobView<'a>,
+    config: &'a InjectConfig,
+    opt_in: OptIn,
+) -> Result<Decision<'a>> {
     let Some(spec) = job.spec.as_ref() else {
         return Err(Error::InvalidJob("spec is missing".into()));
     };

@@ -98,6 +98,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DRAIN_TIMEOUT_SECONDS", default_value_t = 20)]
     pub drain_timeout_seconds: u64,
 
+    /// The namespace the webhook runs in (the Deployment sets it from the downward API): its
+    /// Jobs are never injected, whatever --excluded-namespaces says.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub webhook_namespace: Option<String>,
+
     /// How the reporter container is built.
     #[command(flatten)]
     pub injector: InjectorArgs,
@@ -344,7 +349,13 @@ pub fn http_builder(timeouts: Timeouts) -> hyper_util::server::conn::auto::Build
 /// shutdown: a second signal aborts the drain). Connections still open when it returns end
 /// with the runtime.
 pub async fn serve(args: ServeArgs) -> Result<()> {
-    let config = args.injector.to_config()?;
+    let mut config = args.injector.to_config()?;
+    config.own_namespace = args
+        .webhook_namespace
+        .as_deref()
+        .map(str::trim)
+        .filter(|ns| !ns.is_empty())
+        .map(str::to_owned);
     let bodies = args.body_limits()?;
     let timeouts = args.timeouts()?;
     let max_connections = args.connection_limit()?;

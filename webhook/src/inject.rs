@@ -94,14 +94,6 @@ impl Injection {
             Injection::Injected { patch, .. } => patch.clone(),
         }
     }
-
-    /// Admission warnings (none when skipped).
-    pub fn warnings(&self) -> &[String] {
-        match self {
-            Injection::Skipped(_) => &[],
-            Injection::Injected { warnings, .. } => warnings,
-        }
-    }
 }
 
 /// Computes the patch that adds the reporter to `job`, for a Job that opts in by annotation

@@ -72,7 +72,7 @@ pub struct ServeArgs {
 
     /// Largest accepted request body in bytes; larger ones get 413 (by Content-Length before
     /// anything is read, so before `100 Continue`).
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES, value_parser = at_least_one::<usize>())]
     pub max_body_bytes: usize,
 
     /// Request body bytes held in memory at once, over all requests; a quarter is kept for
@@ -82,16 +82,16 @@ pub struct ServeArgs {
 
     /// Connections open at once. At the limit a new connection takes the place of the one
     /// idle the longest; if every connection is busy, it is closed at accept.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one::<usize>())]
     pub max_connections: usize,
 
     /// Seconds a connection gets from accept to finish its TLS handshake and send a complete
     /// request head (HTTP/1.1 and HTTP/2), and may then stay idle between requests.
-    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10, value_parser = at_least_one::<u64>())]
     pub header_read_timeout_seconds: u64,
 
     /// Seconds a whole request may take, body included; then 408.
-    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 10)]
+    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 10, value_parser = at_least_one::<u64>())]
     pub request_timeout_seconds: u64,
 
     /// Seconds to drain open connections after SIGTERM before closing them.
@@ -112,31 +112,19 @@ impl ServeArgs {
     /// The body limits, checked: the memory budget must hold at least one largest body in
     /// its large pool and one small body in its small pool.
     pub fn body_limits(&self) -> Result<BodyLimits> {
-        let setting = |flag, value: usize, accepted: String| Error::Config {
-            flag,
-            value: value.to_string(),
-            accepted,
-        };
-        if self.max_body_bytes == 0 {
-            return Err(setting(
-                "max-body-bytes",
-                0,
-                "a number of bytes above 0".to_owned(),
-            ));
-        }
         let memory = self.max_body_memory_bytes;
         let least =
             (self.max_body_bytes + self.max_body_bytes.div_ceil(3)).max(4 * SMALL_BODY_BYTES);
         if memory < least || u32::try_from(memory).is_err() {
-            return Err(setting(
-                "max-body-memory-bytes",
-                memory,
-                format!(
+            return Err(Error::Config {
+                flag: "max-body-memory-bytes",
+                value: memory.to_string(),
+                accepted: format!(
                     "{least} to {} bytes: three quarters must hold one body of --max-body-bytes ({}), a quarter one of 64 KiB",
                     u32::MAX,
                     self.max_body_bytes
                 ),
-            ));
+            });
         }
         Ok(BodyLimits {
             per_request: self.max_body_bytes,
@@ -144,40 +132,19 @@ impl ServeArgs {
         })
     }
 
-    /// The timeouts, checked (each at least one second).
-    pub fn timeouts(&self) -> Result<Timeouts> {
-        for (flag, value) in [
-            (
-                "header-read-timeout-seconds",
-                self.header_read_timeout_seconds,
-            ),
-            ("request-timeout-seconds", self.request_timeout_seconds),
-        ] {
-            if value == 0 {
-                return Err(Error::Config {
-                    flag,
-                    value: value.to_string(),
-                    accepted: "a number of seconds above 0".to_owned(),
-                });
-            }
-        }
-        Ok(Timeouts {
+    /// The timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
             header_read: Duration::from_secs(self.header_read_timeout_seconds),
             request: Duration::from_secs(self.request_timeout_seconds),
-        })
-    }
-
-    /// The connection limit, checked.
-    pub fn connection_limit(&self) -> Result<usize> {
-        if self.max_connections == 0 {
-            return Err(Error::Config {
-                flag: "max-connections",
-                value: "0".to_owned(),
-                accepted: "a number of connections above 0".to_owned(),
-            });
         }
-        Ok(self.max_connections)
     }
+}
+
+/// A number above 0, checked where clap reads it.
+fn at_least_one<T: TryFrom<u64> + Clone + Send + Sync + 'static>()
+-> clap::builder::RangedU64ValueParser<T> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 /// State shared by the handlers.
@@ -357,8 +324,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         .filter(|ns| !ns.is_empty())
         .map(str::to_owned);
     let bodies = args.body_limits()?;
-    let timeouts = args.timeouts()?;
-    let max_connections = args.connection_limit()?;
+    let timeouts = args.timeouts();
+    let max_connections = args.max_connections;
     files::reserve_for(max_connections)?;
     let initial = tls::load_pair(&args.tls_cert, &args.tls_key)?;
     tls::check_valid_at(&initial, &args.tls_cert, &args.tls_key, tls::unix_now())?;
@@ -438,17 +405,12 @@ mod tests {
         serve: ServeArgs,
     }
 
-    /// The first limit `serve` would refuse with these flags.
+    /// Why `serve` would refuse these flags, if it would.
     fn refused(flags: &[&str]) -> Option<String> {
-        let args = Cli::try_parse_from(std::iter::once("serve").chain(flags.iter().copied()))
-            .expect("flags parse")
-            .serve;
-        let error = args
-            .body_limits()
-            .err()
-            .or(args.timeouts().err())
-            .or(args.connection_limit().err());
-        error.map(|e| e.to_string())
+        match Cli::try_parse_from(std::iter::once("serve").chain(flags.iter().copied())) {
+            Ok(cli) => cli.serve.body_limits().err().map(|e| e.to_string()),
+            Err(e) => Some(e.to_string()),
+        }
     }
 
     #[tokio::test]
@@ -467,8 +429,11 @@ mod tests {
     fn limits_that_cannot_work_are_refused_naming_the_flag_and_what_is_accepted() {
         assert_eq!(refused(&[]), None, "the defaults work");
         for (flags, expected) in [
-            (&["--max-connections", "0"][..], "--max-connections=\"0\""),
-            (&["--max-body-bytes", "0"], "--max-body-bytes=\"0\""),
+            (
+                &["--max-connections", "0"][..],
+                "'0' for '--max-connections",
+            ),
+            (&["--max-body-bytes", "0"], "'0' for '--max-body-bytes"),
             (
                 &["--header-read-timeout-seconds", "0"],
                 "--header-read-timeout-seconds",

@@ -46,8 +46,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .serve;
     let bodies = args.body_limits().map_err(|e| e.to_string())?;
-    let timeouts = args.timeouts().map_err(|e| e.to_string())?;
-    let max_connections = args.connection_limit().map_err(|e| e.to_string())?;
+    let timeouts = args.timeouts();
+    let max_connections = args.max_connections;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pair = tls::load_pair(&args.tls_cert, &args.tls_key).map_err(|e| e.to_string())?;
     let config =

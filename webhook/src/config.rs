@@ -17,6 +17,15 @@ pub const DEFAULT_REPORTER_IMAGE: &str = concat!(
     env!("CARGO_PKG_VERSION")
 );
 
+/// The injector flags' defaults, each named once: clap and [`InjectConfig::default`] read them.
+mod defaults {
+    pub const CPU_REQUEST: &str = "10m";
+    pub const MEMORY_REQUEST: &str = "16Mi";
+    pub const MEMORY_LIMIT: &str = "64Mi";
+    pub const RESULTS_VOLUME_SIZE_LIMIT: &str = "16Mi";
+    pub const EXCLUDED_NAMESPACES: &str = "kube-system";
+}
+
 /// Image pull policy of the reporter container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PullPolicy {
@@ -59,11 +68,11 @@ pub struct InjectorArgs {
     pub reporter_image_pull_policy: PullPolicy,
 
     /// CPU request of the injected container (Kubernetes quantity; empty = none).
-    #[arg(long, env = "REPORTER_CPU_REQUEST", default_value = "10m")]
+    #[arg(long, env = "REPORTER_CPU_REQUEST", default_value = defaults::CPU_REQUEST)]
     pub reporter_cpu_request: String,
 
     /// Memory request of the injected container (Kubernetes quantity; empty = none).
-    #[arg(long, env = "REPORTER_MEMORY_REQUEST", default_value = "16Mi")]
+    #[arg(long, env = "REPORTER_MEMORY_REQUEST", default_value = defaults::MEMORY_REQUEST)]
     pub reporter_memory_request: String,
 
     /// CPU limit of the injected container (Kubernetes quantity; empty = none).
@@ -71,7 +80,7 @@ pub struct InjectorArgs {
     pub reporter_cpu_limit: String,
 
     /// Memory limit of the injected container (Kubernetes quantity; empty = none).
-    #[arg(long, env = "REPORTER_MEMORY_LIMIT", default_value = "64Mi")]
+    #[arg(long, env = "REPORTER_MEMORY_LIMIT", default_value = defaults::MEMORY_LIMIT)]
     pub reporter_memory_limit: String,
 
     /// Default sidecar mode; a Job's `sidecar-mode` annotation overrides it.
@@ -79,7 +88,7 @@ pub struct InjectorArgs {
     pub sidecar_mode: SidecarMode,
 
     /// sizeLimit of the shared results emptyDir volume (Kubernetes quantity).
-    #[arg(long, env = "RESULTS_VOLUME_SIZE_LIMIT", default_value = "16Mi")]
+    #[arg(long, env = "RESULTS_VOLUME_SIZE_LIMIT", default_value = defaults::RESULTS_VOLUME_SIZE_LIMIT)]
     pub results_volume_size_limit: String,
 
     /// Namespaces whose Jobs are never injected (comma-separated).
@@ -87,7 +96,7 @@ pub struct InjectorArgs {
         long,
         env = "EXCLUDED_NAMESPACES",
         value_delimiter = ',',
-        default_value = "kube-system"
+        default_value = defaults::EXCLUDED_NAMESPACES
     )]
     pub excluded_namespaces: Vec<String>,
 }
@@ -144,10 +153,11 @@ pub struct InjectConfig {
 impl Default for InjectConfig {
     fn default() -> Self {
         let mut requests = BTreeMap::new();
-        requests.insert("cpu".to_owned(), Quantity("10m".to_owned()));
-        requests.insert("memory".to_owned(), Quantity("16Mi".to_owned()));
+        let quantity = |q: &str| Quantity(q.to_owned());
+        requests.insert("cpu".to_owned(), quantity(defaults::CPU_REQUEST));
+        requests.insert("memory".to_owned(), quantity(defaults::MEMORY_REQUEST));
         let mut limits = BTreeMap::new();
-        limits.insert("memory".to_owned(), Quantity("64Mi".to_owned()));
+        limits.insert("memory".to_owned(), quantity(defaults::MEMORY_LIMIT));
         InjectConfig {
             reporter_image: DEFAULT_REPORTER_IMAGE.to_owned(),
             image_pull_policy: PullPolicy::IfNotPresent,
@@ -157,8 +167,8 @@ impl Default for InjectConfig {
                 ..ResourceRequirements::default()
             }),
             sidecar_mode: SidecarMode::Native,
-            results_volume_size_limit: Quantity("16Mi".to_owned()),
-            excluded_namespaces: vec!["kube-system".to_owned()],
+            results_volume_size_limit: quantity(defaults::RESULTS_VOLUME_SIZE_LIMIT),
+            excluded_namespaces: vec![defaults::EXCLUDED_NAMESPACES.to_owned()],
             own_namespace: None,
         }
     }

@@ -7,7 +7,6 @@
 //! One writer: the answer is a [`Review`], serialized by serde.
 
 use bytes::Bytes;
-use k8s_openapi::ByteString;
 use kube::core::DynamicObject;
 use kube::core::admission::{
     AdmissionRequest, AdmissionReview, META_API_VERSION_V1, META_KIND, Operation,
@@ -188,7 +187,7 @@ fn answer(
                 .and_then(|patch| {
                     write(Response::Patched {
                         allowed: true,
-                        patch: ByteString(patch),
+                        patch: Base64(&patch),
                         patch_type: "JSONPatch",
                         status: Status::default(),
                         uid,
@@ -222,7 +221,7 @@ struct Review<'a> {
 enum Response<'a> {
     Patched {
         allowed: bool,
-        patch: ByteString,
+        patch: Base64<'a>,
         patch_type: &'a str,
         status: Status<'a>,
         uid: &'a str,
@@ -253,6 +252,20 @@ fn is_zero(n: &u16) -> bool {
     *n == 0
 }
 
+/// Bytes as the API server reads a `[]byte`: standard base64 with padding (SIMD when the CPU
+/// has it), as k8s-openapi's `ByteString` writes them.
+struct Base64<'a>(&'a [u8]);
+
+impl Serialize for Base64<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine as _;
+        static ENGINE: std::sync::LazyLock<base64::engine::Simd> = std::sync::LazyLock::new(|| {
+            base64::engine::Simd::standard(base64::engine::general_purpose::PAD)
+        });
+        s.serialize_str(&ENGINE.encode(self.0))
+    }
+}
+
 /// The one place an answer is written.
 fn write(response: Response<'_>) -> Result<Bytes, String> {
     let review = Review {
@@ -260,8 +273,9 @@ fn write(response: Response<'_>) -> Result<Bytes, String> {
         kind: META_KIND,
         response,
     };
-    serde_json::to_vec(&review)
-        .map(Bytes::from)
+    let mut out = Vec::with_capacity(4096);
+    serde_json::to_writer(&mut out, &review)
+        .map(|()| Bytes::from(out))
         .map_err(|e| format!("cannot write the AdmissionReview answer: {e}"))
 }
 

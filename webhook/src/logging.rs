@@ -19,6 +19,7 @@ use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuild
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -93,6 +94,7 @@ pub fn init(level: LogLevel, format: LogFormat) -> Logs {
     let builder = tracing_subscriber::fmt()
         .with_max_level(level_filter(level).max(LevelFilter::WARN))
         .with_ansi(std::io::stderr().is_terminal())
+        .with_timer(Clock)
         .with_writer(writer.clone());
     // Fails only when a subscriber is already installed (tests that call `init` twice).
     let _ = match format {
@@ -119,6 +121,29 @@ fn level_filter(level: LogLevel) -> LevelFilter {
         LogLevel::Info => LevelFilter::INFO,
         LogLevel::Warn => LevelFilter::WARN,
         LogLevel::Error => LevelFilter::ERROR,
+    }
+}
+
+/// The time of a line as tracing-subscriber writes it (RFC 3339, UTC, microseconds), the part
+/// up to the second formatted once a second per thread: its own clock took 40 % of a line.
+struct Clock;
+
+impl FormatTime for Clock {
+    fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+        thread_local! {
+            static SECOND: std::cell::RefCell<(i64, String)> =
+                const { std::cell::RefCell::new((i64::MIN, String::new())) };
+        }
+        let now = jiff::Timestamp::now();
+        SECOND.with_borrow_mut(|(second, prefix)| {
+            if *second != now.as_second() {
+                *second = now.as_second();
+                let whole = jiff::Timestamp::from_second(*second).unwrap_or(now);
+                // `YYYY-MM-DDTHH:MM:SSZ` for a whole second: the `Z` is left out here.
+                *prefix = whole.to_string().trim_end_matches('Z').to_owned();
+            }
+            write!(w, "{prefix}.{:06}Z", now.subsec_microsecond())
+        })
     }
 }
 

@@ -239,9 +239,8 @@ fn answer(json: std::result::Result<bytes::Bytes, String>) -> Response {
     }
 }
 
-/// The `info` line of one review; public so that the benchmark can profile this very call
-/// (`bench-webhook --profile-log`).
-pub fn log_review(reviewed: &admission::Reviewed, micros: u64) {
+/// The `info` line of one review.
+fn log_review(reviewed: &admission::Reviewed, micros: u64) {
     // The message as a `str` field: the same line, without a trip through `core::fmt`.
     tracing::info!(
         message = "admission review",

@@ -290,19 +290,6 @@ fn is_quantity(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: InjectorArgs,
-    }
-
-    #[test]
-    fn defaults_match_the_default_config() {
-        let cli = Cli::try_parse_from(["x"]).unwrap();
-        assert_eq!(cli.args.to_config().unwrap(), InjectConfig::default());
-    }
 
     #[test]
     fn quantities() {
@@ -314,32 +301,5 @@ mod tests {
         for bad in ["", "Mi", "16MB", "1..5", "ten", "1e", "16 Mi", "1.2.3"] {
             assert!(!is_quantity(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn bad_flags_name_the_flag() {
-        let cli = Cli::try_parse_from(["x", "--reporter-memory-limit", "64MB"]).unwrap();
-        let err = cli.args.to_config().unwrap_err().to_string();
-        assert!(err.contains("--reporter-memory-limit=\"64MB\""), "{err}");
-        assert!(err.contains("Kubernetes quantity"), "{err}");
-
-        let cli = Cli::try_parse_from(["x", "--reporter-image", " "]).unwrap();
-        assert!(
-            cli.args
-                .to_config()
-                .unwrap_err()
-                .to_string()
-                .contains("--reporter-image")
-        );
-    }
-
-    #[test]
-    fn excluded_namespaces_split_on_commas() {
-        let cli =
-            Cli::try_parse_from(["x", "--excluded-namespaces", "kube-system, webhook,"]).unwrap();
-        assert_eq!(
-            cli.args.to_config().unwrap().excluded_namespaces,
-            vec!["kube-system".to_owned(), "webhook".to_owned()]
-        );
     }
 }

@@ -394,23 +394,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
-
-    /// Why `serve` would refuse these flags, if it would.
-    fn refused(flags: &[&str]) -> Option<String> {
-        match Cli::try_parse_from(std::iter::once("serve").chain(flags.iter().copied())) {
-            Ok(cli) => cli.serve.body_limits().err().map(|e| e.to_string()),
-            Err(e) => Some(e.to_string()),
-        }
-    }
 
     #[tokio::test]
     async fn an_answer_that_cannot_be_written_is_a_500_that_says_why() {
@@ -422,51 +406,5 @@ mod tests {
         assert_eq!(&body[..], b"cannot write the AdmissionReview answer: boom");
         let response = answer(Ok(bytes::Bytes::from_static(b"{}")));
         assert_eq!(response.status(), StatusCode::OK);
-    }
-
-    #[test]
-    fn limits_that_cannot_work_are_refused_naming_the_flag_and_what_is_accepted() {
-        assert_eq!(refused(&[]), None, "the defaults work");
-        for (flags, expected) in [
-            (
-                &["--max-connections", "0"][..],
-                "'0' for '--max-connections",
-            ),
-            (&["--max-body-bytes", "0"], "'0' for '--max-body-bytes"),
-            (
-                &["--header-read-timeout-seconds", "0"],
-                "--header-read-timeout-seconds",
-            ),
-            (
-                &["--request-timeout-seconds", "0"],
-                "--request-timeout-seconds",
-            ),
-            // Three quarters of 4 MiB cannot hold a 3 MiB + 64 KiB body.
-            (
-                &["--max-body-memory-bytes", "4194304"],
-                "--max-body-memory-bytes=\"4194304\"; accepted: 4281686 to 4294967295 bytes",
-            ),
-            (
-                &[
-                    "--max-body-bytes",
-                    "1000",
-                    "--max-body-memory-bytes",
-                    "200000",
-                ],
-                "accepted: 262144 to",
-            ),
-        ] {
-            let error = refused(flags).unwrap_or_else(|| panic!("{flags:?} was accepted"));
-            assert!(error.contains(expected), "{flags:?}: {error}");
-        }
-        assert_eq!(
-            refused(&[
-                "--max-body-bytes",
-                "1000",
-                "--max-body-memory-bytes",
-                "262144"
-            ]),
-            None
-        );
     }
 }

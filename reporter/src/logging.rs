@@ -70,19 +70,28 @@ pub fn init(level: LogLevel, format: LogFormat) {
         }
     };
 }
+
+/// `level` as tracing's filter: the contract spells levels as tracing does.
 fn level_filter(level: LogLevel) -> LevelFilter {
-    match level {
-        LogLevel::Trace => LevelFilter::TRACE,
-        LogLevel::Debug => LevelFilter::DEBUG,
-        LogLevel::Info => LevelFilter::INFO,
-        LogLevel::Warn => LevelFilter::WARN,
-        LogLevel::Error => LevelFilter::ERROR,
-    }
+    level.as_str().parse().unwrap_or(LevelFilter::INFO)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_level_is_tracings_own() {
+        for (level, filter) in [
+            (LogLevel::Trace, LevelFilter::TRACE),
+            (LogLevel::Debug, LevelFilter::DEBUG),
+            (LogLevel::Info, LevelFilter::INFO),
+            (LogLevel::Warn, LevelFilter::WARN),
+            (LogLevel::Error, LevelFilter::ERROR),
+        ] {
+            assert_eq!(level_filter(level), filter);
+        }
+    }
 
     #[test]
     fn control_characters_are_escaped_and_the_rest_kept() {

@@ -172,7 +172,7 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
                 // Each controller acts as its own ServiceAccount with its bootstrap RBAC, as
                 // on real clusters.
                 "--use-service-account-credentials=true".into(),
-                "--controllers=job-controller,cronjob-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,pod-garbage-collector-controller,ttl-after-finished-controller".into(),
+                "--controllers=job-controller,cronjob-controller,deployment-controller,replicaset-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,pod-garbage-collector-controller,ttl-after-finished-controller".into(),
                 format!("--service-account-private-key-file={}", pki.sa_key.display()),
                 format!("--root-ca-file={}", pki.ca_cert.display()),
                 "--leader-elect=false".into(),

@@ -27,6 +27,7 @@ pub mod job_pods;
 pub mod kubelet;
 mod node;
 pub mod node_jobs;
+pub mod node_webhook;
 pub mod objects;
 mod pki;
 mod shared;

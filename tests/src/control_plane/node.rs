@@ -124,6 +124,8 @@ pub(crate) struct Node {
     /// That first process, as the machine sees it.
     init_pid: u32,
     kubelet: Option<Child>,
+    /// The host's values of [`SYSCTLS`] before the node started.
+    host_sysctls: Vec<String>,
 }
 
 /// What the kubelet needs from the control plane.
@@ -213,6 +215,7 @@ impl Node {
             unshare,
             init_pid,
             kubelet: None,
+            host_sysctls: host_sysctls(),
         };
         if let Err(e) = node.wait_containerd(bin, run).await {
             node.stop().await;
@@ -316,7 +319,21 @@ impl Node {
             .spawn()
             .map_err(|e| format!("cannot start nsenter (util-linux) for the kubelet: {e}"))?;
         self.kubelet = Some(kubelet);
-        self.wait_ready(client, run).await
+        self.wait_ready(client, run).await?;
+        self.check_host_sysctls()
+    }
+
+    /// Fails if the host's kernel settings are not what they were before the node started.
+    fn check_host_sysctls(&self) -> Result<(), String> {
+        let now = host_sysctls();
+        for (((name, _), before), now) in SYSCTLS.iter().zip(&self.host_sysctls).zip(&now) {
+            if before != now {
+                return Err(format!(
+                    "the node changed the host's {name} from {before} to {now}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn wait_ready(&mut self, client: &kube::Client, run: &Path) -> Result<(), String> {
@@ -393,6 +410,9 @@ serializeImagePulls: false
     /// Stops the node: kills its namespace (every process and container in it, its mounts),
     /// then removes its cgroup root.
     pub(crate) async fn stop(mut self) {
+        if let Err(e) = self.check_host_sysctls() {
+            eprintln!("control-plane: {e}");
+        }
         kill(self.init_pid);
         // unshare returns once the namespace's first process is gone, which the kernel lets
         // happen only after every other process of the namespace is.
@@ -451,6 +471,18 @@ disabled_plugins = [
         socket = layout.socket().display(),
         pause = super::images::PAUSE,
     )
+}
+
+/// The host's values of [`SYSCTLS`] (as this process sees them: outside the node).
+fn host_sysctls() -> Vec<String> {
+    SYSCTLS
+        .iter()
+        .map(|(name, _)| {
+            std::fs::read_to_string(Path::new("/proc/sys").join(name))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_else(|e| format!("unreadable ({e})"))
+        })
+        .collect()
 }
 
 fn log_file(path: &Path) -> Result<std::fs::File, String> {

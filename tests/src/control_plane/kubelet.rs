@@ -1,13 +1,15 @@
-//! Playing the kubelet on the real API server: no container runtime runs here, so the test
-//! writes pod status through the `pods/status` subresource, as a node would — containers
-//! running, a container terminated with an exit code, the pod's phase.
+//! Playing the kubelet on the real API server, for the states a real node cannot produce on
+//! cue (an eviction overlapping its replacement, reporters finishing at the same instant, a
+//! state at a chosen moment): the test writes pod status through the `pods/status`
+//! subresource, as a node would — containers running, a container terminated with an exit
+//! code, the pod's phase — for pods no node runs (they have no `nodeName`).
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Pod, PodStatus,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, Pod,
+    PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
@@ -210,28 +212,6 @@ pub async fn terminate(
                 started_at: Some(now()),
                 finished_at: Some(now()),
                 ..ContainerStateTerminated::default()
-            }),
-            ..ContainerState::default()
-        };
-        set_container(p, status, container, state);
-    })
-    .await
-}
-
-/// `container` is waiting with `reason` (e.g. `ImagePullBackOff`) and `message`.
-pub async fn waiting(
-    client: &kube::Client,
-    namespace: &str,
-    pod: &str,
-    container: &str,
-    reason: &str,
-    message: &str,
-) -> Pod {
-    update_status(client, namespace, pod, |p, status| {
-        let state = ContainerState {
-            waiting: Some(ContainerStateWaiting {
-                reason: Some(reason.to_owned()),
-                message: Some(message.to_owned()),
             }),
             ..ContainerState::default()
         };

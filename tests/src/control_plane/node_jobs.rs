@@ -124,3 +124,49 @@ pub fn terminated(pod: &Pod, container: &str) -> Option<ContainerStateTerminated
 pub fn exit(pod: &Pod, container: &str) -> Option<(i32, String)> {
     terminated(pod, container).map(|t| (t.exit_code, t.reason.unwrap_or_default()))
 }
+
+/// A directory of the machine that the adapter sees at `/attempts` (a `hostPath` volume), so
+/// that its script can tell its Job's first attempt from a later one (a retry, the pod of a
+/// resumed Job): the state a real flaky adapter keeps outside its pod.
+pub struct Attempts {
+    dir: tempfile::TempDir,
+}
+
+impl Attempts {
+    /// A new, empty directory any container user can write.
+    pub fn new() -> Attempts {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod 777");
+        Attempts { dir }
+    }
+
+    /// Mounts the directory into `job`'s adapter at `/attempts`.
+    pub fn mount(&self, job: &mut Value) {
+        let spec = &mut job["spec"]["template"]["spec"];
+        let volumes = spec["volumes"]
+            .as_array_mut()
+            .expect("the injected Job has volumes");
+        volumes.push(json!({"name": "attempts", "hostPath":
+            {"path": self.dir.path(), "type": "Directory"}}));
+        let adapter = containers(spec)
+            .find(|c| c["name"] == "adapter")
+            .expect("adapter");
+        adapter["volumeMounts"]
+            .as_array_mut()
+            .expect("the injected adapter mounts the results")
+            .push(json!({"name": "attempts", "mountPath": "/attempts"}));
+    }
+
+    /// A script that runs `first` on the first attempt and `later` on every other.
+    pub fn script(first: &str, later: &str) -> String {
+        format!("if [ -e /attempts/seen ]; then {later}; else touch /attempts/seen; {first}; fi")
+    }
+}
+
+impl Default for Attempts {
+    fn default() -> Self {
+        Attempts::new()
+    }
+}

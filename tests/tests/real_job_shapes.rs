@@ -1,8 +1,12 @@
-//! Every Job shape on the real control plane (DESIGN "Every Job shape"): the real Job
-//! controller creates, retries, replaces, indexes, suspends and times out the pods; the test
-//! plays the kubelet (runs, terminates and finishes pods) and starts one real reporter per pod,
-//! with the Job ServiceAccount's token bound to the shipped ClusterRole. Each test checks the
-//! Job condition as the API server stores it, each pod's own result condition, and the Events.
+//! The Job shapes whose states a real node cannot produce on cue (DESIGN "Every Job shape"):
+//! an evicted pod still terminating when its replacement has reported, a Job re-created while
+//! its old pod's reporter runs, three reporters finishing at the same instant, Indexed results
+//! landing in a chosen order, a success policy met while other indexes run. The real Job
+//! controller creates, replaces and indexes the pods; the test plays the kubelet (runs,
+//! terminates and finishes pods) and starts one real reporter per pod, with the Job
+//! ServiceAccount's token bound to the shipped ClusterRole. Each test checks the Job condition
+//! as the API server stores it, each pod's own result condition, and the Events. The shapes a
+//! real node does produce run on it in `node_job_shapes.rs`.
 //!
 //! The Job controller waits 10 s before it retries a failed pod (its fixed first back-off), so
 //! the retry tests take that long.

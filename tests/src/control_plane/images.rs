@@ -18,9 +18,15 @@ pub fn dir() -> PathBuf {
     super::binaries::target_dir().join("images")
 }
 
-/// Builds the archives with the xtask (cargo rebuilds what changed, so the node always runs
-/// the sources under test), then lists them.
-pub(crate) fn build() -> Result<Vec<PathBuf>, String> {
+/// The archives, built with the xtask unless they are newer than every source they are made
+/// from (the xtask takes seconds even when cargo has nothing to build), so the node always
+/// runs the sources under test.
+pub fn build() -> Result<Vec<PathBuf>, String> {
+    if let Ok(archives) = archives()
+        && fresh(&archives)
+    {
+        return Ok(archives);
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     for task in ["images", "test-images"] {
         let out = Command::new(&cargo)
@@ -37,6 +43,56 @@ pub(crate) fn build() -> Result<Vec<PathBuf>, String> {
         }
     }
     archives()
+}
+
+/// The archives the two xtask commands write.
+const ARCHIVES: &[&str] = &[
+    "status-reporter.oci.tar",
+    "status-reporter-webhook.oci.tar",
+    "test/pause.oci.tar",
+    "test/adapter.oci.tar",
+];
+
+/// The directories and files the images are built from.
+const SOURCES: &[&str] = &[
+    "reporter",
+    "webhook",
+    "contract",
+    "xtask",
+    "tests/node",
+    "Cargo.toml",
+    "Cargo.lock",
+];
+
+/// Whether every archive exists and `images.json` is newer than every source.
+fn fresh(archives: &[PathBuf]) -> bool {
+    let built = match std::fs::metadata(dir().join("images.json")).and_then(|m| m.modified()) {
+        Ok(t) => t,
+        Err(_) => return false,
+    };
+    let root = super::binaries::workspace_root();
+    let mut stack: Vec<PathBuf> = SOURCES.iter().map(|s| root.join(s)).collect();
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            stack.extend(
+                std::fs::read_dir(&path)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        } else if meta.modified().is_ok_and(|m| m >= built) {
+            return false;
+        }
+    }
+    let expected = ARCHIVES.iter().map(|a| dir().join(a));
+    archives.iter().all(|a| a.is_file()) && expected.into_iter().all(|a| archives.contains(&a))
 }
 
 /// One image `images.json` lists.

@@ -142,6 +142,11 @@ impl Attempts {
         Attempts { dir }
     }
 
+    /// The directory on the machine.
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// Mounts the directory into `job`'s adapter at `/attempts`.
     pub fn mount(&self, job: &mut Value) {
         let spec = &mut job["spec"]["template"]["spec"];

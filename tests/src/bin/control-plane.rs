@@ -8,7 +8,8 @@
 //! ```
 //! `run` and `up` join the control plane the test suites share (or start one); it stops a few
 //! seconds after its last user. `CMD` finds `kubectl` (and `helm`) of the pinned release first
-//! on `PATH`.
+//! on `PATH`. The current release comes with its node: pods with `nodeName: localhost` and
+//! `hostNetwork: true` run there, from the images under `localhost/`.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;

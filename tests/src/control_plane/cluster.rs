@@ -301,8 +301,8 @@ impl Cluster {
             .collect()
     }
 
-    /// Process ids of etcd, kube-apiserver and (if it runs) kube-controller-manager, in that
-    /// order.
+    /// Process ids of etcd, kube-apiserver and (if they run) kube-controller-manager and the
+    /// node's first process, in that order.
     pub fn component_pids(&self) -> Vec<u32> {
         std::fs::read_to_string(self.run_dir.join("pids"))
             .unwrap_or_default()

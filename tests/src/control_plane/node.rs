@@ -29,6 +29,9 @@ use tokio::process::{Child, Command};
 /// it must resolve to loopback without a DNS query leaving the machine.
 pub const NAME: &str = "localhost";
 
+/// runc, from the Debian package.
+const RUNC: &str = "/usr/sbin/runc";
+
 /// How long the kubelet may take to report its node `Ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -142,6 +145,16 @@ impl Node {
     /// Starts containerd in the node's namespaces (binaries in `bin`) and imports `images`
     /// (OCI archives) into it.
     pub(crate) async fn start(bin: &Path, run: &Path, images: &[PathBuf]) -> Result<Node, String> {
+        for (path, package) in [
+            (RUNC, "runc"),
+            ("/usr/lib/cni/loopback", "containernetworking-plugins"),
+        ] {
+            if !Path::new(path).is_file() {
+                return Err(format!(
+                    "the test node needs {path}: install the Debian package {package}"
+                ));
+            }
+        }
         let layout = Layout::of(run);
         let dir = &layout.dir;
         let io = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
@@ -459,7 +472,7 @@ disabled_plugins = [
   netns_mounts_under_state_dir = true
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
     SystemdCgroup = false
-    BinaryName = "/usr/sbin/runc"
+    BinaryName = "{RUNC}"
     Root = "{dir}/containerd/runc"
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ["/usr/lib/cni"]

@@ -42,19 +42,11 @@ const SYSCTLS: [(&str, &str); 3] = [
     ("kernel/panic_on_oops", "1"),
 ];
 
-/// The first process of the node's namespaces: hides the host paths the node must not touch,
-/// starts containerd (`$@`) and waits, reaping whatever the namespace leaves to it.
-const INIT: &str = r#"set -eu
-node=$1; shift
-for f in vm/overcommit_memory kernel/panic kernel/panic_on_oops; do
-  mount --bind "$node/sysctl/${f##*/}" "/proc/sys/$f"
-done
-mount --bind "$node/var-lib" /var/lib
-mount --bind "$node/var-log" /var/log
-mount --bind "$node/run-containerd" /run/containerd
-"$@" &
-wait
-"#;
+/// The node's first process, its containerd configuration and its kubelet configuration,
+/// with `$NAMES` to fill in ([`fill`]).
+const INIT: &str = include_str!("../../control-plane/node/init.sh");
+const CONTAINERD: &str = include_str!("../../control-plane/node/containerd.toml");
+const KUBELET: &str = include_str!("../../control-plane/node/kubelet.yaml");
 
 /// The loopback network of one cluster: the service CIDR `127.X.Y.0/24`, the API server on its
 /// first address (the `kubernetes` Service's cluster IP), port 443 — so in-cluster config in a
@@ -179,7 +171,17 @@ impl Node {
             r#"{"cniVersion":"1.0.0","name":"lo","plugins":[{"type":"loopback"}]}"#.into(),
         )?;
         let init = put("init.sh", INIT.into())?;
-        let config = put("containerd.toml", containerd_config(&layout))?;
+        let config = put(
+            "containerd.toml",
+            fill(
+                CONTAINERD,
+                &[
+                    ("$NODE", &dir.display().to_string()),
+                    ("$PAUSE", super::images::PAUSE),
+                    ("$RUNC", RUNC),
+                ],
+            ),
+        )?;
 
         let log = log_file(&run.join("containerd.log"))?;
         let path = std::env::var_os("PATH").unwrap_or_default();
@@ -374,43 +376,14 @@ impl Node {
     }
 
     fn kubelet_config(&self, client_ca: &Path, port: u16) -> String {
-        let dir = self.layout.dir.display();
-        format!(
-            "apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-# The machines this runs on may still have cgroup v1 (kubelet >= 1.35 refuses it otherwise).
-failCgroupV1: false
-cgroupDriver: cgroupfs
-cgroupRoot: /{cgroup_root}
-containerRuntimeEndpoint: unix://{socket}
-address: 127.0.0.1
-port: {port}
-readOnlyPort: 0
-healthzPort: 0
-authentication:
-  anonymous: {{enabled: false}}
-  webhook: {{enabled: true}}
-  x509: {{clientCAFile: {client_ca}}}
-authorization: {{mode: Webhook}}
-registerNode: true
-# Without CAP_SYS_RESOURCE (containers, some VMs) a lower score cannot be set.
-oomScoreAdj: 0
-# Never write the host's kernel settings (the node's namespace shows it the values it wants).
-protectKernelDefaults: true
-# Never touch the host firewall.
-makeIPTablesUtilChains: false
-failSwapOn: false
-podLogsDir: {dir}/pod-logs
-# Never collect the imported images: nothing could pull them again.
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-evictionHard: {{memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}}
-nodeStatusUpdateFrequency: 5s
-serializeImagePulls: false
-",
-            cgroup_root = self.layout.cgroup_root,
-            socket = self.layout.socket().display(),
-            client_ca = client_ca.display(),
+        fill(
+            KUBELET,
+            &[
+                ("$CGROUP_ROOT", &self.layout.cgroup_root),
+                ("$NODE", &self.layout.dir.display().to_string()),
+                ("$PORT", &port.to_string()),
+                ("$CLIENT_CA", &client_ca.display().to_string()),
+            ],
         )
     }
 
@@ -446,44 +419,13 @@ pub(crate) fn clean_stale(run: &Path) {
     }
 }
 
-fn containerd_config(layout: &Layout) -> String {
-    let dir = layout.dir.display();
-    format!(
-        r#"version = 3
-root = "{dir}/containerd/root"
-state = "{dir}/containerd/state"
-disabled_plugins = [
-  "io.containerd.snapshotter.v1.blockfile", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.erofs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.nri.v1.nri",
-  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing",
-]
-[grpc]
-  address = "{socket}"
-[plugins.'io.containerd.cri.v1.images']
-  snapshotter = "overlayfs"
-  [plugins.'io.containerd.cri.v1.images'.pinned_images]
-    sandbox = "{pause}"
-[plugins.'io.containerd.cri.v1.runtime']
-  enable_selinux = false
-  disable_apparmor = true
-  # Without CAP_SYS_RESOURCE runc cannot lower a score ("can't get final child's PID from pipe").
-  restrict_oom_score_adj = true
-  netns_mounts_under_state_dir = true
-  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-    SystemdCgroup = false
-    BinaryName = "{RUNC}"
-    Root = "{dir}/containerd/runc"
-  [plugins.'io.containerd.cri.v1.runtime'.cni]
-    bin_dirs = ["/usr/lib/cni"]
-    conf_dir = "{dir}/cni"
-[plugins.'io.containerd.grpc.v1.cri']
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-"#,
-        socket = layout.socket().display(),
-        pause = super::images::PAUSE,
-    )
+/// `template` with each `$NAME` replaced by its value.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut text = template.to_owned();
+    for (name, value) in values {
+        text = text.replace(name, value);
+    }
+    text
 }
 
 /// The host's values of [`SYSCTLS`] (as this process sees them: outside the node).

@@ -29,6 +29,10 @@ pub use sidecar_mode::SidecarMode;
 /// auto-detection of the adapter container skips it.
 pub const REPORTER_CONTAINER: &str = "status-reporter";
 
+/// Type of the pod condition in which each attempt records its own result (`kubectl describe
+/// pod` shows it; aggregates over a Job's pods read it).
+pub const RESULT_CONDITION: &str = concat!(annotations::prefix!(), "result");
+
 /// Pod label the Job controller sets to its Job's uid: the injector hands it to the reporter as
 /// `JOB_UID`, and the reporter lists a Job's pods by it.
 pub const JOB_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";

@@ -1,7 +1,8 @@
 //! The pure decision for the Job condition in every Job shape: given the Job's [`Shape`], this
 //! reporter's own attempt (with the result it just decided) and the Job's pods as attempts
 //! (with the results their reporters recorded), which condition the Job gets — or none,
-//! because a newer attempt owns it. DESIGN "Every Job shape", rules 3 to 5.
+//! because a newer attempt owns it ([docs/job-shapes.md](../../docs/job-shapes.md), "What the
+//! condition means in each shape").
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,7 +60,7 @@ pub fn aggregate(shape: &Shape, own: &Attempt, result: &Condition, pods: &[Attem
     }
 }
 
-/// Rule 3: the newest attempt's result, written only by the newest attempt.
+/// Single completion: the newest attempt's result, written only by the newest attempt.
 fn single(own: &Attempt, result: &Condition, attempts: &[&Attempt]) -> Verdict {
     match newest(attempts.iter().copied()) {
         Some(n) if n.name != own.name => Verdict::Superseded {
@@ -79,7 +80,7 @@ fn shared<'a>(mut items: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     items.all(|x| x == first).then_some(first)
 }
 
-/// Rule 4: rule 3 per index; the aggregate over the newest attempt of every index.
+/// Indexed: the newest attempt per index; the aggregate over the newest attempt of every index.
 fn indexed(
     own: &Attempt,
     attempts: &[&Attempt],
@@ -143,7 +144,7 @@ fn indexed(
     )))
 }
 
-/// Rule 5: NonIndexed multi-pod Jobs count results, as the Job controller counts pods.
+/// Other multi-pod Jobs (NonIndexed) count results, as the Job controller counts pods.
 fn counted(attempts: &[&Attempt], completions: Option<u32>, backoff_limit: u32) -> Verdict {
     let mut ordered = attempts.to_vec();
     ordered.sort_by(|a, b| a.age_order(b));
@@ -251,12 +252,12 @@ mod tests {
         let success_policy = |indexes: &str| Shape::Indexed {
             completions: 3,
             success_policy: vec![SuccessRule {
-                indexes: parse_index_set(indexes),
+                indexes: parse_index_set(indexes, 3),
                 count: None,
             }],
         };
         let cases = vec![
-            // Rule 3: single-completion Jobs: the newest attempt's result.
+            // Single-completion Jobs: the newest attempt's result.
             Case {
                 rule: "single, first attempt: its own result, as the original",
                 shape: Shape::Single,
@@ -322,7 +323,7 @@ mod tests {
                 pods: vec![pod("aa", 0, None, true, Some("-Bad: no"))],
                 want: Some(("True", "Ok", "fine")),
             },
-            // Rule 4: Indexed Jobs.
+            // Indexed Jobs.
             Case {
                 rule: "indexed, 0 and 1 succeeded, 2 not yet: Unknown",
                 shape: indexed(3),
@@ -412,7 +413,7 @@ mod tests {
                 pods: vec![pod("i3", 0, Some(3), false, Some("+B: b"))],
                 want: Some(("True", "SuccessPolicyMet", "2/4 indexes succeeded")),
             },
-            // Rule 5: other multi-pod Jobs count.
+            // Other multi-pod Jobs count.
             Case {
                 rule: "nonindexed completions 2: one success is progress",
                 shape: counted(Some(2), 6),

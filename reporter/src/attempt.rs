@@ -10,9 +10,7 @@ use serde_json::{Value, json};
 
 use crate::condition::{Condition, Status};
 
-/// The pod condition type that records one attempt's result (status, reason and message as
-/// the Job condition would get them).
-pub const RESULT_CONDITION: &str = "status-reporter.hyperfleet.io/result";
+pub use contract::RESULT_CONDITION;
 /// Pod label the Job controller sets to an Indexed Job pod's completion index.
 pub const COMPLETION_INDEX_LABEL: &str = "batch.kubernetes.io/job-completion-index";
 /// Pod annotation the Job controller sets (with `backoffLimitPerIndex`) to the number of

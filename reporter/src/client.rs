@@ -1,17 +1,18 @@
 //! The Kubernetes client: kube's own stack (auth, base URI, connect/read/write timeouts), on a
-//! connector with `TCP_NODELAY`.
+//! connector with `TCP_NODELAY`, with every response line bounded ([`crate::response_limit`]).
 //!
 //! kube's default connector leaves Nagle's algorithm on. A status `PUT` whose body leaves in a
 //! second TLS record then waits for the API server's delayed ACK — 40 ms on Linux — on every
-//! write: measured on the real API server, that was 80 % of the time from result file to
-//! condition (`bench-real-api`).
+//! write.
 
+use http::Response;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use kube::client::ConfigExt;
 use tower::ServiceBuilder;
 
 use crate::error::{Error, Result};
+use crate::response_limit::{LineLimited, MAX_LINE};
 
 /// Infers the configuration (kubeconfig or in-cluster, as `kube::Config::infer`) and builds
 /// the client. kube's own retries stay off: the reporter retries itself, bounded, so that a
@@ -43,6 +44,7 @@ pub fn build(config: kube::Config) -> Result<kube::Client> {
         .option_layer(config.auth_layer().map_err(err)?)
         .layer(config.extra_headers_layer().map_err(err)?)
         .map_err(tower::BoxError::from)
+        .map_response(|r: Response<hyper::body::Incoming>| r.map(|b| LineLimited::new(b, MAX_LINE)))
         .service(http_client);
     Ok(kube::Client::new(service, config.default_namespace))
 }

@@ -62,15 +62,4 @@ impl Condition {
             message: message.into(),
         }
     }
-
-    /// The condition's fields as they appear in a status object (`status`, `reason`,
-    /// `message`), read leniently: `None` unless `status` is one of the three.
-    pub fn from_json(value: &serde_json::Value) -> Option<Condition> {
-        let field = |k: &str| value.get(k).and_then(serde_json::Value::as_str);
-        Some(Condition {
-            status: Status::parse(field("status")?)?,
-            reason: field("reason").unwrap_or_default().to_owned(),
-            message: field("message").unwrap_or_default().to_owned(),
-        })
-    }
 }

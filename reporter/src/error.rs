@@ -64,6 +64,16 @@ pub enum Error {
         last: String,
     },
 
+    /// A SIGTERM came before the report ended, and the report did not end within the
+    /// shutdown budget (the API is failing or hanging).
+    #[error(
+        "shutdown requested and the report did not finish within the shutdown budget of {budget} (the API server did not answer in time); the kubelet's grace period would end mid-write"
+    )]
+    ShutdownBudget {
+        /// The budget, Go-style duration.
+        budget: String,
+    },
+
     /// The Job of that name is another Job than this pod's (deleted and re-created).
     #[error(
         "job {job} has uid {found}, but this pod belongs to the Job with uid {expected} (JOB_UID): the Job was deleted and re-created under the same name; nothing is written to it"

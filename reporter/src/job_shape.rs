@@ -1,7 +1,7 @@
 //! What the reporter learns from the Job it reads before each write (pure): its uid, its shape
 //! (single completion, Indexed with an optional `successPolicy`, or other multi-pod), and
-//! whether it is suspended or past its `activeDeadlineSeconds` — the facts behind DESIGN's
-//! "Every Job shape" rules.
+//! whether it is suspended or past its `activeDeadlineSeconds` — the facts behind the rules of
+//! [docs/job-shapes.md](../../docs/job-shapes.md).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -55,22 +55,23 @@ impl SuccessRule {
     }
 }
 
-/// Parses an index set as the Job API writes it (`"0,2-4"`); `None` if malformed.
-pub fn parse_index_set(text: &str) -> Option<BTreeSet<u32>> {
+/// Parses an index set as the Job API writes it (`"0,2-4"`), keeping only indexes below
+/// `completions` (the API server refuses others): the set never outgrows the Job, whatever the
+/// text says. `None` if malformed.
+pub fn parse_index_set(text: &str, completions: u32) -> Option<BTreeSet<u32>> {
     let mut set = BTreeSet::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((from, to)) => {
-                let (from, to): (u32, u32) = (from.trim().parse().ok()?, to.trim().parse().ok()?);
-                if from > to || to - from > 1_000_000 {
-                    return None;
-                }
-                set.extend(from..=to);
-            }
+        let (from, to): (u32, u32) = match part.split_once('-') {
+            Some((from, to)) => (from.trim().parse().ok()?, to.trim().parse().ok()?),
             None => {
-                set.insert(part.parse().ok()?);
+                let i = part.parse().ok()?;
+                (i, i)
             }
+        };
+        if from > to {
+            return None;
         }
+        set.extend(from..=to.min(completions.saturating_sub(1)));
     }
     Some(set)
 }
@@ -121,10 +122,9 @@ pub fn shape(job: &Value) -> Shape {
                     .iter()
                     .map(|r| SuccessRule {
                         // A malformed set (the API server refuses those) matches nothing.
-                        indexes: r
-                            .get("succeededIndexes")
-                            .and_then(Value::as_str)
-                            .map(|t| parse_index_set(t).unwrap_or_default()),
+                        indexes: r.get("succeededIndexes").and_then(Value::as_str).map(|t| {
+                            parse_index_set(t, completions.unwrap_or(1)).unwrap_or_default()
+                        }),
                         count: count(r, "/succeededCount"),
                     })
                     .collect()
@@ -269,7 +269,7 @@ mod tests {
     fn success_rules_as_the_job_controller_reads_them() {
         let succeeded: BTreeSet<u32> = [0, 2].into();
         let rule = |indexes: Option<&str>, count: Option<u32>| SuccessRule {
-            indexes: indexes.map(|t| parse_index_set(t).unwrap()),
+            indexes: indexes.map(|t| parse_index_set(t, 10).unwrap()),
             count,
         };
         assert!(rule(Some("0"), None).is_met(&succeeded));
@@ -279,9 +279,18 @@ mod tests {
         assert!(!rule(Some("1-3"), Some(2)).is_met(&succeeded));
         assert!(rule(None, Some(2)).is_met(&succeeded));
         assert!(!rule(None, Some(3)).is_met(&succeeded));
-        assert_eq!(parse_index_set(" 1, 3-5 ,9"), Some([1, 3, 4, 5, 9].into()));
-        assert_eq!(parse_index_set("2-1"), None);
-        assert_eq!(parse_index_set("x"), None);
+        assert_eq!(
+            parse_index_set(" 1, 3-5 ,9", 10),
+            Some([1, 3, 4, 5, 9].into())
+        );
+        assert_eq!(parse_index_set("2-1", 10), None);
+        assert_eq!(parse_index_set("x", 10), None);
+        // Never larger than the Job: a hostile range, or many, stop at `completions`.
+        assert_eq!(parse_index_set("8-4294967295", 10), Some([8, 9].into()));
+        let many = (0..100_000)
+            .map(|i| format!("{}-{}", i * 10, i * 10 + 9))
+            .collect::<Vec<_>>();
+        assert_eq!(parse_index_set(&many.join(","), 3), Some([0, 1, 2].into()));
     }
 
     #[test]

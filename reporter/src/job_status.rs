@@ -1,23 +1,23 @@
-//! Writing the one condition on the Job: pure `upsert_condition` plus a conflict-safe,
+//! Writing the one condition on the Job: pure [`upsert_condition`] plus a conflict-safe,
 //! retrying GET `/status` → decide → PUT `/status` with the fetched `resourceVersion`, where a
-//! 409 starts over from a fresh GET and a fresh decision (the request plumbing and its retries
-//! are in [`crate::api`]).
+//! 409 starts over — after a jittered backoff — from a fresh GET and a fresh decision.
 //!
-//! The Job is handled as raw JSON so fields this client's API version does not know survive the
-//! round trip, and the conditions list is edited in place so nobody else's condition (the Job
-//! controller's `Complete`/`Failed`, other reporters' types) is dropped or reordered.
+//! The Job is read and written as a [`DynamicObject`], so fields this client's API version does
+//! not know survive the round trip, and the conditions list is edited in place so nobody
+//! else's condition (the Job controller's `Complete`/`Failed`, other reporters' types) is
+//! dropped or reordered.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use http::Method;
+use backon::BackoffBuilder;
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
-use crate::api::{self, GaveUp, Payload, Reply, RetryPolicy};
 use crate::condition::Condition;
 use crate::error::{Error, Result};
 use crate::go_duration;
+use crate::retry::{self, Deadline, GaveUp, RetryPolicy};
 
 /// A source of wall-clock time for `lastTransitionTime` (injected so tests are deterministic).
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
@@ -123,7 +123,7 @@ pub struct Written {
 /// Writes the condition on one Job.
 #[derive(Clone)]
 pub struct StatusWriter {
-    client: kube::Client,
+    api: Api<DynamicObject>,
     namespace: String,
     job: String,
     condition_type: String,
@@ -142,7 +142,7 @@ impl StatusWriter {
         clock: Clock,
     ) -> Self {
         StatusWriter {
-            client,
+            api: Api::namespaced_with(client, namespace, &ApiResource::erase::<Job>(&())),
             namespace: namespace.to_string(),
             job: job.to_string(),
             condition_type: condition_type.to_string(),
@@ -151,18 +151,8 @@ impl StatusWriter {
         }
     }
 
-    /// The same writer with transient retries bounded by `deadline` instead (e.g. within a
-    /// pod's termination grace period).
-    pub fn with_deadline(mut self, deadline: Duration) -> Self {
-        self.policy.deadline = self.policy.deadline.min(deadline);
-        self
-    }
-
-    fn status_uri(&self) -> String {
-        format!(
-            "/apis/batch/v1/namespaces/{}/jobs/{}/status",
-            self.namespace, self.job
-        )
+    fn object(&self) -> String {
+        format!("{}/{}", self.namespace, self.job)
     }
 
     fn api_error(&self, verb: &'static str, code: u16, message: String) -> Error {
@@ -180,23 +170,26 @@ impl StatusWriter {
         Error::Api {
             verb,
             resource: "jobs/status",
-            object: format!("{}/{}", self.namespace, self.job),
+            object: self.object(),
             code,
             message,
             hint,
         }
     }
 
-    /// Reads the Job (via `/status`, which returns the whole object).
-    pub async fn get_job(&self) -> Result<Value> {
-        let (reply, _) = self
-            .request(Method::GET, None, "get", Instant::now())
-            .await?;
-        serde_json::from_slice(&reply.body)
-            .map_err(|e| self.api_error("get", 200, format!("response is not a Job: {e}")))
+    fn gave_up(&self, verb: &'static str, gave_up: GaveUp, deadline: &Deadline) -> Error {
+        match gave_up {
+            GaveUp::Permanent { code, message } => self.api_error(verb, code, message),
+            GaveUp::Deadline { attempts, last } => Error::WriteDeadline {
+                job: self.object(),
+                attempts,
+                deadline: deadline.budget_text(),
+                last,
+            },
+        }
     }
 
-    /// Its retry policy (the deadline bounds the whole report).
+    /// Its retry policy.
     pub fn policy(&self) -> RetryPolicy {
         self.policy
     }
@@ -206,32 +199,41 @@ impl StatusWriter {
         (self.clock)()
     }
 
-    /// Upserts `condition`: GET, edit, PUT with the fetched resourceVersion; on 409 start over.
-    pub async fn write(&self, condition: &Condition) -> Result<Written> {
-        self.write_with(async |_: &Value| Ok(Some(condition.clone())))
+    /// Reads the Job (through `/status`, which returns the whole object), retrying transient
+    /// failures until `deadline`; returns it and the requests made.
+    pub async fn get_job(&self, deadline: &Deadline) -> Result<(DynamicObject, u32)> {
+        retry::retrying("get jobs/status", &self.policy, deadline.at, || {
+            self.api.get_status(&self.job)
+        })
+        .await
+        .map_err(|e| self.gave_up("get", e, deadline))
+    }
+
+    /// Upserts `condition` (see [`StatusWriter::write_with`]).
+    pub async fn write(&self, condition: &Condition, deadline: &Deadline) -> Result<Written> {
+        self.write_with(deadline, async |_: &Value| Ok(Some(condition.clone())))
             .await
     }
 
     /// Writes the condition `decide` chooses for the Job as just read (`None`: leave it
-    /// alone): GET, decide, edit, PUT with the fetched resourceVersion. On 409 it starts over
-    /// with a fresh GET and a fresh decision, so a decision that reads other objects (the
-    /// Job's pods) re-reads them too: the last writer has seen every earlier writer's input.
+    /// alone): GET, decide, edit, PUT with the fetched resourceVersion. On 409 it starts over,
+    /// after a jittered backoff, with a fresh GET and a fresh decision, so a decision that
+    /// reads other objects (the Job's pods) re-reads them too: the last writer has seen every
+    /// earlier writer's input. Transient failures and conflicts are retried until `deadline`.
     pub async fn write_with(
         &self,
+        deadline: &Deadline,
         mut decide: impl AsyncFnMut(&Value) -> Result<Option<Condition>>,
     ) -> Result<Written> {
-        let started = Instant::now();
         let mut requests = 0;
+        let mut conflicts = self.policy.backoff().build();
         loop {
-            let (reply, n) = self.request(Method::GET, None, "get", started).await?;
+            let (mut job, n) = self.get_job(deadline).await?;
             requests += n;
-            let mut job: Value = serde_json::from_slice(&reply.body)
+            let uid = job.metadata.uid.clone();
+            let seen = serde_json::to_value(&job)
                 .map_err(|e| self.api_error("get", 200, format!("response is not a Job: {e}")))?;
-            let uid = job
-                .pointer("/metadata/uid")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            let Some(condition) = decide(&job).await? else {
+            let Some(condition) = decide(&seen).await? else {
                 return Ok(Written {
                     change: Change::Left,
                     uid,
@@ -239,7 +241,7 @@ impl StatusWriter {
                 });
             };
             let now = format_time((self.clock)());
-            if upsert_condition(&mut job, &self.condition_type, &condition, &now)
+            if upsert_condition(&mut job.data, &self.condition_type, &condition, &now)
                 == Change::Unchanged
             {
                 return Ok(Written {
@@ -248,68 +250,39 @@ impl StatusWriter {
                     requests,
                 });
             }
-            let body =
-                serde_json::to_vec(&job).map_err(|e| self.api_error("update", 0, e.to_string()))?;
-            match self
-                .request(Method::PUT, Some(Payload::json(body)), "update", started)
-                .await
-            {
+            let params = PostParams::default();
+            let put = retry::retrying("update jobs/status", &self.policy, deadline.at, || {
+                self.api.replace_status(&self.job, &params, &job)
+            })
+            .await;
+            match put {
                 Ok((_, n)) => {
-                    requests += n;
                     return Ok(Written {
                         change: Change::Updated,
                         uid,
-                        requests,
+                        requests: requests + n,
                     });
                 }
-                Err(Error::Api { code: 409, .. }) => {
-                    // Someone else (the Job controller) wrote in between: re-read and re-apply.
+                Err(GaveUp::Permanent { code: 409, .. }) => {
+                    // Someone else (the Job controller, another reporter) wrote in between:
+                    // back off, re-read and re-apply.
                     requests += 1;
-                    if started.elapsed() >= self.policy.deadline {
-                        return Err(self.deadline_error(
-                            requests,
-                            "conflicts (HTTP 409) kept recurring".to_string(),
-                        ));
+                    let wait = conflicts.next().unwrap_or(self.policy.max);
+                    if wait >= deadline.left() {
+                        return Err(Error::WriteDeadline {
+                            job: self.object(),
+                            attempts: requests,
+                            deadline: deadline.budget_text(),
+                            last: "update jobs/status: conflicts (HTTP 409) kept recurring"
+                                .to_string(),
+                        });
                     }
-                    tracing::debug!(job = %self.job, "conflict writing condition, retrying with fresh resourceVersion");
+                    tracing::debug!(job = %self.job, retry_in = %go_duration::format(wait), "conflict writing condition, retrying with a fresh resourceVersion");
+                    tokio::time::sleep(wait).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(self.gave_up("update", e, deadline)),
             }
         }
-    }
-
-    fn deadline_error(&self, attempts: u32, last: String) -> Error {
-        Error::WriteDeadline {
-            job: format!("{}/{}", self.namespace, self.job),
-            attempts,
-            deadline: go_duration::format(self.policy.deadline),
-            last,
-        }
-    }
-
-    /// One request on the Job's status, retried until `policy.deadline` after `started`.
-    async fn request(
-        &self,
-        method: Method,
-        body: Option<Payload>,
-        verb: &'static str,
-        started: Instant,
-    ) -> Result<(Reply, u32)> {
-        let uri = self.status_uri();
-        let label = format!("{verb} jobs/status");
-        let deadline = started + self.policy.deadline;
-        api::with_retries(
-            &self.client,
-            (method, &uri, body),
-            &self.policy,
-            deadline,
-            &label,
-        )
-        .await
-        .map_err(|gave_up| match gave_up {
-            GaveUp::Permanent { code, message } => self.api_error(verb, code, message),
-            GaveUp::Deadline { attempts, last } => self.deadline_error(attempts, last),
-        })
     }
 }
 

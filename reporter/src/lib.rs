@@ -3,13 +3,12 @@
 //!
 //! Pure core ([`outcome`], [`aggregate`], [`attempt`], [`job_shape`], [`result_file`],
 //! [`job_status::upsert_condition`], [`config`], and the shared `contract` crate: settings, their
-//! rules, the result-file contract) with a thin I/O shell ([`run`], [`report`], [`api`],
+//! rules, the result-file contract) with a thin I/O shell ([`run`], [`report`], [`retry`], [`response_limit`],
 //! [`pods`], [`pod_watch`], [`result_watch`], [`read_result`], [`shutdown`]); and [`wait`], the
 //! consumers' side: block until a Job's condition is final.
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
-pub mod api;
 pub mod attempt;
 pub mod check_result;
 pub mod client;
@@ -26,8 +25,10 @@ pub mod pod_watch;
 pub mod pods;
 pub mod read_result;
 pub mod report;
+pub mod response_limit;
 pub mod result_file;
 pub mod result_watch;
+pub mod retry;
 pub mod run;
 pub mod shutdown;
 pub mod wait;

@@ -16,16 +16,7 @@ fn main() -> ExitCode {
     }
     if let Some(Command::Wait(args)) = &cli.command {
         let code = match WaitConfig::from_args(args) {
-            Ok(cfg) => match wait_for(&cfg) {
-                Ok(code) => code,
-                Err(e) => {
-                    let _ = check_result::write_line(
-                        &mut std::io::stderr(),
-                        &format!("status-reporter wait: {e:#}"),
-                    );
-                    wait::EXIT_ERROR
-                }
-            },
+            Ok(cfg) => wait_within_timeout(cfg),
             Err(e) => {
                 let _ = check_result::write_line(
                     &mut std::io::stderr(),
@@ -54,6 +45,43 @@ fn main() -> ExitCode {
     }
 }
 
+/// `wait`, bounded by its `--timeout` whatever it is doing: kube runs a kubeconfig's credential
+/// plugin as a blocking child process, which no timer inside the runtime can interrupt, so the
+/// wait runs on a thread of its own and this one keeps the time. Its own timer (with the last
+/// progress in its message) fires first; this one is the backstop.
+fn wait_within_timeout(cfg: WaitConfig) -> i32 {
+    const BACKSTOP_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+    let timeout = cfg.timeout;
+    let target = format!("job {}", cfg.job);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let code = match wait_for(&cfg) {
+            Ok(code) => code,
+            Err(e) => {
+                let _ = check_result::write_line(
+                    &mut std::io::stderr(),
+                    &format!("status-reporter wait: {e:#}"),
+                );
+                wait::EXIT_ERROR
+            }
+        };
+        let _ = tx.send(code);
+    });
+    match rx.recv_timeout(timeout + BACKSTOP_GRACE) {
+        Ok(code) => code,
+        Err(_) => {
+            let _ = check_result::write_line(
+                &mut std::io::stderr(),
+                &format!(
+                    "status-reporter wait: timed out after {} waiting for {target} (the kubeconfig's credential plugin or the API server did not answer)",
+                    status_reporter::go_duration::format(timeout)
+                ),
+            );
+            wait::EXIT_TIMEOUT
+        }
+    }
+}
+
 fn wait_for(cfg: &WaitConfig) -> anyhow::Result<i32> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -64,7 +92,16 @@ fn wait_for(cfg: &WaitConfig) -> anyhow::Result<i32> {
         let config = kube::Config::infer()
             .await
             .map_err(|e| status_reporter::Error::KubeConfig(e.to_string()))?;
+        // The context's namespace reaches request paths as `-n` does: held to the same rule.
         let namespace = config.default_namespace.clone();
+        if cfg.namespace.is_none() {
+            contract::validate::job_namespace(Some(&namespace)).map_err(|why| {
+                status_reporter::Error::KubeConfig(format!(
+                    "the kubeconfig context's namespace must be {}, got: {namespace:?}; pass -n NAMESPACE",
+                    why.accepted()
+                ))
+            })?;
+        }
         let client = status_reporter::client::build(config)?;
         Ok(wait::run(
             cfg,

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use contract::Setting;
-use contract::result::{AdapterResult, ResultError, ResultStatus, parse};
+use contract::result::{AdapterResult, MAX_RESULT_FILE_SIZE, ResultError, ResultStatus, parse};
 
 use crate::attempt::Attempt;
 use crate::condition::{Condition, Status};
@@ -416,7 +416,9 @@ fn termination_result(pod: &PodView) -> Option<AdapterResult> {
     else {
         return None;
     };
-    if message.trim().is_empty() {
+    // Held to the file's limits: the kubelet keeps 4 KiB, so anything over the file's 1 MiB
+    // comes from a broken or hostile server and is no result.
+    if message.trim().is_empty() || message.len() as u64 > MAX_RESULT_FILE_SIZE {
         return None;
     }
     let crashed = *exit_code != 0 || reason == "OOMKilled";
@@ -687,6 +689,25 @@ mod tests {
                 at: 1,
                 shutdown_at: None,
                 want: Some(("True", "Done", "No message provided")),
+            },
+            Case {
+                name: "termination message: a valid result over the file's 1 MiB is no result",
+                file: FileState::Missing,
+                pod: Some(pod(term_msg(
+                    0,
+                    "Completed",
+                    &format!(
+                        r#"{{"status":"success","details":"{}"}}"#,
+                        "x".repeat(1024 * 1024)
+                    ),
+                ))),
+                at: 1,
+                shutdown_at: None,
+                want: Some((
+                    "False",
+                    "AdapterMissingResults",
+                    "Adapter container exited successfully (code 0) but did not produce a valid result file: Completed",
+                )),
             },
             Case {
                 name: "termination message: the file wins when both exist",

@@ -131,7 +131,7 @@ pub fn spawn(
                 // A 403 is RBAC: retrying cannot grant the verb, and a warning every backoff
                 // step for the rest of the run would bury the one line that says what to fix.
                 // Stopping closes the channel: the run goes on with the result file only.
-                Err(e) => match crate::api::watch_refusal(&e) {
+                Err(e) => match crate::retry::watch_refusal(&e) {
                     Some((403, message)) => {
                         tracing::error!(
                             pod = %pod_name,

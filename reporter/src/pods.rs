@@ -1,21 +1,29 @@
 //! The reporter's calls on pods beside its own pod's watch: recording its attempt's result on
 //! its own pod (`PATCH pods/status`, a strategic merge keyed by condition `type`) and listing
-//! the Job's pods (label `batch.kubernetes.io/controller-uid`) for the aggregate. Both retry
-//! transient failures within the caller's deadline (see [`crate::api`]).
+//! the Job's pods (label `batch.kubernetes.io/controller-uid`) for the aggregate, in pages so
+//! no one response holds a large Job's every pod. Both retry transient failures within the
+//! caller's deadline (see [`crate::retry`]).
 
-use http::Method;
-use k8s_openapi::List;
 use k8s_openapi::api::core::v1::Pod;
-use tokio::time::Instant;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 
-use crate::api::{self, GaveUp, Payload, RetryPolicy};
 use crate::attempt::Attempt;
 use crate::error::{Error, Result};
+use crate::retry::{self, Deadline, GaveUp, RetryPolicy};
+
+/// Pods per page of a list: a page of pods is far below the response bound
+/// ([`crate::response_limit::MAX_LINE`]).
+const PAGE: u32 = 100;
+
+/// The most pods of one Job the aggregate reads (and holds, at a few hundred bytes each): a
+/// Job with more pods, or a server that keeps sending pages, is refused with an error that
+/// says so rather than growing without bound.
+pub const MAX_PODS: usize = 10_000;
 
 /// Pod requests in one namespace.
 #[derive(Clone)]
 pub struct Pods {
-    client: kube::Client,
+    api: Api<Pod>,
     namespace: String,
     policy: RetryPolicy,
 }
@@ -24,7 +32,7 @@ impl Pods {
     /// Pods of `namespace`.
     pub fn new(client: kube::Client, namespace: &str, policy: RetryPolicy) -> Self {
         Pods {
-            client,
+            api: Api::namespaced(client, namespace),
             namespace: namespace.to_owned(),
             policy,
         }
@@ -65,17 +73,13 @@ impl Pods {
         &self,
         pod: &str,
         patch: &serde_json::Value,
-        deadline: Instant,
+        deadline: &Deadline,
     ) -> Result<u32> {
-        let uri = format!("/api/v1/namespaces/{}/pods/{pod}/status", self.namespace);
-        let body = Payload::strategic_merge(serde_json::to_vec(patch).unwrap_or_default());
-        api::with_retries(
-            &self.client,
-            (Method::PATCH, &uri, Some(body)),
-            &self.policy,
-            deadline,
-            "patch pods/status",
-        )
+        let params = PatchParams::default();
+        let patch = Patch::Strategic(patch);
+        retry::retrying("patch pods/status", &self.policy, deadline.at, || {
+            self.api.patch_status(pod, &params, &patch)
+        })
         .await
         .map(|(_, attempts)| attempts)
         .map_err(|e| {
@@ -89,30 +93,33 @@ impl Pods {
     }
 
     /// The pods of the Job with uid `job_uid`, as attempts; also returns the requests made.
-    pub async fn of_job(&self, job_uid: &str, deadline: Instant) -> Result<(Vec<Attempt>, u32)> {
-        let uri = format!(
-            "/api/v1/namespaces/{}/pods?labelSelector={}%3D{job_uid}",
-            self.namespace,
-            contract::JOB_UID_LABEL.replace('/', "%2F")
-        );
+    pub async fn of_job(&self, job_uid: &str, deadline: &Deadline) -> Result<(Vec<Attempt>, u32)> {
         let object = format!("{} (Job uid {job_uid})", self.namespace);
-        let (reply, attempts) = api::with_retries(
-            &self.client,
-            (Method::GET, &uri, None),
-            &self.policy,
-            deadline,
-            "list pods",
-        )
-        .await
-        .map_err(|e| self.error(e, "list", "pods", object.clone()))?;
-        let list: List<Pod> = serde_json::from_slice(&reply.body).map_err(|e| Error::Api {
-            verb: "list",
-            resource: "pods",
-            object,
-            code: 200,
-            message: format!("response is not a pod list: {e}"),
-            hint: String::new(),
-        })?;
-        Ok((list.items.iter().map(Attempt::from_pod).collect(), attempts))
+        let selector = format!("{}={job_uid}", contract::JOB_UID_LABEL);
+        let mut attempts = Vec::new();
+        let mut requests = 0;
+        let mut page = ListParams::default().labels(&selector).limit(PAGE);
+        loop {
+            let (list, n) = retry::retrying("list pods", &self.policy, deadline.at, || {
+                self.api.list(&page)
+            })
+            .await
+            .map_err(|e| self.error(e, "list", "pods", object.clone()))?;
+            requests += n;
+            attempts.extend(list.items.iter().map(Attempt::from_pod));
+            if attempts.len() > MAX_PODS {
+                return Err(Error::Request {
+                    what: format!("list pods {object}"),
+                    attempts: requests,
+                    last: format!(
+                        "the Job has more than {MAX_PODS} pods, more than the reporter aggregates; use fewer completions per Job"
+                    ),
+                });
+            }
+            match list.metadata.continue_ {
+                Some(token) if !token.is_empty() => page = page.continue_token(&token),
+                _ => return Ok((attempts, requests)),
+            }
+        }
     }
 }

@@ -1,16 +1,19 @@
-//! Reporting one attempt's outcome, after [`crate::outcome::decide`]: DESIGN's "Every Job
-//! shape" rules in order, around one conflict-safe Job write ([`StatusWriter::write_with`]).
+//! Reporting one attempt's outcome, after [`crate::outcome::decide`]: the rules of
+//! [docs/job-shapes.md](../../docs/job-shapes.md) in order, around one conflict-safe Job write
+//! ([`StatusWriter::write_with`]).
 //!
-//! On the Job as read before each write: the identity check (`JOB_UID`), the suspension and
-//! deadline rules; then (first time) the attempt's result recorded on its own pod; then, when
-//! the shape needs them, the Job's pods listed again and [`aggregate`] asked; then the PUT. A
-//! 409 starts over from the GET, so the pods are re-read before the aggregate is recomputed.
-//! Last, an Event naming the pod, its index and its attempt number.
+//! The Job condition is the product, so it goes first and owns its deadline. On the Job as
+//! read before each write: the identity check (`JOB_UID`), the suspension and deadline rules;
+//! then, for shapes that aggregate, the attempt's result recorded on its own pod (so
+//! concurrent finishers see each other) and the Job's pods listed; then the PUT. A 409 starts
+//! over from the GET, so the pods are re-read before the aggregate is recomputed. The pod
+//! record (where not needed before) and the Event come after the condition, each on a budget of
+//! its own: neither can take the condition's time.
 
 use std::time::Duration;
 
+use kube::runtime::events::Recorder;
 use serde_json::Value;
-use tokio::time::Instant;
 
 use crate::aggregate::{Verdict, aggregate};
 use crate::attempt::{self, Attempt, record_patch};
@@ -21,12 +24,11 @@ use crate::job_shape::{self, Shape};
 use crate::job_status::{Change, StatusWriter, format_time};
 use crate::outcome::{Outcome, PodView};
 use crate::pods::Pods;
+use crate::retry::Deadline;
 
 /// What a report needs besides the outcome.
 #[derive(Clone)]
 pub struct Context {
-    /// API client (for the Event).
-    pub client: kube::Client,
     /// Namespace of the Job and the pod.
     pub namespace: String,
     /// The Job's name.
@@ -37,6 +39,12 @@ pub struct Context {
     pub job_uid: Option<String>,
     /// Writes the Job condition.
     pub writer: StatusWriter,
+    /// Records on pods and lists them.
+    pub pods: Pods,
+    /// Publishes the Event.
+    pub recorder: Recorder,
+    /// Budget of the pod record (its own, beside the condition's).
+    pub record_budget: Duration,
     /// Timeout for the best-effort Event.
     pub event_timeout: Duration,
 }
@@ -84,16 +92,18 @@ fn own_attempt(pod: &str, view: Option<&PodView>, listed: &[Attempt]) -> Attempt
     own
 }
 
-/// Reports `outcome` (decided for this pod, whose last watched state is `view`).
-pub async fn report(ctx: &Context, outcome: Outcome, view: Option<&PodView>) -> Result<Report> {
-    let started = Instant::now();
-    let policy = ctx.writer.policy();
-    let deadline = started + policy.deadline;
-    let pods = Pods::new(ctx.client.clone(), &ctx.namespace, policy);
-
+/// Reports `outcome` (decided for this pod, whose last watched state is `view`); the Job
+/// condition must be written by `deadline`.
+pub async fn report(
+    ctx: &Context,
+    outcome: Outcome,
+    view: Option<&PodView>,
+    deadline: &Deadline,
+) -> Result<Report> {
     let mut outcome = outcome;
     let mut first_look = true;
-    let mut recorded = false;
+    // `Some(changed)` once the record was tried.
+    let mut recorded: Option<bool> = None;
     let mut side_requests = 0;
     let mut reported: Option<Reported> = None;
     let mut source_index = view.and_then(|v| v.attempt.index);
@@ -101,9 +111,9 @@ pub async fn report(ctx: &Context, outcome: Outcome, view: Option<&PodView>) -> 
 
     let written = ctx
         .writer
-        .write_with(async |job: &Value| {
+        .write_with(deadline, async |job: &Value| {
             let facts = job_shape::facts(job, ctx.writer.now());
-            // Rule 1: identity. Another uid under our Job's name is a re-created Job.
+            // Identity: another uid under our Job's name is a re-created Job.
             if let (Some(expected), Some(found)) = (&ctx.job_uid, &facts.uid)
                 && expected != found
             {
@@ -113,23 +123,25 @@ pub async fn report(ctx: &Context, outcome: Outcome, view: Option<&PodView>) -> 
                     found: found.clone(),
                 });
             }
-            // Rule 7: a pod the suspension deleted writes nothing; the resumed Job's pods report.
+            // A pod the suspension deleted writes nothing; the resumed Job's pods report.
             if facts.suspended && !outcome.from_result {
                 reported = Some(Reported::Suspended);
                 return Ok(None);
             }
             if first_look {
                 first_look = false;
-                // Rule 8: killed at the Job's deadline.
+                // Killed at the Job's deadline.
                 if !outcome.from_result
                     && let Some(d) = facts.deadline_exceeded
                 {
                     outcome = Outcome::job_deadline_exceeded(d);
                 }
-                // Rule 2: the attempt records itself on its own pod, before any aggregate
-                // reads the pods (so concurrent finishers see each other).
-                let (changed, n) = record(ctx, &pods, &outcome, view, deadline).await;
-                recorded = changed;
+            }
+            // An aggregate reads every attempt's record: this one's goes first, so concurrent
+            // finishers see each other (the last writer has seen every earlier result).
+            if recorded.is_none() && facts.shape != Shape::Single {
+                let (changed, n) = record(ctx, &outcome, view, deadline).await;
+                recorded = Some(changed);
                 side_requests += n;
             }
             let own_done = view.is_some_and(|v| v.attempt.done);
@@ -138,7 +150,7 @@ pub async fn report(ctx: &Context, outcome: Outcome, view: Option<&PodView>) -> 
                 // been replaced: nothing to list.
                 (Shape::Single, _) if !own_done => Vec::new(),
                 (_, Some(uid)) => {
-                    let (listed, n) = pods.of_job(uid, deadline).await?;
+                    let (listed, n) = ctx.pods.of_job(uid, deadline).await?;
                     side_requests += n;
                     listed
                 }
@@ -169,7 +181,20 @@ pub async fn report(ctx: &Context, outcome: Outcome, view: Option<&PodView>) -> 
                 }
             }
         })
-        .await?;
+        .await;
+
+    // The attempt's own record, after the condition and on its own budget, where the
+    // aggregate did not need it first. Nothing is recorded for a suspended or re-created Job.
+    let record_now = recorded.is_none()
+        && !matches!(reported, Some(Reported::Suspended))
+        && !matches!(written, Err(Error::JobReplaced { .. }));
+    if record_now {
+        let budget = Deadline::after(ctx.record_budget);
+        let (changed, n) = record(ctx, &outcome, view, &budget).await;
+        recorded = Some(changed);
+        side_requests += n;
+    }
+    let written = written?;
 
     // `write_with` succeeded, so the decision ran and said what it did; `None` cannot remain.
     let reported = match reported {
@@ -181,7 +206,7 @@ pub async fn report(ctx: &Context, outcome: Outcome, view: Option<&PodView>) -> 
         None => Reported::Suspended,
     };
     let changed = match &reported {
-        Reported::Written { change, .. } => recorded || *change == Change::Updated,
+        Reported::Written { change, .. } => recorded == Some(true) || *change == Change::Updated,
         Reported::Superseded { .. } => true,
         Reported::Suspended => false,
     };
@@ -196,15 +221,9 @@ pub async fn report(ctx: &Context, outcome: Outcome, view: Option<&PodView>) -> 
             attempt: attempt_number,
             superseded_by,
         };
-        let event = events::make_event(
-            &ctx.namespace,
-            &ctx.job,
-            written.uid.as_deref(),
-            &source,
-            &outcome,
-            ctx.writer.now(),
-        );
-        events::record(&ctx.client, &ctx.namespace, &event, ctx.event_timeout).await;
+        let event = events::make_event(&source, &outcome);
+        let regarding = events::job_reference(&ctx.namespace, &ctx.job, written.uid.as_deref());
+        events::record(&ctx.recorder, &event, &regarding, ctx.event_timeout).await;
     }
     Ok(Report {
         outcome,
@@ -213,15 +232,14 @@ pub async fn report(ctx: &Context, outcome: Outcome, view: Option<&PodView>) -> 
     })
 }
 
-/// Records `outcome` on this pod (rule 2) unless it is there already; returns whether it
-/// changed the pod and the requests made. A refusal is logged, never fatal: the Job condition
-/// is the contract, the pod's record its history.
+/// Records `outcome` on this pod unless it is there already; returns whether it changed the
+/// pod and the requests made. A refusal is logged, never fatal: the Job condition is the
+/// contract, the pod's record its history.
 async fn record(
     ctx: &Context,
-    pods: &Pods,
     outcome: &Outcome,
     view: Option<&PodView>,
-    deadline: Instant,
+    deadline: &Deadline,
 ) -> (bool, u32) {
     let condition = outcome.condition();
     let previous = view.and_then(|v| {
@@ -234,7 +252,7 @@ async fn record(
         return (false, 0);
     }
     let patch = record_patch(&condition, previous, &format_time(ctx.writer.now()));
-    match pods.patch_status(&ctx.pod, &patch, deadline).await {
+    match ctx.pods.patch_status(&ctx.pod, &patch, deadline).await {
         Ok(n) => (true, n),
         Err(e) => {
             tracing::warn!(error = %e, "the result is not recorded on the pod; the Job condition is written regardless");

@@ -8,15 +8,18 @@ use std::time::{Duration, Instant};
 use contract::SidecarMode;
 use tokio::task::JoinHandle;
 
-use crate::api::RetryPolicy;
 use crate::config::Config;
+use crate::error::Error;
+use crate::events;
 use crate::job_status::{Change, Clock, StatusWriter};
 use crate::outcome::{self, DEFAULT_BACKOFF_LIMIT, Decision, Outcome, later};
 use crate::pod_watch;
+use crate::pods::Pods;
 use crate::read_result;
 use crate::report::{self, Reported};
 use crate::result_file::{Read, ResultFile};
 use crate::result_watch::{FileEvent, ResultWatch};
+use crate::retry::{Deadline, RetryPolicy};
 use crate::shutdown::Signals;
 
 /// Timers the loop uses (fixed in production, shortened in tests).
@@ -30,10 +33,14 @@ pub struct Timing {
     pub shutdown_wait: Duration,
     /// Timeout for the best-effort Event.
     pub event_timeout: Duration,
-    /// After SIGTERM, transient write retries stop after this long, so shutdown wait + write +
-    /// Event fit the default 30 s termination grace period.
-    pub shutdown_write_deadline: Duration,
-    /// Condition write retries.
+    /// Budget of the best-effort record of the attempt on its own pod.
+    pub record_budget: Duration,
+    /// The condition's write deadline.
+    pub write_deadline: Duration,
+    /// After SIGTERM, the whole report (condition, pod record, Event) ends within this long,
+    /// whatever the API does, so shutdown wait + report fit the default 30 s grace period.
+    pub shutdown_report_budget: Duration,
+    /// Retries of each API call.
     pub retry: RetryPolicy,
 }
 
@@ -44,7 +51,9 @@ impl Default for Timing {
             invalid_grace: Duration::from_secs(2),
             shutdown_wait: Duration::from_secs(10),
             event_timeout: Duration::from_secs(3),
-            shutdown_write_deadline: Duration::from_secs(15),
+            record_budget: Duration::from_secs(5),
+            write_deadline: Duration::from_secs(60),
+            shutdown_report_budget: Duration::from_secs(18),
             retry: RetryPolicy::default(),
         }
     }
@@ -61,12 +70,15 @@ fn reread(file: &mut ResultFile, path: &Path, why: Read) {
 
 /// The Job's `backoffLimit`, read once and only for `OnFailure` pods; Kubernetes' default
 /// when it cannot be read.
-async fn backoff_limit(writer: StatusWriter) -> i32 {
-    match writer.get_job().await {
-        Ok(job) => job
+async fn backoff_limit(writer: StatusWriter, budget: Duration) -> i32 {
+    match writer.get_job(&Deadline::after(budget)).await {
+        Ok((job, _)) => job
+            .data
             .pointer("/spec/backoffLimit")
             .and_then(|v| v.as_i64())
-            .map_or(DEFAULT_BACKOFF_LIMIT, |v| v as i32),
+            .map_or(DEFAULT_BACKOFF_LIMIT, |v| {
+                i32::try_from(v).unwrap_or(i32::MAX)
+            }),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the Job's backoffLimit; assuming {DEFAULT_BACKOFF_LIMIT}");
             DEFAULT_BACKOFF_LIMIT
@@ -78,6 +90,14 @@ async fn backoff_limit(writer: StatusWriter) -> i32 {
 async fn fetched(read: &mut Option<JoinHandle<i32>>) -> i32 {
     match read {
         Some(task) => task.await.unwrap_or(DEFAULT_BACKOFF_LIMIT),
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `at`; pending forever without one.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
@@ -142,7 +162,10 @@ pub async fn run(
             && backoff_read.is_none()
             && pod.as_ref().is_some_and(|p| p.restarts_in_place)
         {
-            backoff_read = Some(tokio::spawn(backoff_limit(writer.clone())));
+            backoff_read = Some(tokio::spawn(backoff_limit(
+                writer.clone(),
+                timing.write_deadline,
+            )));
         }
         let decision = outcome::decide(&outcome::Inputs {
             file: file.state(),
@@ -205,21 +228,45 @@ pub async fn run(
     pod_watch_task.abort();
     drop(files);
     tracing::info!(status = outcome.status(), reason = %outcome.reason, condition_message = %outcome.message, "outcome decided");
-    let writer = match shutdown_until {
-        Some(_) => writer.with_deadline(timing.shutdown_write_deadline),
-        None => writer,
-    };
     let context = report::Context {
-        client,
         namespace: cfg.namespace.clone(),
         job: cfg.job_name.clone(),
         pod: cfg.pod_name.clone(),
         job_uid: cfg.job_uid.clone(),
+        pods: Pods::new(client.clone(), &cfg.namespace, timing.retry),
+        recorder: events::recorder(client, &cfg.pod_name),
         writer,
+        record_budget: timing.record_budget,
         event_timeout: timing.event_timeout,
     };
     let view = pods.borrow().clone();
-    let (ok, success) = match report::report(&context, outcome.clone(), view.as_ref()).await {
+    let write_deadline = match shutdown_until {
+        Some(_) => Deadline::after(timing.shutdown_report_budget),
+        None => Deadline::after(timing.write_deadline),
+    };
+    // A SIGTERM during the report bounds all of it (condition, pod record, Event) to the
+    // shutdown budget from that moment, whatever the API does: the kubelet's SIGKILL at the end
+    // of the grace period must not find it mid-write.
+    let mut cut: Option<Deadline> = shutdown_until.map(|_| write_deadline);
+    let reporting = report::report(&context, outcome.clone(), view.as_ref(), &write_deadline);
+    tokio::pin!(reporting);
+    let result = loop {
+        let cut_at = cut.map(|d| d.at);
+        tokio::select! {
+            r = &mut reporting => break r,
+            sig = signals.recv(), if cut.is_none() => {
+                tracing::info!(signal = sig, budget = %crate::go_duration::format(timing.shutdown_report_budget), "shutdown requested while reporting; finishing within the shutdown budget");
+                cut = Some(Deadline::after(timing.shutdown_report_budget));
+                shutdown_until = Some(Instant::now());
+            },
+            () = until(cut_at) => {
+                break Err(Error::ShutdownBudget {
+                    budget: crate::go_duration::format(timing.shutdown_report_budget),
+                });
+            },
+        }
+    };
+    let (ok, success) = match result {
         Ok(r) => {
             let requests = r.requests;
             match &r.reported {

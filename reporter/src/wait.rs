@@ -138,9 +138,25 @@ pub fn assess(job: &Job, condition_type: &str) -> Assessment {
     }
 }
 
-/// Writes one line (and flushes); a closed stream is no reason to fail the wait.
+/// `value` as one line of JSON with every control character escaped: serde_json leaves DEL and
+/// the C1 controls raw, which a terminal may act on. (They can only be inside strings, where
+/// `\u00XX` is their JSON spelling.)
+fn json_line(value: &Value) -> String {
+    value
+        .to_string()
+        .chars()
+        .map(|c| match c.is_control() {
+            true => format!("\\u{:04x}", u32::from(c)),
+            false => c.to_string(),
+        })
+        .collect()
+}
+
+/// Writes one line (and flushes); a closed stream is no reason to fail the wait. Control
+/// characters others wrote (a result's message) are escaped: one answer is one line, and no
+/// escape sequence reaches the terminal.
 fn say(w: &mut impl Write, text: &str) {
-    let _ = writeln!(w, "{text}").and_then(|()| w.flush());
+    let _ = writeln!(w, "{}", crate::logging::printable(text)).and_then(|()| w.flush());
 }
 
 /// The answer as one line of text.
@@ -190,9 +206,9 @@ fn progress_line(condition_type: &str, p: &Condition) -> String {
 
 /// Why a watch error ends the wait (`Some`: permanent, with the message) or not (`None`).
 fn permanent(error: &watcher::Error, namespace: &str, job: &str) -> Option<String> {
-    match crate::api::watch_refusal(error)? {
+    match crate::retry::watch_refusal(error)? {
         (code @ (401 | 403), message) => Some(format!(
-            "cannot watch job {namespace}/{job}: HTTP {code}: {message} (needs verbs get, list and watch on resource jobs in namespace {namespace})"
+            "cannot watch job {namespace}/{job}: HTTP {code}: {message} (needs verbs list and watch on resource jobs in namespace {namespace})"
         )),
         (404, message) => Some(format!(
             "cannot watch job {namespace}/{job}: HTTP 404: {message} (is the namespace right?)"
@@ -251,13 +267,24 @@ pub async fn run(
                     continue;
                 }
             };
+            // Only the Job asked for: a server that ignores the field selector must not make
+            // us report another Job's condition.
+            if job_now.metadata.name.as_deref() != Some(job)
+                || job_now
+                    .metadata
+                    .namespace
+                    .as_deref()
+                    .is_some_and(|ns| ns != namespace)
+            {
+                continue;
+            }
             seen = true;
             match assess(&job_now, &cfg.condition_type) {
                 Assessment::Done(answer) => {
                     let text = match cfg.output {
                         WaitOutput::Text => render_text(&answer, &cfg.condition_type),
                         WaitOutput::Json => {
-                            render_json(&answer, namespace, job, &cfg.condition_type).to_string()
+                            json_line(&render_json(&answer, namespace, job, &cfg.condition_type))
                         }
                     };
                     say(out, &text);
@@ -412,6 +439,14 @@ mod tests {
                 "1/3 indexes reported"
             ))
         );
+    }
+
+    #[test]
+    fn json_output_is_one_line_with_every_control_escaped() {
+        let v = json!({"message": "a\nb\u{1b}[31m\u{85}\u{7f}"});
+        let line = json_line(&v);
+        assert_eq!(line, r#"{"message":"a\nb\u001b[31m\u0085\u007f"}"#);
+        assert_eq!(serde_json::from_str::<Value>(&line).unwrap(), v);
     }
 
     #[test]

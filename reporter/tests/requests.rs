@@ -8,13 +8,14 @@ use std::time::Duration;
 use http::{Method, Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
-use status_reporter::api::RetryPolicy;
 use status_reporter::attempt::Attempt;
 use status_reporter::error::Error;
 use status_reporter::events;
 use status_reporter::job_status::{Change, StatusWriter};
 use status_reporter::outcome::{ContainerState, Outcome, PodView};
+use status_reporter::pods::Pods;
 use status_reporter::report::{self, Reported};
+use status_reporter::retry::{Deadline, RetryPolicy};
 use tower_test::mock::{self, Handle};
 
 type ApiHandle = Handle<Request<Body>, Response<Body>>;
@@ -26,9 +27,12 @@ fn fast_policy() -> RetryPolicy {
     RetryPolicy {
         initial: Duration::from_millis(1),
         max: Duration::from_millis(5),
-        deadline: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
     }
+}
+
+fn in_5s() -> Deadline {
+    Deadline::after(Duration::from_secs(5))
 }
 
 fn writer(policy: RetryPolicy) -> (StatusWriter, ApiHandle, kube::Client) {
@@ -77,7 +81,9 @@ async fn expect(
         .expect("request within 5s")
         .expect("a request");
     assert_eq!(req.method(), method);
-    assert_eq!(req.uri().to_string(), uri);
+    // kube's URL builder leaves an empty query (`?`) or a leading `&`: equal to none.
+    let got = req.uri().to_string().replace("?&", "?");
+    assert_eq!(got.trim_end_matches('?'), uri);
     let (parts, body) = req.into_parts();
     let bytes = body.collect_bytes().await.unwrap();
     let value = if bytes.is_empty() {
@@ -142,7 +148,7 @@ async fn get_then_put_keeps_other_conditions() {
         want["metadata"]["resourceVersion"] = json!("6");
         send.send_response(reply(200, &want));
     });
-    let written = w.write(&failure().condition()).await.unwrap();
+    let written = w.write(&failure().condition(), &in_5s()).await.unwrap();
     assert_eq!(written.change, Change::Updated);
     assert_eq!(written.uid.as_deref(), Some("uid-1"));
     assert_eq!(written.requests, 2);
@@ -185,7 +191,7 @@ async fn conflict_rereads_and_retries() {
         );
         send.send_response(reply(200, &body));
     });
-    let written = w.write(&failure().condition()).await.unwrap();
+    let written = w.write(&failure().condition(), &in_5s()).await.unwrap();
     assert_eq!(written.change, Change::Updated);
     assert_eq!(written.requests, 4);
     server.await.unwrap();
@@ -214,7 +220,7 @@ async fn server_errors_then_success() {
         .await;
         echo_put(&mut api).await;
     });
-    let written = w.write(&failure().condition()).await.unwrap();
+    let written = w.write(&failure().condition(), &in_5s()).await.unwrap();
     assert_eq!(written.change, Change::Updated);
     assert_eq!(written.requests, 6);
     server.await.unwrap();
@@ -225,7 +231,10 @@ async fn too_many_requests_honours_retry_after() {
     let (w, mut api, _client) = writer(fast_policy());
     let server = tokio::spawn(async move {
         let (_, send, _) = expect(&mut api, Method::GET, STATUS_URI).await;
-        let mut resp = reply(429, &status_body(429, "TooManyRequests", "slow down"));
+        // As the API server sends it: the hint in the Status body (and a Retry-After header).
+        let mut body = status_body(429, "TooManyRequests", "slow down");
+        body["details"] = json!({"retryAfterSeconds": 1});
+        let mut resp = reply(429, &body);
         resp.headers_mut()
             .insert("retry-after", "1".parse().unwrap());
         send.send_response(resp);
@@ -233,7 +242,7 @@ async fn too_many_requests_honours_retry_after() {
         echo_put(&mut api).await;
     });
     let started = std::time::Instant::now();
-    w.write(&failure().condition()).await.unwrap();
+    w.write(&failure().condition(), &in_5s()).await.unwrap();
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "retried before Retry-After: {:?}",
@@ -244,11 +253,7 @@ async fn too_many_requests_honours_retry_after() {
 
 #[tokio::test]
 async fn transient_errors_give_up_at_the_deadline() {
-    let policy = RetryPolicy {
-        deadline: Duration::from_millis(200),
-        ..fast_policy()
-    };
-    let (w, mut api, client) = writer(policy);
+    let (w, mut api, client) = writer(fast_policy());
     let server = tokio::spawn(async move {
         let mut served = 0;
         while let Some((_, send)) = api.next_request().await {
@@ -257,7 +262,13 @@ async fn transient_errors_give_up_at_the_deadline() {
         }
         served
     });
-    let err = w.write(&failure().condition()).await.unwrap_err();
+    let err = w
+        .write(
+            &failure().condition(),
+            &Deadline::after(Duration::from_millis(200)),
+        )
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, Error::WriteDeadline { .. }), "{text}");
     assert!(
@@ -288,7 +299,7 @@ async fn not_found_is_permanent_and_clear() {
         // No retry follows.
         assert!(api.next_request().await.is_none());
     });
-    let err = w.write(&failure().condition()).await.unwrap_err();
+    let err = w.write(&failure().condition(), &in_5s()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "get jobs/status ns/job failed with HTTP 404: jobs.batch \"job\" not found (check JOB_NAME and JOB_NAMESPACE: no Job ns/job)"
@@ -308,7 +319,7 @@ async fn forbidden_names_verb_and_resource() {
         send.send_response(reply(403, &status_body(403, "Forbidden", msg)));
         assert!(api.next_request().await.is_none());
     });
-    let err = w.write(&failure().condition()).await.unwrap_err();
+    let err = w.write(&failure().condition(), &in_5s()).await.unwrap_err();
     let text = err.to_string();
     assert!(
         text.starts_with(
@@ -339,7 +350,7 @@ async fn identical_condition_is_a_noop() {
             "no PUT for an identical condition"
         );
     });
-    let written = w.write(&failure().condition()).await.unwrap();
+    let written = w.write(&failure().condition(), &in_5s()).await.unwrap();
     assert_eq!(written.change, Change::Unchanged);
     assert_eq!(written.requests, 1);
     drop(w);
@@ -351,59 +362,43 @@ async fn identical_condition_is_a_noop() {
 async fn event_post_and_refusal() {
     let (service, mut api) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
-    let now: jiff::Timestamp = NOW.parse().unwrap();
     let source = events::Source {
         pod: "job-pod",
         index: None,
         attempt: 1,
         superseded_by: None,
     };
-    let event = events::make_event("ns", "job", Some("uid-1"), &source, &failure(), now);
+    let event = events::make_event(&source, &failure());
+    let regarding = events::job_reference("ns", "job", Some("uid-1"));
+    // One Event per process: each recorder below publishes once (the recorder would turn a
+    // second Event of the same reason into a series, a PATCH the reporter never sends).
+    let recorder = events::recorder(client.clone(), "job-pod");
+    let refused = events::recorder(client, "job-pod");
     let server = tokio::spawn(async move {
-        let (body, send, _) = expect(&mut api, Method::POST, "/api/v1/namespaces/ns/events").await;
+        let (body, send, _) = expect(&mut api, Method::POST, EVENTS_URI).await;
         assert_eq!(
-            body,
-            json!({
-                "apiVersion": "v1", "kind": "Event",
-                "metadata": {"name": format!("job.{:x}", now.as_nanosecond()), "namespace": "ns"},
-                "involvedObject": {"apiVersion": "batch/v1", "kind": "Job", "name": "job", "namespace": "ns", "uid": "uid-1"},
-                "reason": "AdapterExitedWithError",
-                "message": "Adapter container exited with code 1: Error (pod job-pod, attempt 1)",
-                "type": "Warning",
-                "source": {"component": "status-reporter"},
-                "reportingComponent": "status-reporter",
-                "reportingInstance": "job-pod",
-                "firstTimestamp": NOW, "lastTimestamp": NOW, "count": 1
-            })
+            body["regarding"],
+            json!({"apiVersion": "batch/v1", "kind": "Job", "name": "job", "namespace": "ns", "uid": "uid-1"})
         );
+        assert_eq!(body["reason"], "AdapterExitedWithError");
+        assert_eq!(
+            body["note"],
+            "Adapter container exited with code 1: Error (pod job-pod, attempt 1)"
+        );
+        assert_eq!(body["type"], "Warning");
+        assert_eq!(body["action"], "ReportOutcome");
+        assert_eq!(body["reportingController"], "status-reporter");
+        assert_eq!(body["reportingInstance"], "job-pod");
         send.send_response(reply(201, &body));
-        let (_, send, _) = expect(&mut api, Method::POST, "/api/v1/namespaces/ns/events").await;
+        let (_, send, _) = expect(&mut api, Method::POST, EVENTS_URI).await;
         send.send_response(reply(
             403,
             &status_body(403, "Forbidden", "cannot create events"),
         ));
     });
-    assert!(events::record(&client, "ns", &event, Duration::from_secs(5)).await);
-    assert!(!events::record(&client, "ns", &event, Duration::from_secs(5)).await);
+    assert!(events::record(&recorder, &event, &regarding, Duration::from_secs(5)).await);
+    assert!(!events::record(&refused, &event, &regarding, Duration::from_secs(5)).await);
     server.await.unwrap();
-    let ok = Outcome {
-        success: true,
-        reason: "Ok".into(),
-        message: "m".into(),
-        from_result: true,
-    };
-    let shard = events::Source {
-        pod: "p",
-        index: Some(2),
-        attempt: 3,
-        superseded_by: Some("q"),
-    };
-    let event = events::make_event("ns", "job", None, &shard, &ok, now);
-    assert_eq!(event["type"], "Normal");
-    assert_eq!(
-        event["message"],
-        "m (pod p, index 2, attempt 3; superseded by pod q, whose result the Job condition shows)"
-    );
 }
 
 #[tokio::test]
@@ -420,28 +415,29 @@ async fn hung_request_times_out_and_is_retried() {
         echo_put(&mut api).await;
         drop(hung);
     });
-    let written = w.write(&failure().condition()).await.unwrap();
+    let written = w.write(&failure().condition(), &in_5s()).await.unwrap();
     assert_eq!(written.change, Change::Updated);
     assert_eq!(written.requests, 3);
     server.await.unwrap();
 }
 
-// The report around the write (DESIGN "Every Job shape"): request by request.
+// The report around the write (docs/job-shapes.md): request by request.
 
 const POD_STATUS_URI: &str = "/api/v1/namespaces/ns/pods/job-a1/status";
-const POD_LIST_URI: &str =
-    "/api/v1/namespaces/ns/pods?labelSelector=batch.kubernetes.io%2Fcontroller-uid%3Duid-1";
-const EVENTS_URI: &str = "/api/v1/namespaces/ns/events";
+const POD_LIST_URI: &str = "/api/v1/namespaces/ns/pods?labelSelector=batch.kubernetes.io%2Fcontroller-uid%3Duid-1&limit=100";
+const EVENTS_URI: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
 
 fn context(job_uid: Option<&str>) -> (report::Context, ApiHandle) {
     let (w, api, client) = writer(fast_policy());
     let ctx = report::Context {
-        client,
         namespace: "ns".into(),
         job: "job".into(),
         pod: "job-a1".into(),
         job_uid: job_uid.map(str::to_owned),
         writer: w,
+        pods: Pods::new(client.clone(), "ns", fast_policy()),
+        recorder: events::recorder(client, "job-a1"),
+        record_budget: Duration::from_secs(5),
         event_timeout: Duration::from_secs(5),
     };
     (ctx, api)
@@ -459,6 +455,7 @@ fn view(index: Option<u32>, done: bool) -> PodView {
         adapter: "adapter".into(),
         adapter_missing: None,
         adapter_state: ContainerState::Running,
+        adapter_logs_fallback: false,
         restart_count: 0,
         attempt: Attempt {
             index,
@@ -514,11 +511,11 @@ async fn expect_record(api: &mut ApiHandle, status: &str, reason: &str, message:
     send.send_response(reply(200, &json!({"kind": "Pod"})));
 }
 
-/// Next request: the Event; returns its message.
+/// Next request: the Event; returns its note.
 async fn expect_event(api: &mut ApiHandle) -> String {
     let (body, send, _) = expect(api, Method::POST, EVENTS_URI).await;
     send.send_response(reply(201, &body));
-    body["message"].as_str().unwrap().to_owned()
+    body["note"].as_str().unwrap().to_owned()
 }
 
 fn indexed_job(rv: &str, completions: u32, conditions: Value) -> Value {
@@ -530,17 +527,10 @@ fn indexed_job(rv: &str, completions: u32, conditions: Value) -> Value {
 }
 
 #[tokio::test]
-async fn single_pod_job_records_on_the_pod_then_writes_the_job_in_four_requests() {
+async fn single_pod_job_writes_the_job_first_then_records_on_the_pod() {
     let (ctx, mut api) = context(Some("uid-1"));
     let server = tokio::spawn(async move {
         answer(&mut api, Method::GET, 200, &job("5", json!([]))).await;
-        expect_record(
-            &mut api,
-            "False",
-            "AdapterExitedWithError",
-            "Adapter container exited with code 1: Error",
-        )
-        .await;
         let put = echo_put(&mut api).await;
         assert_eq!(
             put["status"]["conditions"],
@@ -551,12 +541,19 @@ async fn single_pod_job_records_on_the_pod_then_writes_the_job_in_four_requests(
                 NOW
             )])
         );
+        expect_record(
+            &mut api,
+            "False",
+            "AdapterExitedWithError",
+            "Adapter container exited with code 1: Error",
+        )
+        .await;
         assert_eq!(
             expect_event(&mut api).await,
             "Adapter container exited with code 1: Error (pod job-a1, attempt 1)"
         );
     });
-    let r = report::report(&ctx, failure(), Some(&view(None, false)))
+    let r = report::report(&ctx, failure(), Some(&view(None, false)), &in_5s())
         .await
         .unwrap();
     assert!(matches!(
@@ -566,7 +563,7 @@ async fn single_pod_job_records_on_the_pod_then_writes_the_job_in_four_requests(
             ..
         }
     ));
-    // GET + PATCH pod + PUT: a running single-completion pod cannot have been replaced, so
+    // GET + PUT + PATCH pod: a running single-completion pod cannot have been replaced, so
     // no pod list.
     assert_eq!(r.requests, 3);
     server.await.unwrap();
@@ -587,13 +584,6 @@ async fn a_superseded_attempt_records_on_its_pod_and_leaves_the_job_alone() {
         );
         j["status"]["failed"] = json!(1);
         answer(&mut api, Method::GET, 200, &j).await;
-        expect_record(
-            &mut api,
-            "False",
-            "AdapterTerminated",
-            "Pod job-a1 was deleted before the adapter produced a result",
-        )
-        .await;
         let (_, send, _) = expect(&mut api, Method::GET, POD_LIST_URI).await;
         send.send_response(reply(
             200,
@@ -607,7 +597,14 @@ async fn a_superseded_attempt_records_on_its_pod_and_leaves_the_job_alone() {
                 ),
             ]),
         ));
-        // No PUT: the Event is next.
+        // No PUT: the record on its own pod, then the Event.
+        expect_record(
+            &mut api,
+            "False",
+            "AdapterTerminated",
+            "Pod job-a1 was deleted before the adapter produced a result",
+        )
+        .await;
         assert_eq!(
             expect_event(&mut api).await,
             "Pod job-a1 was deleted before the adapter produced a result (pod job-a1, attempt 1; superseded by pod job-b2, whose result the Job condition shows)"
@@ -617,7 +614,7 @@ async fn a_superseded_attempt_records_on_its_pod_and_leaves_the_job_alone() {
         "AdapterTerminated",
         "Pod job-a1 was deleted before the adapter produced a result".into(),
     );
-    let r = report::report(&ctx, outcome, Some(&view(None, true)))
+    let r = report::report(&ctx, outcome, Some(&view(None, true)), &in_5s())
         .await
         .unwrap();
     assert_eq!(
@@ -629,7 +626,7 @@ async fn a_superseded_attempt_records_on_its_pod_and_leaves_the_job_alone() {
     server.await.unwrap();
 }
 
-/// Rule 6: a 409 on the aggregate re-reads the Job and the pods before recomputing, so the
+/// Concurrent finishers converge: a 409 on the aggregate re-reads the Job and the pods before recomputing, so the
 /// last writer has seen every earlier result.
 #[tokio::test]
 async fn an_aggregate_conflict_rereads_the_pods_before_recomputing() {
@@ -709,6 +706,7 @@ async fn an_aggregate_conflict_rereads_the_pods_before_recomputing() {
         &ctx,
         success("Ok", "shard fine"),
         Some(&view(Some(1), false)),
+        &in_5s(),
     )
     .await
     .unwrap();
@@ -716,7 +714,7 @@ async fn an_aggregate_conflict_rereads_the_pods_before_recomputing() {
     server.await.unwrap();
 }
 
-/// Rule 1: a Job re-created under the same name is not ours: nothing is written there.
+/// Identity: a Job re-created under the same name is not ours: nothing is written there.
 #[tokio::test]
 async fn another_job_uid_under_the_same_name_gets_nothing() {
     let (ctx, mut api) = context(Some("uid-0"));
@@ -724,9 +722,14 @@ async fn another_job_uid_under_the_same_name_gets_nothing() {
         answer(&mut api, Method::GET, 200, &job("5", json!([]))).await;
         assert!(api.next_request().await.is_none(), "nothing after the GET");
     });
-    let err = report::report(&ctx, success("Ok", "fine"), Some(&view(None, false)))
-        .await
-        .unwrap_err();
+    let err = report::report(
+        &ctx,
+        success("Ok", "fine"),
+        Some(&view(None, false)),
+        &in_5s(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "job ns/job has uid uid-1, but this pod belongs to the Job with uid uid-0 (JOB_UID): the Job was deleted and re-created under the same name; nothing is written to it"
@@ -735,7 +738,7 @@ async fn another_job_uid_under_the_same_name_gets_nothing() {
     server.await.unwrap();
 }
 
-/// Rule 7: a pod deleted by the Job's suspension writes nothing, not even on itself.
+/// Suspension: a pod deleted by the Job's suspension writes nothing, not even on itself.
 #[tokio::test]
 async fn a_suspended_job_gets_nothing() {
     let (ctx, mut api) = context(None);
@@ -749,7 +752,7 @@ async fn a_suspended_job_gets_nothing() {
         "AdapterTerminated",
         "Pod job-a1 was deleted before the adapter produced a result".into(),
     );
-    let r = report::report(&ctx, outcome, Some(&view(None, true)))
+    let r = report::report(&ctx, outcome, Some(&view(None, true)), &in_5s())
         .await
         .unwrap();
     assert_eq!(r.reported, Reported::Suspended);
@@ -757,7 +760,7 @@ async fn a_suspended_job_gets_nothing() {
     server.await.unwrap();
 }
 
-/// Rule 8: a pod killed at the Job's deadline reports AdapterTimeout naming the deadline; a
+/// Deadline: a pod killed at the Job's deadline reports AdapterTimeout naming the deadline; a
 /// valid result is never replaced.
 #[tokio::test]
 async fn a_pod_killed_at_the_job_deadline_reports_the_deadline() {
@@ -769,13 +772,6 @@ async fn a_pod_killed_at_the_job_deadline_reports_the_deadline() {
         );
         j["spec"]["activeDeadlineSeconds"] = json!(90);
         answer(&mut api, Method::GET, 200, &j).await;
-        expect_record(
-            &mut api,
-            "False",
-            "AdapterTimeout",
-            "Job exceeded its activeDeadlineSeconds (1m30s)",
-        )
-        .await;
         let (_, send, _) = expect(&mut api, Method::GET, POD_LIST_URI).await;
         send.send_response(reply(
             200,
@@ -791,15 +787,150 @@ async fn a_pod_killed_at_the_job_deadline_reports_the_deadline() {
                 NOW
             )
         );
+        expect_record(
+            &mut api,
+            "False",
+            "AdapterTimeout",
+            "Job exceeded its activeDeadlineSeconds (1m30s)",
+        )
+        .await;
         expect_event(&mut api).await;
     });
     let outcome = Outcome::failed(
         "AdapterTerminated",
         "Pod job-a1 was deleted before the adapter produced a result".into(),
     );
-    let r = report::report(&ctx, outcome, Some(&view(None, true)))
+    let r = report::report(&ctx, outcome, Some(&view(None, true)), &in_5s())
         .await
         .unwrap();
     assert_eq!(r.outcome.reason, "AdapterTimeout");
+    server.await.unwrap();
+}
+
+/// Conflicts back off (with jitter) instead of hammering a server that keeps answering 409.
+#[tokio::test]
+async fn conflicts_back_off_between_tries() {
+    let policy = RetryPolicy {
+        initial: Duration::from_millis(40),
+        max: Duration::from_secs(1),
+        ..fast_policy()
+    };
+    let (w, mut api, _client) = writer(policy);
+    let server = tokio::spawn(async move {
+        let mut gaps = Vec::new();
+        for round in 0..3 {
+            answer(
+                &mut api,
+                Method::GET,
+                200,
+                &job(&round.to_string(), json!([])),
+            )
+            .await;
+            let got = std::time::Instant::now();
+            answer(
+                &mut api,
+                Method::PUT,
+                409,
+                &status_body(409, "Conflict", "the object has been modified"),
+            )
+            .await;
+            gaps.push(got);
+        }
+        answer(&mut api, Method::GET, 200, &job("9", json!([]))).await;
+        echo_put(&mut api).await;
+        gaps
+    });
+    let written = w.write(&failure().condition(), &in_5s()).await.unwrap();
+    assert_eq!(written.change, Change::Updated);
+    let gets = server.await.unwrap();
+    // Backoff 40 ms, 80 ms (each plus up to as much jitter) between the conflicting rounds.
+    assert!(
+        gets[1] - gets[0] >= Duration::from_millis(40),
+        "{:?}",
+        gets[1] - gets[0]
+    );
+    assert!(
+        gets[2] - gets[1] >= Duration::from_millis(80),
+        "{:?}",
+        gets[2] - gets[1]
+    );
+}
+
+/// Any `retryAfterSeconds` a server sends is clamped to the deadline: no overflow, no panic,
+/// no waiting past it.
+#[tokio::test]
+async fn a_huge_retry_after_is_clamped_to_the_deadline() {
+    let (w, mut api, client) = writer(fast_policy());
+    let server = tokio::spawn(async move {
+        while let Some((_, send)) = api.next_request().await {
+            let mut body = status_body(503, "ServiceUnavailable", "come back much later");
+            body["details"] = json!({"retryAfterSeconds": u32::MAX});
+            send.send_response(reply(503, &body));
+        }
+    });
+    let started = std::time::Instant::now();
+    let err = w
+        .write(
+            &failure().condition(),
+            &Deadline::after(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::WriteDeadline { .. }), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(w);
+    drop(client);
+    server.await.unwrap();
+}
+
+/// The pod record an aggregate needs first has its own budget: a hung PATCH never eats the
+/// condition's deadline.
+#[tokio::test]
+async fn a_hung_pod_record_never_takes_the_conditions_time() {
+    let (mut ctx, mut api) = context(Some("uid-1"));
+    ctx.record_budget = Duration::from_millis(200);
+    let server = tokio::spawn(async move {
+        answer(&mut api, Method::GET, 200, &indexed_job("5", 2, json!([]))).await;
+        // The record hangs (accepted, never answered) until its budget is spent.
+        let (_, hung, _) = expect(&mut api, Method::PATCH, POD_STATUS_URI).await;
+        let (_, send, _) = expect(&mut api, Method::GET, POD_LIST_URI).await;
+        send.send_response(reply(
+            200,
+            &pod_list(vec![listed(
+                "job-a1",
+                "2026-11-21T21:00:00Z",
+                Some(1),
+                None,
+            )]),
+        ));
+        let put = echo_put(&mut api).await;
+        assert_eq!(
+            put["status"]["conditions"][0]["message"],
+            "1/2 indexes reported"
+        );
+        expect_event(&mut api).await;
+        drop(hung);
+    });
+    // The condition's deadline is shorter than the hung request's timeout (5 s): the record
+    // must give up on its own budget for the PUT to make it.
+    let r = report::report(
+        &ctx,
+        success("Ok", "shard fine"),
+        Some(&view(Some(1), false)),
+        &Deadline::after(Duration::from_secs(2)),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        r.reported,
+        Reported::Written {
+            change: Change::Updated,
+            ..
+        }
+    ));
     server.await.unwrap();
 }

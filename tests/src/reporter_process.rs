@@ -1,53 +1,34 @@
-//! Running the real `status-reporter` binary against the stand-in.
+//! The real `status-reporter` binary as a process under test.
 //!
-//! [`reporter_command`] builds its command with a clean environment (the test runner's
-//! reporter env vars cannot leak in); [`Reporter`] is the running process, with its stderr lines
-//! observable as they arrive ([`Logs::wait_for`]), a bounded wait for its exit and signals
-//! (SIGTERM, SIGINT); [`Rig`] is a stand-in holding one Job and its running pod, plus a results
-//! directory and a kubeconfig, ready to start the sidecar against. Every wait is bounded and
-//! waits on the event itself (a log line, an exit, a stand-in change) — never a sleep.
+//! [`Reporter`] is the running process, with its stderr lines observable as they arrive
+//! ([`Logs::wait_for`]), a bounded wait for its exit and signals (SIGTERM, SIGINT). [`Rig`] is
+//! an adapter Job on the real API server whose pod the Job controller created and the test
+//! runs (playing the kubelet), the reporter's ServiceAccount reaching the API server through a
+//! [`FaultProxy`] the test scripts. Every wait is bounded and waits on the event itself (a log
+//! line, an exit, an API object, a request through the proxy) — never a sleep.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use k8s_openapi::api::batch::v1::JobCondition;
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
-use crate::StandIn;
-use crate::fixtures::{JobBuilder, PodBuilder};
+use crate::control_plane::Cluster;
+use crate::control_plane::adapter::{AdapterNamespace, adapter_namespace, example_job};
+use crate::control_plane::kubelet;
+use crate::fault_proxy::{FaultProxy, Route};
 pub use crate::logs::Logs;
 use crate::process::Process;
 
-/// Env vars the reporter reads (every [`contract::Setting`]); [`reporter_command`] clears them
+/// How long a [`Rig`] waits for anything.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Env vars the reporter reads (every [`contract::Setting`]); cleared before a reporter runs,
 /// so the test runner's environment cannot leak in.
 pub fn reporter_vars() -> impl Iterator<Item = &'static str> {
     contract::Setting::ALL.iter().map(|s| s.env())
-}
-
-/// The sidecar command of `bin` (a `status-reporter` binary) for pod `namespace/pod` of Job
-/// `job`, reading `results_path`, with a clean environment: [`reporter_vars`] cleared, then
-/// `KUBECONFIG`, `JOB_NAME`, `JOB_NAMESPACE`, `POD_NAME`, `RESULTS_PATH`, `LOG_LEVEL=debug` and
-/// `SIDECAR_MODE=classic` set. Callers override any of them with [`Command::env`].
-pub fn reporter_command(
-    bin: &Path,
-    kubeconfig: &Path,
-    namespace: &str,
-    job: &str,
-    pod: &str,
-    results_path: &Path,
-) -> Command {
-    let mut cmd = Command::new(bin);
-    for var in reporter_vars() {
-        cmd.env_remove(var);
-    }
-    cmd.env("KUBECONFIG", kubeconfig)
-        .env("JOB_NAME", job)
-        .env("JOB_NAMESPACE", namespace)
-        .env("POD_NAME", pod)
-        .env("RESULTS_PATH", results_path)
-        .env("LOG_LEVEL", "debug")
-        .env("SIDECAR_MODE", "classic");
-    cmd
 }
 
 /// A running reporter process (stdin and stdout null, stderr captured into [`Reporter::logs`]);
@@ -59,7 +40,7 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// Starts `cmd` (see [`reporter_command`]); panics if it cannot be started.
+    /// Starts `cmd`; panics if it cannot be started.
     pub fn spawn(mut cmd: Command) -> Reporter {
         let process = Process::spawn(cmd.stdout(Stdio::null()), "status-reporter");
         Reporter {
@@ -99,112 +80,92 @@ impl Reporter {
     }
 }
 
-/// How many pod watches the stand-in has answered 200 so far.
-pub fn pod_watches(api: &StandIn) -> usize {
-    api.requests()
-        .iter()
-        .filter(|r| r.watch && r.path.ends_with("/pods") && r.status == 200)
-        .count()
-}
-
-/// A stand-in with a Job and its pod (phase Running, container `adapter` running), a results
-/// directory and a kubeconfig; the files live as long as the rig.
+/// An adapter Job (`manifests/examples/job.yaml`, injected) in a namespace of its own, its pod
+/// running with container `adapter` (containers as the Job controller created them), an empty
+/// results directory, and a proxy in front of the API server for the reporter.
 pub struct Rig {
-    /// The API stand-in.
-    pub api: StandIn,
-    /// The temporary directory holding `results/` and the kubeconfig.
-    pub dir: tempfile::TempDir,
-    /// The results directory (`RESULTS_PATH` is `results/adapter-result.json`).
+    /// The namespace: admin client, scratch space, and the ServiceAccount's kubeconfig
+    /// (through [`Rig::proxy`]).
+    pub ns: AdapterNamespace,
+    /// Between the reporter and the API server.
+    pub proxy: FaultProxy,
+    /// The Job's name.
+    pub job: String,
+    /// The pod, as it was when it started running.
+    pub pod: Pod,
+    /// The results directory.
     pub results: PathBuf,
-    /// The kubeconfig pointing at the stand-in.
-    pub kubeconfig: PathBuf,
-    namespace: String,
-    job: String,
-    pod: String,
 }
 
 impl Rig {
-    /// Job `namespace/job` and pod `namespace/pod` with containers `adapter` and
-    /// `status-reporter` (a classic sidecar).
-    pub fn new(namespace: &str, job: &str, pod: &str) -> Rig {
-        Rig::with(
-            namespace,
-            job,
-            pod,
-            JobBuilder::new(namespace, job),
-            PodBuilder::new(namespace, pod)
-                .job_name(job)
-                .container("adapter")
-                .container("status-reporter"),
-        )
+    /// Job `name` injected in sidecar `mode` (`classic` or `native`).
+    pub async fn new(name: &str, mode: &str) -> Rig {
+        Rig::with(name, example_job(name, mode, &[])).await
     }
 
-    /// Creates `job_spec` and `pod_spec` as given (their names must be `job` and `pod` in
-    /// `namespace`, the pod must have an `adapter` container), then sets the pod Running and
-    /// its adapter running.
-    pub fn with(
-        namespace: &str,
-        job: &str,
-        pod: &str,
-        job_spec: JobBuilder,
-        pod_spec: PodBuilder,
-    ) -> Rig {
-        let api = StandIn::start();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let results = dir.path().join("results");
-        std::fs::create_dir(&results).expect("results dir");
-        let kubeconfig = api.write_kubeconfig(dir.path());
-        api.create_job(job_spec.build());
-        api.create_pod(pod_spec.build());
-        api.set_pod_phase(namespace, pod, "Running", None, None);
-        api.set_container_running(namespace, pod, "adapter");
+    /// `job` (from [`example_job`] or `shaped_job`, named `name`) created, its pod running.
+    pub async fn with(name: &str, job: Value) -> Rig {
+        let cluster = Cluster::shared();
+        let mut ns = adapter_namespace(cluster, name).await;
+        let proxy = FaultProxy::start(cluster);
+        ns.kubeconfig = proxy.kubeconfig(&ns.kubeconfig);
+        ns.create_job(job).await;
+        let (pod, results) = ns.running_pod(name, WAIT).await;
         Rig {
-            api,
-            dir,
+            ns,
+            proxy,
+            job: name.to_owned(),
+            pod,
             results,
-            kubeconfig,
-            namespace: namespace.to_owned(),
-            job: job.to_owned(),
-            pod: pod.to_owned(),
         }
     }
 
-    /// `RESULTS_PATH`: `adapter-result.json` in the results directory.
+    /// The pod's name.
+    pub fn pod_name(&self) -> &str {
+        self.pod.metadata.name.as_deref().expect("a pod name")
+    }
+
+    /// The reporter's command: the env its container gets on this pod, through the proxy,
+    /// with `env` on top.
+    pub fn command(&self, env: &[(&str, &str)]) -> Command {
+        let bin = crate::bin::path("status-reporter");
+        self.ns
+            .reporter_command(&bin, &self.pod, &self.results, env)
+    }
+
+    /// Starts the reporter with `env` and waits until its pod watch is open: it is then set up.
+    pub async fn start(&self, env: &[(&str, &str)]) -> Reporter {
+        let reporter = Reporter::spawn(self.command(env));
+        self.wait_pod_watches(1).await;
+        reporter
+    }
+
+    /// The reporter's pod watch.
+    pub fn pod_watch(&self) -> Route {
+        Route::new("GET", &format!("/namespaces/{}/pods", self.ns.name)).query("watch=true")
+    }
+
+    /// Waits until `n` pod watches have been answered 200.
+    pub async fn wait_pod_watches(&self, n: usize) {
+        self.proxy
+            .wait_answered(self.pod_watch(), 200, n, WAIT)
+            .await;
+    }
+
+    /// The Job's status subresource, as a route.
+    pub fn job_status(&self, method: &str) -> Route {
+        Route::new(method, &format!("/jobs/{}/status", self.job))
+    }
+
+    /// The codes answered to `route`, in order.
+    pub fn answers(&self, route: Route) -> Vec<u16> {
+        let on = self.proxy.requests_on(route);
+        on.iter().map(|r| r.status).collect()
+    }
+
+    /// `RESULTS_PATH`.
     pub fn result_path(&self) -> PathBuf {
         self.results.join("adapter-result.json")
-    }
-
-    /// The reporter's command for this rig ([`reporter_command`] with the rig's kubeconfig,
-    /// names and result path), then `env` on top.
-    pub fn command(&self, env: &[(&str, &str)]) -> Command {
-        let mut cmd = reporter_command(
-            &crate::bin::path("status-reporter"),
-            &self.kubeconfig,
-            &self.namespace,
-            &self.job,
-            &self.pod,
-            &self.result_path(),
-        );
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    /// Starts the reporter with `env` on top of [`Rig::command`] and waits (bounded by
-    /// `timeout`) until its pod watch is open — it is then fully set up.
-    pub fn start(&self, env: &[(&str, &str)], timeout: Duration) -> Reporter {
-        let r = Reporter::spawn(self.command(env));
-        self.wait_pod_watches(1, timeout);
-        r
-    }
-
-    /// Waits (bounded) until at least `n` pod watches have been answered 200.
-    pub fn wait_pod_watches(&self, n: usize, timeout: Duration) {
-        self.api
-            .wait_for_blocking(&format!("{n} pod watch(es)"), timeout, |s| {
-                (pod_watches(s) >= n).then_some(())
-            });
     }
 
     /// Writes the result file in place.
@@ -213,10 +174,28 @@ impl Rig {
     }
 
     /// Waits (bounded) for the Job's condition `type_` and returns it.
-    pub fn condition(&self, type_: &str, timeout: Duration) -> Value {
-        self.api
-            .wait_for_blocking(&format!("condition {type_}"), timeout, |s| {
-                s.job_condition(&self.namespace, &self.job, type_)
-            })
+    pub async fn condition(&self, type_: &str) -> JobCondition {
+        self.ns.wait_condition(&self.job, type_, WAIT).await
+    }
+
+    /// The adapter terminates (the kubelet's write).
+    pub async fn terminate(&self, code: i32, reason: &str, message: Option<&str>) {
+        let (client, ns) = (&self.ns.client, &self.ns.name);
+        kubelet::terminate(
+            client,
+            ns,
+            self.pod_name(),
+            "adapter",
+            code,
+            reason,
+            message,
+        )
+        .await;
+    }
+
+    /// The adapter waits with `reason` and `message` (the kubelet's write).
+    pub async fn waiting(&self, reason: &str, message: &str) {
+        let (client, ns) = (&self.ns.client, &self.ns.name);
+        kubelet::waiting(client, ns, self.pod_name(), "adapter", reason, message).await;
     }
 }

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use harness::webhook_process::{Pki, SecretDir, Server, connect};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use stand_in::webhook_process::{Pki, SecretDir, Server, connect};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const OURS: &str = "status_reporter_webhook_";
@@ -111,7 +111,7 @@ async fn every_webhook_metric_the_rules_use_is_in_a_live_scrape() {
     let pki = Pki::new();
     let mut secret = SecretDir::new(&pki.issue());
     let server = Server::start(
-        &stand_in::bin::path("status-reporter-webhook"),
+        &harness::bin::path("status-reporter-webhook"),
         &secret,
         &["--log-format", "text"],
         TIMEOUT,

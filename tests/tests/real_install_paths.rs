@@ -7,16 +7,16 @@
 
 use std::path::{Path, PathBuf};
 
+use harness::control_plane::admission_chain::{Admission, InstalledAdmission};
+use harness::control_plane::helm::{self, HelmRelease};
+use harness::control_plane::objects::{list, yaml_docs};
+use harness::control_plane::stored::{differences, json_objects, object_differences};
+use harness::control_plane::webhook::{InstalledWebhook, manifests};
+use harness::control_plane::{AdmissionGuard, Cluster, Release};
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, PostParams};
 use serde_json::{Value, json};
-use stand_in::control_plane::admission_chain::{Admission, InstalledAdmission};
-use stand_in::control_plane::helm::{self, HelmRelease};
-use stand_in::control_plane::objects::{list, yaml_docs};
-use stand_in::control_plane::stored::{differences, json_objects, object_differences};
-use stand_in::control_plane::webhook::{InstalledWebhook, manifests};
-use stand_in::control_plane::{AdmissionGuard, Cluster, Release};
 
 const INJECT: &str = "status-reporter.hyperfleet.io/inject";
 const STATUS: &str = "status-reporter.hyperfleet.io/status";

@@ -1,5 +1,6 @@
-//! The Job shapes whose states a real node cannot produce on cue (DESIGN "Every Job shape"):
-//! an evicted pod still terminating when its replacement has reported, a Job re-created while
+//! The Job shapes ([docs/job-shapes.md](../../docs/job-shapes.md)) whose states a real node
+//! cannot produce on cue: an evicted pod still terminating when its replacement has reported, a
+//! Job re-created while
 //! its old pod's reporter runs, three reporters finishing at the same instant, Indexed results
 //! landing in a chosen order, a success policy met while other indexes run. The real Job
 //! controller creates, replaces and indexes the pods; the test plays the kubelet (runs,
@@ -17,21 +18,21 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt;
+use harness::control_plane::Cluster;
+use harness::control_plane::adapter::{AdapterNamespace, adapter_namespace, condition};
+use harness::control_plane::job_pods::{
+    self, bind, evict, index, job_pods, name, pod_condition, shaped_job, wait_job_pods,
+    wait_pod_condition,
+};
+use harness::control_plane::kubelet;
+use harness::process::Process;
+use harness::reporter_process::{Reporter, reporter_vars};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PropagationPolicy};
 use kube::runtime::watcher;
 use serde_json::json;
-use stand_in::control_plane::Cluster;
-use stand_in::control_plane::adapter::{AdapterNamespace, adapter_namespace, condition};
-use stand_in::control_plane::job_pods::{
-    self, bind, evict, index, job_pods, name, pod_condition, shaped_job, wait_job_pods,
-    wait_pod_condition,
-};
-use stand_in::control_plane::kubelet;
-use stand_in::process::Process;
-use stand_in::reporter_process::{Reporter, reporter_vars};
 
 /// Long enough for the Job controller's 10 s retry back-off on a loaded machine.
 const WAIT: Duration = Duration::from_secs(90);
@@ -356,7 +357,7 @@ async fn start_shards(ns: &AdapterNamespace, pods: &[Pod]) -> Vec<Attempt> {
 
 /// `status-reporter wait job/NAME -n NS -o json` with the admin kubeconfig (stdout piped).
 fn start_wait(ns: &AdapterNamespace, job: &str) -> Process {
-    let mut cmd = Command::new(stand_in::bin::path("status-reporter"));
+    let mut cmd = Command::new(harness::bin::path("status-reporter"));
     for var in reporter_vars().chain(["WAIT_NAMESPACE", "WAIT_TIMEOUT", "WAIT_OUTPUT"]) {
         cmd.env_remove(var);
     }

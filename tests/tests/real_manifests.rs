@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+use harness::control_plane::objects::{describe, in_namespace, inject_file, pod_of, yaml_docs};
+use harness::control_plane::{Cluster, Release};
 use serde_json::Value;
-use stand_in::control_plane::objects::{describe, in_namespace, inject_file, pod_of, yaml_docs};
-use stand_in::control_plane::{Cluster, Release};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

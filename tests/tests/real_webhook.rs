@@ -6,14 +6,14 @@
 
 use std::time::Duration;
 
+use harness::control_plane::adapter::{AdapterNamespace, adapter_namespace, reporter_env};
+use harness::control_plane::objects::{list, yaml_docs};
+use harness::control_plane::webhook::{InstalledWebhook, manifests};
+use harness::control_plane::{Cluster, kubelet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use serde_json::{Value, json};
-use stand_in::control_plane::adapter::{AdapterNamespace, adapter_namespace, reporter_env};
-use stand_in::control_plane::objects::{list, yaml_docs};
-use stand_in::control_plane::webhook::{InstalledWebhook, manifests};
-use stand_in::control_plane::{Cluster, kubelet};
 
 const WAIT: Duration = Duration::from_secs(60);
 const INJECT: &str = "status-reporter.hyperfleet.io/inject";

@@ -5,7 +5,7 @@
 //! or reading the whole file.
 //!
 //! Most cases go through `status-reporter check-result FILE` (the same reader as the sidecar);
-//! the ones where the sidecar's event loop matters run the sidecar against the API stand-in.
+//! the ones where the sidecar's event loop matters run the sidecar on the real API server.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -13,13 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use harness::reporter_process::{Reporter, Rig, WAIT};
+use k8s_openapi::api::batch::v1::JobCondition;
 use serde_json::Value;
-use stand_in::reporter_process::{Reporter, Rig};
-
-const WAIT: Duration = Duration::from_secs(30);
-const NS: &str = "default";
-const JOB: &str = "hostile-job";
-const POD: &str = "hostile-job-abcde";
 
 /// Runs `status-reporter check-result path`, bounded by `WAIT` (a hang fails the test instead
 /// of blocking the suite). Returns exit code, stdout, stderr and how long it took.
@@ -30,7 +26,7 @@ fn check(path: &Path) -> (i32, String, String, Duration) {
 /// [`check`] with stdout and stderr as given (what is not piped comes back empty).
 fn check_with(path: &Path, stdout: Stdio, stderr: Stdio) -> (i32, String, String, Duration) {
     let started = Instant::now();
-    let child = Command::new(stand_in::bin::path("status-reporter"))
+    let child = Command::new(harness::bin::path("status-reporter"))
         .arg("check-result")
         .arg(path)
         .stdin(Stdio::null())
@@ -347,15 +343,16 @@ enum When {
     After,
 }
 
-/// The sidecar (classic) against the stand-in; `setup` creates the file in the results dir
-/// (before the start or once the sidecar watches) and returns `RESULTS_PATH`.
+/// The sidecar (classic) for Job `name` on the real API server; `setup` creates the file in
+/// the results dir (before the start or once the sidecar watches) and returns `RESULTS_PATH`.
 /// Returns the condition it wrote, its exit code and stderr.
-fn sidecar_with(
+async fn sidecar_with(
+    name: &str,
     when: When,
     setup: impl FnOnce(&Path) -> PathBuf,
     max_wait: &str,
-) -> (Value, i32, String) {
-    let rig = Rig::new(NS, JOB, POD);
+) -> (JobCondition, i32, String) {
+    let rig = Rig::new(name, "classic").await;
     let result_path = rig.result_path();
     let mut setup = Some(setup);
     if when == When::Before {
@@ -367,33 +364,38 @@ fn sidecar_with(
             result_path.display()
         );
     }
-    let mut r =
-        Reporter::spawn(rig.command(&[("MAX_WAIT_TIME_SECONDS", max_wait), ("LOG_LEVEL", "info")]));
+    let env = [("MAX_WAIT_TIME_SECONDS", max_wait), ("LOG_LEVEL", "info")];
+    let mut r = Reporter::spawn(rig.command(&env));
     if let Some(setup) = setup {
-        rig.wait_pod_watches(1, WAIT);
+        rig.wait_pod_watches(1).await;
         assert_eq!(setup(&rig.results), result_path);
     }
-    let condition = rig.condition("Available", WAIT);
+    let condition = rig.condition("Available").await;
     let (code, logs) = r.wait_exit_with_logs(WAIT);
     (condition, code, logs)
 }
 
 /// The sidecar's verdict on a hostile file (from [`sidecar_with`]): condition False,
 /// `InvalidResultFormat`, with `needle` in its message; exit 1.
-fn expect_invalid_verdict((c, code, logs): (Value, i32, String), needle: &str) {
-    assert_eq!(c["status"], "False", "{c}\n{logs}");
-    assert_eq!(c["reason"], "InvalidResultFormat", "{c}\n{logs}");
+fn expect_invalid_verdict((c, code, logs): (JobCondition, i32, String), needle: &str) {
+    assert_eq!(c.status, "False", "{c:?}\n{logs}");
+    assert_eq!(
+        c.reason.as_deref(),
+        Some("InvalidResultFormat"),
+        "{c:?}\n{logs}"
+    );
     assert!(
-        c["message"].as_str().unwrap_or_default().contains(needle),
-        "{c}"
+        c.message.as_deref().unwrap_or_default().contains(needle),
+        "{c:?}"
     );
     assert_eq!(code, 1, "{logs}");
 }
 
 /// A FIFO at RESULTS_PATH does not block the sidecar: it reports an invalid result.
-#[test]
-fn sidecar_fifo_is_reported_invalid_not_blocking() {
+#[tokio::test]
+async fn sidecar_fifo_is_reported_invalid_not_blocking() {
     let verdict = sidecar_with(
+        "hostile-fifo",
         When::Before,
         |dir| {
             let fifo = dir.join("adapter-result.json");
@@ -405,7 +407,8 @@ fn sidecar_fifo_is_reported_invalid_not_blocking() {
             fifo
         },
         "30",
-    );
+    )
+    .await;
     expect_invalid_verdict(verdict, "type=fifo");
 }
 
@@ -418,24 +421,27 @@ fn sparse_2gib(dir: &Path) -> PathBuf {
 }
 
 /// The adapter leaves a 2 GiB sparse file: reported as too large at once (close-write).
-#[test]
-fn sidecar_sparse_2gib_is_reported_too_large() {
-    expect_invalid_verdict(sidecar_with(When::After, sparse_2gib, "30"), "too large");
+#[tokio::test]
+async fn sidecar_sparse_2gib_is_reported_too_large() {
+    let verdict = sidecar_with("hostile-sparse", When::After, sparse_2gib, "30").await;
+    expect_invalid_verdict(verdict, "too large");
 }
 
 /// A too-large (or empty) file already there at start was once never judged "stable" (errors
 /// had no content fingerprint), so the sidecar reported it only at MAX_WAIT_TIME_SECONDS (or
 /// the adapter's exit), not after the settle time. With a one-hour max wait the condition
 /// must still come within `WAIT`.
-#[test]
-fn sidecar_preexisting_sparse_2gib_is_reported_too_large() {
-    expect_invalid_verdict(sidecar_with(When::Before, sparse_2gib, "3600"), "too large");
+#[tokio::test]
+async fn sidecar_preexisting_sparse_2gib_is_reported_too_large() {
+    let verdict = sidecar_with("hostile-preexisting", When::Before, sparse_2gib, "3600").await;
+    expect_invalid_verdict(verdict, "too large");
 }
 
 /// A result written as a symlink swap (how a Secret/ConfigMap volume updates) is picked up.
-#[test]
-fn sidecar_result_arriving_as_a_symlink_swap() {
+#[tokio::test]
+async fn sidecar_result_arriving_as_a_symlink_swap() {
     let (c, code, logs) = sidecar_with(
+        "hostile-symlink",
         When::After,
         |dir| {
             let data = dir.join("..data-1");
@@ -451,11 +457,12 @@ fn sidecar_result_arriving_as_a_symlink_swap() {
             link
         },
         "30",
-    );
+    )
+    .await;
     assert_eq!(
-        (c["status"].as_str(), c["reason"].as_str()),
-        (Some("True"), Some("Linked")),
-        "{c}"
+        (c.status.as_str(), c.reason.as_deref()),
+        ("True", Some("Linked")),
+        "{c:?}"
     );
     assert_eq!(code, 0, "{logs}");
 }

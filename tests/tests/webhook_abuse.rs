@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use stand_in::webhook_process::{
+use harness::webhook_process::{
     Pki, SecretDir, Server, UnfinishedPost, admission_fixture, connect, request, unfinished_post,
 };
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -138,7 +138,7 @@ async fn under_abuse_the_webhook_keeps_serving_within_its_memory_limit() {
     let secret = SecretDir::new(&pki.issue());
     // The shipped limits: only the log format differs from the Deployment.
     let server = Server::start(
-        &stand_in::bin::path("status-reporter-webhook"),
+        &harness::bin::path("status-reporter-webhook"),
         &secret,
         &["--log-format", "text", "--log-level", "warn"],
         TIMEOUT,

@@ -8,13 +8,13 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rustls::pki_types::CertificateDer;
-use serde_json::Value;
-use stand_in::process::Process;
-use stand_in::webhook_process::{
+use harness::process::Process;
+use harness::webhook_process::{
     Pair, Pki, SecretDir, Server, admission_fixture, connect, post_head_until_continue,
     read_status, request,
 };
+use rustls::pki_types::CertificateDer;
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -31,7 +31,7 @@ fn spawn_server_with(secret: &SecretDir, extra: &[&str]) -> Server {
     let mut args = vec!["--log-format", "text", "--max-body-bytes", &limit];
     args.extend_from_slice(extra);
     Server::start(
-        &stand_in::bin::path("status-reporter-webhook"),
+        &harness::bin::path("status-reporter-webhook"),
         secret,
         &args,
         TIMEOUT,
@@ -273,7 +273,7 @@ async fn json_logs_name_each_review_and_reach_stderr_before_exit() {
     let pki = Pki::new();
     let secret = SecretDir::new(&pki.issue());
     let mut server = Server::start(
-        &stand_in::bin::path("status-reporter-webhook"),
+        &harness::bin::path("status-reporter-webhook"),
         &secret,
         &["--log-format", "json", "--log-level", "info"],
         TIMEOUT,
@@ -365,7 +365,7 @@ async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
 fn unusable_certificates_stop_the_server_before_it_binds() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("tls.crt");
-    let out = Command::new(stand_in::bin::path("status-reporter-webhook"))
+    let out = Command::new(harness::bin::path("status-reporter-webhook"))
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
         .arg("--tls-cert")
         .arg(&missing)
@@ -409,7 +409,7 @@ fn a_certificate_outside_its_validity_period_stops_the_server_before_it_binds() 
     for (state, pair) in out_of_date_pairs(&pki) {
         let secret = SecretDir::new(&pair);
         let mut serve = Process::spawn(
-            Command::new(stand_in::bin::path("status-reporter-webhook"))
+            Command::new(harness::bin::path("status-reporter-webhook"))
                 .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
                 .arg("--tls-cert")
                 .arg(secret.cert())

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::BodyExt as _;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use stand_in::webhook_process::{
+use harness::webhook_process::{
     Pki, SecretDir, Server, admission_fixture, closed_within, connect, post_head_until_continue,
     read_status, request, unfinished_post,
 };
+use http_body_util::BodyExt as _;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -27,7 +27,7 @@ fn start(extra: &[&str]) -> (Pki, SecretDir, Server) {
     let mut args = vec!["--log-format", "text"];
     args.extend_from_slice(extra);
     let server = Server::start(
-        &stand_in::bin::path("status-reporter-webhook"),
+        &harness::bin::path("status-reporter-webhook"),
         &secret,
         &args,
         TIMEOUT,

@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use harness::webhook_process::{self, Pki, SecretDir, Server};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::CertificateDer;
 use serde_json::Value;
-use stand_in::webhook_process::{self, Pki, SecretDir, Server};
 use tokio::sync::{Mutex, Notify};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -46,7 +46,7 @@ fn client_config(pki: &Pki) -> Arc<rustls::ClientConfig> {
 
 fn start_server(secret: &SecretDir) -> Server {
     Server::start(
-        &stand_in::bin::path("status-reporter-webhook"),
+        &harness::bin::path("status-reporter-webhook"),
         secret,
         &[
             // Warnings, plus the certificate reloads to wait on (not one line per review).

@@ -80,3 +80,45 @@ pub fn update(images_dir: &Path, records: &[Record]) -> Result<()> {
     write_atomically(&path(images_dir), &json)
     // The lock is released when `lock` is dropped.
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(archive: &str, name: &str) -> Record {
+        Record {
+            archive: archive.to_owned(),
+            summary: Summary {
+                name: name.to_owned(),
+                digest: format!("sha256:{}", crate::oci::sha256(name.as_bytes())),
+                compressed_size: 1,
+                uncompressed_size: 2,
+            },
+        }
+    }
+
+    #[test]
+    fn an_update_replaces_the_same_archives_and_keeps_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read(dir.path()).unwrap(), []);
+        let reporter = record("status-reporter.oci.tar", "localhost/status-reporter:0.1.0");
+        let pause = record("test/pause.oci.tar", "localhost/test/pause:0.1");
+        update(dir.path(), &[pause.clone(), reporter]).unwrap();
+        // Another tag written to the same file replaces its record.
+        let retagged = record("status-reporter.oci.tar", "localhost/status-reporter:dev");
+        update(dir.path(), std::slice::from_ref(&retagged)).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), [retagged.clone(), pause]);
+        assert_eq!(
+            retagged.path(dir.path()),
+            dir.path().join("status-reporter.oci.tar")
+        );
+    }
+
+    #[test]
+    fn a_file_it_did_not_write_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(path(dir.path()), "{}").unwrap();
+        let err = read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("images.json: not an images.json"), "{err}");
+    }
+}

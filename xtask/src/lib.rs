@@ -190,3 +190,51 @@ pub fn check_images(workspace: &Workspace) -> Result<Vec<String>> {
     }
     Ok(lines)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace_with_empty_target() -> (Workspace, tempfile::TempDir) {
+        let target = tempfile::tempdir().unwrap();
+        let mut workspace = Workspace::current().unwrap();
+        workspace.target_dir = target.path().to_owned();
+        (workspace, target)
+    }
+
+    #[test]
+    fn skip_build_without_a_build_names_the_binary_and_the_command() {
+        let (workspace, target) = workspace_with_empty_target();
+        let options = ProductOptions {
+            skip_build: true,
+            ..ProductOptions::default()
+        };
+        let err = product_images(&workspace, &options)
+            .unwrap_err()
+            .to_string();
+        let binary = target.path().join("release/status-reporter");
+        assert!(
+            err.starts_with(&format!("{}: not found", binary.display()))
+                && err.contains(
+                    "cargo build --release --locked -p status-reporter --bin status-reporter"
+                )
+                && err.contains("--skip-build"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_name_is_refused_before_anything_is_built() {
+        let (workspace, target) = workspace_with_empty_target();
+        for (registry, tag) in [("Registry.Example.com", None), ("localhost", Some("a b"))] {
+            let options = ProductOptions {
+                registry: registry.to_owned(),
+                tag: tag.map(str::to_owned),
+                ..ProductOptions::default()
+            };
+            let err = product_images(&workspace, &options).unwrap_err();
+            assert!(matches!(err, Error::ImageName { .. }), "{err}");
+        }
+        assert!(std::fs::read_dir(target.path()).unwrap().next().is_none());
+    }
+}

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -264,6 +265,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(Error::io(dir))?;
     file.write_all(bytes).map_err(Error::io(file.path()))?;
+    // A temporary file is private (0600); the result is an ordinary readable file.
+    file.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(Error::io(file.path()))?;
     file.persist(path)
         .map_err(|e| Error::io(PathBuf::from(path))(e.error))?;
     Ok(())

@@ -91,6 +91,13 @@ impl Workspace {
 
     /// Builds `bin` of `package` exactly as the Dockerfiles and CI do, and returns its path.
     pub fn build_release(&self, package: &str, bin: &str) -> Result<PathBuf> {
+        run(&mut self.release_build(package, bin), false)?;
+        Ok(self.release_binary(bin))
+    }
+
+    /// `cargo build --release --locked -p <package> --bin <bin>`, in the environment of the
+    /// shell `cargo xtask` was typed in.
+    fn release_build(&self, package: &str, bin: &str) -> Command {
         let mut command = cargo();
         command.current_dir(&self.root).args([
             "build",
@@ -101,8 +108,26 @@ impl Workspace {
             "--bin",
             bin,
         ]);
-        run(&mut command, false)?;
-        Ok(self.release_binary(bin))
+        // `cargo run` hands this process its own package's CARGO_MANIFEST_DIR and CARGO_PKG_*.
+        // ring's build script reruns when those differ from the last build's, so this build and
+        // the same command typed in a shell would invalidate each other: a full LTO rebuild of
+        // the binary every time. The build gets the environment the shell had.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_PKG_")
+                || matches!(
+                    key.as_ref(),
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                )
+            {
+                command.env_remove(key.as_ref());
+            }
+        }
+        command
     }
 
     /// Where `cargo build --release` leaves `bin`.
@@ -140,5 +165,45 @@ pub fn run(command: &mut Command, capture: bool) -> Result<Vec<u8>> {
             return Err(failed(format!("exited with {status}")));
         }
         Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// cargo gives its test processes, as it gives `cargo run`, the package's variables.
+    #[test]
+    fn the_release_build_runs_without_the_variables_cargo_run_sets() {
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
+        let workspace = Workspace::current().unwrap();
+        let command = workspace.release_build("status-reporter", "status-reporter");
+        let removed: Vec<_> = command
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| key.to_string_lossy().into_owned())
+            .collect();
+        for key in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+        ] {
+            assert!(removed.iter().any(|k| k == key), "{key} kept: {removed:?}");
+        }
+        assert!(!removed.iter().any(|k| k == "CARGO_HOME" || k == "PATH"));
+        let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy()).collect();
+        assert_eq!(
+            args,
+            [
+                "build",
+                "--release",
+                "--locked",
+                "-p",
+                "status-reporter",
+                "--bin",
+                "status-reporter"
+            ]
+        );
     }
 }

@@ -9,11 +9,19 @@
 //! sidecar of Jobs injected by offline `inject`, each Pod created by the real Job controller
 //! and run by this program playing the kubelet, the reporter authenticating with its
 //! ServiceAccount's token. Measures, on a control plane of its own (profile `bench`):
-//! 1. result file renamed into place → `Available` condition seen by a watch on the Job;
-//! 2. adapter terminated (the kubelet's pod-status write accepted) → condition seen;
+//! 1. result file renamed into place → `Available` condition seen by a watch on the Job, and in
+//!    the same runs, on the same Jobs, the floor: a pre-connected client (the reporter's own
+//!    client stack, with the same ServiceAccount) doing GET + PUT of the Job's status → its
+//!    condition seen by the same watch;
+//! 2. adapter terminated (the kubelet's pod-status write accepted) → condition seen, and its
+//!    floor: the same pre-connected client, watching the pod, doing GET + PUT of the Job's
+//!    status when a pod-status write reaches it → its condition seen;
 //! 3. API requests per run, from the API server's audit log (every request of the reporter's
 //!    ServiceAccount);
-//! 4. scale: N Jobs at once, N reporters, every result written at the same moment: all
+//! 4. the reporter's peak RSS (`VmHWM`, read while it idles after reporting), its wake-ups
+//!    while it waits (context switches of all its threads over an idle window) and the size
+//!    of its binary;
+//! 5. scale: N Jobs at once, N reporters, every result written at the same moment: all
 //!    conditions right, wall time, requests per Job, CPU seconds and peak RSS of kube-apiserver
 //!    and etcd over the run.
 #![forbid(unsafe_code)]
@@ -22,53 +30,28 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::Job;
-use kube::Api;
-use kube::runtime::watcher;
-use stand_in::control_plane::adapter::{
+use harness::control_plane::adapter::{
     AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job,
 };
-use stand_in::control_plane::{Cluster, Release, kubelet};
+use harness::control_plane::{Cluster, Release, kubelet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::runtime::watcher;
 
 const WAIT: Duration = Duration::from_secs(120);
 const RESULT: &str =
     r#"{"status":"success","reason":"ChecksPassed","message":"All checks passed"}"#;
 
+/// The reporter on the real API server (env `STATUS_REPORTER_BIN`: a prebuilt release binary).
+#[derive(clap::Parser)]
 struct Args {
-    runs: usize,
-    scale: usize,
-}
-
-fn args() -> Result<Args, String> {
-    let mut out = Args {
-        runs: 20,
-        scale: 100,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut number = |name: &str| {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .filter(|v: &usize| *v > 0)
-                .ok_or(format!("{name} needs a positive integer"))
-        };
-        match flag.as_str() {
-            "--runs" => out.runs = number("--runs")?,
-            "--scale" => out.scale = number("--scale")?,
-            "-h" | "--help" => {
-                println!(
-                    "bench-real-api [--runs N (default 20)] [--scale N (default 100)]   (env STATUS_REPORTER_BIN: a prebuilt release binary)"
-                );
-                std::process::exit(0);
-            }
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; accepted: --runs N, --scale N"
-                ));
-            }
-        }
-    }
-    Ok(out)
+    /// Runs per trigger.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+    runs: u16,
+    /// Concurrent Jobs in the scale run.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+    scale: u16,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -78,8 +61,14 @@ enum Trigger {
 }
 
 /// Waits until the watch on `job` has listed it, then runs `trigger`; returns the time from
-/// the trigger's end to the condition being seen.
-async fn measure(ns: &AdapterNamespace, job: &str, trigger: impl AsyncFnOnce()) -> Duration {
+/// the trigger's end (`from_start`: its start) to condition `type_` being seen.
+async fn measure(
+    ns: &AdapterNamespace,
+    job: &str,
+    type_: &str,
+    from_start: bool,
+    trigger: impl AsyncFnOnce(),
+) -> Duration {
     let api: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
     let config = watcher::Config::default().fields(&format!("metadata.name={job}"));
     let mut events = std::pin::pin!(watcher(api, config));
@@ -90,12 +79,13 @@ async fn measure(ns: &AdapterNamespace, job: &str, trigger: impl AsyncFnOnce()) 
             other => panic!("watch on Job {job}: {other:?}"),
         }
     }
+    let started = Instant::now();
     trigger().await;
-    let t0 = Instant::now();
+    let t0 = if from_start { started } else { Instant::now() };
     let seen = async {
         while let Some(ev) = events.next().await {
             if let Ok(watcher::Event::Apply(j)) = ev
-                && condition(&j, "Available").is_some()
+                && condition(&j, type_).is_some()
             {
                 return Instant::now();
             }
@@ -108,14 +98,115 @@ async fn measure(ns: &AdapterNamespace, job: &str, trigger: impl AsyncFnOnce()) 
         - t0
 }
 
-async fn one_run(cluster: &Cluster, bin: &Path, i: usize, trigger: Trigger) -> (Duration, usize) {
+/// A client as the reporter's (its own client stack, its ServiceAccount), already connected.
+async fn floor_client(ns: &AdapterNamespace, job: &str) -> kube::Client {
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&ns.kubeconfig).expect("kubeconfig"),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("kubeconfig");
+    let client = status_reporter::client::build(config).expect("client");
+    let api: Api<Job> = Api::namespaced(client.clone(), &ns.name);
+    api.get_status(job).await.expect("warm-up GET");
+    client
+}
+
+/// GET + PUT of the Job's status with one more condition (`Floor`), as the reporter writes.
+async fn get_put(client: &kube::Client, ns: &str, job: &str) {
+    let api: Api<Job> = Api::namespaced(client.clone(), ns);
+    let mut j = api.get_status(job).await.expect("GET");
+    let status = j.status.get_or_insert_with(Default::default);
+    status.conditions.get_or_insert_with(Vec::new).push(
+        serde_json::from_value(serde_json::json!({
+            "type": "Floor", "status": "True", "reason": "Floor", "message": "floor",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"
+        }))
+        .expect("condition"),
+    );
+    api.replace_status(job, &Default::default(), &j)
+        .await
+        .expect("PUT");
+}
+
+/// The floor of the file path: a pre-connected client's GET + PUT, timed from the GET's start
+/// to the condition seen.
+async fn floor(ns: &AdapterNamespace, job: &str) -> Duration {
+    let client = floor_client(ns, job).await;
+    measure(ns, job, "Floor", true, async || {
+        get_put(&client, &ns.name, job).await
+    })
+    .await
+}
+
+/// The floor of the exit path: a pre-connected client watching the pod does GET + PUT when a
+/// pod-status write reaches it; timed, as the reporter is, from that write's acceptance to the
+/// condition seen.
+async fn exit_floor(ns: &AdapterNamespace, job: &str, pod: &str) -> Duration {
+    let client = floor_client(ns, job).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let config = watcher::Config::default().fields(&format!("metadata.name={pod}"));
+    let mut events = Box::pin(watcher(pods, config));
+    loop {
+        match events.next().await {
+            Some(Ok(watcher::Event::InitDone)) => break,
+            Some(Ok(_)) => {}
+            other => panic!("watch on pod {pod}: {other:?}"),
+        }
+    }
+    let (namespace, job_name) = (ns.name.clone(), job.to_owned());
+    let writer = tokio::spawn(async move {
+        while let Some(ev) = events.next().await {
+            if let Ok(watcher::Event::Apply(p)) = ev
+                && p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "FloorTrigger"))
+            {
+                get_put(&client, &namespace, &job_name).await;
+                return;
+            }
+        }
+    });
+    let took = measure(ns, job, "Floor", false, async || {
+        kubelet::update_status(&ns.client, &ns.name, pod, |_, status| {
+            status.conditions.get_or_insert_with(Vec::new).push(
+                serde_json::from_value(
+                    serde_json::json!({"type": "FloorTrigger", "status": "True"}),
+                )
+                .expect("condition"),
+            );
+        })
+        .await;
+    })
+    .await;
+    writer.await.expect("floor writer");
+    took
+}
+
+/// One run's measurements.
+struct Run {
+    latency: Duration,
+    /// The reporter's API requests.
+    requests: usize,
+    /// Its peak RSS in KiB.
+    hwm_kib: u64,
+    /// The floor, on the same Job right after.
+    floor: Duration,
+}
+
+/// One run; with `idle`, also the reporter's context switches over an idle window before the
+/// trigger.
+async fn one_run(
+    cluster: &Cluster,
+    bin: &Path,
+    i: usize,
+    trigger: Trigger,
+    idle: Option<&mut Option<(u64, Duration)>>,
+) -> Run {
     let name = format!(
         "bench-{}-{i}",
-        if trigger == Trigger::File {
-            "file"
-        } else {
-            "exit"
-        }
+        ["exit", "file"][usize::from(trigger == Trigger::File)]
     );
     let ns = adapter_namespace(cluster, &name).await;
     ns.create_job(example_job(&name, "native", &[])).await;
@@ -123,7 +214,14 @@ async fn one_run(cluster: &Cluster, bin: &Path, i: usize, trigger: Trigger) -> (
     let pod_name = pod.metadata.name.clone().expect("pod name");
     let mut reporter = ns.start_reporter_bin(bin, &pod, &results, &[("LOG_LEVEL", "debug")]);
     reporter.logs.wait_for(&["pod update"], WAIT);
-    let latency = measure(&ns, &name, async || match trigger {
+    if let Some(idle) = idle {
+        // Nothing happens, and that is the measurement: the sleep is the window.
+        let window = Duration::from_secs(2);
+        let before = context_switches(reporter.pid());
+        std::thread::sleep(window);
+        *idle = Some((context_switches(reporter.pid()) - before, window));
+    }
+    let latency = measure(&ns, &name, "Available", false, async || match trigger {
         Trigger::File => {
             std::fs::write(results.join(".tmp"), RESULT).expect("write");
             std::fs::rename(results.join(".tmp"), results.join("adapter-result.json"))
@@ -134,10 +232,44 @@ async fn one_run(cluster: &Cluster, bin: &Path, i: usize, trigger: Trigger) -> (
         }
     })
     .await;
+    // After the condition, the pod record and the Event: the whole run.
+    reporter
+        .logs
+        .wait_for(&["idling until the pod shuts down"], WAIT);
+    let hwm_kib = status_kib(reporter.pid(), "VmHWM:");
     reporter.signal("-TERM");
     reporter.wait_exit(WAIT);
     let requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len();
-    (latency, requests)
+    // The floor on the same Job, once the reporter is gone (it uses the same ServiceAccount).
+    let floor = match trigger {
+        Trigger::File => floor(&ns, &name).await,
+        Trigger::Exit => exit_floor(&ns, &name, &pod_name).await,
+    };
+    Run {
+        latency,
+        requests,
+        hwm_kib,
+        floor,
+    }
+}
+
+/// Voluntary and involuntary context switches over all threads of `pid`.
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    let field = |status: &str, name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    tasks
+        .filter_map(Result::ok)
+        .map(|t| std::fs::read_to_string(t.path().join("status")).unwrap_or_default())
+        .map(|s| field(&s, "voluntary_ctxt_switches:") + field(&s, "nonvoluntary_ctxt_switches:"))
+        .sum()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -274,11 +406,8 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let args = args().unwrap_or_else(|e| {
-        eprintln!("bench-real-api: {e}");
-        std::process::exit(2)
-    });
-    let bin = stand_in::bin::release_path("status-reporter");
+    let args = <Args as clap::Parser>::parse();
+    let bin = harness::bin::release_path("status-reporter");
     let cluster = Cluster::connect(Release::Current, "bench").unwrap_or_else(|e| {
         eprintln!("bench-real-api: {e}");
         std::process::exit(1)
@@ -291,16 +420,27 @@ async fn main() {
         bin.display(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    let size = std::fs::metadata(&bin).map_or(0, |m| m.len());
+    println!("binary: {:.2} MiB", size as f64 / 1048576.0);
+    let (mut idle, mut peaks) = (None, Vec::new());
     for trigger in [Trigger::File, Trigger::Exit] {
         let mut lat = Vec::new();
         let mut reqs = Vec::new();
-        for i in 0..args.runs {
-            let (l, r) = one_run(&cluster, &bin, i, trigger).await;
-            lat.push(l);
-            reqs.push(r);
+        let mut floors = Vec::new();
+        let mut ratios = Vec::new();
+        for i in 0..usize::from(args.runs) {
+            let probe = (i == 0 && trigger == Trigger::File).then_some(&mut idle);
+            let run = one_run(&cluster, &bin, i, trigger, probe).await;
+            lat.push(run.latency);
+            reqs.push(run.requests);
+            peaks.push(run.hwm_kib);
+            floors.push(run.floor);
+            ratios.push(run.latency.as_secs_f64() / run.floor.as_secs_f64());
         }
         lat.sort();
         reqs.sort();
+        floors.sort();
+        ratios.sort_by(f64::total_cmp);
         let what = match trigger {
             Trigger::File => "result file renamed into place → condition",
             Trigger::Exit => "adapter terminated (pod status written) → condition",
@@ -315,10 +455,34 @@ async fn main() {
             reqs[reqs.len() / 2],
             reqs[reqs.len() - 1],
         );
+        println!(
+            "  floor, same runs ({}): median {}, min {}; ours/floor per run: median {:.2}×, max {:.2}×",
+            match trigger {
+                Trigger::File =>
+                    "a pre-connected client's GET + PUT of the Job's status → condition",
+                Trigger::Exit =>
+                    "a pod-status write → a pre-connected client watching the pod does GET + PUT → condition",
+            },
+            ms(percentile(&floors, 0.5)),
+            ms(floors[0]),
+            ratios[ratios.len() / 2],
+            ratios[ratios.len() - 1],
+        );
+    }
+    peaks.sort();
+    println!(
+        "reporter peak RSS (VmHWM): median {:.2} MiB, max {:.2} MiB",
+        peaks[peaks.len() / 2] as f64 / 1024.0,
+        peaks[peaks.len() - 1] as f64 / 1024.0
+    );
+    if let Some((switches, window)) = idle {
+        println!(
+            "reporter wake-ups while waiting: {switches} context switches in {window:?} idle (all threads)"
+        );
     }
     println!(
         "scale: {} concurrent reporters, one Job each, one control plane",
         args.scale
     );
-    scale(&cluster, &bin, args.scale).await;
+    scale(&cluster, &bin, args.scale.into()).await;
 }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stand_in::control_plane::{Cluster, Release, supervisor};
+use harness::control_plane::{Cluster, Release, supervisor};
 
 #[derive(Parser)]
 #[command(

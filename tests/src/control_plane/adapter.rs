@@ -82,6 +82,95 @@ pub async fn adapter_namespace(cluster: &Cluster, prefix: &str) -> AdapterNamesp
     }
 }
 
+/// The shipped reporter ClusterRole (`manifests/common/reporter-clusterrole.yaml`).
+pub fn shipped_reporter_role() -> Value {
+    let text = std::fs::read_to_string(root().join("manifests/common/reporter-clusterrole.yaml"))
+        .expect("the shipped reporter ClusterRole");
+    yaml_docs(&text, "reporter-clusterrole.yaml").remove(0)
+}
+
+/// Every `(apiGroup, resource, verb)` the shipped reporter ClusterRole grants.
+pub fn shipped_reporter_grants() -> Vec<(String, String, String)> {
+    let role = shipped_reporter_role();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect()
+    };
+    let mut grants = Vec::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    grants.push((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// Like [`adapter_namespace`], but its ServiceAccount is bound to a copy of the shipped
+/// ClusterRole without `verb` on `resource`.
+pub async fn adapter_namespace_without(
+    cluster: &Cluster,
+    prefix: &str,
+    resource: &str,
+    verb: &str,
+) -> AdapterNamespace {
+    let ns = adapter_namespace(cluster, prefix).await;
+    let mut role = shipped_reporter_role();
+    let role_name = format!(
+        "status-reporter-without-{verb}-{}",
+        resource.replace('/', "-")
+    );
+    role["metadata"]["name"] = json!(role_name);
+    let mut found = false;
+    for rule in role["rules"].as_array_mut().expect("rules") {
+        if rule["resources"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x == resource))
+        {
+            let verbs = rule["verbs"].as_array_mut().expect("verbs");
+            let before = verbs.len();
+            verbs.retain(|v| v != verb);
+            found |= verbs.len() < before;
+        }
+    }
+    // A rule left without verbs is invalid: drop it.
+    if let Some(rules) = role["rules"].as_array_mut() {
+        rules.retain(|r| r["verbs"].as_array().is_some_and(|v| !v.is_empty()));
+    }
+    assert!(found, "the shipped ClusterRole grants {verb} on {resource}");
+    let (mut ok, _, mut err) = cluster.apply(std::slice::from_ref(&role), false);
+    if !ok && err.contains("AlreadyExists") {
+        (ok, _, err) = cluster.apply(&[role], false);
+    }
+    assert!(ok, "apply {role_name}: {err}");
+    // roleRef is immutable: replace the binding.
+    let clusterrole = format!("--clusterrole={role_name}");
+    let account = format!("--serviceaccount={}:{SERVICE_ACCOUNT}", ns.name);
+    for args in [
+        ["delete", "rolebinding", SERVICE_ACCOUNT].as_slice(),
+        [
+            "create",
+            "rolebinding",
+            SERVICE_ACCOUNT,
+            &clusterrole,
+            &account,
+        ]
+        .as_slice(),
+    ] {
+        let mut all = vec!["-n", ns.name.as_str()];
+        all.extend_from_slice(args);
+        let (ok, _, err) = cluster.kubectl_run(&all, None);
+        assert!(ok, "kubectl {all:?}: {err}");
+    }
+    ns
+}
+
 /// `manifests/examples/job.yaml` after offline `inject --sidecar-mode mode`, renamed to `name`,
 /// with `annotations` added to the Job.
 pub fn example_job(name: &str, mode: &str, annotations: &[(&str, &str)]) -> Value {
@@ -189,32 +278,68 @@ impl AdapterNamespace {
         results: &Path,
         extra: &[(&str, &str)],
     ) -> Reporter {
+        Reporter::spawn(self.reporter_command(bin, pod, results, extra))
+    }
+
+    /// The command [`AdapterNamespace::start_reporter_bin`] runs.
+    pub fn reporter_command(
+        &self,
+        bin: &Path,
+        pod: &Pod,
+        results: &Path,
+        extra: &[(&str, &str)],
+    ) -> Command {
         let env = reporter_env(pod);
         let mut cmd = Command::new(bin);
         for var in reporter_vars() {
             cmd.env_remove(var);
         }
-        for (k, v) in &env {
-            cmd.env(k, v);
-        }
         let file = env
             .get("RESULTS_PATH")
-            .map(|p| {
-                Path::new(p)
-                    .file_name()
-                    .map(PathBuf::from)
-                    .unwrap_or_default()
-            })
-            .unwrap_or_else(|| PathBuf::from("adapter-result.json"));
-        cmd.env("RESULTS_PATH", results.join(file))
+            .map(Path::new)
+            .and_then(Path::file_name);
+        cmd.envs(&env)
+            .env(
+                "RESULTS_PATH",
+                results.join(file.unwrap_or("adapter-result.json".as_ref())),
+            )
             .env("KUBECONFIG", &self.kubeconfig)
             .env("LOG_LEVEL", "debug")
-            .env("LOG_FORMAT", "text");
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        Reporter::spawn(cmd)
+            .env("LOG_FORMAT", "text")
+            .envs(extra.iter().copied());
+        cmd
     }
+}
+
+/// Sets the condition `condition` (replacing one of its type) on Job `namespace/job`, as the
+/// Job controller or another reporter would: read-modify-write of the status, retried on 409.
+pub async fn set_job_condition(
+    client: &kube::Client,
+    namespace: &str,
+    job: &str,
+    condition: Value,
+) {
+    let api: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let condition: JobCondition = serde_json::from_value(condition).expect("a JobCondition");
+    for _ in 0..20 {
+        let mut current = api
+            .get(job)
+            .await
+            .unwrap_or_else(|e| panic!("get Job {job}: {e}"));
+        let status = current.status.get_or_insert_with(Default::default);
+        let conditions = status.conditions.get_or_insert_with(Vec::new);
+        conditions.retain(|c| c.type_ != condition.type_);
+        conditions.push(condition.clone());
+        match api
+            .replace_status(job, &PostParams::default(), &current)
+            .await
+        {
+            Ok(_) => return,
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => panic!("update status of Job {namespace}/{job}: {e}"),
+        }
+    }
+    panic!("update status of Job {namespace}/{job}: still conflicting after 20 tries")
 }
 
 /// The Job's condition of `type_`.

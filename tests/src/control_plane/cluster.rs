@@ -278,6 +278,10 @@ pub struct AuditedRequest {
     pub verb: String,
     /// The request URI.
     pub uri: String,
+    /// The API group (`""` for the core group).
+    pub api_group: String,
+    /// The resource, with its subresource (`jobs/status`).
+    pub resource: String,
     /// The response code.
     pub code: u16,
 }
@@ -293,10 +297,20 @@ impl Cluster {
         text.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|e| e["user"]["username"] == user.as_str())
-            .map(|e| AuditedRequest {
-                verb: e["verb"].as_str().unwrap_or_default().to_owned(),
-                uri: e["requestURI"].as_str().unwrap_or_default().to_owned(),
-                code: e["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
+            .map(|e| {
+                let object = &e["objectRef"];
+                let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+                let mut resource = text(&object["resource"]);
+                if let Some(sub) = object["subresource"].as_str() {
+                    resource = format!("{resource}/{sub}");
+                }
+                AuditedRequest {
+                    verb: text(&e["verb"]),
+                    uri: text(&e["requestURI"]),
+                    api_group: text(&object["apiGroup"]),
+                    resource,
+                    code: e["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
+                }
             })
             .collect()
     }

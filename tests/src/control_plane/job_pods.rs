@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod, PodCondition};
 use kube::Api;
-use kube::api::{DeleteParams, EvictParams, PostParams};
+use kube::api::{EvictParams, PostParams};
 use serde_json::{Value, json};
 
 use super::adapter::example_job;
@@ -135,18 +135,6 @@ pub async fn evict(client: &kube::Client, namespace: &str, pod: &str) {
     api.evict(pod, &EvictParams::default())
         .await
         .unwrap_or_else(|e| panic!("evict pod {namespace}/{pod}: {e}"));
-}
-
-/// Deletes `pod` with a grace period of `seconds`.
-pub async fn delete_gracefully(client: &kube::Client, namespace: &str, pod: &str, seconds: u32) {
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let params = DeleteParams {
-        grace_period_seconds: Some(seconds),
-        ..DeleteParams::default()
-    };
-    api.delete(pod, &params)
-        .await
-        .unwrap_or_else(|e| panic!("delete pod {namespace}/{pod}: {e}"));
 }
 
 /// The pod's condition of `type_`.

@@ -1,15 +1,15 @@
 //! Playing the kubelet on the real API server, for the states a real node cannot produce on
 //! cue (an eviction overlapping its replacement, reporters finishing at the same instant, a
 //! state at a chosen moment): the test writes pod status through the `pods/status`
-//! subresource, as a node would — containers running, a container terminated with an exit
-//! code, the pod's phase — for pods no node runs (they have no `nodeName`).
+//! subresource, as a node would — containers running, waiting or terminated, the pod's phase —
+//! for pods no node runs (they have no `nodeName`).
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, Pod,
-    PodStatus,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, Pod, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
@@ -141,7 +141,8 @@ fn running() -> ContainerState {
 }
 
 /// Sets `container`'s state in the right list (containers or init containers), keeping the
-/// others and counting a restart when a terminated container runs again.
+/// others and counting a restart when a terminated container runs again (`restartCount` is
+/// the attempt number of the newest instance, as the kubelet reports it).
 fn set_container(pod: &Pod, status: &mut PodStatus, container: &str, state: ContainerState) {
     let spec = pod.spec.as_ref().expect("a pod has a spec");
     let image_of = |list: &Option<Vec<k8s_openapi::api::core::v1::Container>>| {
@@ -160,8 +161,14 @@ fn set_container(pod: &Pod, status: &mut PodStatus, container: &str, state: Cont
     let list = list.get_or_insert_with(Vec::new);
     match list.iter_mut().find(|s| s.name == container) {
         Some(s) => {
-            let was_terminated = s.state.as_ref().is_some_and(|st| st.terminated.is_some());
-            let restarts = s.restart_count + i32::from(was_terminated && state.running.is_some());
+            let ended =
+                |st: &Option<ContainerState>| st.as_ref().is_some_and(|st| st.terminated.is_some());
+            let was_terminated = ended(&s.state);
+            // A new instance starts: after a termination, or after the back-off that followed one.
+            let backing_off =
+                s.state.as_ref().is_some_and(|st| st.waiting.is_some()) && ended(&s.last_state);
+            let restarted = state.running.is_some() && (was_terminated || backing_off);
+            let restarts = s.restart_count + i32::from(restarted);
             let last = if was_terminated {
                 s.state.clone()
             } else {
@@ -212,6 +219,28 @@ pub async fn terminate(
                 started_at: Some(now()),
                 finished_at: Some(now()),
                 ..ContainerStateTerminated::default()
+            }),
+            ..ContainerState::default()
+        };
+        set_container(p, status, container, state);
+    })
+    .await
+}
+
+/// `container` is waiting with `reason` (e.g. `ImagePullBackOff`) and `message`.
+pub async fn waiting(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    reason: &str,
+    message: &str,
+) -> Pod {
+    update_status(client, namespace, pod, |p, status| {
+        let state = ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.to_owned()),
+                message: Some(message.to_owned()),
             }),
             ..ContainerState::default()
         };

@@ -19,7 +19,7 @@
 pub mod adapter;
 pub mod admission_chain;
 mod binaries;
-mod cluster;
+pub mod cluster;
 mod components;
 pub mod helm;
 pub mod images;
@@ -36,6 +36,7 @@ pub mod supervisor;
 pub mod webhook;
 
 pub use binaries::bin_dir;
+pub(crate) use binaries::{target_dir, workspace_root};
 pub use cluster::{AdmissionGuard, Cluster, TestNamespace};
 
 /// Which pinned Kubernetes release (see `tests/control-plane/*/go.mod`).

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use harness::webhook_process::{Pki, connect};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use stand_in::webhook_process::{Pki, connect};
 
 use crate::floor::RESPONSE_BYTES_HEADER;
 

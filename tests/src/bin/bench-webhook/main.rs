@@ -36,7 +36,7 @@ mod load;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use stand_in::webhook_process::{Pki, SecretDir, Server};
+use harness::webhook_process::{Pki, SecretDir, Server};
 use status_reporter_webhook::admission;
 use status_reporter_webhook::config::InjectConfig;
 
@@ -322,7 +322,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
     let pinned = host::cpus() >= 2 && host::pin(me, 0);
     let pki = Pki::new();
     let secret = SecretDir::new(&pki.issue());
-    let webhook = stand_in::bin::release_path("status-reporter-webhook");
+    let webhook = harness::bin::release_path("status-reporter-webhook");
     let start = |bin: &std::path::Path, extra: &[&str]| {
         let server = Server::start(bin, &secret, extra, Duration::from_secs(30));
         if pinned {

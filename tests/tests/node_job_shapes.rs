@@ -1,4 +1,4 @@
-//! Job shapes on the real node (DESIGN "Every Job shape"): the real Job controller retries,
+//! Job shapes ([docs/job-shapes.md](../../docs/job-shapes.md)) on the real node: the real Job controller retries,
 //! indexes, counts, suspends and fails Jobs whose pods the kubelet runs, each with the
 //! injected reporter from its image. What a real node cannot produce on cue (an eviction
 //! overlapping its replacement, reporters finishing at the same instant, states at a chosen
@@ -9,16 +9,16 @@
 
 use std::time::Duration;
 
+use harness::control_plane::Cluster;
+use harness::control_plane::adapter::{AdapterNamespace, adapter_namespace, condition};
+use harness::control_plane::job_pods::{index, name, wait_job_pods, wait_pod_condition};
+use harness::control_plane::node_jobs::{
+    Attempts, adapter_job, container_state, ended_pods, exit, phase, wait_finished,
+};
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
-use stand_in::control_plane::Cluster;
-use stand_in::control_plane::adapter::{AdapterNamespace, adapter_namespace, condition};
-use stand_in::control_plane::job_pods::{index, name, wait_job_pods, wait_pod_condition};
-use stand_in::control_plane::node_jobs::{
-    Attempts, adapter_job, container_state, ended_pods, exit, phase, wait_finished,
-};
 
 const WAIT: Duration = Duration::from_secs(90);
 const RESULT: &str = "status-reporter.hyperfleet.io/result";
@@ -72,7 +72,7 @@ async fn recorded(ns: &AdapterNamespace, pod: &str) -> [String; 3] {
 /// each pod keeps its own result; the Job completes beside ours.
 #[tokio::test]
 async fn a_retry_is_a_second_real_pod_and_the_newest_attempt_wins() {
-    let ns = adapter_namespace(Cluster::shared(), "node-retry").await;
+    let ns = adapter_namespace(Cluster::shared().node(), "node-retry").await;
     let attempts = Attempts::new();
     let mut job = adapter_job(
         "retry",
@@ -112,7 +112,7 @@ async fn a_retry_is_a_second_real_pod_and_the_newest_attempt_wins() {
 /// `False` naming the index (the Job completes: in native mode only the adapters' exits count).
 #[tokio::test]
 async fn indexed_pods_aggregate_per_index() {
-    let ns = adapter_namespace(Cluster::shared(), "node-indexed").await;
+    let ns = adapter_namespace(Cluster::shared().node(), "node-indexed").await;
     let ok = r#"{"status":"success","reason":"ShardChecked","message":"zone ok"}"#;
     let missing = r#"{"status":"failure","reason":"ZoneMissing","message":"zone b not found"}"#;
     let indexed = json!({"completions": 2, "parallelism": 2, "completionMode": "Indexed"});
@@ -152,7 +152,7 @@ async fn indexed_pods_aggregate_per_index() {
 /// one failure → `False` naming its pod.
 #[tokio::test]
 async fn nonindexed_pairs_count_real_pods() {
-    let ns = adapter_namespace(Cluster::shared(), "node-pair").await;
+    let ns = adapter_namespace(Cluster::shared().node(), "node-pair").await;
     let pair = json!({"completions": 2, "parallelism": 2, "backoffLimit": 0});
     let attempts = Attempts::new();
     // The first pod to take the directory fails; mkdir is atomic.
@@ -199,7 +199,7 @@ async fn nonindexed_pairs_count_real_pods() {
 /// three), with our `False` beside the controller's `Failed`.
 #[tokio::test]
 async fn a_pod_failure_policy_scoped_to_the_adapter_fails_the_job_at_once() {
-    let ns = adapter_namespace(Cluster::shared(), "node-policy").await;
+    let ns = adapter_namespace(Cluster::shared().node(), "node-policy").await;
     let job = adapter_job(
         "policy",
         "native",
@@ -231,7 +231,7 @@ async fn a_pod_failure_policy_scoped_to_the_adapter_fails_the_job_at_once() {
 /// nothing; resumed, the new pod reports.
 #[tokio::test]
 async fn a_suspension_writes_nothing_and_the_resumed_jobs_pod_reports() {
-    let ns = adapter_namespace(Cluster::shared(), "node-suspend").await;
+    let ns = adapter_namespace(Cluster::shared().node(), "node-suspend").await;
     let attempts = Attempts::new();
     let mut job = adapter_job(
         "suspend",

@@ -12,12 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use stand_in::control_plane::adapter::{AdapterNamespace, adapter_namespace, condition};
-use stand_in::control_plane::node_jobs::{
+use harness::control_plane::adapter::{AdapterNamespace, adapter_namespace, condition};
+use harness::control_plane::node_jobs::{
     adapter_job, container_state, containers, ended_pods, exit, phase, terminated, wait_finished,
 };
-use stand_in::control_plane::{Cluster, job_pods};
+use harness::control_plane::{Cluster, job_pods};
+use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -336,7 +336,7 @@ async fn delete_job(ns: &AdapterNamespace, name: &str) {
 }
 
 async fn every_row(mode: &'static str) {
-    let cluster = Cluster::shared();
+    let cluster = Cluster::shared().node();
     let ns = Arc::new(adapter_namespace(cluster, &format!("node-outcomes-{mode}")).await);
     // Each row a task of its own: one that panics (a bounded wait ran out) is reported with
     // the others.

@@ -6,14 +6,14 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use stand_in::control_plane::adapter::{adapter_namespace, condition};
-use stand_in::control_plane::node_jobs::{
+use harness::control_plane::adapter::{adapter_namespace, condition};
+use harness::control_plane::node_jobs::{
     container_state, ended_pods, exit, on_node, phase, wait_finished,
 };
-use stand_in::control_plane::node_webhook::DeployedWebhook;
-use stand_in::control_plane::objects::yaml_docs;
-use stand_in::control_plane::{Cluster, images, job_pods};
+use harness::control_plane::node_webhook::DeployedWebhook;
+use harness::control_plane::objects::yaml_docs;
+use harness::control_plane::{Cluster, images, job_pods};
+use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -68,7 +68,7 @@ async fn an_annotated_job_created_with_kubectl_gets_its_condition_from_the_webho
 
 #[tokio::test]
 async fn the_plain_sidecar_examples_run_as_they_are() {
-    let cluster = Cluster::shared();
+    let cluster = Cluster::shared().node();
     let ns = adapter_namespace(cluster, "plain-sidecar").await;
     for (file, name) in [
         ("plain-sidecar-native.yaml", "plain-native"),
@@ -124,7 +124,7 @@ fn process_of(pod: &str, program: &str) -> Option<(String, bool)> {
 
 #[tokio::test]
 async fn a_restricted_namespace_runs_our_containers_non_root_on_a_read_only_root() {
-    let cluster = Cluster::shared();
+    let cluster = Cluster::shared().node();
     let ns = adapter_namespace(cluster, "restricted").await;
     // Warn, not enforce: the test node has no pod network, so its pods use the host network,
     // which `restricted` forbids — that must be the only thing it finds.
@@ -139,7 +139,7 @@ async fn a_restricted_namespace_runs_our_containers_non_root_on_a_read_only_root
         None,
     );
     assert!(ok, "label namespace: {err}");
-    let mut job = stand_in::control_plane::node_jobs::adapter_job(
+    let mut job = harness::control_plane::node_jobs::adapter_job(
         "restricted",
         "native",
         &[],

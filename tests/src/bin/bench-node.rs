@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Measures, with the example Job injected as users inject it and a busybox adapter:
-//! 1. node start: the images built (`cargo xtask`), then supervisor start → node `Ready`;
+//! 1. node start: the images built (`cargo xtask`), supervisor start → node `Ready`, import;
 //! 2. the Job wall time the sidecar adds: create → `Complete` for the same adapter without the
 //!    sidecar and with it in each mode (runs interleaved), and where the time goes (each moment
 //!    as a watch sees the kubelet report it);
@@ -23,15 +23,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use harness::control_plane::adapter::{AdapterNamespace, adapter_namespace, condition};
+use harness::control_plane::node_jobs::{Attempts, adapter_job, container_state, on_node};
+use harness::control_plane::objects::yaml_docs;
+use harness::control_plane::{Cluster, Release, images};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
-use stand_in::control_plane::adapter::{AdapterNamespace, adapter_namespace, condition};
-use stand_in::control_plane::node_jobs::{Attempts, adapter_job, container_state, on_node};
-use stand_in::control_plane::objects::yaml_docs;
-use stand_in::control_plane::{Cluster, Release, images};
 
 const WAIT: Duration = Duration::from_secs(180);
 const LOG_LEVEL: &str = "status-reporter.hyperfleet.io/log-level";
@@ -192,11 +192,11 @@ async fn wall_time(ns: &AdapterNamespace, runs: usize) {
 /// The reporter's own share of a native pod's end: an idling native reporter (the release
 /// binary, on this machine, for a pod nobody runs) from SIGTERM to its exit.
 async fn sigterm_to_exit(ns: &AdapterNamespace, runs: usize) {
-    let bin = stand_in::bin::release_path("status-reporter");
+    let bin = harness::bin::release_path("status-reporter");
     let mut times = Vec::new();
     for run in 0..runs {
         let name = format!("sigterm-{run}");
-        ns.create_job(stand_in::control_plane::adapter::example_job(
+        ns.create_job(harness::control_plane::adapter::example_job(
             &name,
             "native",
             &[],
@@ -551,12 +551,18 @@ async fn main() {
         archives.len()
     );
     // The supervisor binary, built before the clock starts.
-    stand_in::bin::path("control-plane");
+    harness::bin::path("control-plane");
     let t = Instant::now();
     let cluster =
         Cluster::connect(Release::Current, "bench-node").unwrap_or_else(|e| panic!("{e}"));
     println!(
         "   control plane + node Ready: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    cluster.node();
+    println!(
+        "   images imported into the node: {:.1} s",
         t.elapsed().as_secs_f64()
     );
     let ns = adapter_namespace(&cluster, "bench-node").await;

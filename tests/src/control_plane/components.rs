@@ -11,7 +11,7 @@ use kube::Api;
 use tokio::process::{Child, Command};
 
 use super::node::{KubeletInputs, Node, ServiceNet};
-use super::{Release, binaries, images, pki};
+use super::{Release, binaries, pki};
 
 /// How long the API server may take to become ready (a cold start on 2 loaded cores takes
 /// about 10 s; bootstrap RBAC and priority classes are written on first start).
@@ -154,9 +154,8 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
     }
     components.spawn("kube-apiserver", bin, run, &apiserver)?;
     if net.is_some() {
-        // containerd starts and takes the images while the API server starts.
-        let archives = images::archives()?;
-        components.node = Some(Node::start(&binaries::node_bin_dir()?, run, &archives).await?);
+        // containerd starts while the API server does.
+        components.node = Some(Node::start(&binaries::node_bin_dir()?, run).await?);
     }
 
     let client = admin_client(&components.kubeconfig).await?;

@@ -1,9 +1,13 @@
 //! The images the test node runs: OCI archives written by `cargo xtask images` (the reporter
 //! and the webhook, as released) and `cargo xtask test-images` (the pause image and a busybox
-//! adapter), imported into the node's containerd when it starts. Every name is under
-//! `localhost/`, so a pull could only ever go to loopback; pods use `imagePullPolicy: Never`.
+//! adapter), built when a test first needs the node ([`super::Cluster::node`]) and imported
+//! into its containerd. Every name is under `localhost/`, so a pull could only ever go to
+//! loopback; pods use `imagePullPolicy: Never`.
+//!
+//! Built by the test that needs them, not when the control plane starts: a release build of
+//! both binaries takes minutes after a change, and only the node suites should wait for it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The sandbox ("pause") image.
@@ -18,14 +22,57 @@ pub fn dir() -> PathBuf {
     super::binaries::target_dir().join("images")
 }
 
-/// The archives, built with the xtask unless they are newer than every source they are made
-/// from (the xtask takes seconds even when cargo has nothing to build), so the node always
-/// runs the sources under test.
-pub fn build() -> Result<Vec<PathBuf>, String> {
-    if let Ok(archives) = archives()
-        && fresh(&archives)
+/// Imports the images into the node of the cluster whose run directory is `run`: built first
+/// unless they are newer than every source they are made from, each imported unless the
+/// node's containerd already holds its digest.
+pub(crate) fn import(run: &Path) -> Result<(), String> {
+    let records = build()?;
+    let ctr = super::binaries::node_bin_dir()?.join("ctr");
+    let ctr = |args: &[&str]| -> Result<String, String> {
+        let out = Command::new(&ctr)
+            .arg("--address")
+            .arg(run.join("node/containerd.sock"))
+            .args(["-n", "k8s.io"])
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", ctr.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "ctr {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let held = ctr(&["images", "ls"])?;
+    for record in records.iter().filter(|r| !held.contains(&r.digest)) {
+        ctr(&[
+            "images",
+            "import",
+            &dir().join(&record.archive).to_string_lossy(),
+        ])?;
+    }
+    Ok(())
+}
+
+/// The archives' records, built with the xtask unless they are newer than every source they
+/// are made from (the xtask takes seconds even when cargo has nothing to build). One test
+/// process at a time (a lock file), the next finds them fresh.
+pub fn build() -> Result<Vec<Record>, String> {
+    std::fs::create_dir_all(dir()).map_err(|e| format!("{}: {e}", dir().display()))?;
+    let lock_path = dir().join("harness.lock");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .and_then(|f| f.lock().map(|()| f))
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    if let Ok(records) = records()
+        && fresh(&records)
     {
-        return Ok(archives);
+        return Ok(records);
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     for task in ["images", "test-images"] {
@@ -42,7 +89,8 @@ pub fn build() -> Result<Vec<PathBuf>, String> {
             ));
         }
     }
-    archives()
+    drop(lock);
+    records()
 }
 
 /// The archives the two xtask commands write.
@@ -65,7 +113,7 @@ const SOURCES: &[&str] = &[
 ];
 
 /// Whether every archive exists and `images.json` is newer than every source.
-fn fresh(archives: &[PathBuf]) -> bool {
+fn fresh(records: &[Record]) -> bool {
     let built = match std::fs::metadata(dir().join("images.json")).and_then(|m| m.modified()) {
         Ok(t) => t,
         Err(_) => return false,
@@ -91,17 +139,21 @@ fn fresh(archives: &[PathBuf]) -> bool {
             return false;
         }
     }
-    let expected = ARCHIVES.iter().map(|a| dir().join(a));
-    archives.iter().all(|a| a.is_file()) && expected.into_iter().all(|a| archives.contains(&a))
+    ARCHIVES
+        .iter()
+        .all(|a| records.iter().any(|r| r.archive == *a))
+        && records.iter().all(|r| dir().join(&r.archive).is_file())
 }
 
 /// One image `images.json` lists.
 #[derive(serde::Deserialize)]
-struct Record {
+pub struct Record {
     /// The archive, relative to [`dir`].
-    archive: String,
+    pub archive: String,
     /// The name containerd gives the image.
-    name: String,
+    pub name: String,
+    /// The manifest digest: the image's identity in containerd.
+    pub digest: String,
 }
 
 fn records() -> Result<Vec<Record>, String> {
@@ -109,11 +161,6 @@ fn records() -> Result<Vec<Record>, String> {
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("{}: {e} (written by `cargo xtask images`)", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// The archives `images.json` lists.
-pub(crate) fn archives() -> Result<Vec<PathBuf>, String> {
-    Ok(records()?.iter().map(|r| dir().join(&r.archive)).collect())
 }
 
 /// The reporter image's name (`localhost/status-reporter:<version>`).

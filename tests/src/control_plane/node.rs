@@ -110,8 +110,7 @@ impl Layout {
     }
 }
 
-/// A running node (containerd up, images imported; the kubelet once [`Node::start_kubelet`]
-/// ran).
+/// A running node (containerd up; the kubelet once [`Node::start_kubelet`] ran).
 pub(crate) struct Node {
     layout: Layout,
     /// `unshare`: its child is the namespace's first process.
@@ -134,9 +133,8 @@ pub(crate) struct KubeletInputs<'a> {
 }
 
 impl Node {
-    /// Starts containerd in the node's namespaces (binaries in `bin`) and imports `images`
-    /// (OCI archives) into it.
-    pub(crate) async fn start(bin: &Path, run: &Path, images: &[PathBuf]) -> Result<Node, String> {
+    /// Starts containerd in the node's namespaces (binaries in `bin`).
+    pub(crate) async fn start(bin: &Path, run: &Path) -> Result<Node, String> {
         for (path, package) in [
             (RUNC, "runc"),
             ("/usr/lib/cni/loopback", "containernetworking-plugins"),
@@ -236,10 +234,6 @@ impl Node {
             node.stop().await;
             return Err(e);
         }
-        if let Err(e) = node.import(bin, images).await {
-            node.stop().await;
-            return Err(e);
-        }
         Ok(node)
     }
 
@@ -274,30 +268,6 @@ impl Node {
             // containerd offers no readiness event; its socket answering is the probe.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    /// Imports the OCI archives into containerd's `k8s.io` namespace (the kubelet's), at once.
-    async fn import(&self, bin: &Path, images: &[PathBuf]) -> Result<(), String> {
-        let imports = images.iter().map(|archive| async move {
-            let out = Command::new(bin.join("ctr"))
-                .arg("--address")
-                .arg(self.layout.socket())
-                .args(["-n", "k8s.io", "images", "import"])
-                .arg(archive)
-                .output()
-                .await
-                .map_err(|e| format!("cannot run ctr: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "ctr images import {}: {}",
-                    archive.display(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            }
-        });
-        futures::future::try_join_all(imports).await.map(|_| ())
     }
 
     /// Starts the kubelet in the node's namespaces, registering with the API server as

@@ -32,6 +32,7 @@ impl<'a> DeployedWebhook<'a> {
     /// Applies the shipped manifests (`manifests/`) changed as above and waits (bounded, with
     /// `kubectl rollout status`) until the webhook's pod is ready.
     pub async fn deploy(cluster: &'a AdmissionGuard) -> Self {
+        cluster.node();
         let ip = service_ip(cluster, 10).await;
         let certs = tempfile::tempdir().expect("tempdir");
         let dir = certs.path().join("certs");

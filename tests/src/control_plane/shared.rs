@@ -114,9 +114,8 @@ fn read_run_dir(stream: &UnixStream) -> Result<PathBuf, String> {
 fn start_supervisor(release: Release, state: &Path) -> Result<PathBuf, String> {
     let bin = binaries::bin_dir(release)?;
     if release == Release::Current {
-        // The node's runtime and images, built here where the wait is visible to the test.
+        // The node's runtime, built here where the wait is visible to the test.
         binaries::node_bin_dir()?;
-        super::images::build()?;
     }
     let supervisor = supervisor_bin()?;
     let log_path = state.join("supervisor.log");

@@ -119,8 +119,13 @@ fn main() -> ExitCode {
 }
 
 fn join(release: Release) -> Cluster {
-    Cluster::connect(release, "shared").unwrap_or_else(|e| {
+    let cluster = Cluster::connect(release, "shared").unwrap_or_else(|e| {
         eprintln!("control-plane: {e}");
         std::process::exit(1)
-    })
+    });
+    if release == Release::Current {
+        // The images under test on the node, for pods run by hand.
+        cluster.node();
+    }
+    cluster
 }

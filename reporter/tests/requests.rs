@@ -228,7 +228,11 @@ async fn server_errors_then_success() {
 
 #[tokio::test]
 async fn too_many_requests_honours_retry_after() {
-    let (w, mut api, _client) = writer(fast_policy());
+    // The hint is honoured up to the backoff's cap.
+    let (w, mut api, _client) = writer(RetryPolicy {
+        max: Duration::from_secs(2),
+        ..fast_policy()
+    });
     let server = tokio::spawn(async move {
         let (_, send, _) = expect(&mut api, Method::GET, STATUS_URI).await;
         // As the API server sends it: the hint in the Status body (and a Retry-After header).

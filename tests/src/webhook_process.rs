@@ -200,17 +200,14 @@ impl Server {
     /// arguments (stderr captured into [`Server::logs`]) and waits up to `timeout` for its
     /// `listening on ADDR` line.
     pub fn start(bin: &Path, secret: &SecretDir, extra: &[&str], timeout: Duration) -> Server {
-        let mut process = Process::spawn(
-            Command::new(bin)
-                .args(["serve", "--listen", "127.0.0.1:0"])
-                .arg("--tls-cert")
-                .arg(secret.cert())
-                .arg("--tls-key")
-                .arg(secret.key())
-                .args(extra)
-                .stdout(Stdio::piped()),
-            &format!("{} serve", bin.display()),
-        );
+        Server::start_command(&mut serve_command(bin, secret, extra), timeout)
+    }
+
+    /// [`Server::start`] for a command built by the caller (say, [`serve_command`] behind
+    /// `bash -c 'ulimit …; exec "$@"'`).
+    pub fn start_command(command: &mut Command, timeout: Duration) -> Server {
+        let what = format!("{command:?}");
+        let mut process = Process::spawn(command.stdout(Stdio::piped()), &what);
         let stdout = process.take_stdout().expect("stdout piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -273,6 +270,19 @@ impl Server {
     pub fn peak_rss_kib(&self) -> u64 {
         self.process.peak_rss_kib()
     }
+}
+
+/// `bin serve --listen 127.0.0.1:0 --tls-cert CERT --tls-key KEY` plus `extra` arguments.
+pub fn serve_command(bin: &Path, secret: &SecretDir, extra: &[&str]) -> Command {
+    let mut command = Command::new(bin);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--tls-cert")
+        .arg(secret.cert())
+        .arg("--tls-key")
+        .arg(secret.key())
+        .args(extra);
+    command
 }
 
 /// A TLS connection to `addr`, verifying the server as `localhost` with `config`.

@@ -320,3 +320,89 @@ async fn a_labelled_namespace_sends_each_job_to_one_webhook_entry_and_an_opt_out
         );
     }
 }
+
+/// Issue 23, item 13, on the real admission chain: in a labelled namespace a Job whose own
+/// settings make injection impossible (here its adapter's relative `RESULTS_PATH`) is refused
+/// with the webhook's message, which says how to run it without the reporter; annotated so,
+/// it never reaches the webhook and is admitted unchanged.
+#[tokio::test]
+async fn in_a_labelled_namespace_a_job_that_cannot_be_injected_is_refused_saying_how_to_opt_out() {
+    let cluster = Cluster::admission();
+    let webhook = InstalledWebhook::install(&cluster, &manifests(), &[]);
+    let ns = adapter_namespace(&cluster, "impossible").await;
+    let (ok, _, err) = cluster.kubectl_run(
+        &["label", "namespace", &ns.name, &format!("{INJECT}=enabled")],
+        None,
+    );
+    assert!(ok, "label: {err}");
+    let mut job = example_job("relative", &ns.name);
+    job["metadata"]["annotations"]
+        .as_object_mut()
+        .expect("annotations")
+        .retain(|k, _| !k.starts_with("status-reporter.hyperfleet.io/"));
+    job["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "RESULTS_PATH", "value": "out/result.json"}]);
+    let before = webhook.reviews().await;
+    let (ok, err) = kubectl_create(&cluster, &job);
+    assert!(
+        !ok,
+        "a Job the webhook cannot inject was admitted in a labelled namespace"
+    );
+    for part in [
+        "denied the request",
+        "RESULTS_PATH=\"out/result.json\"",
+        "annotate it status-reporter.hyperfleet.io/inject: \"false\"",
+    ] {
+        assert!(err.contains(part), "{part:?} not in: {err}");
+    }
+    assert_eq!(webhook.reviews().await, before + 1);
+
+    job["metadata"]["annotations"][INJECT] = json!("false");
+    let (ok, err) = kubectl_create(&cluster, &job);
+    assert!(ok, "the opted-out Job: {err}");
+    let stored = stored_job(&ns, "relative").await;
+    assert_eq!(reporter_containers(&stored["spec"]["template"]["spec"]), 0);
+    assert_eq!(
+        webhook.reviews().await,
+        before + 1,
+        "the opt-out reached the webhook"
+    );
+}
+
+/// Issue 23, item 13: the webhook never injects a Job of its own namespace, whatever its flags
+/// say (here no `--excluded-namespaces` at all) and however that namespace is labelled.
+#[tokio::test]
+async fn the_webhooks_own_namespace_is_never_injected_whatever_the_flags_say() {
+    let cluster = Cluster::admission();
+    let ns = adapter_namespace(&cluster, "own").await;
+    let (ok, _, err) = cluster.kubectl_run(
+        &["label", "namespace", &ns.name, &format!("{INJECT}=enabled")],
+        None,
+    );
+    assert!(ok, "label: {err}");
+    let webhook = InstalledWebhook::install(
+        &cluster,
+        &manifests(),
+        &["--webhook-namespace", &ns.name, "--excluded-namespaces", ""],
+    );
+    let before = webhook.reviews().await;
+    for (name, annotated) in [("plain", false), ("annotated", true)] {
+        let mut job = example_job(name, &ns.name);
+        if !annotated {
+            job["metadata"]["annotations"]
+                .as_object_mut()
+                .expect("annotations")
+                .retain(|k, _| !k.starts_with("status-reporter.hyperfleet.io/"));
+        }
+        let (ok, err) = kubectl_create(&cluster, &job);
+        assert!(ok, "create {name}: {err}");
+        let stored = stored_job(&ns, name).await;
+        assert_eq!(
+            reporter_containers(&stored["spec"]["template"]["spec"]),
+            0,
+            "{name}: {stored:#}"
+        );
+    }
+    // Both reached the webhook (the API server called it), which left them alone.
+    assert_eq!(webhook.reviews().await, before + 2);
+}

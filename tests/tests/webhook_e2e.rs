@@ -288,6 +288,14 @@ async fn json_logs_name_each_review_and_reach_stderr_before_exit() {
     let line = server.wait_for_log(&["admission review", &uid], TIMEOUT);
     let logged: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(logged["level"], "INFO", "{line}");
+    // RFC 3339 in UTC with microseconds, e.g. 2026-11-30T08:00:00.123456Z.
+    let at = logged["timestamp"].as_str().unwrap_or_default();
+    let shape: String = at
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '0' } else { c })
+        .collect();
+    assert_eq!(shape, "0000-00-00T00:00:00.000000Z", "{line}");
+    assert!(at.parse::<jiff::Timestamp>().is_ok(), "{line}");
     assert_eq!(
         logged["target"], "status_reporter_webhook::server",
         "{line}"

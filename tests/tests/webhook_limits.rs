@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use harness::process::Process;
 use harness::webhook_process::{
     Pki, SecretDir, Server, admission_fixture, closed_within, connect, post_head_until_continue,
-    read_status, request, unfinished_post,
+    read_status, request, serve_command, unfinished_post,
 };
 use http_body_util::BodyExt as _;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -297,4 +298,65 @@ async fn sigterm_closes_idle_keep_alive_connections_at_once() {
         "the drain took {:?} with only idle connections",
         signalled.elapsed()
     );
+}
+
+/// `serve` (default `--max-connections 256`) behind `bash -c 'ulimit …'`: the file descriptors
+/// it may open set before it starts.
+fn serve_under_ulimit(ulimit: &str, secret: &SecretDir) -> std::process::Command {
+    let serve = serve_command(
+        &harness::bin::path("status-reporter-webhook"),
+        secret,
+        &["--log-format", "text"],
+    );
+    let mut command = std::process::Command::new("bash");
+    command
+        .args(["-c", &format!("ulimit {ulimit} && exec \"$@\""), "bash"])
+        .arg(serve.get_program())
+        .args(serve.get_args());
+    command
+}
+
+/// Issue 23, item 14: 256 connections and the process's own 64 descriptors do not fit a hard
+/// limit of 200: `serve` stops before it binds, naming the cap and the limit.
+#[test]
+fn a_hard_file_descriptor_limit_below_the_connection_cap_stops_serve_naming_both() {
+    let pki = Pki::new();
+    let secret = SecretDir::new(&pki.issue());
+    let mut serve = Process::spawn(
+        serve_under_ulimit("-n 200", &secret).stdout(std::process::Stdio::piped()),
+        "serve under ulimit -n 200",
+    );
+    let status = serve.wait_exit(TIMEOUT);
+    assert!(
+        !status.success(),
+        "started with 256 connections and 200 descriptors"
+    );
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut serve.take_stdout().expect("stdout"), &mut stdout).unwrap();
+    assert!(stdout.is_empty(), "it must not listen: {stdout:?}");
+    let err = serve.logs.text();
+    for part in [
+        "--max-connections=\"256\"",
+        "at most 136",
+        "200 file descriptors (RLIMIT_NOFILE hard limit)",
+    ] {
+        assert!(err.contains(part), "{part:?} not in {err}");
+    }
+}
+
+/// A soft limit below what the cap needs, under a hard limit that has room, is raised at
+/// start (as Go's runtime raises it) and the webhook serves.
+#[tokio::test]
+async fn a_soft_file_descriptor_limit_below_the_connection_cap_is_raised_to_fit_it() {
+    let pki = Pki::new();
+    let secret = SecretDir::new(&pki.issue());
+    let server = Server::start_command(&mut serve_under_ulimit("-S -n 100", &secret), TIMEOUT);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let soft: u64 = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no soft limit in {limits}"));
+    assert!(soft >= 256 + 64, "soft limit {soft}:\n{limits}");
+    review_is_injected(&server, &pki, b"h2").await;
 }

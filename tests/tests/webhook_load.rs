@@ -49,9 +49,9 @@ fn start_server(secret: &SecretDir) -> Server {
         &harness::bin::path("status-reporter-webhook"),
         secret,
         &[
-            // Warnings, plus the certificate reloads to wait on (not one line per review).
+            // `info`: the certificate reloads to wait on (and one line per review).
             "--log-level",
-            "warn,status_reporter_webhook::tls=info",
+            "info",
             "--log-format",
             "text",
             "--drain-timeout-seconds",

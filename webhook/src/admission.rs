@@ -1,27 +1,23 @@
-//! AdmissionReview in, AdmissionReview out: pure, so the HTTP layer only moves bytes.
-//! The answer is always a review (never an HTTP error) so the apiserver gets a reason.
+//! AdmissionReview in, AdmissionReview out: pure, so the HTTP layer only moves bytes. Every
+//! request gets a review back that says what happened, so the API server has a reason.
 //!
-//! Two ways through, one answer: [`review_as`] reads a review in one borrowed pass (the
-//! [`crate::json_reader`], or serde_json into the same views for what that reader leaves) and
-//! writes the answer straight into one buffer (every review the apiserver sends);
-//! [`review_typed`] reads it with kube's types and explains whatever is wrong with it. Both
-//! decide with [`inject::decide`], and `tests/review_paths.rs` holds them to the same bytes.
-
-use std::borrow::Cow;
+//! One reader: serde_json reads the review into borrowed views of what the decision needs
+//! ([`crate::review_view`]). A body that does not read so is explained through kube's types
+//! ([`explain`]): why it is not a v1 AdmissionReview, or why its object is not a batch/v1 Job.
+//! One writer: the answer is a [`Review`], serialized by serde.
 
 use bytes::Bytes;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use kube::core::DynamicObject;
 use kube::core::admission::{
-    AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND, Operation,
+    AdmissionRequest, AdmissionReview, META_API_VERSION_V1, META_KIND, Operation,
 };
-use kube::core::{DynamicObject, Status, TypeMeta};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::InjectConfig;
-use crate::inject::{self, Decision, Injection, OptIn, Plan, inject_as};
-use crate::review_view::{self, RequestView};
-use crate::{patch, patch_cache};
+use crate::inject::{self, Decision, OptIn};
+use crate::job_view::JobView;
+use crate::patch;
+use crate::review_view::{self, ReviewView};
 
 /// How a review was answered; the metrics count these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,22 +62,20 @@ pub struct Reviewed {
     pub uid: String,
     /// Why: skip reason, denial message or invalid cause, for logs.
     pub detail: String,
-    /// The response review, serialized.
-    json: Bytes,
+    /// The response review as JSON, or why it could not be written.
+    json: Result<Bytes, String>,
 }
 
 impl Reviewed {
-    /// The response review as JSON. The patch is written base64-encoded, the way Go
-    /// encodes the apiserver's `[]byte` field; kube's type would write a JSON array of
-    /// numbers, which the apiserver also reads but which is 2.5 times longer and slower
-    /// to write.
-    pub fn to_json(&self) -> Bytes {
-        self.json.clone()
+    /// The response review as JSON; the patch in it base64-encoded, as Go encodes the API
+    /// server's `[]byte` field. `Err` says why it could not be written (nothing a request can
+    /// cause: every value in it serializes); the server then answers 500 with that reason.
+    pub fn json(&self) -> Result<&Bytes, &str> {
+        self.json.as_ref().map_err(String::as_str)
     }
 
-    /// [`Reviewed::to_json`], taking the answer: the server's way, as cloning the buffer
-    /// allocates its shared count.
-    pub fn into_json(self) -> Bytes {
+    /// [`Reviewed::json`], taking the answer.
+    pub fn into_json(self) -> Result<Bytes, String> {
         self.json
     }
 }
@@ -93,69 +87,157 @@ pub fn review(body: &[u8], config: &InjectConfig) -> Reviewed {
 
 /// Answers one AdmissionReview given as raw bytes under `opt_in`: the webhook entry that
 /// called (its path) says whether the Job's namespace opted it in.
-///
-/// A v1 review is read in one pass into borrowed views of just what the decision needs
-/// ([`crate::review_view::read`]), and the response, patch included, is written straight into
-/// one buffer. Anything that does not read that way (another apiVersion, a malformed body, a
-/// field of the wrong type) takes [`review_typed`], which decides the same and explains what
-/// was wrong.
 pub fn review_as(body: &[u8], config: &InjectConfig, opt_in: OptIn) -> Reviewed {
-    // Validating UTF-8 once, up front, spares the parser validating every string it reads.
-    if let Ok(text) = simdutf8::basic::from_utf8(body)
-        && let Some(review) = review_view::read(text)
-        && *review.kind == *META_KIND
-        && *review.api_version == *META_API_VERSION_V1
-        && let Some(request) = review.request
-    {
-        return answer(&request, config, opt_in);
+    match review_view::read(body) {
+        Ok(ReviewView {
+            api_version,
+            kind,
+            request: Some(request),
+        }) if *kind == *META_KIND && *api_version == *META_API_VERSION_V1 => {
+            let about = Request {
+                uid: &request.uid,
+                group: &request.kind.group,
+                version: &request.kind.version,
+                kind: &request.kind.kind,
+                operation: &request.operation,
+                sub_resource: request.sub_resource.is_some(),
+                namespace: request.namespace.as_deref(),
+            };
+            answer(&about, request.object.map(Ok), config, opt_in)
+        }
+        _ => explain(body, config, opt_in),
     }
-    review_typed(body, config, opt_in)
 }
 
-/// The decision on a request read as views, answered as bytes.
-fn answer(req: &RequestView<'_>, config: &InjectConfig, opt_in: OptIn) -> Reviewed {
-    let uid = &*req.uid;
-    let kind = &req.kind;
-    let is_job = *kind.group == *"batch" && *kind.version == *"v1" && *kind.kind == *"Job";
-    if !is_job || req.operation != Operation::Create || req.sub_resource.is_some() {
-        return allowed(
-            uid,
+/// A body the views do not read, read with kube's types to say what is wrong with it: not
+/// JSON, not a v1 AdmissionReview, no request, or (where kube's types read it) an object that
+/// is not a batch/v1 Job, named by the path where reading it stopped.
+fn explain(body: &[u8], config: &InjectConfig, opt_in: OptIn) -> Reviewed {
+    let parsed: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return invalid(uid_of(body), format!("malformed AdmissionReview: {e}")),
+    };
+    if parsed.types.kind != META_KIND || parsed.types.api_version != META_API_VERSION_V1 {
+        return invalid(
+            uid_of(body),
             format!(
-                "{:?} of {}/{} {} is not a batch/v1 Job CREATE",
-                req.operation, kind.group, kind.version, kind.kind
+                "expected kind {META_KIND}, apiVersion {META_API_VERSION_V1}; got kind {:?}, apiVersion {:?}",
+                parsed.types.kind, parsed.types.api_version
             ),
         );
     }
-    let Some(job) = &req.object else {
-        return denied(uid, "the CREATE request carries no object".into());
+    let Ok(request) = TryInto::<AdmissionRequest<DynamicObject>>::try_into(parsed) else {
+        return invalid(String::new(), "AdmissionReview has no request".into());
     };
-    match inject::decide(job, req.namespace.as_deref(), config, opt_in) {
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let why = serde_path_to_error::deserialize::<_, ReviewView>(&mut json)
+        .err()
+        .map_or_else(String::new, |e| e.to_string());
+    let about = Request {
+        uid: &request.uid,
+        group: &request.kind.group,
+        version: &request.kind.version,
+        kind: &request.kind.kind,
+        operation: &request.operation,
+        sub_resource: request.sub_resource.is_some(),
+        namespace: request.namespace.as_deref(),
+    };
+    let why = format!("the object is not a valid batch/v1 Job: {why}");
+    answer(&about, Some(Err(why)), config, opt_in)
+}
+
+/// What the decision reads of a request, however it was read.
+struct Request<'a> {
+    uid: &'a str,
+    group: &'a str,
+    version: &'a str,
+    kind: &'a str,
+    operation: &'a Operation,
+    sub_resource: bool,
+    namespace: Option<&'a str>,
+}
+
+/// The decision on one request; `object` is the Job as read, or why it is not one.
+fn answer(
+    req: &Request<'_>,
+    object: Option<Result<JobView<'_>, String>>,
+    config: &InjectConfig,
+    opt_in: OptIn,
+) -> Reviewed {
+    let uid = req.uid;
+    let is_job = (req.group, req.version, req.kind) == ("batch", "v1", "Job");
+    if !is_job || *req.operation != Operation::Create || req.sub_resource {
+        let detail = format!(
+            "{:?} of {}/{} {} is not a batch/v1 Job CREATE",
+            req.operation, req.group, req.version, req.kind
+        );
+        return allowed(uid, detail);
+    }
+    let job = match object {
+        None => return denied(uid, "the CREATE request carries no object".into()),
+        Some(Err(why)) => return denied(uid, why),
+        Some(Ok(job)) => job,
+    };
+    match inject::decide(&job, req.namespace, config, opt_in) {
         Ok(Decision::Skip(reason)) => allowed(uid, reason.to_string()),
-        Ok(Decision::Inject(plan)) => patched(uid, &plan),
+        Ok(Decision::Inject(plan)) => {
+            let ops = plan.operations();
+            let json = patch::to_json(&ops)
+                .map_err(|e| e.to_string())
+                .and_then(|patch| {
+                    write(Response::Patched {
+                        allowed: true,
+                        patch: Base64(&patch),
+                        patch_type: "JSONPatch",
+                        status: Status::default(),
+                        uid,
+                        warnings: &plan.warnings,
+                    })
+                });
+            Reviewed {
+                outcome: Outcome::Injected,
+                uid: uid.to_owned(),
+                detail: format!("{} patch operations", ops.len()),
+                json,
+            }
+        }
         Err(e) => denied(uid, e.to_string()),
     }
 }
 
-/// `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":...}`, the
-/// response's keys in kube's field order (as kube's types serialize an answer without patch).
+/// `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":...}`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
+struct Review<'a> {
     api_version: &'a str,
     kind: &'a str,
-    response: Answer<'a>,
+    response: Response<'a>,
 }
 
+/// The response, in the bytes kube's types have always written: their field order, but
+/// sorted keys for a review with a patch (which went through a `serde_json::Value`).
 #[derive(Serialize)]
-struct Answer<'a> {
-    uid: &'a str,
-    allowed: bool,
-    status: StatusView<'a>,
+#[serde(untagged, rename_all_fields = "camelCase")]
+enum Response<'a> {
+    Patched {
+        allowed: bool,
+        patch: Base64<'a>,
+        patch_type: &'a str,
+        status: Status<'a>,
+        uid: &'a str,
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        warnings: &'a [String],
+    },
+    Plain {
+        uid: &'a str,
+        allowed: bool,
+        status: Status<'a>,
+    },
 }
 
 /// kube's `Status`, as it serializes: empty fields left out.
 #[derive(Serialize, Default)]
-struct StatusView<'a> {
+struct Status<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<&'a str>,
     #[serde(skip_serializing_if = "is_zero")]
@@ -170,32 +252,49 @@ fn is_zero(n: &u16) -> bool {
     *n == 0
 }
 
-fn envelope(uid: &str, allowed: bool, status: StatusView<'_>) -> Bytes {
-    let envelope = Envelope {
+/// Bytes as the API server reads a `[]byte`: standard base64 with padding (SIMD when the CPU
+/// has it), as k8s-openapi's `ByteString` writes them.
+struct Base64<'a>(&'a [u8]);
+
+impl Serialize for Base64<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine as _;
+        static ENGINE: std::sync::LazyLock<base64::engine::Simd> = std::sync::LazyLock::new(|| {
+            base64::engine::Simd::standard(base64::engine::general_purpose::PAD)
+        });
+        s.serialize_str(&ENGINE.encode(self.0))
+    }
+}
+
+/// The one place an answer is written.
+fn write(response: Response<'_>) -> Result<Bytes, String> {
+    let review = Review {
         api_version: META_API_VERSION_V1,
         kind: META_KIND,
-        response: Answer {
-            uid,
-            allowed,
-            status,
-        },
+        response,
     };
-    // Plain structs of strings, numbers and booleans always serialize.
-    serde_json::to_vec(&envelope).unwrap_or_default().into()
+    let mut out = Vec::with_capacity(4096);
+    serde_json::to_writer(&mut out, &review)
+        .map(|()| Bytes::from(out))
+        .map_err(|e| format!("cannot write the AdmissionReview answer: {e}"))
 }
 
 fn allowed(uid: &str, detail: String) -> Reviewed {
     Reviewed {
         outcome: Outcome::Skipped,
-        json: envelope(uid, true, StatusView::default()),
+        json: write(Response::Plain {
+            uid,
+            allowed: true,
+            status: Status::default(),
+        }),
         uid: uid.to_owned(),
         detail,
     }
 }
 
 fn denied(uid: &str, message: String) -> Reviewed {
-    // 400 rather than the apiserver's default 403: the request is wrong, not forbidden.
-    let status = StatusView {
+    // 400 rather than the API server's default 403: the request is wrong, not forbidden.
+    let status = Status {
         status: Some("Failure"),
         code: 400,
         message: &message,
@@ -203,211 +302,33 @@ fn denied(uid: &str, message: String) -> Reviewed {
     };
     Reviewed {
         outcome: Outcome::Denied,
-        json: envelope(uid, false, status),
+        json: write(Response::Plain {
+            uid,
+            allowed: false,
+            status,
+        }),
         uid: uid.to_owned(),
-        detail: message,
-    }
-}
-
-/// The allowed answer with the patch, written by hand into one buffer, the patch copied in
-/// already encoded ([`patch_cache`]). Keys in sorted order: kube's review with a patch has
-/// always been written through a `serde_json::Value`, a sorted map.
-fn patched(uid: &str, plan: &Plan<'_>) -> Reviewed {
-    patch_cache::with_encoded(&plan.shape, |encoded, operations| Reviewed {
-        outcome: Outcome::Injected,
-        json: answer_with_patch(uid, encoded, &plan.warnings).into(),
-        uid: uid.to_owned(),
-        detail: [itoa::Buffer::new().format(operations), " patch operations"].concat(),
-    })
-}
-
-/// The allowed review carrying the patch (`encoded`: base64) and the warnings.
-fn answer_with_patch(uid: &str, encoded: &[u8], warnings: &[String]) -> Vec<u8> {
-    const HEAD: &[u8] =
-        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"allowed":true,"patch":""#;
-    const MIDDLE: &[u8] = br#"","patchType":"JSONPatch","status":{},"uid":""#;
-    const WARNINGS: &[u8] = br#","warnings":["#;
-    let uid_json = patch::escaped(uid);
-    let warnings: Vec<_> = warnings.iter().map(|w| patch::escaped(w)).collect();
-    // The exact length, so the buffer becomes the response's `Bytes` without another allocation.
-    let warnings_len = match warnings.len() {
-        0 => 0,
-        n => WARNINGS.len() + warnings.iter().map(|w| w.len() + 2).sum::<usize>() + (n - 1),
-    };
-    let mut out = Vec::with_capacity(
-        HEAD.len() + encoded.len() + MIDDLE.len() + uid_json.len() + 1 + warnings_len + 2,
-    );
-    out.extend_from_slice(HEAD);
-    out.extend_from_slice(encoded);
-    out.extend_from_slice(MIDDLE);
-    out.extend_from_slice(uid_json.as_bytes());
-    out.push(b'"');
-    if !warnings.is_empty() {
-        out.extend_from_slice(WARNINGS);
-        for (i, warning) in warnings.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.push(b'"');
-            out.extend_from_slice(warning.as_bytes());
-            out.push(b'"');
-        }
-        out.push(b']');
-    }
-    out.extend_from_slice(b"}}");
-    out
-}
-
-/// Answers one AdmissionReview through kube's types, the object read as a typed Job (or, when
-/// it is not one, as a `DynamicObject`). [`review_as`] comes here for whatever it cannot read
-/// as views; public so the tests can hold both paths to the same bytes.
-pub fn review_typed(body: &[u8], config: &InjectConfig, opt_in: OptIn) -> Reviewed {
-    if let Ok(parsed) = serde_json::from_slice::<AdmissionReview<Job>>(body)
-        && is_v1_review(&parsed.types)
-        && let Ok(request) = TryInto::<AdmissionRequest<Job>>::try_into(parsed)
-    {
-        return decide(&request, |job| Ok(Cow::Borrowed(job)), config, opt_in);
-    }
-    let parsed: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
-        Ok(r) => r,
-        Err(e) => return invalid(uid_of(body), format!("malformed AdmissionReview: {e}")),
-    };
-    if !is_v1_review(&parsed.types) {
-        return invalid(
-            uid_of(body),
-            format!(
-                "expected kind AdmissionReview, apiVersion admission.k8s.io/v1; got kind {:?}, apiVersion {:?}",
-                parsed.types.kind, parsed.types.api_version
-            ),
-        );
-    }
-    let request: AdmissionRequest<DynamicObject> = match parsed.try_into() {
-        Ok(r) => r,
-        Err(_) => return invalid(String::new(), "AdmissionReview has no request".into()),
-    };
-    decide(&request, dynamic_to_job, config, opt_in)
-}
-
-fn is_v1_review(types: &TypeMeta) -> bool {
-    types.kind == "AdmissionReview" && types.api_version == "admission.k8s.io/v1"
-}
-
-/// Answers a parsed admission request (annotation opt-in).
-pub fn review_request(req: &AdmissionRequest<DynamicObject>, config: &InjectConfig) -> Reviewed {
-    decide(req, dynamic_to_job, config, OptIn::Annotation)
-}
-
-/// Reads a Job from the general form; the spec is read straight from the parsed tree.
-fn dynamic_to_job(object: &DynamicObject) -> Result<Cow<'_, Job>, String> {
-    let spec = object
-        .data
-        .get("spec")
-        .map(JobSpec::deserialize)
-        .transpose()
-        .map_err(|e| format!("the object is not a valid batch/v1 Job: spec: {e}"))?;
-    Ok(Cow::Owned(Job {
-        metadata: object.metadata.clone(),
-        spec,
-        status: None,
-    }))
-}
-
-/// The decision, whichever form the object was read in.
-fn decide<T: kube::Resource>(
-    req: &AdmissionRequest<T>,
-    to_job: impl FnOnce(&T) -> Result<Cow<'_, Job>, String>,
-    config: &InjectConfig,
-    opt_in: OptIn,
-) -> Reviewed {
-    let response = AdmissionResponse::from(req);
-    let uid = req.uid.clone();
-    let is_job = req.kind.group == "batch" && req.kind.version == "v1" && req.kind.kind == "Job";
-    let skip = |detail: String| Reviewed {
-        outcome: Outcome::Skipped,
-        json: to_json(&response.clone().into_review()),
-        uid: uid.clone(),
-        detail,
-    };
-    if !is_job || req.operation != Operation::Create || req.sub_resource.is_some() {
-        return skip(format!(
-            "{:?} of {}/{} {} is not a batch/v1 Job CREATE",
-            req.operation, req.kind.group, req.kind.version, req.kind.kind
-        ));
-    }
-    let Some(object) = &req.object else {
-        return deny(response, uid, "the CREATE request carries no object".into());
-    };
-    let job = match to_job(object) {
-        Ok(job) => job,
-        Err(message) => return deny(response, uid, message),
-    };
-    match inject_as(&job, req.namespace.as_deref(), config, opt_in) {
-        Ok(Injection::Skipped(reason)) => skip(reason.to_string()),
-        Ok(Injection::Injected { patch, warnings }) => {
-            let ops = patch.0.len();
-            match response.clone().with_patch(patch) {
-                Ok(mut with_patch) => {
-                    if !warnings.is_empty() {
-                        with_patch.warnings = Some(warnings);
-                    }
-                    Reviewed {
-                        outcome: Outcome::Injected,
-                        json: to_json(&with_patch.into_review()),
-                        uid,
-                        detail: format!("{ops} patch operations"),
-                    }
-                }
-                Err(e) => deny(
-                    response,
-                    uid,
-                    format!("internal error serializing the patch: {e}"),
-                ),
-            }
-        }
-        Err(e) => deny(response, uid, e.to_string()),
-    }
-}
-
-fn deny(response: AdmissionResponse, uid: String, message: String) -> Reviewed {
-    let mut denied = response.deny(&message);
-    // 400 rather than the apiserver's default 403: the request is wrong, not forbidden.
-    denied.result = Status::failure(&message, "BadRequest").with_code(400);
-    Reviewed {
-        outcome: Outcome::Denied,
-        json: to_json(&denied.into_review()),
-        uid,
         detail: message,
     }
 }
 
 fn invalid(uid: String, message: String) -> Reviewed {
-    let mut response = AdmissionResponse::invalid(&message);
-    response.uid.clone_from(&uid);
+    let status = Status {
+        status: Some("Failure"),
+        code: 0,
+        message: &message,
+        reason: "InvalidRequest",
+    };
     Reviewed {
         outcome: Outcome::Invalid,
-        json: to_json(&response.into_review()),
+        json: write(Response::Plain {
+            uid: &uid,
+            allowed: false,
+            status,
+        }),
         uid,
         detail: message,
     }
-}
-
-/// A review built from kube's types, serialized; with a patch, base64 as Go writes `[]byte`.
-fn to_json(review: &AdmissionReview<DynamicObject>) -> Bytes {
-    let Some(patch) = review.response.as_ref().and_then(|r| r.patch.as_ref()) else {
-        // A review built from kube's own types always serializes.
-        return serde_json::to_vec(review).unwrap_or_default().into();
-    };
-    let mut review = review.clone();
-    if let Some(response) = review.response.as_mut() {
-        response.patch = None;
-    }
-    let Ok(mut value) = serde_json::to_value(&review) else {
-        return Bytes::new();
-    };
-    if let Ok(encoded) = serde_json::to_value(ByteString(patch.clone())) {
-        value["response"]["patch"] = encoded;
-    }
-    serde_json::to_vec(&value).unwrap_or_default().into()
 }
 
 /// Best effort: echo the uid even when the rest of the review is unusable.

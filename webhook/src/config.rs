@@ -17,6 +17,15 @@ pub const DEFAULT_REPORTER_IMAGE: &str = concat!(
     env!("CARGO_PKG_VERSION")
 );
 
+/// The injector flags' defaults, each named once: clap and [`InjectConfig::default`] read them.
+mod defaults {
+    pub const CPU_REQUEST: &str = "10m";
+    pub const MEMORY_REQUEST: &str = "16Mi";
+    pub const MEMORY_LIMIT: &str = "64Mi";
+    pub const RESULTS_VOLUME_SIZE_LIMIT: &str = "16Mi";
+    pub const EXCLUDED_NAMESPACES: &str = "kube-system";
+}
+
 /// Image pull policy of the reporter container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PullPolicy {
@@ -59,11 +68,11 @@ pub struct InjectorArgs {
     pub reporter_image_pull_policy: PullPolicy,
 
     /// CPU request of the injected container (Kubernetes quantity; empty = none).
-    #[arg(long, env = "REPORTER_CPU_REQUEST", default_value = "10m")]
+    #[arg(long, env = "REPORTER_CPU_REQUEST", default_value = defaults::CPU_REQUEST)]
     pub reporter_cpu_request: String,
 
     /// Memory request of the injected container (Kubernetes quantity; empty = none).
-    #[arg(long, env = "REPORTER_MEMORY_REQUEST", default_value = "16Mi")]
+    #[arg(long, env = "REPORTER_MEMORY_REQUEST", default_value = defaults::MEMORY_REQUEST)]
     pub reporter_memory_request: String,
 
     /// CPU limit of the injected container (Kubernetes quantity; empty = none).
@@ -71,7 +80,7 @@ pub struct InjectorArgs {
     pub reporter_cpu_limit: String,
 
     /// Memory limit of the injected container (Kubernetes quantity; empty = none).
-    #[arg(long, env = "REPORTER_MEMORY_LIMIT", default_value = "64Mi")]
+    #[arg(long, env = "REPORTER_MEMORY_LIMIT", default_value = defaults::MEMORY_LIMIT)]
     pub reporter_memory_limit: String,
 
     /// Default sidecar mode; a Job's `sidecar-mode` annotation overrides it.
@@ -79,7 +88,7 @@ pub struct InjectorArgs {
     pub sidecar_mode: SidecarMode,
 
     /// sizeLimit of the shared results emptyDir volume (Kubernetes quantity).
-    #[arg(long, env = "RESULTS_VOLUME_SIZE_LIMIT", default_value = "16Mi")]
+    #[arg(long, env = "RESULTS_VOLUME_SIZE_LIMIT", default_value = defaults::RESULTS_VOLUME_SIZE_LIMIT)]
     pub results_volume_size_limit: String,
 
     /// Namespaces whose Jobs are never injected (comma-separated).
@@ -87,7 +96,7 @@ pub struct InjectorArgs {
         long,
         env = "EXCLUDED_NAMESPACES",
         value_delimiter = ',',
-        default_value = "kube-system"
+        default_value = defaults::EXCLUDED_NAMESPACES
     )]
     pub excluded_namespaces: Vec<String>,
 }
@@ -137,15 +146,18 @@ pub struct InjectConfig {
     pub results_volume_size_limit: Quantity,
     /// Namespaces never injected.
     pub excluded_namespaces: Vec<String>,
+    /// The namespace the webhook runs in: never injected, whatever `excluded_namespaces` says.
+    pub own_namespace: Option<String>,
 }
 
 impl Default for InjectConfig {
     fn default() -> Self {
         let mut requests = BTreeMap::new();
-        requests.insert("cpu".to_owned(), Quantity("10m".to_owned()));
-        requests.insert("memory".to_owned(), Quantity("16Mi".to_owned()));
+        let quantity = |q: &str| Quantity(q.to_owned());
+        requests.insert("cpu".to_owned(), quantity(defaults::CPU_REQUEST));
+        requests.insert("memory".to_owned(), quantity(defaults::MEMORY_REQUEST));
         let mut limits = BTreeMap::new();
-        limits.insert("memory".to_owned(), Quantity("64Mi".to_owned()));
+        limits.insert("memory".to_owned(), quantity(defaults::MEMORY_LIMIT));
         InjectConfig {
             reporter_image: DEFAULT_REPORTER_IMAGE.to_owned(),
             image_pull_policy: PullPolicy::IfNotPresent,
@@ -155,8 +167,9 @@ impl Default for InjectConfig {
                 ..ResourceRequirements::default()
             }),
             sidecar_mode: SidecarMode::Native,
-            results_volume_size_limit: Quantity("16Mi".to_owned()),
-            excluded_namespaces: vec!["kube-system".to_owned()],
+            results_volume_size_limit: quantity(defaults::RESULTS_VOLUME_SIZE_LIMIT),
+            excluded_namespaces: vec![defaults::EXCLUDED_NAMESPACES.to_owned()],
+            own_namespace: None,
         }
     }
 }
@@ -229,6 +242,7 @@ impl InjectorArgs {
                 .map(|n| n.trim().to_owned())
                 .filter(|n| !n.is_empty())
                 .collect(),
+            own_namespace: None,
         })
     }
 }
@@ -276,19 +290,6 @@ fn is_quantity(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: InjectorArgs,
-    }
-
-    #[test]
-    fn defaults_match_the_default_config() {
-        let cli = Cli::try_parse_from(["x"]).unwrap();
-        assert_eq!(cli.args.to_config().unwrap(), InjectConfig::default());
-    }
 
     #[test]
     fn quantities() {
@@ -300,32 +301,5 @@ mod tests {
         for bad in ["", "Mi", "16MB", "1..5", "ten", "1e", "16 Mi", "1.2.3"] {
             assert!(!is_quantity(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn bad_flags_name_the_flag() {
-        let cli = Cli::try_parse_from(["x", "--reporter-memory-limit", "64MB"]).unwrap();
-        let err = cli.args.to_config().unwrap_err().to_string();
-        assert!(err.contains("--reporter-memory-limit=\"64MB\""), "{err}");
-        assert!(err.contains("Kubernetes quantity"), "{err}");
-
-        let cli = Cli::try_parse_from(["x", "--reporter-image", " "]).unwrap();
-        assert!(
-            cli.args
-                .to_config()
-                .unwrap_err()
-                .to_string()
-                .contains("--reporter-image")
-        );
-    }
-
-    #[test]
-    fn excluded_namespaces_split_on_commas() {
-        let cli =
-            Cli::try_parse_from(["x", "--excluded-namespaces", "kube-system, webhook,"]).unwrap();
-        assert_eq!(
-            cli.args.to_config().unwrap().excluded_namespaces,
-            vec!["kube-system".to_owned(), "webhook".to_owned()]
-        );
     }
 }

@@ -38,9 +38,21 @@ pub enum Error {
     )]
     NoContainers,
 
+    /// A Job that its namespace opted in cannot be injected: the refusal says how to run
+    /// it without the reporter.
+    #[error(
+        "{0}; the Job's namespace is labelled status-reporter.hyperfleet.io/inject=enabled, so its Jobs run only with the reporter: to run this one without it, annotate it status-reporter.hyperfleet.io/inject: \"false\""
+    )]
+    NamespaceOptIn(Box<Error>),
+
     /// The object is not a Job we can read (wrong shape for batch/v1 Job).
     #[error("the object is not a valid batch/v1 Job: {0}")]
     InvalidJob(String),
+
+    /// The patch could not be written as JSON: nothing a user's input can cause (every value
+    /// in it serializes), but named as what it is.
+    #[error("cannot write the patch as JSON: {0}")]
+    WritePatch(serde_json::Error),
 
     /// A webhook setting (flag or env) is invalid.
     #[error("invalid setting --{flag}={value:?}; accepted: {accepted}")]

@@ -1,20 +1,14 @@
 //! The pure injection step: a Job as received plus the webhook configuration become an
 //! RFC 6902 JSON Patch and admission warnings. No I/O here; the webhook and the offline
-//! `inject` command both come to [`decide`] (the webhook with the Job read straight from the
-//! review's bytes, `inject` with a typed Job), so they cannot drift apart.
+//! `inject` command both read the Job the same way ([`crate::job_view`]) and come to
+//! [`decide`], so they cannot drift apart.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use json_patch::Patch;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapProjection, DownwardAPIProjection, DownwardAPIVolumeFile, KeyToPath,
-    ObjectFieldSelector, ProjectedVolumeSource, SeccompProfile, SecurityContext,
-    ServiceAccountTokenProjection, Volume, VolumeProjection,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::{Value, json};
 
 use contract::{Setting, SidecarMode, validate};
 
@@ -22,10 +16,7 @@ use crate::annotations::{self, Annotations};
 use crate::config::InjectConfig;
 use crate::error::{Error, Result};
 use crate::job_view::{JobSpecView, JobView, PodView};
-use crate::patch::{
-    self, Add, Env, EnvList, FieldRef, FieldSelector, Fixed, Item, Mount, Path, Reporter,
-    ResultsVolume, SizeLimit, path,
-};
+use crate::patch::{self, Add, Env, Fixed, Item, Mount, Reporter, ResultsVolume, SizeLimit};
 
 /// Name of the injected container.
 pub use contract::REPORTER_CONTAINER;
@@ -103,39 +94,39 @@ impl Injection {
             Injection::Injected { patch, .. } => patch.clone(),
         }
     }
-
-    /// Admission warnings (none when skipped).
-    pub fn warnings(&self) -> &[String] {
-        match self {
-            Injection::Skipped(_) => &[],
-            Injection::Injected { warnings, .. } => warnings,
-        }
-    }
 }
 
 /// Computes the patch that adds the reporter to `job`, for a Job that opts in by annotation
 /// (see [`inject_as`]).
 ///
-/// `namespace` is the admission request's namespace, used when the object itself has none
-/// (objects sent to a webhook usually do, offline manifests often don't).
-pub fn inject(job: &Job, namespace: Option<&str>, config: &InjectConfig) -> Result<Injection> {
+/// `job` is anything that serializes as a Job (a k8s-openapi `Job`, a `serde_json::Value`):
+/// it is read from its JSON as the webhook reads a review's. `namespace` is the admission
+/// request's namespace, used when the object itself has none (objects sent to a webhook
+/// usually do, offline manifests often don't).
+pub fn inject<T: Serialize>(
+    job: &T,
+    namespace: Option<&str>,
+    config: &InjectConfig,
+) -> Result<Injection> {
     inject_as(job, namespace, config, OptIn::Annotation)
 }
 
 /// Computes the patch that adds the reporter to `job` under the given opt-in: by
 /// annotation, an unannotated Job is left alone; in an opted-in namespace it is injected.
 /// `inject: "false"` opts out either way, and the override annotations apply either way.
-pub fn inject_as(
-    job: &Job,
+pub fn inject_as<T: Serialize>(
+    job: &T,
     namespace: Option<&str>,
     config: &InjectConfig,
     opt_in: OptIn,
 ) -> Result<Injection> {
-    let view = JobView::of(job);
+    let not_a_job = |e: serde_json::Error| Error::InvalidJob(e.to_string());
+    let json = serde_json::to_vec(job).map_err(not_a_job)?;
+    let view: JobView = serde_json::from_slice(&json).map_err(not_a_job)?;
     Ok(match decide(&view, namespace, config, opt_in)? {
         Decision::Skip(reason) => Injection::Skipped(reason),
         Decision::Inject(plan) => {
-            let patch = patch::to_patch(&plan.operations());
+            let patch = patch::to_patch(&plan.operations()).map_err(Error::WritePatch)?;
             Injection::Injected {
                 patch,
                 warnings: plan.warnings,
@@ -152,8 +143,11 @@ pub enum Decision<'a> {
     Inject(Plan<'a>),
 }
 
-/// The decision for a Job however it was read ([`JobView::of`] a typed Job, or a view
-/// read straight from a review's bytes): [`inject_as`] for a view.
+/// The decision for a Job read as a view: [`inject_as`] without writing the patch.
+///
+/// A Job its namespace opted in ([`OptIn::Namespace`]) that cannot be injected is refused,
+/// as an annotated one is, and the refusal says how to opt that Job out: in such a namespace
+/// a Job never runs without its reporter unless it asks to.
 pub fn decide<'a>(
     job: &'a JobView<'a>,
     namespace: Option<&'a str>,
@@ -162,10 +156,22 @@ pub fn decide<'a>(
 ) -> Result<Decision<'a>> {
     let namespace = job.namespace().or(namespace);
     if let Some(ns) = namespace
-        && config.excluded_namespaces.iter().any(|e| e == ns)
+        && (config.excluded_namespaces.iter().any(|e| e == ns)
+            || config.own_namespace.as_deref() == Some(ns))
     {
         return Ok(Decision::Skip(SkipReason::ExcludedNamespace(ns.to_owned())));
     }
+    decide_opted(job, config, opt_in).map_err(|e| match opt_in {
+        OptIn::Namespace => Error::NamespaceOptIn(Box::new(e)),
+        OptIn::Annotation => e,
+    })
+}
+
+fn decide_opted<'a>(
+    job: &'a JobView<'a>,
+    config: &'a InjectConfig,
+    opt_in: OptIn,
+) -> Result<Decision<'a>> {
     let Some(spec) = job.spec.as_ref() else {
         return Err(Error::InvalidJob("spec is missing".into()));
     };
@@ -213,27 +219,11 @@ pub fn decide<'a>(
     Plan::new(spec, pod, parsed, config).map(Decision::Inject)
 }
 
-/// Everything decided about one Job before any patch operation is written.
+/// Everything decided about one Job: the inputs of its patch, and the warnings.
 pub struct Plan<'a> {
-    /// What the patch is made of.
-    pub shape: Shape<'a>,
     /// Likely mistakes that are not errors, for the admission response.
     pub warnings: Vec<String>,
-}
-
-/// Every input of the patch, and nothing else: [`Shape::operations`] reads only these
-/// fields, and [`Shape::key`] writes them all, so two Jobs of one key get the same patch
-/// (what [`crate::patch_cache`] relies on). Jobs made from one template (every Job an
-/// adapter controller creates) have one shape: names and uids are not in the patch.
-pub struct Shape<'a> {
-    /// The configured image.
-    reporter_image: &'a str,
-    /// The configured imagePullPolicy.
-    image_pull_policy: &'static str,
-    /// The configured resources, rendered.
-    resources: Option<&'a Fixed>,
-    /// The configured sizeLimit of the results emptyDir.
-    results_volume_size_limit: &'a Quantity,
+    config: &'a InjectConfig,
     /// The pod has a `volumes` array (else the patch creates it).
     has_volumes: bool,
     /// The pod has an `initContainers` array.
@@ -248,7 +238,7 @@ pub struct Shape<'a> {
     adapter_token: String,
     adapter_name: &'a str,
     mode: SidecarMode,
-    /// Borrowed when it is the default (nearly always): one allocation fewer per review.
+    /// Borrowed when it is the default (nearly always).
     results_path: Cow<'a, str>,
     /// Volume holding the results dir: reused from the adapter, or ours.
     results_volume: &'a str,
@@ -375,11 +365,9 @@ impl<'a> Plan<'a> {
         }
 
         let template = &spec.template;
-        let shape = Shape {
-            reporter_image: &config.reporter_image,
-            image_pull_policy: config.image_pull_policy.as_str(),
-            resources: config.resources.rendered(),
-            results_volume_size_limit: &config.results_volume_size_limit,
+        Ok(Plan {
+            warnings,
+            config,
             has_volumes: pod.volumes.is_some(),
             has_init_containers: pod.init_containers.is_some(),
             adapter_has_mounts: adapter.volume_mounts.is_some(),
@@ -400,17 +388,9 @@ impl<'a> Plan<'a> {
             add_adapter_env,
             add_token,
             override_env: overrides.env(),
-        };
-        Ok(Plan { shape, warnings })
+        })
     }
 
-    /// The JSON Patch operations, against the Job as received.
-    pub fn operations(&self) -> Vec<Add<'_>> {
-        self.shape.operations()
-    }
-}
-
-impl Shape<'_> {
     /// The directory of the results file: the reporter and the adapter mount it.
     fn results_dir(&self) -> &str {
         dir_of(&self.results_path)
@@ -419,13 +399,13 @@ impl Shape<'_> {
     /// The JSON Patch operations, against the Job as received.
     pub fn operations(&self) -> Vec<Add<'_>> {
         let mut ops = Vec::with_capacity(6);
-        let spec = ["spec", "template", "spec"];
+        const SPEC: [&str; 3] = ["spec", "template", "spec"];
 
         let mut new_volumes = Vec::new();
         if self.add_results_volume {
             new_volumes.push(Item::ResultsVolume(ResultsVolume {
                 empty_dir: SizeLimit {
-                    size_limit: self.results_volume_size_limit,
+                    size_limit: &self.config.results_volume_size_limit,
                 },
                 name: self.results_volume,
             }));
@@ -435,16 +415,16 @@ impl Shape<'_> {
         }
         append_all(
             &mut ops,
-            path(&[&spec, &["volumes"]]),
+            &[&SPEC, &["volumes"]],
             self.has_volumes,
             new_volumes,
         );
 
-        let adapter_path = path(&[&spec, &["containers", self.adapter_token.as_str()]]);
+        let adapter = ["containers", self.adapter_token.as_str()];
         if self.add_adapter_mount {
             append_all(
                 &mut ops,
-                path(&[&adapter_path, &["volumeMounts"]]),
+                &[&SPEC, &adapter, &["volumeMounts"]],
                 self.adapter_has_mounts,
                 vec![Item::Mount(Mount {
                     mount_path: self.results_dir(),
@@ -457,7 +437,7 @@ impl Shape<'_> {
         if self.add_adapter_env {
             append_all(
                 &mut ops,
-                path(&[&adapter_path, &["env"]]),
+                &[&SPEC, &adapter, &["env"]],
                 self.adapter_has_env,
                 vec![Item::Env(plain_env(
                     Setting::ResultsPath.env(),
@@ -467,50 +447,51 @@ impl Shape<'_> {
         }
 
         let reporter = Item::Container(Box::new(self.reporter()));
-        match self.mode {
+        ops.push(match self.mode {
             SidecarMode::Native if self.has_init_containers => {
-                ops.push(Add::new(path(&[&spec, &["initContainers", "0"]]), reporter))
+                Add::new(path(&[&SPEC, &["initContainers", "0"]]), reporter)
             }
-            SidecarMode::Native => ops.push(Add::new(
-                path(&[&spec, &["initContainers"]]),
+            SidecarMode::Native => Add::new(
+                path(&[&SPEC, &["initContainers"]]),
                 Item::List(vec![reporter]),
-            )),
-            SidecarMode::Classic => {
-                ops.push(Add::new(path(&[&spec, &["containers", "-"]]), reporter))
-            }
-        }
+            ),
+            SidecarMode::Classic => Add::new(path(&[&SPEC, &["containers", "-"]]), reporter),
+        });
 
-        let status = (annotations::STATUS, annotations::STATUS_INJECTED);
+        let status = || Item::Text(annotations::STATUS_INJECTED);
+        let annotation = || Item::Entry(annotations::STATUS, Box::new(status()));
+        let metadata = ["spec", "template", "metadata"];
         ops.push(if self.has_template_annotations {
             Add::new(
-                path(&[&["spec", "template", "metadata", "annotations", status.0]]),
-                Item::Text(status.1),
+                path(&[&metadata, &["annotations", annotations::STATUS]]),
+                status(),
             )
         } else if self.has_template_metadata {
-            Add::new(
-                path(&[&["spec", "template", "metadata", "annotations"]]),
-                Item::Entry(status.0, status.1),
-            )
+            Add::new(path(&[&metadata, &["annotations"]]), annotation())
         } else {
             Add::new(
-                path(&[&["spec", "template", "metadata"]]),
-                Item::Annotations(status.0, status.1),
+                path(&[&metadata]),
+                Item::Entry("annotations", Box::new(annotation())),
             )
         });
         ops
     }
 
     fn reporter(&self) -> Reporter<'_> {
-        let mut env = Vec::with_capacity(3 + self.override_env.len());
-        env.extend([
-            plain_env(Setting::AdapterContainer.env(), self.adapter_name),
-            plain_env(Setting::SidecarMode.env(), self.mode.as_str()),
-            plain_env(Setting::ResultsPath.env(), &*self.results_path),
-        ]);
+        let mut env: Vec<Item<'_>> = Vec::with_capacity(7 + self.override_env.len());
+        env.extend(FIELD_ENVS.iter().map(Item::Fixed));
+        env.extend(
+            [
+                (Setting::AdapterContainer.env(), self.adapter_name),
+                (Setting::SidecarMode.env(), self.mode.as_str()),
+                (Setting::ResultsPath.env(), &*self.results_path),
+            ]
+            .map(|(name, value)| Item::Env(plain_env(name, value))),
+        );
         env.extend(
             self.override_env
                 .iter()
-                .map(|(k, v)| plain_env(k, v.as_str())),
+                .map(|(k, v)| Item::Env(plain_env(k, v.as_str()))),
         );
 
         let mut mounts = vec![Mount {
@@ -528,92 +509,17 @@ impl Shape<'_> {
             });
         }
         Reporter {
-            env: EnvList {
-                fixed: &*FIELD_ENVS,
-                written: env,
-            },
-            image: self.reporter_image,
-            image_pull_policy: self.image_pull_policy,
+            env,
+            image: &self.config.reporter_image,
+            image_pull_policy: self.config.image_pull_policy.as_str(),
             name: REPORTER_CONTAINER,
-            resources: self.resources,
+            resources: self.config.resources.rendered(),
             // Native sidecar: an init container that keeps running alongside the adapter.
             restart_policy: (self.mode == SidecarMode::Native).then_some("Always"),
             security_context: &RESTRICTED,
             termination_message_policy: "FallbackToLogsOnError",
             volume_mounts: mounts,
         }
-    }
-}
-
-impl Shape<'_> {
-    /// Writes every field to `out`, each self-delimiting, so two shapes write the same bytes
-    /// exactly when their patches are the same. The fields are taken apart without `..`: a
-    /// field added to [`Shape`] does not compile until it is written here.
-    pub fn key(&self, out: &mut Vec<u8>) {
-        let Shape {
-            reporter_image,
-            image_pull_policy,
-            resources,
-            results_volume_size_limit,
-            has_volumes,
-            has_init_containers,
-            adapter_has_mounts,
-            adapter_has_env,
-            has_template_metadata,
-            has_template_annotations,
-            adapter_token,
-            adapter_name,
-            mode,
-            results_path,
-            results_volume,
-            results_sub_path,
-            add_results_volume,
-            add_adapter_mount,
-            add_adapter_env,
-            add_token,
-            override_env,
-        } = self;
-        let mut bytes = |b: &[u8]| {
-            out.extend_from_slice(&b.len().to_le_bytes());
-            out.extend_from_slice(b);
-        };
-        for text in [
-            *reporter_image,
-            image_pull_policy,
-            &results_volume_size_limit.0,
-            adapter_token,
-            adapter_name,
-            mode.as_str(),
-            results_path,
-            results_volume,
-        ] {
-            bytes(text.as_bytes());
-        }
-        bytes(resources.map_or(&[][..], Fixed::json));
-        bytes(results_sub_path.unwrap_or_default().as_bytes());
-        bytes(&override_env.len().to_le_bytes());
-        for (name, value) in override_env {
-            bytes(name.as_bytes());
-            bytes(value.as_bytes());
-        }
-        // Then the flags, with whether each optional value above was there.
-        out.extend(
-            [
-                resources.is_some(),
-                results_sub_path.is_some(),
-                *has_volumes,
-                *has_init_containers,
-                *adapter_has_mounts,
-                *adapter_has_env,
-                *has_template_metadata,
-                *has_template_annotations,
-                *add_results_volume,
-                *add_adapter_mount,
-                *add_adapter_env,
-                *add_token,
-            ]
-            .map(u8::from),
-        );
     }
 }
 
@@ -636,10 +542,39 @@ static FIELD_ENVS: LazyLock<[Fixed; 4]> = LazyLock::new(|| {
         (Setting::PodName, "metadata.name"),
         (Setting::JobUid, JOB_UID_FIELD),
     ]
-    .map(|(setting, field)| Fixed::new(&field_env(setting.env(), field)))
+    .map(|(setting, field)| {
+        let from = json!({"fieldRef": {"apiVersion": "v1", "fieldPath": field}});
+        Fixed::new(&json!({"name": setting.env(), "valueFrom": from}))
+    })
 });
-static RESTRICTED: LazyLock<Fixed> = LazyLock::new(|| Fixed::new(&restricted_security_context()));
-static TOKEN_VOLUME_DEF: LazyLock<Fixed> = LazyLock::new(|| Fixed::new(&token_volume()));
+
+/// A securityContext that passes the Pod Security "restricted" profile on its own,
+/// whatever the pod-level settings are.
+static RESTRICTED: LazyLock<Fixed> = LazyLock::new(|| {
+    Fixed::new(&json!({
+        "allowPrivilegeEscalation": false,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": true,
+        "runAsGroup": REPORTER_UID,
+        "runAsNonRoot": true,
+        "runAsUser": REPORTER_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }))
+});
+
+/// The same projected volume the kubelet would have mounted: bound token, cluster CA and
+/// namespace, so in-cluster config works for the reporter only.
+static TOKEN_VOLUME_DEF: LazyLock<Fixed> = LazyLock::new(|| {
+    Fixed::new(&json!({
+        "name": TOKEN_VOLUME,
+        "projected": {"defaultMode": 0o444, "sources": [
+            {"serviceAccountToken": {"path": "token", "expirationSeconds": TOKEN_EXPIRATION_SECONDS}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace",
+                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+        ]},
+    }))
+});
 
 /// The warning for a NonIndexed Job that runs several pods (`completions` > 1, or a work queue
 /// with `parallelism` > 1): its pods have no identity across retries, so the one condition can
@@ -659,110 +594,29 @@ fn multi_pod_warning(spec: &JobSpecView<'_>) -> Option<String> {
     ))
 }
 
-/// A securityContext that passes the Pod Security "restricted" profile on its own,
-/// whatever the pod-level settings are.
-pub fn restricted_security_context() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".to_owned()]),
-            ..Capabilities::default()
-        }),
-        read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
-        run_as_user: Some(REPORTER_UID),
-        run_as_group: Some(REPORTER_UID),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".to_owned(),
-            ..SeccompProfile::default()
-        }),
-        ..SecurityContext::default()
-    }
-}
-
-/// The same projected volume the kubelet would have mounted: bound token, cluster CA and
-/// namespace, so in-cluster config works for the reporter only.
-fn token_volume() -> Volume {
-    Volume {
-        name: TOKEN_VOLUME.to_owned(),
-        projected: Some(ProjectedVolumeSource {
-            default_mode: Some(0o444),
-            sources: Some(vec![
-                VolumeProjection {
-                    service_account_token: Some(ServiceAccountTokenProjection {
-                        path: "token".to_owned(),
-                        expiration_seconds: Some(TOKEN_EXPIRATION_SECONDS),
-                        ..ServiceAccountTokenProjection::default()
-                    }),
-                    ..VolumeProjection::default()
-                },
-                VolumeProjection {
-                    config_map: Some(ConfigMapProjection {
-                        name: "kube-root-ca.crt".to_owned(),
-                        items: Some(vec![KeyToPath {
-                            key: "ca.crt".to_owned(),
-                            path: "ca.crt".to_owned(),
-                            ..KeyToPath::default()
-                        }]),
-                        ..ConfigMapProjection::default()
-                    }),
-                    ..VolumeProjection::default()
-                },
-                VolumeProjection {
-                    downward_api: Some(DownwardAPIProjection {
-                        items: Some(vec![DownwardAPIVolumeFile {
-                            path: "namespace".to_owned(),
-                            field_ref: Some(ObjectFieldSelector {
-                                api_version: Some("v1".to_owned()),
-                                field_path: "metadata.namespace".to_owned(),
-                            }),
-                            ..DownwardAPIVolumeFile::default()
-                        }]),
-                    }),
-                    ..VolumeProjection::default()
-                },
-            ]),
-        }),
-        ..Volume::default()
-    }
-}
-
 fn plain_env<'a>(name: &'a str, value: impl Into<Cow<'a, str>>) -> Env<'a> {
     Env {
         name,
-        value: Some(value.into()),
-        value_from: None,
+        value: value.into(),
     }
 }
 
-fn field_env<'a>(name: &'a str, field_path: impl Into<Cow<'a, str>>) -> Env<'a> {
-    Env {
-        name,
-        value: None,
-        value_from: Some(FieldRef {
-            field_ref: FieldSelector {
-                api_version: "v1",
-                field_path: field_path.into(),
-            },
-        }),
-    }
+/// The JSON Pointer made of `parts`, one after another.
+fn path(parts: &[&[&str]]) -> String {
+    patch::pointer(&parts.concat())
 }
 
-/// Appends `items` to the array at `path`, creating the array when it does not exist yet
+/// Appends `items` to the array at `at`, creating the array when it does not exist yet
 /// (JSON Patch cannot append to a missing parent).
-fn append_all<'a>(ops: &mut Vec<Add<'a>>, at: Path<'a>, exists: bool, items: Vec<Item<'a>>) {
+fn append_all<'a>(ops: &mut Vec<Add<'a>>, at: &[&[&str]], exists: bool, items: Vec<Item<'a>>) {
     if items.is_empty() {
         return;
     }
     if exists {
-        let with_end = path(&[&at, &["-"]]);
-        ops.extend(
-            items
-                .into_iter()
-                .map(|item| Add::new(with_end.clone(), item)),
-        );
+        let end = path(&[&at.concat(), &["-"]]);
+        ops.extend(items.into_iter().map(|item| Add::new(end.clone(), item)));
     } else {
-        ops.push(Add::new(at, Item::List(items)));
+        ops.push(Add::new(path(at), Item::List(items)));
     }
 }
 

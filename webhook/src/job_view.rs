@@ -1,25 +1,20 @@
-//! The part of a Job the injector reads, and nothing else: borrowed, either straight from an
-//! AdmissionReview's bytes (the webhook: no `ObjectMeta`, no container specs, no
-//! `managedFields`, no status are built) or from a typed k8s-openapi [`Job`] (the offline
-//! `inject`). Both feed the same decision in [`crate::inject`].
+//! The part of a Job the injector reads, and nothing else, borrowed from its JSON by serde: an
+//! AdmissionReview's bytes in the webhook, a manifest's document offline (no `ObjectMeta`, no
+//! container specs, no `managedFields`, no status are built). One reader for both.
 //!
-//! Read from bytes, each field follows k8s-openapi's rules for it (null reads as absent, a
-//! missing required string as empty, a value of the wrong type is an error), so a Job reads
-//! the same either way. Fields the injector never reads are skipped unchecked; the apiserver
-//! has decoded the object into its typed form before any webhook sees it.
+//! Each field follows k8s-openapi's rules for it (null reads as absent, a missing required
+//! string as empty, a value of the wrong type is an error), so a Job reads as the typed Job
+//! would. Fields the injector never reads are skipped unchecked; the API server has decoded
+//! the object into its typed form before any webhook sees it.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::LazyLock;
 
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, Volume, VolumeMount};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
 
-use crate::annotations::PREFIX;
+use contract::annotations::PREFIX;
 
 /// A string borrowed from the input when it has no escapes, copied when it has.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -41,12 +36,6 @@ impl<'a> From<&'a str> for Text<'a> {
 impl fmt::Display for Text<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-impl Serialize for Text<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
     }
 }
 
@@ -72,10 +61,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-fn text(s: &str) -> Text<'_> {
-    Text::from(s)
-}
-
 fn text_or_empty<'a>(s: Option<Text<'a>>) -> Text<'a> {
     s.unwrap_or_default()
 }
@@ -86,11 +71,6 @@ fn text_or_empty<'a>(s: Option<Text<'a>>) -> Text<'a> {
 pub struct OurAnnotations<'a>(Vec<(Text<'a>, Text<'a>)>);
 
 impl<'a> OurAnnotations<'a> {
-    /// The annotations under the prefix, in document order.
-    pub(crate) fn new(ours: Vec<(Text<'a>, Text<'a>)>) -> Self {
-        OurAnnotations(ours)
-    }
-
     /// The value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
@@ -105,12 +85,12 @@ impl<'a> OurAnnotations<'a> {
         self.0.iter().map(|(k, v)| (&**k, &**v))
     }
 
-    /// Ours among a typed map of annotations.
+    /// Ours among a map of annotations.
     pub fn of(map: &'a std::collections::BTreeMap<String, String>) -> Self {
         OurAnnotations(
             map.iter()
                 .filter(|(k, _)| k.starts_with(PREFIX))
-                .map(|(k, v)| (text(k), text(v)))
+                .map(|(k, v)| (Text::from(k.as_str()), Text::from(v.as_str())))
                 .collect(),
         )
     }
@@ -265,6 +245,7 @@ pub struct MountView<'a> {
 }
 
 /// A volume: its name, whether it is an emptyDir, and the kind of its source (for messages).
+/// Any field but `name` is a source: the API server keeps no unknown fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VolumeView<'a> {
     /// `name`.
@@ -289,11 +270,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for VolumeView<'a> {
                 while let Some(key) = map.next_key::<Text<'de>>()? {
                     if *key == *"name" {
                         volume.name = text_or_empty(map.next_value()?);
-                    } else if VolumeView::is_source(&key) {
-                        let set = map.next_value::<Option<IgnoredAny>>()?.is_some();
-                        volume.source_read(key, set);
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
+                    // A repeated field counts as its last value, as in the map serde builds.
+                    let set = map.next_value::<Option<IgnoredAny>>()?.is_some();
+                    if *key == *"emptyDir" {
+                        volume.empty_dir = set;
+                    }
+                    if set && volume.source.as_deref().is_none_or(|s| *key < *s) {
+                        volume.source = Some(key);
                     }
                 }
                 Ok(volume)
@@ -302,28 +287,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for VolumeView<'a> {
         d.deserialize_map(V)
     }
 }
-
-impl<'a> VolumeView<'a> {
-    /// Whether `key` is a field of a Volume other than `name` (a source): only fields a
-    /// Volume has count, as in the typed Volume.
-    pub(crate) fn is_source(key: &str) -> bool {
-        key != "name" && VOLUME_FIELDS.contains(&key)
-    }
-
-    /// Takes in source field `key`, read as set (not null) or not. A repeated field counts
-    /// as its last value for `empty_dir`, as in the map serde builds.
-    pub(crate) fn source_read(&mut self, key: Text<'a>, set: bool) {
-        if *key == *"emptyDir" {
-            self.empty_dir = set;
-        }
-        if set && self.source.as_deref().is_none_or(|s| *key < *s) {
-            self.source = Some(key);
-        }
-    }
-}
-
-/// The JSON field names of a Volume, as k8s-openapi's own deserializer lists them.
-static VOLUME_FIELDS: LazyLock<&'static [&'static str]> = LazyLock::new(struct_fields::<Volume>);
 
 /// Reads `null` as the default value, as k8s-openapi does for required fields.
 fn or_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -335,23 +298,6 @@ where
 }
 
 impl<'a> JobView<'a> {
-    /// The view of a typed Job (borrowed from it).
-    pub fn of(job: &'a Job) -> Self {
-        JobView {
-            metadata: Some(MetaView::of(&job.metadata)),
-            spec: job.spec.as_ref().map(|spec| JobSpecView {
-                active_deadline_seconds: spec.active_deadline_seconds,
-                completions: spec.completions,
-                parallelism: spec.parallelism,
-                completion_mode: spec.completion_mode.as_deref().map(text),
-                template: TemplateView {
-                    metadata: spec.template.metadata.as_ref().map(MetaView::of),
-                    spec: spec.template.spec.as_ref().map(PodView::of),
-                },
-            }),
-        }
-    }
-
     /// `metadata.namespace`.
     pub fn namespace(&self) -> Option<&str> {
         self.metadata.as_ref()?.namespace.as_deref()
@@ -360,160 +306,5 @@ impl<'a> JobView<'a> {
     /// `metadata.annotations` (ours).
     pub fn annotations(&self) -> Option<&OurAnnotations<'a>> {
         self.metadata.as_ref()?.annotations.as_ref()
-    }
-}
-
-impl<'a> MetaView<'a> {
-    fn of(meta: &'a ObjectMeta) -> Self {
-        MetaView {
-            namespace: meta.namespace.as_deref().map(text),
-            annotations: meta.annotations.as_ref().map(OurAnnotations::of),
-        }
-    }
-}
-
-impl<'a> PodView<'a> {
-    fn of(pod: &'a PodSpec) -> Self {
-        PodView {
-            containers: pod.containers.iter().map(ContainerView::of).collect(),
-            init_containers: pod.init_containers.as_ref().map(|list| {
-                list.iter()
-                    .map(|c| NamedView {
-                        name: text(&c.name),
-                    })
-                    .collect()
-            }),
-            volumes: pod
-                .volumes
-                .as_ref()
-                .map(|list| list.iter().map(VolumeView::of).collect()),
-            automount_service_account_token: pod.automount_service_account_token,
-            restart_policy: pod.restart_policy.as_deref().map(text),
-        }
-    }
-}
-
-impl<'a> ContainerView<'a> {
-    fn of(c: &'a Container) -> Self {
-        ContainerView {
-            name: text(&c.name),
-            env: c.env.as_ref().map(|list| {
-                list.iter()
-                    .map(|e: &EnvVar| EnvView {
-                        name: text(&e.name),
-                        value: e.value.as_deref().map(text),
-                    })
-                    .collect()
-            }),
-            volume_mounts: c.volume_mounts.as_ref().map(|list| {
-                list.iter()
-                    .map(|m: &VolumeMount| MountView {
-                        name: text(&m.name),
-                        mount_path: text(&m.mount_path),
-                        sub_path: m.sub_path.as_deref().map(text),
-                    })
-                    .collect()
-            }),
-        }
-    }
-}
-
-impl<'a> VolumeView<'a> {
-    fn of(v: &'a Volume) -> Self {
-        VolumeView {
-            name: text(&v.name),
-            empty_dir: v.empty_dir.is_some(),
-            source: volume_source(v).map(|s| Text(Cow::Owned(s))),
-        }
-    }
-}
-
-/// The first (in key order) source field of a typed Volume that is set.
-fn volume_source(v: &Volume) -> Option<String> {
-    serde_json::to_value(v)
-        .ok()?
-        .as_object()?
-        .keys()
-        .find(|k| *k != "name")
-        .cloned()
-}
-
-/// The field names k8s-openapi's deserializer of `T` lists, read by asking it to deserialize
-/// from a deserializer that only records them.
-fn struct_fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
-    let mut fields: &'static [&'static str] = &[];
-    let _ = T::deserialize(FieldNames(&mut fields));
-    fields
-}
-
-struct FieldNames<'f>(&'f mut &'static [&'static str]);
-
-impl<'de> Deserializer<'de> for FieldNames<'_> {
-    type Error = de::value::Error;
-
-    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-        Err(de::Error::custom("only a struct's field names are read"))
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        fields: &'static [&'static str],
-        _visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        *self.0 = fields;
-        Err(de::Error::custom("field names read"))
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
-        ignored_any
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn volume_fields_come_from_k8s_openapi() {
-        for f in ["name", "emptyDir", "hostPath", "configMap", "projected"] {
-            assert!(VOLUME_FIELDS.contains(&f), "{f}: {:?}", *VOLUME_FIELDS);
-        }
-    }
-
-    #[test]
-    fn a_volume_reads_the_same_from_bytes_and_typed() {
-        for json in [
-            r#"{"name":"v","hostPath":{"path":"/"},"emptyDir":null,"unknownField":{}}"#,
-            r#"{"name":"v","emptyDir":{}}"#,
-            r#"{"secret":{"secretName":"s"},"configMap":{"name":"c"}}"#,
-            r#"{"name":"v"}"#,
-        ] {
-            let typed: Volume = serde_json::from_str(json).unwrap();
-            let view: VolumeView = serde_json::from_str(json).unwrap();
-            assert_eq!(view, VolumeView::of(&typed), "{json}");
-        }
-    }
-
-    #[test]
-    fn strings_are_borrowed_unless_escaped() {
-        let view: NamedView = serde_json::from_str(r#"{"name":"adapter"}"#).unwrap();
-        assert!(matches!(view.name.0, Cow::Borrowed("adapter")));
-        let view: NamedView = serde_json::from_str(r#"{"name":"a\u0064apter"}"#).unwrap();
-        assert_eq!(&*view.name, "adapter");
-    }
-
-    #[test]
-    fn repeated_annotation_keys_keep_the_last_value() {
-        let meta: MetaView = serde_json::from_str(
-            r#"{"annotations":{"status-reporter.hyperfleet.io/inject":"false","other":"x","status-reporter.hyperfleet.io/inject":"true"}}"#,
-        )
-        .unwrap();
-        let a = meta.annotations.unwrap();
-        assert_eq!(a.get("status-reporter.hyperfleet.io/inject"), Some("true"));
-        assert_eq!(a.iter().count(), 2, "only keys under the prefix are kept");
-        assert!(serde_json::from_str::<MetaView>(r#"{"annotations":{"a":1}}"#).is_err());
     }
 }

@@ -2,10 +2,9 @@
 //! that add the status-reporter sidecar to Jobs annotated
 //! `status-reporter.hyperfleet.io/inject: "true"`.
 //!
-//! The core ([`annotations`], [`review_view`] read by [`json_reader`], [`job_view`],
-//! [`inject`], [`patch`], [`admission`]) is pure; [`patch_cache`] remembers its patches per
-//! thread without changing an answer; [`server`] (with [`listener`], [`connections`],
-//! [`body`]), [`tls`] and [`offline`] are the thin I/O shell around it.
+//! The core ([`annotations`], [`review_view`], [`job_view`], [`inject`], [`patch`],
+//! [`admission`]) is pure; [`server`] (with [`listener`] and [`body`]), [`tls`]
+//! and [`offline`] are the thin I/O shell around it.
 #![forbid(unsafe_code)]
 
 pub mod admission;
@@ -13,21 +12,17 @@ pub mod annotations;
 pub mod body;
 pub mod certs;
 pub mod config;
-pub mod connections;
 pub mod error;
+pub mod files;
 pub mod inject;
 pub mod job_view;
-pub mod json_reader;
-mod json_strings;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod offline;
 pub mod patch;
-pub mod patch_cache;
 pub mod review_view;
 pub mod server;
-pub mod shutdown;
 pub mod tls;
 
 pub use error::{Error, Result};

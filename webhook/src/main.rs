@@ -5,19 +5,28 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use status_reporter_webhook::{certs, logging, offline, server};
+use contract::LogLevel;
+use status_reporter_webhook::logging::{self, LogFormat};
+use status_reporter_webhook::{certs, offline, server};
 
 /// Mutating admission webhook that adds the status-reporter sidecar to annotated Jobs.
 #[derive(Debug, Parser)]
 #[command(name = "status-reporter-webhook", version, about)]
 struct Cli {
-    /// Log filter (tracing EnvFilter syntax, e.g. info or status_reporter_webhook=debug).
-    #[arg(long, global = true, env = "LOG_LEVEL", default_value = "info")]
-    log_level: String,
+    /// Log level: trace, debug, info, warn or error (the reporter's LOG_LEVEL); dependencies
+    /// log at warn.
+    #[arg(long, global = true, env = "LOG_LEVEL", default_value = "info", value_parser = logging::parse_level)]
+    log_level: LogLevel,
 
     /// Log format: json (structured, for clusters) or text.
-    #[arg(long, global = true, env = "LOG_FORMAT", value_parser = ["json", "text"], default_value = "json")]
-    log_format: String,
+    #[arg(
+        long,
+        global = true,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "json"
+    )]
+    log_format: LogFormat,
 
     #[command(subcommand)]
     command: Command,
@@ -35,11 +44,16 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // Held to the end of main: dropping it writes out the log lines still queued.
-    let _logs = logging::init(&cli.log_level, &cli.log_format)?;
+    let logs = logging::init(cli.log_level, cli.log_format);
+    let result = run(cli.command);
+    logs.finish();
+    result
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
     // One crypto provider for the process (ring); a second would make rustls panic at use.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    match cli.command {
+    match command {
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -3,8 +3,9 @@
 
 use std::sync::atomic::AtomicI64;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -13,73 +14,8 @@ use prometheus_client::registry::Registry;
 use crate::admission::Outcome;
 use crate::body::BodyRefusal;
 
-/// Outcome label values.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum OutcomeLabel {
-    /// Patched.
-    injected,
-    /// Allowed unchanged.
-    skipped,
-    /// Refused.
-    denied,
-    /// Malformed review.
-    invalid,
-}
-
-impl From<Outcome> for OutcomeLabel {
-    fn from(o: Outcome) -> Self {
-        match o {
-            Outcome::Injected => OutcomeLabel::injected,
-            Outcome::Skipped => OutcomeLabel::skipped,
-            Outcome::Denied => OutcomeLabel::denied,
-            Outcome::Invalid => OutcomeLabel::invalid,
-        }
-    }
-}
-
-/// Label set of the request counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    /// How the review was answered.
-    pub outcome: OutcomeLabel,
-}
-
-/// Label values of the reload counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum ReloadResult {
-    /// A new pair is being served.
-    success,
-    /// The new pair was unusable; the old one stays.
-    failure,
-}
-
-/// Label set of the reload counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReloadLabels {
-    /// Whether the reload worked.
-    pub result: ReloadResult,
-}
-
-/// Label values of the refused-request counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum RefusedReason {
-    /// Body over `--max-body-bytes` (413).
-    body_too_large,
-    /// No room in `--max-body-memory-bytes` (503).
-    body_memory,
-    /// The body could not be read (400).
-    body_unreadable,
-}
-
-/// Label set of the refused-request counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RefusedLabels {
-    /// Why the request was refused.
-    pub reason: RefusedReason,
-}
+/// One label and its value.
+type Label = [(&'static str, &'static str); 1];
 
 /// All webhook metrics, registered once.
 pub struct Metrics {
@@ -92,8 +28,8 @@ pub struct Metrics {
     duration: Histogram,
     /// Unix time (seconds) at which the served certificate expires.
     pub cert_expiry: Gauge<i64, AtomicI64>,
-    reloads: Family<ReloadLabels, Counter>,
-    refused_requests: Family<RefusedLabels, Counter>,
+    reloads: Family<Label, Counter>,
+    refused_requests: Family<Label, Counter>,
     refused_connections: Counter,
     evicted_connections: Counter,
 }
@@ -108,7 +44,7 @@ impl Metrics {
     /// Creates and registers the metrics under the `status_reporter_webhook` prefix.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("status_reporter_webhook");
-        let requests = Family::<OutcomeLabels, Counter>::default();
+        let requests = Family::<Label, Counter>::default();
         registry.register(
             "admission_requests",
             "AdmissionReviews answered, by outcome",
@@ -127,13 +63,13 @@ impl Metrics {
             "Unix time at which the serving certificate expires",
             cert_expiry.clone(),
         );
-        let reloads = Family::<ReloadLabels, Counter>::default();
+        let reloads = Family::<Label, Counter>::default();
         registry.register(
             "certificate_reloads",
             "Certificate reload attempts after a change in the certificate directory",
             reloads.clone(),
         );
-        let refused_requests = Family::<RefusedLabels, Counter>::default();
+        let refused_requests = Family::<Label, Counter>::default();
         registry.register(
             "requests_refused",
             "Requests answered without a review because of their body, by reason",
@@ -151,11 +87,10 @@ impl Metrics {
             "Idle connections closed to make room for a new one at --max-connections",
             evicted_connections.clone(),
         );
+        registry.register_collector(Box::new(DroppedLogLines));
         let by_outcome = Outcome::ALL.map(|outcome| {
             requests
-                .get_or_create(&OutcomeLabels {
-                    outcome: outcome.into(),
-                })
+                .get_or_create(&[("outcome", outcome.as_str())])
                 .clone()
         });
         Metrics {
@@ -178,23 +113,19 @@ impl Metrics {
 
     /// Counts one certificate reload attempt.
     pub fn reload(&self, ok: bool) {
-        let result = if ok {
-            ReloadResult::success
-        } else {
-            ReloadResult::failure
-        };
-        self.reloads.get_or_create(&ReloadLabels { result }).inc();
+        let result = if ok { "success" } else { "failure" };
+        self.reloads.get_or_create(&[("result", result)]).inc();
     }
 
     /// Counts one request refused for its body.
     pub fn request_refused(&self, refusal: &BodyRefusal) {
         let reason = match refusal {
-            BodyRefusal::TooLarge { .. } => RefusedReason::body_too_large,
-            BodyRefusal::OverBudget => RefusedReason::body_memory,
-            BodyRefusal::Read(_) => RefusedReason::body_unreadable,
+            BodyRefusal::TooLarge { .. } => "body_too_large",
+            BodyRefusal::OverBudget => "body_memory",
+            BodyRefusal::Read(_) => "body_unreadable",
         };
         self.refused_requests
-            .get_or_create(&RefusedLabels { reason })
+            .get_or_create(&[("reason", reason)])
             .inc();
     }
 
@@ -217,54 +148,19 @@ impl Metrics {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `log_lines_dropped_total`, read from the log writer at each scrape.
+#[derive(Debug)]
+struct DroppedLogLines;
 
-    #[test]
-    fn exposes_outcomes_latency_and_expiry() {
-        let m = Metrics::new();
-        m.observe(Outcome::Injected, 0.0001);
-        m.observe(Outcome::Denied, 0.0001);
-        m.cert_expiry.set(1_900_000_000);
-        m.reload(false);
-        let text = m.encode();
-        assert!(
-            text.contains(
-                "status_reporter_webhook_admission_requests_total{outcome=\"injected\"} 1"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains("status_reporter_webhook_admission_requests_total{outcome=\"denied\"} 1"),
-            "{text}"
-        );
-        // `observe` indexes the counters by `outcome as usize`.
-        for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
-            assert_eq!(outcome as usize, i, "{outcome:?}");
-        }
-        // Outcomes not seen yet are exported at 0.
-        for outcome in ["skipped", "invalid"] {
-            let line = format!(
-                "status_reporter_webhook_admission_requests_total{{outcome=\"{outcome}\"}} 0"
-            );
-            assert!(text.contains(&line), "{text}");
-        }
-        assert!(
-            text.contains("status_reporter_webhook_admission_duration_seconds_count 2"),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                "status_reporter_webhook_certificate_expiry_timestamp_seconds 1900000000"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                "status_reporter_webhook_certificate_reloads_total{result=\"failure\"} 1"
-            ),
-            "{text}"
-        );
+impl Collector for DroppedLogLines {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(crate::logging::dropped_lines());
+        let metric = encoder.encode_descriptor(
+            "log_lines_dropped",
+            "Log lines dropped because stderr did not take them in time",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
     }
 }

@@ -6,7 +6,6 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use k8s_openapi::api::batch::v1::Job;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -242,7 +241,15 @@ fn check_nesting(text: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// A document as JSON when it is JSON, read by serde_json as the webhook reads a review (YAML
+/// parsers refuse some JSON, such as an emoji written as an escaped surrogate pair); else as
+/// YAML.
 fn parse_document(text: &str) -> std::result::Result<Value, String> {
+    if text.trim_start().starts_with(['{', '['])
+        && let Ok(value) = serde_json::from_str(text)
+    {
+        return Ok(value);
+    }
     let de = serde_yaml_ng::Deserializer::from_str(text);
     Value::deserialize(de).map_err(|e| e.to_string())
 }
@@ -319,9 +326,7 @@ fn inject_job(
     opt_in: OptIn,
     warnings: &mut Vec<String>,
 ) -> Result<usize> {
-    let job: Job =
-        serde_json::from_value(doc.clone()).map_err(|e| Error::InvalidJob(e.to_string()))?;
-    match inject_as(&job, None, config, opt_in)? {
+    match inject_as(&*doc, None, config, opt_in)? {
         Injection::Skipped(_) => Ok(0),
         Injection::Injected { patch, warnings: w } => {
             apply(doc, &patch)?;

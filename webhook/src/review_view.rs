@@ -1,16 +1,12 @@
-//! The part of an AdmissionReview the decision reads, borrowed from the body: its type, and of
-//! the request the uid, kind, subresource, namespace, operation and the Job
+//! The part of an AdmissionReview the decision reads, borrowed from the body by serde_json: its
+//! type, and of the request the uid, kind, subresource, namespace, operation and the Job
 //! ([`crate::job_view`]). `oldObject`, `userInfo`, `options` and the rest are skipped unread.
-//!
-//! [`read`] tries the one-pass [`crate::json_reader`] first and serde_json (through the
-//! `Deserialize` impls here) on whatever that reader leaves to it; both read the same views.
 
 use kube::core::admission::Operation;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::job_view::{JobView, Text};
-use crate::json_reader;
 
 /// What the decision reads of an AdmissionReview.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -69,8 +65,7 @@ pub struct KindView<'a> {
     pub kind: Text<'a>,
 }
 
-/// The views of a review body: by the one-pass reader, or (for what it leaves) by serde_json.
-/// `None` when serde_json cannot read them either.
-pub fn read(text: &str) -> Option<ReviewView<'_>> {
-    json_reader::review(text).or_else(|| serde_json::from_str(text).ok())
+/// The views of a review body, or why serde_json cannot read them.
+pub fn read(body: &[u8]) -> serde_json::Result<ReviewView<'_>> {
+    serde_json::from_slice(body)
 }

@@ -15,19 +15,16 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::admission;
 use crate::body::{BodyBudget, BodyLimits, BodyRefusal, SMALL_BODY_BYTES, read_body};
 use crate::config::{InjectConfig, InjectorArgs};
-use crate::connections::Connections;
 use crate::error::{Error, Result};
+use crate::files;
 use crate::inject::OptIn;
-use crate::listener::{Listener, Timeouts};
+use crate::listener::{Connections, Listener, Timeouts};
 use crate::metrics::Metrics;
-use crate::shutdown::ShutdownSignals;
 use crate::tls::{self, CertResolver, Validity};
 
 /// The apiserver caps request bodies at 3 MiB; an AdmissionReview can be a bit larger
@@ -75,7 +72,7 @@ pub struct ServeArgs {
 
     /// Largest accepted request body in bytes; larger ones get 413 (by Content-Length before
     /// anything is read, so before `100 Continue`).
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES, value_parser = at_least_one::<usize>())]
     pub max_body_bytes: usize,
 
     /// Request body bytes held in memory at once, over all requests; a quarter is kept for
@@ -85,21 +82,26 @@ pub struct ServeArgs {
 
     /// Connections open at once. At the limit a new connection takes the place of the one
     /// idle the longest; if every connection is busy, it is closed at accept.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one::<usize>())]
     pub max_connections: usize,
 
     /// Seconds a connection gets from accept to finish its TLS handshake and send a complete
     /// request head (HTTP/1.1 and HTTP/2), and may then stay idle between requests.
-    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10, value_parser = at_least_one::<u64>())]
     pub header_read_timeout_seconds: u64,
 
     /// Seconds a whole request may take, body included; then 408.
-    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 10)]
+    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 10, value_parser = at_least_one::<u64>())]
     pub request_timeout_seconds: u64,
 
     /// Seconds to drain open connections after SIGTERM before closing them.
     #[arg(long, env = "DRAIN_TIMEOUT_SECONDS", default_value_t = 20)]
     pub drain_timeout_seconds: u64,
+
+    /// The namespace the webhook runs in (the Deployment sets it from the downward API): its
+    /// Jobs are never injected, whatever --excluded-namespaces says.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub webhook_namespace: Option<String>,
 
     /// How the reporter container is built.
     #[command(flatten)]
@@ -110,31 +112,19 @@ impl ServeArgs {
     /// The body limits, checked: the memory budget must hold at least one largest body in
     /// its large pool and one small body in its small pool.
     pub fn body_limits(&self) -> Result<BodyLimits> {
-        let setting = |flag, value: usize, accepted: String| Error::Config {
-            flag,
-            value: value.to_string(),
-            accepted,
-        };
-        if self.max_body_bytes == 0 {
-            return Err(setting(
-                "max-body-bytes",
-                0,
-                "a number of bytes above 0".to_owned(),
-            ));
-        }
         let memory = self.max_body_memory_bytes;
         let least =
             (self.max_body_bytes + self.max_body_bytes.div_ceil(3)).max(4 * SMALL_BODY_BYTES);
         if memory < least || u32::try_from(memory).is_err() {
-            return Err(setting(
-                "max-body-memory-bytes",
-                memory,
-                format!(
+            return Err(Error::Config {
+                flag: "max-body-memory-bytes",
+                value: memory.to_string(),
+                accepted: format!(
                     "{least} to {} bytes: three quarters must hold one body of --max-body-bytes ({}), a quarter one of 64 KiB",
                     u32::MAX,
                     self.max_body_bytes
                 ),
-            ));
+            });
         }
         Ok(BodyLimits {
             per_request: self.max_body_bytes,
@@ -142,40 +132,19 @@ impl ServeArgs {
         })
     }
 
-    /// The timeouts, checked (each at least one second).
-    pub fn timeouts(&self) -> Result<Timeouts> {
-        for (flag, value) in [
-            (
-                "header-read-timeout-seconds",
-                self.header_read_timeout_seconds,
-            ),
-            ("request-timeout-seconds", self.request_timeout_seconds),
-        ] {
-            if value == 0 {
-                return Err(Error::Config {
-                    flag,
-                    value: value.to_string(),
-                    accepted: "a number of seconds above 0".to_owned(),
-                });
-            }
-        }
-        Ok(Timeouts {
+    /// The timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
             header_read: Duration::from_secs(self.header_read_timeout_seconds),
             request: Duration::from_secs(self.request_timeout_seconds),
-        })
-    }
-
-    /// The connection limit, checked.
-    pub fn connection_limit(&self) -> Result<usize> {
-        if self.max_connections == 0 {
-            return Err(Error::Config {
-                flag: "max-connections",
-                value: "0".to_owned(),
-                accepted: "a number of connections above 0".to_owned(),
-            });
         }
-        Ok(self.max_connections)
     }
+}
+
+/// A number above 0, checked where clap reads it.
+fn at_least_one<T: TryFrom<u64> + Clone + Send + Sync + 'static>()
+-> clap::builder::RangedU64ValueParser<T> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 /// State shared by the handlers.
@@ -254,16 +223,24 @@ async fn mutate_as(
     let elapsed = started.elapsed().as_secs_f64();
     state.metrics.observe(reviewed.outcome, elapsed);
     log_review(&reviewed, (elapsed * 1e6) as u64);
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        reviewed.into_json(),
-    )
-        .into_response()
+    answer(reviewed.into_json())
 }
 
-/// The `info` line of one review; public so that the benchmark can profile this very call
-/// (`bench-webhook --profile-log`).
-pub fn log_review(reviewed: &admission::Reviewed, micros: u64) {
+/// The HTTP answer to a review: 200 with the review, or, when it could not be written, 500
+/// with the reason (the API server then applies the webhook's `failurePolicy` and shows the
+/// reason), never an empty 200.
+fn answer(json: std::result::Result<bytes::Bytes, String>) -> Response {
+    match json {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(why) => {
+            tracing::error!(error = %why, "cannot answer a review");
+            (StatusCode::INTERNAL_SERVER_ERROR, why).into_response()
+        }
+    }
+}
+
+/// The `info` line of one review.
+fn log_review(reviewed: &admission::Reviewed, micros: u64) {
     // The message as a `str` field: the same line, without a trip through `core::fmt`.
     tracing::info!(
         message = "admission review",
@@ -334,13 +311,21 @@ pub fn http_builder(timeouts: Timeouts) -> hyper_util::server::conn::auto::Build
 }
 
 /// Loads certificates (failing before binding if they are unusable or not valid now),
-/// binds, prints `listening on ADDR`, serves until SIGTERM/SIGINT, then drains. A second
-/// signal aborts the drain.
+/// binds, prints `listening on ADDR`, serves until SIGTERM/SIGINT, then drains (kubert's
+/// shutdown: a second signal aborts the drain). Connections still open when it returns end
+/// with the runtime.
 pub async fn serve(args: ServeArgs) -> Result<()> {
-    let config = args.injector.to_config()?;
+    let mut config = args.injector.to_config()?;
+    config.own_namespace = args
+        .webhook_namespace
+        .as_deref()
+        .map(str::trim)
+        .filter(|ns| !ns.is_empty())
+        .map(str::to_owned);
     let bodies = args.body_limits()?;
-    let timeouts = args.timeouts()?;
-    let connections = Connections::new(args.connection_limit()?);
+    let timeouts = args.timeouts();
+    let max_connections = args.max_connections;
+    files::reserve_for(max_connections)?;
     let initial = tls::load_pair(&args.tls_cert, &args.tls_key)?;
     tls::check_valid_at(&initial, &args.tls_cert, &args.tls_key, tls::unix_now())?;
     let metrics = Arc::new(Metrics::new());
@@ -358,7 +343,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let state = Arc::new(AppState::new(config, metrics.clone(), bodies).with_certificate(resolver));
     let app = router(state.clone(), timeouts.request);
     // Registered before binding, so a signal that arrives while starting is not lost.
-    let mut signals = ShutdownSignals::install();
+    let (shutdown, drain) = kubert::shutdown::sigint_or_sigterm()
+        .map_err(|e| Error::Serve(std::io::Error::other(e)))?;
 
     let tcp = std::net::TcpListener::bind(args.listen)?;
     tcp.set_nonblocking(true)?;
@@ -369,109 +355,56 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         writeln!(out, "listening on {addr}")?;
         out.flush()?;
     }
-    tracing::info!(%addr, max_connections = args.max_connections, "listening");
+    tracing::info!(%addr, max_connections, "listening");
 
     let listener = Listener {
         tcp: tokio::net::TcpListener::from_std(tcp)?,
         tls: tokio_rustls::TlsAcceptor::from(Arc::new(tls_config)),
         http: http_builder(timeouts),
         app,
-        connections: connections.clone(),
+        connections: Connections::new(max_connections),
         metrics,
         timeouts,
     };
-    let drain = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    tracker.spawn(listener.run(drain.clone(), tracker.clone()));
+    let signaled = drain.clone().signaled();
+    tokio::spawn(listener.run(drain));
     state.ready.store(true, Ordering::Relaxed);
 
-    signals.recv().await;
+    let drained = shutdown.signaled();
+    tokio::pin!(drained);
+    tokio::select! {
+        _ = signaled => {}
+        // Only when every watch is gone before any signal: nothing left to serve.
+        _ = &mut drained => return Ok(()),
+    }
     let drain_timeout = Duration::from_secs(args.drain_timeout_seconds);
     tracing::info!(drain = ?drain_timeout, "shutdown signal: draining connections");
     state.ready.store(false, Ordering::Relaxed);
-    drain.cancel();
-    tracker.close();
     tokio::select! {
-        _ = tracker.wait() => {}
-        _ = tokio::time::sleep(drain_timeout) => {
-            tracing::warn!(open = connections.len(), "drain timeout passed: closing the remaining connections");
-        }
-        _ = signals.recv() => {
+        drained = &mut drained => if drained.is_err() {
             tracing::warn!("second shutdown signal: closing connections now");
+        },
+        _ = tokio::time::sleep(drain_timeout) => {
+            tracing::warn!("drain timeout passed: closing the remaining connections");
         }
     }
-    connections.close_all();
-    // Closed connections end at once; bounded anyway, so nothing can hold the exit.
-    let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
     tracing::info!("stopped");
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
-
-    /// The first limit `serve` would refuse with these flags.
-    fn refused(flags: &[&str]) -> Option<String> {
-        let args = Cli::try_parse_from(std::iter::once("serve").chain(flags.iter().copied()))
-            .expect("flags parse")
-            .serve;
-        let error = args
-            .body_limits()
-            .err()
-            .or(args.timeouts().err())
-            .or(args.connection_limit().err());
-        error.map(|e| e.to_string())
-    }
-
-    #[test]
-    fn limits_that_cannot_work_are_refused_naming_the_flag_and_what_is_accepted() {
-        assert_eq!(refused(&[]), None, "the defaults work");
-        for (flags, expected) in [
-            (&["--max-connections", "0"][..], "--max-connections=\"0\""),
-            (&["--max-body-bytes", "0"], "--max-body-bytes=\"0\""),
-            (
-                &["--header-read-timeout-seconds", "0"],
-                "--header-read-timeout-seconds",
-            ),
-            (
-                &["--request-timeout-seconds", "0"],
-                "--request-timeout-seconds",
-            ),
-            // Three quarters of 4 MiB cannot hold a 3 MiB + 64 KiB body.
-            (
-                &["--max-body-memory-bytes", "4194304"],
-                "--max-body-memory-bytes=\"4194304\"; accepted: 4281686 to 4294967295 bytes",
-            ),
-            (
-                &[
-                    "--max-body-bytes",
-                    "1000",
-                    "--max-body-memory-bytes",
-                    "200000",
-                ],
-                "accepted: 262144 to",
-            ),
-        ] {
-            let error = refused(flags).unwrap_or_else(|| panic!("{flags:?} was accepted"));
-            assert!(error.contains(expected), "{flags:?}: {error}");
-        }
-        assert_eq!(
-            refused(&[
-                "--max-body-bytes",
-                "1000",
-                "--max-body-memory-bytes",
-                "262144"
-            ]),
-            None
-        );
+    #[tokio::test]
+    async fn an_answer_that_cannot_be_written_is_a_500_that_says_why() {
+        let response = answer(Err("cannot write the AdmissionReview answer: boom".into()));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"cannot write the AdmissionReview answer: boom");
+        let response = answer(Ok(bytes::Bytes::from_static(b"{}")));
+        assert_eq!(response.status(), StatusCode::OK);
     }
 }

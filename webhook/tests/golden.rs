@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::batch::v1::Job;
 use serde_json::Value;
-use status_reporter_webhook::admission::{Outcome, review};
+use status_reporter_webhook::admission::{Outcome, review, review_as};
 use status_reporter_webhook::config::InjectConfig;
-use status_reporter_webhook::inject::{Injection, SkipReason, apply, inject};
+use status_reporter_webhook::inject::{Injection, OptIn, SkipReason, apply, inject};
 use status_reporter_webhook::offline::inject_manifests;
 
 fn data(rel: &str) -> PathBuf {
@@ -188,7 +188,7 @@ fn job_fixtures_match_goldens_and_are_idempotent() {
 fn answer(fixture: &str) -> (Value, Value) {
     let body = read(&format!("admission/{fixture}.json"));
     let reviewed = review(body.as_bytes(), &config());
-    let response: Value = serde_json::from_slice(&reviewed.to_json()).unwrap();
+    let response: Value = serde_json::from_slice(reviewed.json().unwrap()).unwrap();
     let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     (request, response)
 }
@@ -322,7 +322,7 @@ fn denial_for_every_bad_annotation_names_it() {
         r["request"]["object"]["metadata"]["annotations"][&full] = Value::String(value.into());
         let reviewed = review(&serde_json::to_vec(&r).unwrap(), &config());
         assert_eq!(reviewed.outcome, Outcome::Denied, "{full}={value}");
-        let out: Value = serde_json::from_slice(&reviewed.to_json()).unwrap();
+        let out: Value = serde_json::from_slice(reviewed.json().unwrap()).unwrap();
         let msg = out["response"]["status"]["message"].as_str().unwrap();
         assert!(msg.contains(&full), "{full}={value}: {msg}");
         assert!(msg.contains("accepted"), "{full}={value}: {msg}");
@@ -364,6 +364,28 @@ fn offline_bundle_injects_jobs_and_cronjobs_and_passes_the_rest_through() {
     // A second pass is a no-op.
     let again = inject_manifests(&rendered.yaml, "again", &config()).unwrap();
     assert_eq!(again.injected, 0);
+}
+
+/// Issue 23, item 10: what the webhook reads, `inject -f` reads: a JSON Job with an emoji
+/// written as an escaped surrogate pair (which YAML parsers refuse) is injected both ways.
+#[test]
+fn offline_reads_the_json_the_webhook_reads() {
+    let mut job: Value = serde_json::from_str(&read("jobs/offline/job.json")).unwrap();
+    job["metadata"]["annotations"]["example.com/note"] = "ready \u{1f600}".into();
+    let text = serde_json::to_string_pretty(&job)
+        .unwrap()
+        .replace('\u{1f600}', "\\ud83d\\ude00");
+    assert!(text.contains(r"\ud83d\ude00"), "{text}");
+
+    let review = format!(
+        r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","kind":{{"group":"batch","version":"v1","kind":"Job"}},"resource":{{"group":"batch","version":"v1","resource":"jobs"}},"operation":"CREATE","userInfo":{{}},"object":{text}}}}}"#
+    );
+    let online = review_as(review.as_bytes(), &config(), OptIn::Annotation);
+    assert_eq!(online.outcome, Outcome::Injected, "{}", online.detail);
+
+    let offline = inject_manifests(&text, "job.json", &config()).unwrap();
+    assert_eq!(offline.injected, 1);
+    assert!(offline.yaml.contains("ready \u{1f600}"), "{}", offline.yaml);
 }
 
 #[test]

@@ -150,6 +150,82 @@ fn namespace_opt_in_still_honours_opt_out_exclusions_reinvocation_and_refusals()
     }
 }
 
+/// Issue 23, item 13: in an opted-in namespace, a Job whose own settings make injection
+/// impossible is refused (as the guard refuses a Job there that arrives without the
+/// reporter), and the refusal says how to run it without the reporter; annotated so, it is
+/// left alone. The webhook's own namespace is never injected, whatever else is configured.
+#[test]
+fn an_opted_in_namespace_refuses_a_job_it_cannot_inject_saying_how_to_opt_it_out() {
+    let opt_out =
+        r#"to run this one without it, annotate it status-reporter.hyperfleet.io/inject: "false""#;
+    let plain = without_inject(&job("minimal"));
+    let with = |patch: serde_json::Value| {
+        let mut job = serde_json::to_value(&plain).unwrap();
+        json_patch::merge(&mut job, &patch);
+        job
+    };
+    for (what, job, cause) in [
+        (
+            "a relative RESULTS_PATH",
+            with(
+                serde_json::json!({"spec": {"template": {"spec": {"containers": [{
+                "name": "adapter", "image": "a",
+                "env": [{"name": "RESULTS_PATH", "value": "out/result.json"}]}]}}}}),
+            ),
+            "RESULTS_PATH=\"out/result.json\"",
+        ),
+        (
+            "its own volume named like ours",
+            with(
+                serde_json::json!({"spec": {"template": {"spec": {"volumes": [
+                {"name": "status-reporter-results", "hostPath": {"path": "/"}}]}}}}),
+            ),
+            "found hostPath",
+        ),
+        (
+            "an inject value that is neither true nor false",
+            with(serde_json::json!({"metadata": {"annotations": {INJECT: "yes"}}})),
+            "\"true\" or \"false\"",
+        ),
+    ] {
+        let err = inject_as(&job, None, &config(), OptIn::Namespace)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(cause) && err.contains(opt_out),
+            "{what}: {err}"
+        );
+        // The annotation opt-in never sees these Jobs but the last, and says nothing of it.
+        if let Err(e) = inject_as(&job, None, &config(), OptIn::Annotation) {
+            assert!(!e.to_string().contains(opt_out), "{what}: {e}");
+        }
+        let mut opted_out = job.clone();
+        opted_out["metadata"]["annotations"][INJECT] = "false".into();
+        assert_eq!(
+            inject_as(&opted_out, None, &config(), OptIn::Namespace).unwrap(),
+            Injection::Skipped(SkipReason::OptedOut),
+            "{what}"
+        );
+    }
+
+    let own = InjectConfig {
+        excluded_namespaces: Vec::new(),
+        own_namespace: Some("status-reporter-system".into()),
+        ..config()
+    };
+    let mut ours = serde_json::to_value(job("minimal")).unwrap();
+    ours["metadata"]["namespace"] = "status-reporter-system".into();
+    for opt_in in [OptIn::Annotation, OptIn::Namespace] {
+        assert_eq!(
+            inject_as(&ours, None, &own, opt_in).unwrap(),
+            Injection::Skipped(SkipReason::ExcludedNamespace(
+                "status-reporter-system".into()
+            )),
+            "{opt_in:?}"
+        );
+    }
+}
+
 /// `admission/create-job.json` without its inject annotation.
 fn unannotated_review() -> String {
     let mut review: Value = serde_json::from_str(&read("admission/create-job.json")).unwrap();
@@ -183,7 +259,7 @@ fn review_as_takes_the_opt_in_as_an_input() {
         "{}",
         by_namespace.detail
     );
-    let review: Value = serde_json::from_slice(&by_namespace.to_json()).unwrap();
+    let review: Value = serde_json::from_slice(by_namespace.json().unwrap()).unwrap();
     assert_eq!(review["response"]["allowed"], true);
     assert!(review["response"]["patch"].is_string());
 }

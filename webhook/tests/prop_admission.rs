@@ -115,7 +115,7 @@ proptest! {
     #[test]
     fn arbitrary_body_gets_a_review(body in prop::collection::vec(any::<u8>(), 0..1024)) {
         let answer = review(&body, &InjectConfig::default());
-        let v = well_formed(&answer.to_json())?;
+        let v = well_formed(answer.json().unwrap())?;
         prop_assert_eq!(answer.outcome, Outcome::Invalid, "{}", v);
     }
 
@@ -130,7 +130,7 @@ proptest! {
         let mut body = serde_json::to_vec(&admission_review(&object, Some("adapters"), "CREATE")).unwrap_or_default();
         let at = cut.index(body.len() + 1);
         body.splice(at..at, noise);
-        well_formed(&review(&body, &InjectConfig::default()).to_json())?;
+        well_formed(review(&body, &InjectConfig::default()).json().unwrap())?;
     }
 
     /// Any plausible Job through the full admission path: well-formed answer; a patch applies
@@ -143,7 +143,7 @@ proptest! {
     ) {
         let body = serde_json::to_vec(&admission_review(&object, ns, "CREATE")).unwrap_or_default();
         let answer = review(&body, &cfg);
-        let v = well_formed(&answer.to_json())?;
+        let v = well_formed(answer.json().unwrap())?;
         let response = &v["response"];
         prop_assert_eq!(&response["uid"], "3f1b2c4d-0000-4000-8000-000000000001");
         match answer.outcome {
@@ -163,7 +163,7 @@ proptest! {
                     &cfg,
                 );
                 prop_assert_eq!(again.outcome, Outcome::Skipped, "second review: {}", again.detail);
-                let v2 = well_formed(&again.to_json())?;
+                let v2 = well_formed(again.json().unwrap())?;
                 prop_assert!(v2["response"].get("patch").is_none(), "second patch: {v2}");
             }
             Outcome::Skipped => {
@@ -187,7 +187,7 @@ proptest! {
     ) {
         let body = serde_json::to_vec(&admission_review(&object, Some("adapters"), op)).unwrap_or_default();
         let answer = review(&body, &InjectConfig::default());
-        let v = well_formed(&answer.to_json())?;
+        let v = well_formed(answer.json().unwrap())?;
         prop_assert_eq!(answer.outcome, Outcome::Skipped);
         prop_assert_eq!(&v["response"]["allowed"], true);
         prop_assert!(v["response"].get("patch").is_none());
@@ -395,7 +395,7 @@ fn results_volume_name_taken_by_a_non_emptydir_volume_is_refused() {
 #[test]
 fn fuzz_regressions_admission_body() {
     for (name, bytes) in regressions::inputs("admission_body") {
-        well_formed(&review(&bytes, &InjectConfig::default()).to_json())
+        well_formed(review(&bytes, &InjectConfig::default()).json().unwrap())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }

@@ -40,7 +40,7 @@ fn every_admission_fixture_gets_its_golden_response_bytes() {
         let name = fixture.file_stem().and_then(|s| s.to_str()).expect("name");
         let body = std::fs::read(fixture).expect("read fixture");
         for (opt_in, suffix) in [(OptIn::Annotation, ""), (OptIn::Namespace, ".namespace")] {
-            let mut actual = review_as(&body, &config(), opt_in).to_json().to_vec();
+            let mut actual = review_as(&body, &config(), opt_in).json().unwrap().to_vec();
             actual.push(b'\n');
             let golden = data(&format!("golden/responses/{name}{suffix}.json"));
             if update {

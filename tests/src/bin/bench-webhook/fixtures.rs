@@ -43,21 +43,6 @@ pub fn size(n: usize) -> String {
     format!("{:.1} KB", n as f64 / 1000.0)
 }
 
-/// `create-job.json` in `n` shapes: each asks for its own condition type, so each has its own
-/// patch, and more shapes than the webhook's patch cache keeps (8 per thread) answered in turn
-/// never find theirs there: the handler's cost when every patch is written afresh.
-pub fn shapes(n: usize) -> Vec<Vec<u8>> {
-    let review: Value = serde_json::from_str(CREATE_JOB).expect("create-job.json is JSON");
-    (0..n)
-        .map(|i| {
-            let mut review = review.clone();
-            review["request"]["object"]["metadata"]["annotations"]
-                ["status-reporter.hyperfleet.io/condition-type"] = json!(format!("Check{i:02}"));
-            serde_json::to_vec_pretty(&review).expect("serialize")
-        })
-        .collect()
-}
-
 /// The captured review with its Job grown until the body is at least `target` bytes.
 fn grown(target: usize) -> Vec<u8> {
     let mut review: Value = serde_json::from_str(CREATE_JOB).expect("create-job.json is JSON");

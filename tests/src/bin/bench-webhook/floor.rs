@@ -19,13 +19,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use clap::Parser;
 use status_reporter_webhook::body::{BodyLimits, read_body};
-use status_reporter_webhook::connections::Connections;
-use status_reporter_webhook::listener::{Listener, Timeouts};
+use status_reporter_webhook::listener::{Connections, Listener, Timeouts};
 use status_reporter_webhook::metrics::Metrics;
 use status_reporter_webhook::server::{self, ServeArgs};
 use status_reporter_webhook::tls;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower_http::timeout::TimeoutLayer;
 
 /// Request header naming how many bytes the floor answers with. The benchmark sends it to
@@ -49,8 +46,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .serve;
     let bodies = args.body_limits().map_err(|e| e.to_string())?;
-    let timeouts = args.timeouts().map_err(|e| e.to_string())?;
-    let max_connections = args.connection_limit().map_err(|e| e.to_string())?;
+    let timeouts = args.timeouts();
+    let max_connections = args.max_connections;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pair = tls::load_pair(&args.tls_cert, &args.tls_key).map_err(|e| e.to_string())?;
     let config =
@@ -77,10 +74,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             metrics: Arc::new(Metrics::new()),
             timeouts,
         };
-        // Never cancelled: the benchmark kills the floor.
-        listener
-            .run(CancellationToken::new(), TaskTracker::new())
-            .await;
+        // The benchmark kills the floor; a signal would stop it as it stops the webhook.
+        let (_shutdown, drain) =
+            kubert::shutdown::sigint_or_sigterm().map_err(|e| e.to_string())?;
+        listener.run(drain).await;
         Ok(())
     })
 }

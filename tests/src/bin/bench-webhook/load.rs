@@ -119,6 +119,23 @@ impl Client {
         )
     }
 
+    /// The server's answer to one `POST path` with `target`'s review, as text.
+    pub async fn post_text(&self, path: &str, target: &Target) -> String {
+        let Target::Review { body, .. } = target else {
+            panic!("post_text takes a review");
+        };
+        let mut send = self.connect().await;
+        let req = Request::post(path)
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(Full::new(body.clone()))
+            .expect("request");
+        send.ready().await.expect("connection closed");
+        let res = send.send_request(req).await.expect("request failed");
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
     /// The size of the server's answer to one `target`.
     pub async fn answer_size(&self, target: &Target) -> usize {
         let mut send = self.connect().await;

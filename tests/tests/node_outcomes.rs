@@ -317,9 +317,14 @@ async fn run_row(ns: &AdapterNamespace, mode: &str, row: &Row) -> Result<(), Str
         }
         Ends::Deadline => {
             let (verdict, job) = wait_finished(ns, &name, WAIT).await;
-            let reason = condition(&job, "Failed").and_then(|c| c.reason);
-            if (verdict.as_str(), reason.as_deref()) != ("Failed", Some("DeadlineExceeded")) {
-                return Err(format!("the Job ended {verdict} ({reason:?})"));
+            // The controller's verdict names the deadline (on `Failed`, or — when the pod it
+            // deleted was counted as failed first, under load — on `FailureTarget`).
+            let deadline = ["Failed", "FailureTarget"].iter().any(|t| {
+                condition(&job, t).and_then(|c| c.reason).as_deref() == Some("DeadlineExceeded")
+            });
+            if verdict != "Failed" || !deadline {
+                let conditions = job.status.and_then(|s| s.conditions).unwrap_or_default();
+                return Err(format!("the Job ended {verdict}: {conditions:?}"));
             }
         }
     }

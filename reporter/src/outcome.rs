@@ -290,9 +290,8 @@ pub fn decide(i: &Inputs<'_>) -> Decision {
             }
             ContainerState::Waiting { reason, message } => {
                 let category = match reason.as_str() {
-                    "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" => {
-                        Some(REASON_ADAPTER_IMAGE_PULL_FAILED)
-                    }
+                    "ErrImagePull" | "ImagePullBackOff" | "ErrImageNeverPull"
+                    | "InvalidImageName" => Some(REASON_ADAPTER_IMAGE_PULL_FAILED),
                     "CreateContainerConfigError" | "CreateContainerError" | "RunContainerError" => {
                         Some(REASON_ADAPTER_CONFIG_ERROR)
                     }

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the pinned Kubernetes control plane the end-to-end suites run on — kube-apiserver,
-# kube-controller-manager, kubectl, etcd (and Helm for the current release) — from their Go
-# modules, into a cache directory keyed by the pinned versions, and prints that directory on its
-# last line. A directory already built is reused (a warm call takes well under a second).
+# kube-controller-manager, kubectl, kubelet, etcd (and Helm for the current release) — from their
+# Go modules, into a cache directory keyed by the pinned versions, and prints that directory on
+# its last line. A directory already built is reused (a warm call takes well under a second).
 #
 #   bash tests/control-plane/build.sh            # the current release (current/go.mod)
 #   bash tests/control-plane/build.sh --oldest   # the oldest release we support (oldest/go.mod)
+#   bash tests/control-plane/build.sh --node     # the test node's container runtime: containerd,
+#                                                # containerd-shim-runc-v2, ctr (node/go.mod)
 #   bash tests/control-plane/build.sh --sync     # after a version bump: rewrite the staging
 #                                                # `replace` lines and go.sum, then build
 #
@@ -23,9 +25,10 @@ for arg in "$@"; do
   case "$arg" in
     --oldest) release=oldest ;;
     --current) release=current ;;
+    --node) release=node ;;
     --sync) sync=1 ;;
-    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "build.sh: unknown argument '$arg' (accepted: --oldest, --current, --sync, --help)" >&2; exit 2 ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build.sh: unknown argument '$arg' (accepted: --oldest, --current, --node, --sync, --help)" >&2; exit 2 ;;
   esac
 done
 
@@ -38,6 +41,43 @@ mod="$here/$release"
 cd "$mod"
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 log() { printf 'build.sh: %s\n' "$*" >&2; }
+cache_root="${STATUS_REPORTER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/status-reporter}"
+
+# Installs a finished build directory ($1, a temporary one) as $2 and prints $2.
+finish() {
+  touch "$1/.complete"
+  rm -rf "$2"
+  mkdir -p "$(dirname "$2")"
+  mv "$1" "$2"
+  trap - EXIT
+  log "built in $((SECONDS - start)) s"
+  echo "$2"
+}
+
+if [[ $release == node ]]; then
+  # containerd's own module, not Kubernetes': runc, the CNI loopback plugin and busybox come from
+  # Debian packages (runc, containernetworking-plugins, busybox-static).
+  containerd_version="$(go list -m -f '{{.Version}}' github.com/containerd/containerd/v2)"
+  dir="$cache_root/control-plane/containerd-$containerd_version-$(cat go.mod go.sum | sha256sum | cut -c1-10)"
+  if [[ -f "$dir/.complete" ]]; then
+    log "reusing $dir"
+    echo "$dir"
+    exit 0
+  fi
+  log "building containerd $containerd_version into $dir (cold: about 2-4 minutes on 2 cores)"
+  start=$SECONDS
+  tmp="$dir.tmp.$$"
+  rm -rf "$tmp"
+  mkdir -p "$tmp/bin"
+  trap 'rm -rf "$tmp"' EXIT
+  # Static binaries without the snapshotters the node does not use (they need C libraries).
+  CGO_ENABLED=0 go build -trimpath -tags "no_btrfs no_devmapper no_zfs" \
+    -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$containerd_version" \
+    -o "$tmp/bin/" $(sed -n '/^tool (/,/^)/{/^tool (/d;/^)/d;s/^[[:space:]]*//;p}' go.mod)
+  "$tmp/bin/containerd" --version >&2
+  finish "$tmp" "$dir"
+  exit 0
+fi
 
 # The pinned release, from the one line that pins it.
 kube_version="$(sed -n 's#^[[:space:]]*k8s.io/kubernetes \(v[0-9][^ ]*\).*#\1#p; s#^require k8s.io/kubernetes \(v[0-9][^ ]*\).*#\1#p' go.mod | head -n 1)"
@@ -69,7 +109,6 @@ etcd_version="$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)"
 helm_version=""
 if grep -q 'helm.sh/helm/v3' <<<"$tools"; then helm_version="$(go list -m -f '{{.Version}}' helm.sh/helm/v3)"; fi
 
-cache_root="${STATUS_REPORTER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/status-reporter}"
 key="kubernetes-$kube_version-etcd-$etcd_version${helm_version:+-helm-$helm_version}-$(cat go.mod go.sum | sha256sum | cut -c1-10)"
 dir="$cache_root/control-plane/$key"
 
@@ -107,10 +146,4 @@ etcd $etcd_version
 ${helm_version:+helm $helm_version}
 EOF
 "$tmp/bin/kube-apiserver" --version >&2
-touch "$tmp/.complete"
-rm -rf "$dir"
-mkdir -p "$(dirname "$dir")"
-mv "$tmp" "$dir"
-trap - EXIT
-log "built in $((SECONDS - start)) s"
-echo "$dir"
+finish "$tmp" "$dir"

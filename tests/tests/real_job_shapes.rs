@@ -1,8 +1,13 @@
-//! Every Job shape on the real control plane ([docs/job-shapes.md](../../docs/job-shapes.md)): the real Job
-//! controller creates, retries, replaces, indexes, suspends and times out the pods; the test
-//! plays the kubelet (runs, terminates and finishes pods) and starts one real reporter per pod,
-//! with the Job ServiceAccount's token bound to the shipped ClusterRole. Each test checks the
-//! Job condition as the API server stores it, each pod's own result condition, and the Events.
+//! The Job shapes ([docs/job-shapes.md](../../docs/job-shapes.md)) whose states a real node
+//! cannot produce on cue: an evicted pod still terminating when its replacement has reported, a
+//! Job re-created while
+//! its old pod's reporter runs, three reporters finishing at the same instant, Indexed results
+//! landing in a chosen order, a success policy met while other indexes run. The real Job
+//! controller creates, replaces and indexes the pods; the test plays the kubelet (runs,
+//! terminates and finishes pods) and starts one real reporter per pod, with the Job
+//! ServiceAccount's token bound to the shipped ClusterRole. Each test checks the Job condition
+//! as the API server stores it, each pod's own result condition, and the Events. The shapes a
+//! real node does produce run on it in `node_job_shapes.rs`.
 //!
 //! The Job controller waits 10 s before it retries a failed pod (its fixed first back-off), so
 //! the retry tests take that long.
@@ -25,7 +30,7 @@ use harness::reporter_process::{Reporter, reporter_vars};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PropagationPolicy};
+use kube::api::{DeleteParams, ListParams, PropagationPolicy};
 use kube::runtime::watcher;
 use serde_json::json;
 
@@ -181,70 +186,6 @@ async fn wait_event(ns: &AdapterNamespace, job: &str, part: &str) -> String {
             event_messages(ns, job).await
         ),
     }
-}
-
-/// ★ Retry: attempt 1's adapter exits 1 → False; the real Job controller creates attempt 2,
-/// which succeeds → True; both pods carry their own result condition.
-#[tokio::test]
-async fn retry_the_newest_attempt_wins_and_each_pod_keeps_its_result() {
-    let ns = adapter_namespace(Cluster::shared(), "retry").await;
-    let job = ns
-        .create_job(shaped_job(
-            "retry",
-            "native",
-            &[],
-            json!({"backoffLimit": 2}),
-        ))
-        .await;
-    let first = job_pods(&ns.client, &ns.name, &uid(&job), 1, WAIT).await;
-    let a1 = start(&ns, &first[0]).await;
-    a1.adapter_exits(&ns, 1).await;
-    let failed = "Adapter container exited with code 1: Error";
-    let j = wait_available(&ns, "retry", "False", failed).await;
-    assert_eq!(available(&j).1, "AdapterExitedWithError");
-    let pod1 = a1.name.clone();
-    a1.end(&ns, "Failed").await;
-
-    let pods = job_pods(&ns.client, &ns.name, &uid(&job), 2, WAIT).await;
-    let a2 = start(&ns, &pods[1]).await;
-    a2.adapter_writes(&ns, PASSED, 0).await;
-    wait_available(&ns, "retry", "True", "All checks passed").await;
-
-    assert_eq!(
-        recorded(&ns, &pod1).await,
-        (
-            "False".into(),
-            "AdapterExitedWithError".into(),
-            failed.into()
-        )
-    );
-    assert_eq!(
-        recorded(&ns, &a2.name).await,
-        (
-            "True".into(),
-            "ChecksPassed".into(),
-            "All checks passed".into()
-        )
-    );
-    wait_event(&ns, "retry", &format!("{failed} (pod {pod1}, attempt 1)")).await;
-    wait_event(
-        &ns,
-        "retry",
-        &format!("All checks passed (pod {}, attempt 2)", a2.name),
-    )
-    .await;
-
-    a2.end(&ns, "Succeeded").await;
-    let done = ns
-        .wait_job("retry", "Complete", WAIT, |j| {
-            condition(j, "Complete").is_some()
-        })
-        .await;
-    assert_eq!(
-        available(&done).0,
-        "True",
-        "the Job controller's Complete beside ours"
-    );
 }
 
 /// ★ Replacement overlap: attempt 1's pod is evicted (`DisruptionTarget`) and stays
@@ -625,187 +566,4 @@ async fn a_success_policy_is_true_once_its_indexes_succeeded() {
     for o in &mut others {
         o.stop();
     }
-}
-
-/// ★ NonIndexed `completions: 2, parallelism: 2`: both succeed → `True`; with `backoffLimit: 0`
-/// one failure → `False`.
-#[tokio::test]
-async fn nonindexed_pairs_count_results() {
-    let ns = adapter_namespace(Cluster::shared(), "pair").await;
-    let spec = json!({"completions": 2, "parallelism": 2, "backoffLimit": 0});
-    let job = ns
-        .create_job(shaped_job("pair", "native", &[], spec.clone()))
-        .await;
-    let pods = job_pods(&ns.client, &ns.name, &uid(&job), 2, WAIT).await;
-    let a = start(&ns, &pods[0]).await;
-    let b = start(&ns, &pods[1]).await;
-    a.adapter_writes(&ns, PASSED, 0).await;
-    wait_available(&ns, "pair", "Unknown", "1 succeeded, 0 failed of 2").await;
-    b.adapter_writes(&ns, PASSED, 0).await;
-    let j = wait_available(&ns, "pair", "True", "2/2 pods succeeded: All checks passed").await;
-    assert_eq!(available(&j).1, "ChecksPassed");
-    a.end(&ns, "Succeeded").await;
-    b.end(&ns, "Succeeded").await;
-
-    let job = ns
-        .create_job(shaped_job("pair-fails", "native", &[], spec))
-        .await;
-    let pods = job_pods(&ns.client, &ns.name, &uid(&job), 2, WAIT).await;
-    let a = start(&ns, &pods[0]).await;
-    let mut b = start(&ns, &pods[1]).await;
-    a.adapter_writes(
-        &ns,
-        r#"{"status":"failure","reason":"DnsMissing","message":"no A record"}"#,
-        1,
-    )
-    .await;
-    let j = wait_available(
-        &ns,
-        "pair-fails",
-        "False",
-        &format!("pod {}: no A record", a.name),
-    )
-    .await;
-    assert_eq!(available(&j).1, "DnsMissing");
-    a.end(&ns, "Failed").await;
-    b.stop();
-}
-
-/// ★ Suspend while running → no condition (the suspension deleted the pod; its reporter writes
-/// nothing); resume → the new pod reports.
-#[tokio::test]
-async fn a_suspension_writes_nothing_and_the_resumed_jobs_pod_reports() {
-    let ns = adapter_namespace(Cluster::shared(), "suspend").await;
-    let job = ns
-        .create_job(shaped_job(
-            "suspend",
-            "native",
-            &[],
-            json!({"backoffLimit": 2}),
-        ))
-        .await;
-    let first = job_pods(&ns.client, &ns.name, &uid(&job), 1, WAIT)
-        .await
-        .remove(0);
-    let mut a1 = start(&ns, &first).await;
-    let jobs: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
-    let suspend = |on: bool| Patch::Merge(json!({"spec": {"suspend": on}}));
-    jobs.patch("suspend", &PatchParams::default(), &suspend(true))
-        .await
-        .expect("suspend");
-    a1.reported("the Job is suspended");
-    // The reporter can see its pod go before the Job controller writes `Suspended`: wait for it.
-    ns.wait_condition("suspend", "Suspended", WAIT).await;
-    let j = jobs.get("suspend").await.expect("job");
-    assert_eq!(
-        condition(&j, "Available"),
-        None,
-        "nothing written while suspended"
-    );
-    a1.stop();
-
-    jobs.patch("suspend", &PatchParams::default(), &suspend(false))
-        .await
-        .expect("resume");
-    let pods = wait_job_pods(
-        &ns.client,
-        &ns.name,
-        &uid(&job),
-        "the resumed Job's pod",
-        WAIT,
-        |pods| pods.iter().any(|p| name(p) != a1.name),
-    )
-    .await;
-    let resumed = pods.iter().find(|p| name(p) != a1.name).expect("new pod");
-    let a2 = start(&ns, resumed).await;
-    a2.adapter_writes(&ns, PASSED, 0).await;
-    wait_available(&ns, "suspend", "True", "All checks passed").await;
-    a2.end(&ns, "Succeeded").await;
-}
-
-/// ★ `activeDeadlineSeconds` passes → the real controller deletes the pod, and its reporter
-/// reports `AdapterTimeout` naming the Job's deadline (on the Job and on the pod).
-#[tokio::test]
-async fn a_pod_killed_at_the_jobs_deadline_reports_adapter_timeout_naming_it() {
-    let ns = adapter_namespace(Cluster::shared(), "deadline").await;
-    let job = ns
-        .create_job(shaped_job(
-            "deadline",
-            "native",
-            &[],
-            json!({"activeDeadlineSeconds": 5}),
-        ))
-        .await;
-    let pod = job_pods(&ns.client, &ns.name, &uid(&job), 1, WAIT)
-        .await
-        .remove(0);
-    // Bound, so the controller's deletion leaves it terminating (as on a node) and it keeps
-    // its record.
-    bind(
-        &ns.client,
-        &ns.name,
-        &name(&pod),
-        "status-reporter-test-node",
-    )
-    .await;
-    let mut a = start(&ns, &pod).await;
-    let message = "Job exceeded its activeDeadlineSeconds (5s)";
-    let j = wait_available(&ns, "deadline", "False", message).await;
-    assert_eq!(available(&j).1, "AdapterTimeout");
-    assert_eq!(
-        recorded(&ns, &a.name).await,
-        ("False".into(), "AdapterTimeout".into(), message.into())
-    );
-    let failing = ns
-        .wait_job("deadline", "FailureTarget", WAIT, |j| {
-            condition(j, "FailureTarget").is_some()
-        })
-        .await;
-    assert_eq!(
-        condition(&failing, "FailureTarget").and_then(|c| c.reason),
-        Some("DeadlineExceeded".into())
-    );
-    a.stop();
-}
-
-/// docs/job-shapes.md's `podFailurePolicy` example on the real Job controller: in native mode an
-/// adapter that exits 42 after a failure result fails the Job at once (no retry, although
-/// `backoffLimit` allows three), with our `False` beside the controller's `Failed`.
-#[tokio::test]
-async fn a_pod_failure_policy_scoped_to_the_adapter_fails_the_job_at_once() {
-    let ns = adapter_namespace(Cluster::shared(), "policy").await;
-    let spec = json!({
-        "backoffLimit": 3,
-        "podFailurePolicy": {"rules": [
-            {"action": "FailJob", "onExitCodes": {"containerName": "adapter", "operator": "In", "values": [42]}},
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
-        ]}
-    });
-    let job = ns
-        .create_job(shaped_job("policy", "native", &[], spec))
-        .await;
-    let pod = job_pods(&ns.client, &ns.name, &uid(&job), 1, WAIT)
-        .await
-        .remove(0);
-    let a = start(&ns, &pod).await;
-    a.adapter_writes(
-        &ns,
-        r#"{"status":"failure","reason":"DnsMissing","message":"no A record"}"#,
-        42,
-    )
-    .await;
-    wait_available(&ns, "policy", "False", "no A record").await;
-    a.end(&ns, "Failed").await;
-    let failed = ns
-        .wait_job("policy", "Failed", WAIT, |j| {
-            condition(j, "Failed").is_some()
-        })
-        .await;
-    assert_eq!(
-        condition(&failed, "Failed").and_then(|c| c.reason),
-        Some("PodFailurePolicy".into())
-    );
-    assert_eq!(available(&failed).1, "DnsMissing");
-    let pods = job_pods(&ns.client, &ns.name, &uid(&job), 1, WAIT).await;
-    assert_eq!(pods.len(), 1, "no retry");
 }

@@ -8,7 +8,8 @@
 //! ```
 //! `run` and `up` join the control plane the test suites share (or start one); it stops a few
 //! seconds after its last user. `CMD` finds `kubectl` (and `helm`) of the pinned release first
-//! on `PATH`.
+//! on `PATH`. The current release comes with its node: pods with `nodeName: localhost` and
+//! `hostNetwork: true` run there, from the images under `localhost/`.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -118,8 +119,13 @@ fn main() -> ExitCode {
 }
 
 fn join(release: Release) -> Cluster {
-    Cluster::connect(release, "shared").unwrap_or_else(|e| {
+    let cluster = Cluster::connect(release, "shared").unwrap_or_else(|e| {
         eprintln!("control-plane: {e}");
         std::process::exit(1)
-    })
+    });
+    if release == Release::Current {
+        // The images under test on the node, for pods run by hand.
+        cluster.node();
+    }
+    cluster
 }

@@ -8,9 +8,9 @@ use std::sync::OnceLock;
 use super::Release;
 
 /// The one line that tells a developer how to get the control plane.
-pub(crate) const HOW_TO_BUILD: &str = "the real control-plane suites need Kubernetes built from its Go modules: run `bash tests/control-plane/build.sh` (needs Go >= 1.26 and the Go module proxy)";
+pub(crate) const HOW_TO_BUILD: &str = "the real control-plane suites need Kubernetes and containerd built from their Go modules: run `bash tests/control-plane/build.sh` and `bash tests/control-plane/build.sh --node` (needs Go >= 1.26 and the Go module proxy)";
 
-/// The directory holding `release`'s binaries (`kube-apiserver`, `etcd`, …).
+/// The directory holding `release`'s binaries (`kube-apiserver`, `etcd`, `kubelet`, …).
 ///
 /// Env `STATUS_REPORTER_CONTROL_PLANE_DIR` (current) / `STATUS_REPORTER_CONTROL_PLANE_OLDEST_DIR`
 /// names a built directory; otherwise `tests/control-plane/build.sh` runs (a warm call only
@@ -19,29 +19,55 @@ pub fn bin_dir(release: Release) -> Result<PathBuf, String> {
     // Once per process: build.sh's cache check is cheap but prints a line each time.
     static CURRENT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     static OLDEST: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let cell = match release {
-        Release::Current => &CURRENT,
-        Release::Oldest => &OLDEST,
-    };
-    cell.get_or_init(|| find_or_build(release)).clone()
+    match release {
+        Release::Current => CURRENT.get_or_init(|| {
+            find_or_build(
+                "STATUS_REPORTER_CONTROL_PLANE_DIR",
+                None,
+                &[
+                    "etcd",
+                    "kube-apiserver",
+                    "kube-controller-manager",
+                    "kubectl",
+                    "kubelet",
+                ],
+            )
+        }),
+        Release::Oldest => OLDEST.get_or_init(|| {
+            find_or_build(
+                "STATUS_REPORTER_CONTROL_PLANE_OLDEST_DIR",
+                Some("--oldest"),
+                &["etcd", "kube-apiserver"],
+            )
+        }),
+    }
+    .clone()
 }
 
-fn find_or_build(release: Release) -> Result<PathBuf, String> {
-    let var = match release {
-        Release::Current => "STATUS_REPORTER_CONTROL_PLANE_DIR",
-        Release::Oldest => "STATUS_REPORTER_CONTROL_PLANE_OLDEST_DIR",
-    };
+/// The directory holding the test node's container runtime (`containerd`,
+/// `containerd-shim-runc-v2`, `ctr`): env `STATUS_REPORTER_NODE_DIR`, else
+/// `tests/control-plane/build.sh --node`.
+pub fn node_bin_dir() -> Result<PathBuf, String> {
+    static NODE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    NODE.get_or_init(|| {
+        find_or_build(
+            "STATUS_REPORTER_NODE_DIR",
+            Some("--node"),
+            &["containerd", "containerd-shim-runc-v2", "ctr"],
+        )
+    })
+    .clone()
+}
+
+fn find_or_build(var: &str, arg: Option<&str>, needed: &[&str]) -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os(var).filter(|d| !d.is_empty()) {
         let dir = PathBuf::from(dir);
-        check(&dir, release).map_err(|e| format!("{var}={}: {e}", dir.display()))?;
+        check(&dir, needed).map_err(|e| format!("{var}={}: {e}", dir.display()))?;
         return Ok(dir.join("bin"));
     }
     let script = workspace_root().join("tests/control-plane/build.sh");
     let mut cmd = Command::new("bash");
-    cmd.arg(&script);
-    if release == Release::Oldest {
-        cmd.arg("--oldest");
-    }
+    cmd.arg(&script).args(arg);
     // build.sh's progress goes to our stderr (a cold build takes long: say why we wait).
     let out = cmd
         .stderr(Stdio::inherit())
@@ -49,22 +75,19 @@ fn find_or_build(release: Release) -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot run {}: {e}; {HOW_TO_BUILD}", script.display()))?;
     if !out.status.success() {
         return Err(format!(
-            "{} failed ({}); {HOW_TO_BUILD}",
+            "{} {} failed ({}); {HOW_TO_BUILD}",
             script.display(),
+            arg.unwrap_or_default(),
             out.status
         ));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let dir = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
-    check(&dir, release).map_err(|e| format!("build.sh printed {}: {e}", dir.display()))?;
+    check(&dir, needed).map_err(|e| format!("build.sh printed {}: {e}", dir.display()))?;
     Ok(dir.join("bin"))
 }
 
-fn check(dir: &Path, release: Release) -> Result<(), String> {
-    let mut needed = vec!["etcd", "kube-apiserver"];
-    if release == Release::Current {
-        needed.extend(["kube-controller-manager", "kubectl"]);
-    }
+fn check(dir: &Path, needed: &[&str]) -> Result<(), String> {
     for name in needed {
         if !dir.join("bin").join(name).is_file() {
             return Err(format!("no bin/{name} there"));

@@ -27,6 +27,8 @@ pub struct Cluster {
     pub bin_dir: PathBuf,
     /// Held for the life of the process: its end tells the supervisor we are gone.
     _connection: UnixStream,
+    /// Whether the images under test are on the node (see [`Cluster::node`]).
+    node_images: OnceLock<Result<(), String>>,
 }
 
 impl Cluster {
@@ -85,7 +87,22 @@ impl Cluster {
             bin_dir: binaries::bin_dir(release)?,
             run_dir,
             _connection: connection,
+            node_images: OnceLock::new(),
         })
+    }
+
+    /// This cluster, its node ready to run pods from the images under test (`localhost/…`):
+    /// built when a source changed since, imported into the node when it lacks them — once per
+    /// process. Panics saying why when it cannot (the oldest release has no node).
+    pub fn node(&self) -> &Cluster {
+        let ready = self.node_images.get_or_init(|| match self.release {
+            Release::Current => super::images::import(&self.run_dir),
+            Release::Oldest => Err("the oldest release runs without a node".into()),
+        });
+        if let Err(e) = ready {
+            panic!("the test node cannot run our images: {e}");
+        }
+        self
     }
 
     /// An admin client (a new one per call: each test runs its own tokio runtime).
@@ -315,8 +332,8 @@ impl Cluster {
             .collect()
     }
 
-    /// Process ids of etcd, kube-apiserver and (if it runs) kube-controller-manager, in that
-    /// order.
+    /// Process ids of etcd, kube-apiserver and (if they run) kube-controller-manager and the
+    /// node's first process, in that order.
     pub fn component_pids(&self) -> Vec<u32> {
         std::fs::read_to_string(self.run_dir.join("pids"))
             .unwrap_or_default()

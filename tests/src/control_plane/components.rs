@@ -1,5 +1,6 @@
-//! Starting and stopping the components — etcd, kube-apiserver, kube-controller-manager — on
-//! loopback, each logging to a file in the run directory. Used by the supervisor only.
+//! Starting and stopping the components — etcd, kube-apiserver, kube-controller-manager and,
+//! for the current release, the node (containerd and a kubelet) — on loopback, each logging to
+//! a file in the run directory. Used by the supervisor only.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,7 +10,8 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use tokio::process::{Child, Command};
 
-use super::{Release, pki};
+use super::node::{KubeletInputs, Node, ServiceNet};
+use super::{Release, binaries, pki};
 
 /// How long the API server may take to become ready (a cold start on 2 loaded cores takes
 /// about 10 s; bootstrap RBAC and priority classes are written on first start).
@@ -37,21 +39,35 @@ pub(crate) const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 /// The running components.
 pub(crate) struct Components {
     children: Vec<(&'static str, Child)>,
+    node: Option<Node>,
     /// `kubeconfig` (admin, `system:masters`) in the run directory.
     pub kubeconfig: PathBuf,
 }
 
-/// Starts etcd, the API server and (where built) the controller manager in `run`, and waits
-/// until the API server is ready and the controller manager works (it created the `default`
-/// ServiceAccount).
+/// Starts etcd, the API server, (where built) the controller manager and, for the current
+/// release, the node in `run`, and waits until the API server is ready, the controller manager
+/// works (it created the `default` ServiceAccount) and the node is `Ready`.
 pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Components, String> {
     let pki_dir = run.join("pki");
     std::fs::create_dir_all(&pki_dir).map_err(|e| format!("{}: {e}", pki_dir.display()))?;
-    let pki = pki::write(&pki_dir)?;
+    // With a node, pods reach the API server through the unmodified in-cluster config: the
+    // `kubernetes` Service's cluster IP, port 443 — on loopback.
+    let net = match release {
+        Release::Current => Some(ServiceNet::choose(run.parent().unwrap_or(run))?),
+        Release::Oldest => None,
+    };
+    let pki = pki::write(
+        &pki_dir,
+        &net.map_or("10.0.0.1".into(), |n| n.api_ip().to_string()),
+    )?;
     let [etcd_client, etcd_peer, apiserver_port] = free_ports()?;
-    let server = format!("https://127.0.0.1:{apiserver_port}");
+    let server = match net {
+        Some(net) => format!("https://{}:443", net.api_ip()),
+        None => format!("https://127.0.0.1:{apiserver_port}"),
+    };
     let mut components = Components {
         children: Vec::new(),
+        node: None,
         kubeconfig: write_kubeconfig(run, "kubeconfig", &server, &pki_dir, "admin", &pki.admin)?,
     };
     let kcm_kubeconfig = write_kubeconfig(
@@ -94,31 +110,53 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
         "--audit-log-format=json".into(),
         "--audit-log-mode=blocking".into(),
         format!("--etcd-servers={etcd_url}"),
-        "--bind-address=127.0.0.1".into(),
-        "--advertise-address=127.0.0.1".into(),
-        format!("--secure-port={apiserver_port}"),
+
         format!("--tls-cert-file={}", pki.serving_cert.display()),
         format!("--tls-private-key-file={}", pki.serving_key.display()),
         format!("--client-ca-file={}", pki.ca_cert.display()),
         format!("--service-account-issuer={ISSUER}"),
         format!("--service-account-key-file={}", pki.sa_pub.display()),
         format!("--service-account-signing-key-file={}", pki.sa_key.display()),
-        "--service-cluster-ip-range=10.0.0.0/24".into(),
         "--authorization-mode=Node,RBAC".into(),
         // On top of the default plugins (which already include most of these): the admission
         // chain users have, named so a change of defaults cannot silently drop one.
-        "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,MutatingAdmissionPolicy".into(),
+        "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,NodeRestriction,PodSecurity,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,MutatingAdmissionPolicy".into(),
         // Nothing to reconcile without nodes; saves CPU on a small machine.
         "--endpoint-reconciler-type=none".into(),
         "--enable-priority-and-fairness=false".into(),
         "--profiling=false".into(),
     ];
+    match net {
+        Some(net) => apiserver.extend([
+            format!("--bind-address={}", net.api_ip()),
+            format!("--advertise-address={}", net.api_ip()),
+            "--secure-port=443".into(),
+            format!("--service-cluster-ip-range={}", net.cidr()),
+            // The node is `localhost`: logs and exec go over loopback.
+            "--kubelet-preferred-address-types=Hostname".into(),
+            format!(
+                "--kubelet-client-certificate={}",
+                pki.kubelet_client_cert.display()
+            ),
+            format!("--kubelet-client-key={}", pki.kubelet_client_key.display()),
+        ]),
+        None => apiserver.extend([
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={apiserver_port}"),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+        ]),
+    }
     if release == Release::Oldest {
         // 1.33: MutatingAdmissionPolicy is alpha (v1alpha1, behind its gate).
         apiserver.push("--feature-gates=MutatingAdmissionPolicy=true".into());
         apiserver.push("--runtime-config=admissionregistration.k8s.io/v1alpha1=true".into());
     }
     components.spawn("kube-apiserver", bin, run, &apiserver)?;
+    if net.is_some() {
+        // containerd starts while the API server does.
+        components.node = Some(Node::start(&binaries::node_bin_dir()?, run).await?);
+    }
 
     let client = admin_client(&components.kubeconfig).await?;
     components.wait_ready(&client).await?;
@@ -133,13 +171,29 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
                 // Each controller acts as its own ServiceAccount with its bootstrap RBAC, as
                 // on real clusters.
                 "--use-service-account-credentials=true".into(),
-                "--controllers=job-controller,cronjob-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,pod-garbage-collector-controller,ttl-after-finished-controller".into(),
+                "--controllers=job-controller,cronjob-controller,deployment-controller,replicaset-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,pod-garbage-collector-controller,ttl-after-finished-controller".into(),
                 format!("--service-account-private-key-file={}", pki.sa_key.display()),
                 format!("--root-ca-file={}", pki.ca_cert.display()),
                 "--leader-elect=false".into(),
                 "--secure-port=0".into(),
             ],
         )?;
+        if let Some(node) = &mut components.node {
+            let kubeconfig = write_kubeconfig(
+                run,
+                "kubelet.kubeconfig",
+                &server,
+                &pki_dir,
+                "kubelet",
+                &pki.node,
+            )?;
+            let inputs = KubeletInputs {
+                kubeconfig: &kubeconfig,
+                client_ca: &pki.ca_cert,
+                bin,
+            };
+            node.start_kubelet(inputs, run, &client).await?;
+        }
         // The controller manager is up when its ServiceAccount controller made `default`.
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
         let made =
@@ -189,7 +243,9 @@ impl Components {
     /// The process ids of the components (recorded so a later supervisor can clean up after a
     /// killed one).
     pub(crate) fn pids(&self) -> Vec<u32> {
-        self.children.iter().filter_map(|(_, c)| c.id()).collect()
+        let mut pids: Vec<u32> = self.children.iter().filter_map(|(_, c)| c.id()).collect();
+        pids.extend(self.node.iter().flat_map(Node::pids));
+        pids
     }
 
     async fn wait_ready(&mut self, client: &kube::Client) -> Result<(), String> {
@@ -233,6 +289,9 @@ impl Components {
 
     /// Stops every component, newest first (SIGKILL: the data is thrown away).
     pub(crate) async fn stop(mut self) {
+        if let Some(node) = self.node.take() {
+            node.stop().await;
+        }
         while let Some((_, mut child)) = self.children.pop() {
             let _ = child.kill().await;
         }

@@ -1,6 +1,8 @@
-//! Playing the kubelet on the real API server: no container runtime runs here, so the test
-//! writes pod status through the `pods/status` subresource, as a node would — containers
-//! running, a container terminated with an exit code, the pod's phase.
+//! Playing the kubelet on the real API server, for the states a real node cannot produce on
+//! cue (an eviction overlapping its replacement, reporters finishing at the same instant, a
+//! state at a chosen moment): the test writes pod status through the `pods/status`
+//! subresource, as a node would — containers running, waiting or terminated, the pod's phase —
+//! for pods no node runs (they have no `nodeName`).
 
 use std::time::Duration;
 

@@ -11,8 +11,10 @@
 //! component and removes its files. Each test works in a namespace of its own
 //! ([`Cluster::namespace`]).
 //!
-//! The test plays the kubelet ([`kubelet`]): no container runtime runs here, so it writes pod
-//! status through the API, as a node would.
+//! For the current release a real node runs beside it (`node`: containerd and a kubelet,
+//! named `localhost`): pods with `nodeName: localhost` and `hostNetwork: true` run as real
+//! containers from the images in [`images`]. Pods without a node name stay unscheduled (no
+//! scheduler runs), and tests that need a state on cue play the kubelet ([`kubelet`]).
 
 pub mod adapter;
 pub mod admission_chain;
@@ -20,8 +22,12 @@ mod binaries;
 pub mod cluster;
 mod components;
 pub mod helm;
+pub mod images;
 pub mod job_pods;
 pub mod kubelet;
+mod node;
+pub mod node_jobs;
+pub mod node_webhook;
 pub mod objects;
 mod pki;
 mod shared;

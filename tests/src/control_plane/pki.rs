@@ -1,6 +1,6 @@
 //! The control plane's credentials, made fresh for every run: a CA, the API server's serving
-//! certificate, client certificates for the admin and the controller manager, and the
-//! service-account signing key.
+//! certificate, client certificates for the admin, the controller manager, the node's kubelet
+//! and the API server's calls to the kubelet, and the service-account signing key.
 
 use std::path::{Path, PathBuf};
 
@@ -21,10 +21,16 @@ pub(crate) struct Files {
     pub admin: (String, String),
     /// `system:kube-controller-manager` client certificate and key, PEM.
     pub controller_manager: (String, String),
+    /// The kubelet's: `system:node:localhost` in `system:nodes`, PEM.
+    pub node: (String, String),
+    /// The API server's client certificate for calls to the kubelet (logs, exec).
+    pub kubelet_client_cert: PathBuf,
+    pub kubelet_client_key: PathBuf,
 }
 
-/// Writes a fresh PKI into `dir`.
-pub(crate) fn write(dir: &Path) -> Result<Files, String> {
+/// Writes a fresh PKI into `dir`; the API server's certificate also names `service_ip`, the
+/// cluster IP of the `kubernetes` Service.
+pub(crate) fn write(dir: &Path, service_ip: &str) -> Result<Files, String> {
     let err = |what: &str, e: rcgen::Error| format!("control plane PKI: {what}: {e}");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| err("CA", e))?;
     ca_params
@@ -42,7 +48,7 @@ pub(crate) fn write(dir: &Path) -> Result<Files, String> {
             "kubernetes.default",
             "kubernetes.default.svc",
             "kubernetes.default.svc.cluster.local",
-            "10.0.0.1",
+            service_ip,
         ];
         let mut params = CertificateParams::new(names.map(String::from).to_vec())
             .map_err(|e| err("serving", e))?;
@@ -70,6 +76,11 @@ pub(crate) fn write(dir: &Path) -> Result<Files, String> {
     };
     let admin = client("status-reporter-test-admin", Some("system:masters"))?;
     let controller_manager = client("system:kube-controller-manager", None)?;
+    let node = client(
+        &format!("system:node:{}", super::node::NAME),
+        Some("system:nodes"),
+    )?;
+    let kubelet_client = client("kube-apiserver-kubelet-client", Some("system:masters"))?;
     // ECDSA P-256, PKCS#8: the API server signs service-account tokens with it (ES256).
     let sa_key = KeyPair::generate().map_err(|e| err("service-account key", e))?;
 
@@ -84,7 +95,10 @@ pub(crate) fn write(dir: &Path) -> Result<Files, String> {
         serving_key: put("apiserver.key", &serving.1)?,
         sa_key: put("service-account.key", &sa_key.serialize_pem())?,
         sa_pub: put("service-account.pub", &sa_key.public_key_pem())?,
+        kubelet_client_cert: put("kubelet-client.crt", &kubelet_client.0)?,
+        kubelet_client_key: put("kubelet-client.key", &kubelet_client.1)?,
         admin,
         controller_manager,
+        node,
     })
 }

@@ -113,6 +113,10 @@ fn read_run_dir(stream: &UnixStream) -> Result<PathBuf, String> {
 /// take it down with the test) and waits for its `ready` line.
 fn start_supervisor(release: Release, state: &Path) -> Result<PathBuf, String> {
     let bin = binaries::bin_dir(release)?;
+    if release == Release::Current {
+        // The node's runtime, built here where the wait is visible to the test.
+        binaries::node_bin_dir()?;
+    }
     let supervisor = supervisor_bin()?;
     let log_path = state.join("supervisor.log");
     let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
@@ -166,7 +170,13 @@ fn component_logs(state: &Path) -> String {
         return String::new();
     };
     let mut out = String::new();
-    for name in ["etcd", "kube-apiserver", "kube-controller-manager"] {
+    for name in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "containerd",
+        "kubelet",
+    ] {
         if let Ok(text) = std::fs::read_to_string(run.path().join(format!("{name}.log"))) {
             out.push_str(&format!("\n--- {name}.log (tail) ---\n{}", tail(&text, 15)));
         }
@@ -224,6 +234,7 @@ pub(crate) fn clean_stale_runs(state: &Path) {
                 let _ = Command::new("kill").args(["-KILL", left]).status();
             }
         }
+        super::node::clean_stale(&run);
         let _ = std::fs::remove_dir_all(&run);
     }
 }

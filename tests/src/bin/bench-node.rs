@@ -1,0 +1,573 @@
+//! `bench-node`: the reporter on the real node — our images run by the kubelet beside the
+//! pinned control plane (profile `bench-node`, a cluster of its own).
+//!
+//! ```text
+//! cargo run -p status-reporter-tests --bin bench-node -- [--runs 5] [--pods 50]
+//! ```
+//!
+//! Measures, with the example Job injected as users inject it and a busybox adapter:
+//! 1. node start: the images built (`cargo xtask`), supervisor start → node `Ready`, import;
+//! 2. the Job wall time the sidecar adds: create → `Complete` for the same adapter without the
+//!    sidecar and with it in each mode (runs interleaved), and where the time goes (each moment
+//!    as a watch sees the kubelet report it);
+//! 3. result written → condition, and adapter exit → condition (from the kubelet's report of
+//!    the exit), the adapter held on a FIFO the benchmark opens;
+//! 4. pod created → the reporter's pod watch (its `requestReceivedTimestamp` in the audit log);
+//! 5. the reporter's peak memory and CPU as its container's cgroup counts them;
+//! 6. `--pods` Jobs at once on the one node: all conditions, wall time, kubelet and containerd
+//!    CPU and RSS.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use harness::control_plane::adapter::{AdapterNamespace, adapter_namespace, condition};
+use harness::control_plane::node_jobs::{Attempts, adapter_job, container_state, on_node};
+use harness::control_plane::objects::yaml_docs;
+use harness::control_plane::{Cluster, Release, images};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(180);
+const LOG_LEVEL: &str = "status-reporter.hyperfleet.io/log-level";
+const RESULT: &str = r#"{"status":"success","reason":"ChecksPassed","message":"ok"}"#;
+
+/// The moments a watch saw, from the Job's creation.
+#[derive(Default, Debug)]
+struct Timeline {
+    reporter_running: Option<Duration>,
+    adapter_exited: Option<Duration>,
+    reporter_exited: Option<Duration>,
+    pod_ended: Option<Duration>,
+    condition: Option<Duration>,
+    complete: Option<Duration>,
+}
+
+/// Creates `job` in `ns` and follows it to `Complete`/`Failed`, calling `act` (with the
+/// timeline so far) on every change until it returns true once.
+async fn follow(
+    ns: &AdapterNamespace,
+    job: Value,
+    mut act: impl FnMut(&Timeline, &Pod) -> bool,
+) -> (Timeline, Instant) {
+    let name = job["metadata"]["name"].as_str().expect("name").to_owned();
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    let jobs: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
+    let pod_events = watcher(
+        pods,
+        watcher::Config::default().labels(&format!("batch.kubernetes.io/job-name={name}")),
+    )
+    .applied_objects()
+    .map(|p| p.map(|p| (Some(p), None)));
+    let job_events = watcher(
+        jobs,
+        watcher::Config::default().fields(&format!("metadata.name={name}")),
+    )
+    .applied_objects()
+    .map(|j| j.map(|j| (None, Some(j))));
+    let mut events = std::pin::pin!(futures::stream::select(pod_events, job_events));
+    let start = Instant::now();
+    ns.create_job(job).await;
+    let mut t = Timeline::default();
+    let mut acted = false;
+    let follow = async {
+        while let Some(event) = events.next().await {
+            let now = Some(start.elapsed());
+            match event.expect("watch") {
+                (Some(pod), _) => {
+                    let state = |c| container_state(&pod, c);
+                    if state("status-reporter").running.is_some() {
+                        t.reporter_running = t.reporter_running.or(now);
+                    }
+                    if state("adapter").terminated.is_some() {
+                        t.adapter_exited = t.adapter_exited.or(now);
+                    }
+                    if state("status-reporter").terminated.is_some() {
+                        t.reporter_exited = t.reporter_exited.or(now);
+                    }
+                    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+                    if matches!(phase, Some("Succeeded" | "Failed")) {
+                        t.pod_ended = t.pod_ended.or(now);
+                    }
+                    if !acted {
+                        acted = act(&t, &pod);
+                    }
+                }
+                (_, Some(job)) => {
+                    if condition(&job, "Available").is_some() {
+                        t.condition = t.condition.or(now);
+                    }
+                    let done = ["Complete", "Failed"]
+                        .iter()
+                        .any(|c| condition(&job, c).is_some_and(|c| c.status == "True"));
+                    if done {
+                        t.complete = now;
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, follow)
+        .await
+        .unwrap_or_else(|_| panic!("Job {name} did not finish within {WAIT:?}"));
+    (t, start)
+}
+
+/// The example Job without the reporter (as a user without it would run it), on the node.
+fn plain_job(name: &str, script: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples/job.yaml");
+    let text = std::fs::read_to_string(&path).expect("examples/job.yaml");
+    let mut job = yaml_docs(&text, "job.yaml").remove(0);
+    job["metadata"]["name"] = json!(name);
+    job["metadata"]["annotations"] = json!({});
+    let spec = &mut job["spec"]["template"]["spec"];
+    on_node(spec);
+    spec["containers"][0]["command"] = json!(["sh", "-c", script]);
+    job
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or("-".into(), |d| format!("{:.0}", d.as_secs_f64() * 1000.0))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// 2: the wall time added, interleaved runs.
+async fn wall_time(ns: &AdapterNamespace, runs: usize) {
+    println!(
+        "\n2. Job wall time (create → Complete), {runs} interleaved runs; moments in ms from create:"
+    );
+    println!(
+        "   {:<8} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "mode", "run", "adapter", "reporter", "pod", "ours", "Complete"
+    );
+    let script = format!("printf '%s' '{RESULT}' > \"${{RESULTS_PATH:-/dev/null}}\"");
+    let mut walls: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    for run in 0..runs {
+        for mode in ["none", "native", "classic"] {
+            let name = format!("wall-{mode}-{run}");
+            let job = match mode {
+                "none" => plain_job(&name, &script),
+                _ => adapter_job(&name, mode, &[], &script),
+            };
+            let (t, _) = follow(ns, job, |_, _| true).await;
+            println!(
+                "   {mode:<8} {run:>6} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                ms(t.adapter_exited),
+                ms(t.reporter_exited),
+                ms(t.pod_ended),
+                ms(t.condition),
+                ms(t.complete)
+            );
+            walls
+                .entry(mode)
+                .or_default()
+                .push(t.complete.unwrap_or_default());
+        }
+    }
+    println!(
+        "   (adapter, reporter, pod: when a watch saw the kubelet report the adapter's exit, the sidecar's exit, the pod's end)"
+    );
+    let base = median(walls["none"].clone());
+    for (mode, v) in walls {
+        let m = median(v);
+        println!(
+            "   median {mode:<8} {:>6.0} ms  (+{:.0} ms over none)",
+            m.as_secs_f64() * 1000.0,
+            (m.as_secs_f64() - base.as_secs_f64()) * 1000.0
+        );
+    }
+}
+
+/// The reporter's own share of a native pod's end: an idling native reporter (the release
+/// binary, on this machine, for a pod nobody runs) from SIGTERM to its exit.
+async fn sigterm_to_exit(ns: &AdapterNamespace, runs: usize) {
+    let bin = harness::bin::release_path("status-reporter");
+    let mut times = Vec::new();
+    for run in 0..runs {
+        let name = format!("sigterm-{run}");
+        ns.create_job(harness::control_plane::adapter::example_job(
+            &name,
+            "native",
+            &[],
+        ))
+        .await;
+        let (pod, results) = ns.running_pod(&name, WAIT).await;
+        std::fs::write(results.join("adapter-result.json"), RESULT).expect("write result");
+        let mut reporter = ns.start_reporter_bin(&bin, &pod, &results, &[]);
+        reporter
+            .logs
+            .wait_for(&["idling until the pod shuts down"], WAIT);
+        let t = Instant::now();
+        reporter.signal("-TERM");
+        assert_eq!(
+            reporter.wait_exit(WAIT),
+            0,
+            "native reporter exits 0 on SIGTERM"
+        );
+        times.push(t.elapsed());
+    }
+    let text: Vec<String> = times.iter().map(|t| ms(Some(*t))).collect();
+    println!(
+        "   ours: an idling native reporter from SIGTERM to exit (kill(1) included): {} ms",
+        text.join(", ")
+    );
+}
+
+/// A FIFO in `dir` any container user can open.
+fn fifo(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let ok = std::process::Command::new("mkfifo")
+        .args(["-m", "666"])
+        .arg(&path)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "mkfifo {}", path.display());
+    path
+}
+
+/// Opens `fifo` for writing and closes it: the adapter's `cat` blocked on it returns.
+async fn release(fifo: PathBuf) -> Instant {
+    tokio::task::spawn_blocking(move || {
+        drop(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&fifo)
+                .expect("open fifo"),
+        );
+        Instant::now()
+    })
+    .await
+    .expect("join")
+}
+
+/// The reporter container's cgroup files, found by its container id.
+fn cgroup_of(pod: &Pod, controller: &str) -> Option<PathBuf> {
+    let status = pod.status.as_ref()?;
+    let id = status
+        .container_statuses
+        .iter()
+        .chain(status.init_container_statuses.iter())
+        .flatten()
+        .find(|s| s.name == "status-reporter")?
+        .container_id
+        .as_deref()?
+        .rsplit('/')
+        .next()?
+        .to_owned();
+    let mut stack = vec![PathBuf::from("/sys/fs/cgroup").join(controller)];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            if entry.file_name().to_string_lossy() == id {
+                return Some(entry.path());
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(entry.path());
+            }
+        }
+    }
+    None
+}
+
+fn read_u64(path: PathBuf) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// 3–5: latencies, the watch's start, memory and CPU, per mode.
+async fn latencies(cluster: &Cluster, ns: &AdapterNamespace, runs: usize) {
+    println!(
+        "\n3–5. per run, ms (result → condition | exit → condition [from the kubelet's report]) | create → reporter's pod watch | reporter peak memory, CPU:"
+    );
+    for mode in ["native", "classic"] {
+        let mut lines = Vec::new();
+        for run in 0..runs {
+            // Result: the adapter waits on `go`, writes, then waits on `end`.
+            let attempts = Attempts::new();
+            let dir = attempts.path().to_path_buf();
+            let (go, end) = (fifo(&dir, "go"), fifo(&dir, "end"));
+            let name = format!("result-{mode}-{run}");
+            let script = format!(
+                "cat /attempts/go >/dev/null; printf '%s' '{RESULT}' > \"$RESULTS_PATH\"; cat /attempts/end >/dev/null"
+            );
+            // Debug: its "pod update" line says when it watches (the benchmark waits for it).
+            let mut job = adapter_job(&name, mode, &[(LOG_LEVEL, "debug")], &script);
+            attempts.mount(&mut job);
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let mut tx = Some(tx);
+            let followed = follow(ns, job, |t, pod| {
+                let ready = t.reporter_running.is_some()
+                    && container_state(pod, "adapter").running.is_some();
+                if ready && let Some(tx) = tx.take() {
+                    let _ = tx.send(pod.clone());
+                }
+                ready
+            });
+            let drive = async {
+                let pod = rx.await.expect("the adapter and the reporter run");
+                let logs_name = pod.metadata.name.clone().expect("name");
+                wait_watching(cluster, &ns.name, &logs_name).await;
+                let t0 = release(go.clone()).await;
+                let jobs: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
+                let seen = kube::runtime::wait::await_condition(jobs, &name, |j: Option<&Job>| {
+                    j.is_some_and(|j| condition(j, "Available").is_some())
+                });
+                tokio::time::timeout(WAIT, seen)
+                    .await
+                    .expect("condition")
+                    .expect("watch");
+                let latency = t0.elapsed();
+                let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+                let pod = pods.get(&logs_name).await.expect("pod");
+                let memory = cgroup_of(&pod, "memory")
+                    .and_then(|c| read_u64(c.join("memory.max_usage_in_bytes")));
+                let cpu =
+                    cgroup_of(&pod, "cpuacct").and_then(|c| read_u64(c.join("cpuacct.usage")));
+                release(end.clone()).await;
+                (latency, memory, cpu, logs_name)
+            };
+            let ((_, created), (latency, memory, cpu, pod)) = futures::join!(followed, drive);
+            let watch = watch_started(cluster, &ns.name, &pod).map(|at| at.duration_since(created));
+            // Exit: the adapter waits on `go`, then exits 1 without a result.
+            let attempts = Attempts::new();
+            let go = fifo(attempts.path(), "go");
+            let mut job = adapter_job(
+                &format!("exit-{mode}-{run}"),
+                mode,
+                &[],
+                "cat /attempts/go >/dev/null; exit 1",
+            );
+            attempts.mount(&mut job);
+            let mut released: Option<tokio::task::JoinHandle<Instant>> = None;
+            let (t, created) = follow(ns, job, |t, pod| {
+                let ready = t.reporter_running.is_some()
+                    && container_state(pod, "adapter").running.is_some();
+                if ready {
+                    released = Some(tokio::spawn(release(go.clone())));
+                }
+                ready
+            })
+            .await;
+            let t0 = released
+                .expect("released")
+                .await
+                .expect("join")
+                .duration_since(created);
+            let exit = t.condition.map(|c| c.saturating_sub(t0));
+            let exit_kubelet = t
+                .condition
+                .zip(t.adapter_exited)
+                .map(|(c, a)| c.saturating_sub(a));
+            lines.push(format!(
+                "   {mode:<8} {run:>2}: {:>5} | {:>5} [{:>5}] | {:>6} | {}",
+                ms(Some(latency)),
+                ms(exit),
+                ms(exit_kubelet),
+                ms(watch),
+                match memory.zip(cpu) {
+                    Some((m, c)) => format!(
+                        "{:.1} MiB, {:.0} ms CPU",
+                        m as f64 / 1048576.0,
+                        c as f64 / 1e6
+                    ),
+                    None => "- (exited before it could be read)".into(),
+                },
+            ));
+        }
+        for l in lines {
+            println!("{l}");
+        }
+    }
+}
+
+/// Until the reporter of `pod` says it watches (its log, read through the API).
+async fn wait_watching(cluster: &Cluster, namespace: &str, pod: &str) {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        let (_, out, _) = cluster.kubectl_run(
+            &["-n", namespace, "logs", pod, "-c", "status-reporter"],
+            None,
+        );
+        if out.contains("pod update") {
+            return;
+        }
+        // A benchmark's set-up: the reporter's log offers no event to wait on.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the reporter of {pod} did not start watching");
+}
+
+/// When the reporter of `pod` started its watch on its pod (the API server's audit log).
+fn watch_started(cluster: &Cluster, namespace: &str, pod: &str) -> Option<Instant> {
+    let text = std::fs::read_to_string(cluster.run_dir.join("audit.log")).ok()?;
+    let selector = format!("metadata.name%3D{pod}");
+    let at = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| {
+            e["verb"] == "watch"
+                && e["objectRef"]["namespace"] == namespace
+                && e["requestURI"]
+                    .as_str()
+                    .is_some_and(|u| u.contains(&selector))
+        })?["requestReceivedTimestamp"]
+        .as_str()?
+        .parse::<jiff::Timestamp>()
+        .ok()?;
+    let ago = jiff::Timestamp::now().duration_since(at);
+    Instant::now().checked_sub(Duration::try_from(ago).ok()?)
+}
+
+/// (CPU seconds, RSS KiB) summed over the processes running `program` whose command line
+/// contains `needle`.
+fn process(program: &str, needle: &str) -> Option<(f64, u64)> {
+    let mut sum: Option<(f64, u64)> = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let exe = std::fs::read_link(entry.path().join("exe")).unwrap_or_default();
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if !exe.ends_with(program) || !String::from_utf8_lossy(&cmdline).contains(needle) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+        let rss: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches(" kB")
+            .parse()
+            .ok()?;
+        let (cpu, kib) = sum.unwrap_or_default();
+        sum = Some((cpu + ticks / 100.0, kib + rss));
+    }
+    sum
+}
+
+/// 6: `n` Jobs at once.
+async fn many(cluster: &Cluster, ns: &AdapterNamespace, n: usize) {
+    let run = cluster.run_dir.display().to_string();
+    let node = |program: &str| process(program, &run);
+    let before = (node("kubelet"), node("containerd"));
+    let script = format!("printf '%s' '{RESULT}' > \"$RESULTS_PATH\"");
+    let start = Instant::now();
+    let mut peak = (0, 0, 0);
+    let jobs = futures::future::join_all((0..n).map(|i| {
+        let job = adapter_job(&format!("many-{i}"), "native", &[], &script);
+        follow(ns, job, |_, _| true)
+    }));
+    let sample = async {
+        loop {
+            peak.0 = peak.0.max(node("kubelet").map_or(0, |p| p.1));
+            peak.1 = peak.1.max(node("containerd").map_or(0, |p| p.1));
+            peak.2 = peak
+                .2
+                .max(node("containerd-shim-runc-v2").map_or(0, |p| p.1));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let timelines = tokio::select! {
+        t = jobs => t,
+        () = sample => unreachable!(),
+    };
+    let wall = start.elapsed();
+    let after = (node("kubelet"), node("containerd"));
+    let ours = timelines
+        .iter()
+        .filter(|(t, _)| t.condition.is_some())
+        .count();
+    let cpu =
+        |b: Option<(f64, u64)>, a: Option<(f64, u64)>| a.zip(b).map_or(0.0, |(a, b)| a.0 - b.0);
+    println!(
+        "\n6. {n} Jobs at once (native): {ours}/{n} conditions, all Complete in {:.1} s; median create → condition {} ms, → Complete {} ms",
+        wall.as_secs_f64(),
+        ms(Some(median(
+            timelines.iter().filter_map(|(t, _)| t.condition).collect()
+        ))),
+        ms(Some(median(
+            timelines.iter().filter_map(|(t, _)| t.complete).collect()
+        ))),
+    );
+    println!(
+        "   kubelet: {:.1} s CPU, peak RSS {} MiB; containerd: {:.1} s CPU, peak RSS {} MiB; shims: peak RSS {} MiB in all",
+        cpu(before.0, after.0),
+        peak.0 / 1024,
+        cpu(before.1, after.1),
+        peak.1 / 1024,
+        peak.2 / 1024
+    );
+}
+
+fn args() -> Result<(usize, usize), String> {
+    let (mut runs, mut pods) = (5, 50);
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut number = |name: &str| {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .filter(|v: &usize| *v > 0)
+                .ok_or(format!("{name} needs a positive integer"))
+        };
+        match flag.as_str() {
+            "--runs" => runs = number("--runs")?,
+            "--pods" => pods = number("--pods")?,
+            "-h" | "--help" => {
+                println!("bench-node [--runs N (default 5)] [--pods N (default 50)]");
+                std::process::exit(0);
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; accepted: --runs N, --pods N"
+                ));
+            }
+        }
+    }
+    Ok((runs, pods))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (runs, pods) = args().unwrap_or_else(|e| {
+        eprintln!("bench-node: {e}");
+        std::process::exit(2)
+    });
+    let t = Instant::now();
+    let archives = images::build().unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "1. images built (cargo xtask images, test-images): {:.1} s, {} archives",
+        t.elapsed().as_secs_f64(),
+        archives.len()
+    );
+    // The supervisor binary, built before the clock starts.
+    harness::bin::path("control-plane");
+    let t = Instant::now();
+    let cluster =
+        Cluster::connect(Release::Current, "bench-node").unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "   control plane + node Ready: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    cluster.node();
+    println!(
+        "   images imported into the node: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let ns = adapter_namespace(&cluster, "bench-node").await;
+    wall_time(&ns, runs).await;
+    sigterm_to_exit(&ns, runs).await;
+    latencies(&cluster, &ns, runs).await;
+    many(&cluster, &ns, pods).await;
+}

@@ -1,0 +1,183 @@
+//! The images the test node runs: OCI archives written by `cargo xtask images` (the reporter
+//! and the webhook, as released) and `cargo xtask test-images` (the pause image and a busybox
+//! adapter), built when a test first needs the node ([`super::Cluster::node`]) and imported
+//! into its containerd. Every name is under `localhost/`, so a pull could only ever go to
+//! loopback; pods use `imagePullPolicy: Never`.
+//!
+//! Built by the test that needs them, not when the control plane starts: a release build of
+//! both binaries takes minutes after a change, and only the node suites should wait for it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The sandbox ("pause") image.
+pub const PAUSE: &str = "localhost/test/pause:0.1";
+
+/// The test adapter image: busybox (`sh`, `echo`, `printf`, `sleep`, `dd`, …) as entrypoint-less
+/// base for adapters written as `sh -c` scripts.
+pub const ADAPTER: &str = "localhost/test/adapter:0.1";
+
+/// `<target>/images`, where the xtask writes the archives and `images.json`.
+pub fn dir() -> PathBuf {
+    super::binaries::target_dir().join("images")
+}
+
+/// Imports the images into the node of the cluster whose run directory is `run`: built first
+/// unless they are newer than every source they are made from, each imported unless the
+/// node's containerd already holds its digest.
+pub(crate) fn import(run: &Path) -> Result<(), String> {
+    let records = build()?;
+    let ctr = super::binaries::node_bin_dir()?.join("ctr");
+    let ctr = |args: &[&str]| -> Result<String, String> {
+        let out = Command::new(&ctr)
+            .arg("--address")
+            .arg(run.join("node/containerd.sock"))
+            .args(["-n", "k8s.io"])
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", ctr.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "ctr {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let held = ctr(&["images", "ls"])?;
+    for record in records.iter().filter(|r| !held.contains(&r.digest)) {
+        ctr(&[
+            "images",
+            "import",
+            &dir().join(&record.archive).to_string_lossy(),
+        ])?;
+    }
+    Ok(())
+}
+
+/// The archives' records, built with the xtask unless they are newer than every source they
+/// are made from (the xtask takes seconds even when cargo has nothing to build). One test
+/// process at a time (a lock file), the next finds them fresh.
+pub fn build() -> Result<Vec<Record>, String> {
+    std::fs::create_dir_all(dir()).map_err(|e| format!("{}: {e}", dir().display()))?;
+    let lock_path = dir().join("harness.lock");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .and_then(|f| f.lock().map(|()| f))
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    if let Ok(records) = records()
+        && fresh(&records)
+    {
+        return Ok(records);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    for task in ["images", "test-images"] {
+        let out = Command::new(&cargo)
+            .current_dir(super::binaries::workspace_root())
+            .args(["xtask", task])
+            .output()
+            .map_err(|e| format!("cannot run `cargo xtask {task}`: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`cargo xtask {task}` failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    drop(lock);
+    records()
+}
+
+/// The archives the two xtask commands write.
+const ARCHIVES: &[&str] = &[
+    "status-reporter.oci.tar",
+    "status-reporter-webhook.oci.tar",
+    "test/pause.oci.tar",
+    "test/adapter.oci.tar",
+];
+
+/// The directories and files the images are built from.
+const SOURCES: &[&str] = &[
+    "reporter",
+    "webhook",
+    "contract",
+    "xtask",
+    "tests/node",
+    "Cargo.toml",
+    "Cargo.lock",
+];
+
+/// Whether every archive exists and `images.json` is newer than every source.
+fn fresh(records: &[Record]) -> bool {
+    let built = match std::fs::metadata(dir().join("images.json")).and_then(|m| m.modified()) {
+        Ok(t) => t,
+        Err(_) => return false,
+    };
+    let root = super::binaries::workspace_root();
+    let mut stack: Vec<PathBuf> = SOURCES.iter().map(|s| root.join(s)).collect();
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            stack.extend(
+                std::fs::read_dir(&path)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        } else if meta.modified().is_ok_and(|m| m >= built) {
+            return false;
+        }
+    }
+    ARCHIVES
+        .iter()
+        .all(|a| records.iter().any(|r| r.archive == *a))
+        && records.iter().all(|r| dir().join(&r.archive).is_file())
+}
+
+/// One image `images.json` lists.
+#[derive(serde::Deserialize)]
+pub struct Record {
+    /// The archive, relative to [`dir`].
+    pub archive: String,
+    /// The name containerd gives the image.
+    pub name: String,
+    /// The manifest digest: the image's identity in containerd.
+    pub digest: String,
+}
+
+fn records() -> Result<Vec<Record>, String> {
+    let path = dir().join("images.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: {e} (written by `cargo xtask images`)", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The reporter image's name (`localhost/status-reporter:<version>`).
+pub fn reporter() -> String {
+    named("status-reporter.oci.tar")
+}
+
+/// The webhook image's name (`localhost/status-reporter-webhook:<version>`).
+pub fn webhook() -> String {
+    named("status-reporter-webhook.oci.tar")
+}
+
+fn named(archive: &str) -> String {
+    let records = records().unwrap_or_else(|e| panic!("{e}"));
+    records
+        .into_iter()
+        .find(|r| r.archive == archive)
+        .unwrap_or_else(|| panic!("images.json lists no {archive} (run `cargo xtask images`)"))
+        .name
+}

@@ -1,0 +1,156 @@
+//! The webhook deployed as users deploy it, on the test node: the shipped kustomization
+//! through the overlay `status-reporter-webhook certs` writes (its Secret and caBundle),
+//! applied with kubectl; the real Deployment and ReplicaSet controllers make its pod, the
+//! kubelet runs it from its image, and the API server calls it through its Service.
+//!
+//! What the test node needs changed, and nothing else: one replica on the node (`nodeName`,
+//! the host network, so its namespace only warns about Pod Security `restricted` instead of
+//! enforcing it), the images the node has, and the call kept on loopback — the Service
+//! gets an explicit cluster IP in the loopback service network and port 8443 (no kube-proxy:
+//! the API server dials the cluster IP itself; a non-root process cannot listen on 443), the
+//! webhook listens on exactly that address, and its probes go there too.
+
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+use serde_json::{Value, json};
+
+use super::cluster::run;
+use super::{AdmissionGuard, images, node};
+
+/// The namespace of the shipped manifests.
+const NAMESPACE: &str = "status-reporter-system";
+
+/// The webhook running on the node; dropping it deletes what was applied.
+pub struct DeployedWebhook<'a> {
+    cluster: &'a AdmissionGuard,
+    /// The objects applied.
+    objects: Vec<Value>,
+    _certs: tempfile::TempDir,
+}
+
+impl<'a> DeployedWebhook<'a> {
+    /// Applies the shipped manifests (`manifests/`) changed as above and waits (bounded, with
+    /// `kubectl rollout status`) until the webhook's pod is ready.
+    pub async fn deploy(cluster: &'a AdmissionGuard) -> Self {
+        cluster.node();
+        let ip = service_ip(cluster, 10).await;
+        let certs = tempfile::tempdir().expect("tempdir");
+        let dir = certs.path().join("certs");
+        let (ok, _, err) = run(
+            std::process::Command::new(crate::bin::path("status-reporter-webhook"))
+                .args(["certs", "--log-format", "text", "--out-dir"])
+                .arg(&dir)
+                .arg("--kustomize-base")
+                .arg(super::webhook::manifests()),
+            None,
+        );
+        assert!(ok, "status-reporter-webhook certs: {err}");
+        let mut objects = cluster.kustomize(&dir);
+        for object in &mut objects {
+            on_node(object, &ip);
+        }
+        let (ok, out, err) = cluster.apply(&objects, false);
+        assert!(
+            ok,
+            "kubectl apply (the shipped manifests on the node): {err}\n{out}"
+        );
+        let deployed = DeployedWebhook {
+            cluster,
+            objects,
+            _certs: certs,
+        };
+        let (ok, out, err) = cluster.kubectl_run(
+            &[
+                "-n",
+                NAMESPACE,
+                "rollout",
+                "status",
+                "deployment/status-reporter-webhook",
+                "--timeout=120s",
+            ],
+            None,
+        );
+        assert!(ok, "the webhook's rollout: {err}\n{out}");
+        deployed
+    }
+}
+
+/// The change of one rendered object for the node (see the module doc).
+fn on_node(object: &mut Value, ip: &str) {
+    let listen = format!("{ip}:8443");
+    match object["kind"].as_str().unwrap_or_default() {
+        "Deployment" => {
+            object["spec"]["replicas"] = json!(1);
+            let spec = &mut object["spec"]["template"]["spec"];
+            spec["nodeName"] = json!(node::NAME);
+            spec["hostNetwork"] = json!(true);
+            for c in spec["containers"].as_array_mut().into_iter().flatten() {
+                c["image"] = json!(images::webhook());
+                c["imagePullPolicy"] = json!("Never");
+                for var in c["env"].as_array_mut().into_iter().flatten() {
+                    match var["name"].as_str() {
+                        Some("LISTEN") => var["value"] = json!(listen),
+                        Some("REPORTER_IMAGE") => var["value"] = json!(images::reporter()),
+                        Some("REPORTER_IMAGE_PULL_POLICY") => var["value"] = json!("Never"),
+                        _ => {}
+                    }
+                }
+                for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+                    if c[probe]["httpGet"].is_object() {
+                        c[probe]["httpGet"]["host"] = json!(ip);
+                        c[probe]["httpGet"]["port"] = json!(8443);
+                    }
+                }
+            }
+        }
+        "Service" => {
+            object["spec"]["clusterIP"] = json!(ip);
+            for port in object["spec"]["ports"].as_array_mut().into_iter().flatten() {
+                port["port"] = json!(8443);
+            }
+        }
+        "Namespace" => {
+            // `restricted` forbids the host network: warned about, not enforced.
+            if let Some(labels) = object["metadata"]["labels"].as_object_mut() {
+                labels.remove("pod-security.kubernetes.io/enforce");
+                labels.remove("pod-security.kubernetes.io/enforce-version");
+            }
+        }
+        "MutatingWebhookConfiguration" => {
+            for hook in object["webhooks"].as_array_mut().into_iter().flatten() {
+                hook["clientConfig"]["service"]["port"] = json!(8443);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `127.X.Y.<last>` in the cluster's loopback service network (the `kubernetes` Service has
+/// its first address).
+pub async fn service_ip(cluster: &AdmissionGuard, last: u8) -> String {
+    let services: Api<Service> = Api::namespaced(cluster.client().await, "default");
+    let kubernetes = services
+        .get("kubernetes")
+        .await
+        .unwrap_or_else(|e| panic!("get service kubernetes: {e}"));
+    let first = kubernetes
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .expect("the kubernetes Service has a cluster IP");
+    let (net, _) = first.rsplit_once('.').expect("an IPv4 cluster IP");
+    format!("{net}.{last}")
+}
+
+impl Drop for DeployedWebhook<'_> {
+    fn drop(&mut self) {
+        // The webhook configurations first, so no Job creation waits on a webhook going away;
+        // the namespace takes the pod with it.
+        let mut objects = self.objects.clone();
+        objects.sort_by_key(|o| o["kind"] != "MutatingWebhookConfiguration");
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
+        let _ = self.cluster.kubectl_run(
+            &["delete", "-f", "-", "--ignore-not-found", "--timeout=120s"],
+            Some(&list.to_string()),
+        );
+    }
+}

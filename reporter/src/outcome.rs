@@ -290,8 +290,11 @@ pub fn decide(i: &Inputs<'_>) -> Decision {
             }
             ContainerState::Waiting { reason, message } => {
                 let category = match reason.as_str() {
+                    // The kubelet's image errors (pkg/kubelet/images): the image cannot be had.
                     "ErrImagePull" | "ImagePullBackOff" | "ErrImageNeverPull"
-                    | "InvalidImageName" => Some(REASON_ADAPTER_IMAGE_PULL_FAILED),
+                    | "InvalidImageName" | "ImageInspectError" => {
+                        Some(REASON_ADAPTER_IMAGE_PULL_FAILED)
+                    }
                     "CreateContainerConfigError" | "CreateContainerError" | "RunContainerError" => {
                         Some(REASON_ADAPTER_CONFIG_ERROR)
                     }
@@ -893,6 +896,33 @@ mod tests {
                     "False",
                     "AdapterImagePullFailed",
                     "Adapter container adapter cannot start: ErrImagePull",
+                )),
+            },
+            Case {
+                name: "image absent under imagePullPolicy: Never (as the real kubelet reports it)",
+                file: FileState::Missing,
+                pod: Some(pod(waiting(
+                    "ErrImageNeverPull",
+                    "Container image \"localhost/nope:1\" is not present with pull policy of Never",
+                ))),
+                at: 1,
+                shutdown_at: None,
+                want: Some((
+                    "False",
+                    "AdapterImagePullFailed",
+                    "Adapter container adapter cannot start: ErrImageNeverPull: Container image \"localhost/nope:1\" is not present with pull policy of Never",
+                )),
+            },
+            Case {
+                name: "image that cannot be inspected",
+                file: FileState::Missing,
+                pod: Some(pod(waiting("ImageInspectError", ""))),
+                at: 1,
+                shutdown_at: None,
+                want: Some((
+                    "False",
+                    "AdapterImagePullFailed",
+                    "Adapter container adapter cannot start: ImageInspectError",
                 )),
             },
             Case {

@@ -182,10 +182,22 @@ async fn nonindexed_pairs_count_real_pods() {
     assert_eq!(wait_finished(&ns, "pair", WAIT).await.0, "Complete");
 
     assert_eq!(wait_finished(&ns, "pair-fails", WAIT).await.0, "Failed");
-    let pods = ended_pods(&ns, &fails_uid, 2, WAIT).await;
+    // The Job controller creates a Job's pods in batches (one, then more): once the first pod
+    // has failed a Job with `backoffLimit: 0`, the second may never be made. One pod failed.
+    let failed_exit =
+        |p: &k8s_openapi::api::core::v1::Pod| exit(p, "adapter").map(|e| e.0) == Some(1);
+    let pods = wait_job_pods(
+        &ns.client,
+        &ns.name,
+        &fails_uid,
+        "the failed pod",
+        WAIT,
+        |pods| pods.iter().any(failed_exit),
+    )
+    .await;
     let failed = pods
         .iter()
-        .find(|p| exit(p, "adapter").map(|e| e.0) == Some(1))
+        .find(|p| failed_exit(p))
         .expect("one adapter exited 1");
     let message = format!("pod {}: no A record", name(failed));
     assert_eq!(

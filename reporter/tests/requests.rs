@@ -938,3 +938,46 @@ async fn a_hung_pod_record_never_takes_the_conditions_time() {
     ));
     server.await.unwrap();
 }
+
+/// A server that keeps sending pages of pods (or a Job with more pods than the aggregate
+/// reads) is refused at the bound, naming it, instead of growing without end.
+#[tokio::test]
+async fn endless_pod_pages_are_refused_at_the_bound() {
+    let (service, mut api) = mock::pair::<Request<Body>, Response<Body>>();
+    let pods = Pods::new(kube::Client::new(service, "default"), "ns", fast_policy());
+    let server = tokio::spawn(async move {
+        let mut pages = 0;
+        while let Some((_, send)) = api.next_request().await {
+            pages += 1;
+            let items: Vec<Value> = (0..100)
+                .map(|i| {
+                    listed(
+                        &format!("p-{pages}-{i}"),
+                        "2026-11-21T21:00:00Z",
+                        None,
+                        None,
+                    )
+                })
+                .collect();
+            let mut list = pod_list(items);
+            list["metadata"]["continue"] = json!(format!("page-{pages}"));
+            send.send_response(reply(200, &list));
+        }
+        pages
+    });
+    let err = pods
+        .of_job("uid-1", &in_5s())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("more than 10000 pods"),
+        "names the bound: {err}"
+    );
+    drop(pods);
+    assert_eq!(
+        server.await.unwrap(),
+        101,
+        "stops at the page that passes the bound"
+    );
+}

@@ -259,10 +259,19 @@ struct Base64<'a>(&'a [u8]);
 impl Serialize for Base64<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use base64::Engine as _;
+        use serde::ser::Error as _;
         static ENGINE: std::sync::LazyLock<base64::engine::Simd> = std::sync::LazyLock::new(|| {
             base64::engine::Simd::standard(base64::engine::general_purpose::PAD)
         });
-        s.serialize_str(&ENGINE.encode(self.0))
+        // Nothing in base64 needs escaping in JSON: the quoted string goes out as a raw value,
+        // not through serde_json's escaper byte by byte (a third of a review's CPU otherwise).
+        let mut quoted = String::with_capacity(self.0.len().div_ceil(3) * 4 + 2);
+        quoted.push('"');
+        ENGINE.encode_string(self.0, &mut quoted);
+        quoted.push('"');
+        serde_json::value::RawValue::from_string(quoted)
+            .map_err(S::Error::custom)?
+            .serialize(s)
     }
 }
 

@@ -3,7 +3,7 @@
 //! signals, and it is killed on drop, so a failing test never leaves it behind.
 //! `reporter_process` and `webhook_process` build their harnesses on it.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -127,13 +127,9 @@ impl Process {
     }
 
     fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .expect("read /proc/PID/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
+        let status = format!("/proc/{}/status", self.pid);
+        crate::measure::status_field(&status, field)
+            .unwrap_or_else(|| panic!("{field} in {status}"))
     }
 }
 
@@ -145,4 +141,16 @@ impl Drop for Process {
                 .status();
         }
     }
+}
+
+/// The first line `out` gives (trimmed), if it gives one within `timeout`: how a started server
+/// says where it is (`listening on ADDR`, `ready DIR`).
+pub fn first_line(out: impl Read + Send + 'static, timeout: Duration) -> Option<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line.trim().to_owned());
+    });
+    rx.recv_timeout(timeout).ok()
 }

@@ -31,38 +31,33 @@ pub fn reporter_vars() -> impl Iterator<Item = &'static str> {
     contract::Setting::ALL.iter().map(|s| s.env())
 }
 
-/// A running reporter process (stdin and stdout null, stderr captured into [`Reporter::logs`]);
-/// killed on drop if still running.
-pub struct Reporter {
-    /// Its stderr, line by line.
-    pub logs: Logs,
-    process: Process,
+/// A running reporter: a [`Process`] (stdin and stdout null, stderr in `logs`) whose exit is
+/// its code; killed on drop if still running.
+pub struct Reporter(Process);
+
+impl std::ops::Deref for Reporter {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reporter {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.0
+    }
 }
 
 impl Reporter {
     /// Starts `cmd`; panics if it cannot be started.
     pub fn spawn(mut cmd: Command) -> Reporter {
-        let process = Process::spawn(cmd.stdout(Stdio::null()), "status-reporter");
-        Reporter {
-            logs: process.logs.clone(),
-            process,
-        }
-    }
-
-    /// The process id (e.g. to read `/proc/<pid>`).
-    pub fn pid(&self) -> u32 {
-        self.process.pid()
-    }
-
-    /// Sends a signal (see [`Process::signal`]).
-    pub fn signal(&self, sig: &str) {
-        self.process.signal(sig);
+        Reporter(Process::spawn(cmd.stdout(Stdio::null()), "status-reporter"))
     }
 
     /// Waits (bounded) for the process to exit; returns its exit code. Panics with the logs
     /// if it does not exit in time or dies by a signal. Afterwards `logs` holds all of stderr.
     pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
-        self.process
+        self.0
             .wait_exit(timeout)
             .code()
             .unwrap_or_else(|| panic!("killed by a signal; logs:\n{}", self.logs.text()))
@@ -72,11 +67,6 @@ impl Reporter {
     pub fn wait_exit_with_logs(&mut self, timeout: Duration) -> (i32, String) {
         let code = self.wait_exit(timeout);
         (code, self.logs.text())
-    }
-
-    /// Whether the process has not exited yet (does not wait).
-    pub fn still_running(&mut self) -> bool {
-        self.process.still_running()
     }
 }
 

@@ -5,18 +5,16 @@
 //! trust it; [`SecretDir`] lays a pair out the way the kubelet mounts a Secret (`tls.crt ->
 //! ..data/tls.crt`, rotated by an atomic rename of the `..data` symlink); [`Server`] starts
 //! `serve` on a free loopback port and reads the address from its `listening on ADDR` line
-//! (bounded), captures its stderr lines as they arrive ([`Server::wait_for_log`]) and waits
-//! (bounded) for its exit; [`connect`] opens a TLS connection to it, [`request`] sends one
-//! request over it, [`closed_within`] waits for the server to close it,
+//! (bounded), a [`Process`] otherwise; [`connect`] opens a TLS connection to it, [`request`]
+//! sends one request over it, [`closed_within`] waits for the server to close it,
 //! [`post_head_until_continue`] and [`read_status`] speak HTTP/1.1 by hand, and
 //! [`unfinished_post`] starts an HTTP/2 request whose body never ends.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -33,7 +31,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
 pub use crate::logs::Logs;
-use crate::process::Process;
+use crate::process::{Process, first_line};
 
 /// A private CA that issues serving certificates for `localhost`.
 pub struct Pki {
@@ -186,19 +184,30 @@ impl SecretDir {
     }
 }
 
-/// A running `status-reporter-webhook serve`; killed on drop if still running.
+/// A running `status-reporter-webhook serve`: a [`Process`] (its stderr in `logs`) and the
+/// address it listens on; killed on drop if still running.
 pub struct Server {
     /// The address it listens on (loopback, port chosen by the OS).
     pub addr: SocketAddr,
-    /// Its stderr, line by line, as it arrives.
-    pub logs: Logs,
     process: Process,
+}
+
+impl std::ops::Deref for Server {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
 }
 
 impl Server {
     /// Starts `bin serve --listen 127.0.0.1:0 --tls-cert CERT --tls-key KEY` plus `extra`
-    /// arguments (stderr captured into [`Server::logs`]) and waits up to `timeout` for its
-    /// `listening on ADDR` line.
+    /// arguments and waits up to `timeout` for its `listening on ADDR` line.
     pub fn start(bin: &Path, secret: &SecretDir, extra: &[&str], timeout: Duration) -> Server {
         Server::start_command(&mut serve_command(bin, secret, extra), timeout)
     }
@@ -209,66 +218,17 @@ impl Server {
         let what = format!("{command:?}");
         let mut process = Process::spawn(command.stdout(Stdio::piped()), &what);
         let stdout = process.take_stdout().expect("stdout piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let mut server = Server {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            logs: process.logs.clone(),
-            process,
-        };
-        let line = rx.recv_timeout(timeout).unwrap_or_else(|_| {
+        let line = first_line(stdout, timeout).unwrap_or_default();
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok());
+        let addr = addr.unwrap_or_else(|| {
             panic!(
-                "server did not print `listening on ADDR` within {timeout:?}; logs:\n{}",
-                server.logs.text()
+                "server did not print `listening on ADDR` within {timeout:?} (it printed {line:?}); logs:\n{}",
+                process.logs.text()
             )
         });
-        server.addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "unexpected first stdout line {line:?}; logs:\n{}",
-                    server.logs.text()
-                )
-            });
-        server
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.process.pid()
-    }
-
-    /// Sends a signal (see [`Process::signal`]).
-    pub fn signal(&self, sig: &str) {
-        self.process.signal(sig);
-    }
-
-    /// Waits (bounded) for a stderr line containing every one of `parts` and returns it;
-    /// panics with all the logs if none arrives within `timeout`.
-    pub fn wait_for_log(&self, parts: &[&str], timeout: Duration) -> String {
-        self.logs.wait_for(parts, timeout)
-    }
-
-    /// Waits (bounded) for the process to exit and returns its status (see
-    /// [`Process::wait_exit`]).
-    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        self.process.wait_exit(timeout)
-    }
-
-    /// Resident set size in KiB, from `/proc/PID/status`.
-    pub fn rss_kib(&self) -> u64 {
-        self.process.rss_kib()
-    }
-
-    /// The highest resident set size so far in KiB (see [`Process::peak_rss_kib`]).
-    pub fn peak_rss_kib(&self) -> u64 {
-        self.process.peak_rss_kib()
+        Server { addr, process }
     }
 }
 

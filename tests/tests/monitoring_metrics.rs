@@ -127,7 +127,9 @@ async fn every_webhook_metric_the_rules_use_is_in_a_live_scrape() {
         call(&server, &pki, "POST", "/mutate", fixture(name)).await;
     }
     secret.write("not a certificate", "not a key");
-    server.wait_for_log(&["new certificate pair is unusable"], TIMEOUT);
+    server
+        .logs
+        .wait_for(&["new certificate pair is unusable"], TIMEOUT);
 
     let scrape = call(&server, &pki, "GET", "/metrics", Vec::new()).await;
     let samples: Vec<&str> = scrape

@@ -204,7 +204,9 @@ async fn served_now(server: &Server, pki: &Pki) -> CertificateDer<'static> {
 /// Waits (bounded) for the server to log that it now serves `pair`, then checks a new
 /// connection is served it.
 async fn expect_rotated_to(server: &Server, pki: &Pki, pair: &Pair) {
-    server.wait_for_log(&["serving a new TLS certificate", &pair.serial], TIMEOUT);
+    server
+        .logs
+        .wait_for(&["serving a new TLS certificate", &pair.serial], TIMEOUT);
     assert_eq!(
         served_now(server, pki).await,
         pair.der,
@@ -285,7 +287,7 @@ async fn json_logs_name_each_review_and_reach_stderr_before_exit() {
         .to_owned();
     let (status, _) = post_review(&server, &pki, review).await;
     assert_eq!(status, 200);
-    let line = server.wait_for_log(&["admission review", &uid], TIMEOUT);
+    let line = server.logs.wait_for(&["admission review", &uid], TIMEOUT);
     let logged: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(logged["level"], "INFO", "{line}");
     // RFC 3339 in UTC with microseconds, e.g. 2026-11-30T08:00:00.123456Z.
@@ -307,7 +309,7 @@ async fn json_logs_name_each_review_and_reach_stderr_before_exit() {
     server.signal("-TERM");
     assert_eq!(server.wait_exit(TIMEOUT).code(), Some(0));
     // `stopped` is logged last, just before `main` returns and the writer is shut down.
-    let stopped = server.wait_for_log(&["\"message\":\"stopped\""], TIMEOUT);
+    let stopped = server.logs.wait_for(&["\"message\":\"stopped\""], TIMEOUT);
     assert!(serde_json::from_str::<Value>(&stopped).is_ok(), "{stopped}");
     for line in server.logs.text().lines() {
         assert!(
@@ -341,7 +343,9 @@ async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
     server.signal("-TERM");
 
     // The listener closes once the drain starts: new connections are refused.
-    server.wait_for_log(&["stopped accepting connections"], TIMEOUT);
+    server
+        .logs
+        .wait_for(&["stopped accepting connections"], TIMEOUT);
     assert!(
         TcpStream::connect(server.addr).await.is_err(),
         "listener still open after it logged closing"
@@ -524,7 +528,9 @@ async fn text_logs_escape_control_characters_from_requests() {
     assert_eq!(status, 200);
     assert_eq!(out["response"]["uid"], review["request"]["uid"]);
 
-    let line = server.wait_for_log(&["admission review", "uid=abc"], TIMEOUT);
+    let line = server
+        .logs
+        .wait_for(&["admission review", "uid=abc"], TIMEOUT);
     assert!(
         line.contains(r"uid=abc\nFORGED INFO admission review uid=\u{1b}[31mred"),
         "{line}"

@@ -145,7 +145,7 @@ async fn at_the_connection_limit_idle_connections_make_room_and_busy_ones_refuse
     }
     let refused = connect(server.addr, config(&pki, b"http/1.1")).await;
     assert!(refused.is_err(), "a connection beyond the limit was served");
-    server.wait_for_log(
+    server.logs.wait_for(
         &["connection limit reached and every connection busy"],
         TIMEOUT,
     );

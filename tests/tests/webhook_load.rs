@@ -286,7 +286,7 @@ async fn load_with_rotation_and_sigterm() {
     // The reload is asynchronous (inotify): new connections must present the last valid
     // pair within a bounded time, whatever the load did to the timing above.
     let last_valid = last_valid.expect("at least one valid rotation");
-    server.wait_for_log(
+    server.logs.wait_for(
         &["serving a new TLS certificate", &last_valid.serial],
         TIMEOUT,
     );

@@ -22,11 +22,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use harness::control_plane::adapter::{AdapterNamespace, adapter_namespace, condition};
-use harness::control_plane::node_jobs::{Attempts, adapter_job, container_state, on_node};
+use futures::future::Either;
+use futures::{StreamExt, TryStreamExt};
+use harness::control_plane::adapter::{
+    AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job,
+};
+use harness::control_plane::node_jobs::{Attempts, adapter_job, container_state, ended, on_node};
 use harness::control_plane::objects::yaml_docs;
-use harness::control_plane::{Cluster, Release, images};
+use harness::control_plane::{Cluster, Release, images, wait_object};
+use harness::measure::{self, cpu_time, percentile, status_of};
+use harness::reporter_process::Reporter;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -34,6 +39,17 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(180);
+
+/// The reporter on the real node.
+#[derive(clap::Parser)]
+struct Args {
+    /// Runs per measurement.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    runs: u16,
+    /// Jobs at once in the last measurement.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
+    pods: u16,
+}
 const LOG_LEVEL: &str = "status-reporter.hyperfleet.io/log-level";
 const RESULT: &str = r#"{"status":"success","reason":"ChecksPassed","message":"ok"}"#;
 
@@ -48,12 +64,12 @@ struct Timeline {
     complete: Option<Duration>,
 }
 
-/// Creates `job` in `ns` and follows it to `Complete`/`Failed`, calling `act` (with the
-/// timeline so far) on every change until it returns true once.
+/// Creates `job` in `ns` and follows it to `Complete`/`Failed`, calling `running` with its pod
+/// once a watch sees the reporter and the adapter both running.
 async fn follow(
     ns: &AdapterNamespace,
     job: Value,
-    mut act: impl FnMut(&Timeline, &Pod) -> bool,
+    running: impl FnOnce(&Pod),
 ) -> (Timeline, Instant) {
     let name = job["metadata"]["name"].as_str().expect("name").to_owned();
     let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
@@ -63,23 +79,23 @@ async fn follow(
         watcher::Config::default().labels(&format!("batch.kubernetes.io/job-name={name}")),
     )
     .applied_objects()
-    .map(|p| p.map(|p| (Some(p), None)));
+    .map_ok(Either::Left);
     let job_events = watcher(
         jobs,
         watcher::Config::default().fields(&format!("metadata.name={name}")),
     )
     .applied_objects()
-    .map(|j| j.map(|j| (None, Some(j))));
+    .map_ok(Either::Right);
     let mut events = std::pin::pin!(futures::stream::select(pod_events, job_events));
     let start = Instant::now();
     ns.create_job(job).await;
     let mut t = Timeline::default();
-    let mut acted = false;
+    let mut running = Some(running);
     let follow = async {
         while let Some(event) = events.next().await {
             let now = Some(start.elapsed());
             match event.expect("watch") {
-                (Some(pod), _) => {
+                Either::Left(pod) => {
                     let state = |c| container_state(&pod, c);
                     if state("status-reporter").running.is_some() {
                         t.reporter_running = t.reporter_running.or(now);
@@ -90,15 +106,17 @@ async fn follow(
                     if state("status-reporter").terminated.is_some() {
                         t.reporter_exited = t.reporter_exited.or(now);
                     }
-                    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-                    if matches!(phase, Some("Succeeded" | "Failed")) {
+                    if ended(&pod) {
                         t.pod_ended = t.pod_ended.or(now);
                     }
-                    if !acted {
-                        acted = act(&t, &pod);
+                    if t.reporter_running.is_some()
+                        && state("adapter").running.is_some()
+                        && let Some(running) = running.take()
+                    {
+                        running(&pod);
                     }
                 }
-                (_, Some(job)) => {
+                Either::Right(job) => {
                     if condition(&job, "Available").is_some() {
                         t.condition = t.condition.or(now);
                     }
@@ -110,7 +128,6 @@ async fn follow(
                         return;
                     }
                 }
-                _ => {}
             }
         }
     };
@@ -134,12 +151,11 @@ fn plain_job(name: &str, script: &str) -> Value {
 }
 
 fn ms(d: Option<Duration>) -> String {
-    d.map_or("-".into(), |d| format!("{:.0}", d.as_secs_f64() * 1000.0))
+    d.map_or("-".into(), |d| format!("{:.0}", measure::ms(d)))
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
+    percentile(&mut v, 50.0)
 }
 
 /// 2: the wall time added, interleaved runs.
@@ -160,7 +176,7 @@ async fn wall_time(ns: &AdapterNamespace, runs: usize) {
                 "none" => plain_job(&name, &script),
                 _ => adapter_job(&name, mode, &[], &script),
             };
-            let (t, _) = follow(ns, job, |_, _| true).await;
+            let (t, _) = follow(ns, job, |_| {}).await;
             println!(
                 "   {mode:<8} {run:>6} {:>8} {:>8} {:>8} {:>8} {:>8}",
                 ms(t.adapter_exited),
@@ -196,15 +212,10 @@ async fn sigterm_to_exit(ns: &AdapterNamespace, runs: usize) {
     let mut times = Vec::new();
     for run in 0..runs {
         let name = format!("sigterm-{run}");
-        ns.create_job(harness::control_plane::adapter::example_job(
-            &name,
-            "native",
-            &[],
-        ))
-        .await;
+        ns.create_job(example_job(&name, "native", &[])).await;
         let (pod, results) = ns.running_pod(&name, WAIT).await;
         std::fs::write(results.join("adapter-result.json"), RESULT).expect("write result");
-        let mut reporter = ns.start_reporter_bin(&bin, &pod, &results, &[]);
+        let mut reporter = Reporter::spawn(ns.reporter_command(&bin, &pod, &results, &[]));
         reporter
             .logs
             .wait_for(&["idling until the pod shuts down"], WAIT);
@@ -303,28 +314,16 @@ async fn latencies(cluster: &Cluster, ns: &AdapterNamespace, runs: usize) {
             let mut job = adapter_job(&name, mode, &[(LOG_LEVEL, "debug")], &script);
             attempts.mount(&mut job);
             let (tx, rx) = tokio::sync::oneshot::channel();
-            let mut tx = Some(tx);
-            let followed = follow(ns, job, |t, pod| {
-                let ready = t.reporter_running.is_some()
-                    && container_state(pod, "adapter").running.is_some();
-                if ready && let Some(tx) = tx.take() {
-                    let _ = tx.send(pod.clone());
-                }
-                ready
-            });
+            let followed = follow(ns, job, |pod| drop(tx.send(pod.clone())));
             let drive = async {
                 let pod = rx.await.expect("the adapter and the reporter run");
                 let logs_name = pod.metadata.name.clone().expect("name");
                 wait_watching(cluster, &ns.name, &logs_name).await;
                 let t0 = release(go.clone()).await;
                 let jobs: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
-                let seen = kube::runtime::wait::await_condition(jobs, &name, |j: Option<&Job>| {
-                    j.is_some_and(|j| condition(j, "Available").is_some())
-                });
-                tokio::time::timeout(WAIT, seen)
+                wait_object(jobs, &name, WAIT, |j| condition(j, "Available").is_some())
                     .await
-                    .expect("condition")
-                    .expect("watch");
+                    .expect("the condition");
                 let latency = t0.elapsed();
                 let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
                 let pod = pods.get(&logs_name).await.expect("pod");
@@ -347,14 +346,9 @@ async fn latencies(cluster: &Cluster, ns: &AdapterNamespace, runs: usize) {
                 "cat /attempts/go >/dev/null; exit 1",
             );
             attempts.mount(&mut job);
-            let mut released: Option<tokio::task::JoinHandle<Instant>> = None;
-            let (t, created) = follow(ns, job, |t, pod| {
-                let ready = t.reporter_running.is_some()
-                    && container_state(pod, "adapter").running.is_some();
-                if ready {
-                    released = Some(tokio::spawn(release(go.clone())));
-                }
-                ready
+            let mut released = None;
+            let (t, created) = follow(ns, job, |_| {
+                released = Some(tokio::spawn(release(go.clone())));
             })
             .await;
             let t0 = released
@@ -408,49 +402,29 @@ async fn wait_watching(cluster: &Cluster, namespace: &str, pod: &str) {
 
 /// When the reporter of `pod` started its watch on its pod (the API server's audit log).
 fn watch_started(cluster: &Cluster, namespace: &str, pod: &str) -> Option<Instant> {
-    let text = std::fs::read_to_string(cluster.run_dir.join("audit.log")).ok()?;
     let selector = format!("metadata.name%3D{pod}");
-    let at = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|e| {
-            e["verb"] == "watch"
-                && e["objectRef"]["namespace"] == namespace
-                && e["requestURI"]
-                    .as_str()
-                    .is_some_and(|u| u.contains(&selector))
-        })?["requestReceivedTimestamp"]
-        .as_str()?
-        .parse::<jiff::Timestamp>()
-        .ok()?;
-    let ago = jiff::Timestamp::now().duration_since(at);
+    let requests = cluster.audited_requests(namespace, SERVICE_ACCOUNT);
+    let watch = requests
+        .iter()
+        .find(|r| r.verb == "watch" && r.uri.contains(&selector))?;
+    let ago = jiff::Timestamp::now().duration_since(watch.received);
     Instant::now().checked_sub(Duration::try_from(ago).ok()?)
 }
 
-/// (CPU seconds, RSS KiB) summed over the processes running `program` whose command line
+/// (CPU time, RSS KiB) summed over the processes running `program` whose command line
 /// contains `needle`.
-fn process(program: &str, needle: &str) -> Option<(f64, u64)> {
-    let mut sum: Option<(f64, u64)> = None;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+fn process(program: &str, needle: &str) -> (Duration, u64) {
+    let mut sum = (Duration::ZERO, 0);
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let exe = std::fs::read_link(entry.path().join("exe")).unwrap_or_default();
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if !exe.ends_with(program) || !String::from_utf8_lossy(&cmdline).contains(needle) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse() else {
             continue;
+        };
+        if exe.ends_with(program) && String::from_utf8_lossy(&cmdline).contains(needle) {
+            sum.0 += cpu_time(pid);
+            sum.1 += status_of(pid, "VmRSS");
         }
-        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let ticks: f64 =
-            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
-        let rss: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))?
-            .trim()
-            .trim_end_matches(" kB")
-            .parse()
-            .ok()?;
-        let (cpu, kib) = sum.unwrap_or_default();
-        sum = Some((cpu + ticks / 100.0, kib + rss));
     }
     sum
 }
@@ -465,15 +439,13 @@ async fn many(cluster: &Cluster, ns: &AdapterNamespace, n: usize) {
     let mut peak = (0, 0, 0);
     let jobs = futures::future::join_all((0..n).map(|i| {
         let job = adapter_job(&format!("many-{i}"), "native", &[], &script);
-        follow(ns, job, |_, _| true)
+        follow(ns, job, |_| {})
     }));
     let sample = async {
         loop {
-            peak.0 = peak.0.max(node("kubelet").map_or(0, |p| p.1));
-            peak.1 = peak.1.max(node("containerd").map_or(0, |p| p.1));
-            peak.2 = peak
-                .2
-                .max(node("containerd-shim-runc-v2").map_or(0, |p| p.1));
+            peak.0 = peak.0.max(node("kubelet").1);
+            peak.1 = peak.1.max(node("containerd").1);
+            peak.2 = peak.2.max(node("containerd-shim-runc-v2").1);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
@@ -487,8 +459,7 @@ async fn many(cluster: &Cluster, ns: &AdapterNamespace, n: usize) {
         .iter()
         .filter(|(t, _)| t.condition.is_some())
         .count();
-    let cpu =
-        |b: Option<(f64, u64)>, a: Option<(f64, u64)>| a.zip(b).map_or(0.0, |(a, b)| a.0 - b.0);
+    let cpu = |b: (Duration, u64), a: (Duration, u64)| (a.0 - b.0).as_secs_f64();
     println!(
         "\n6. {n} Jobs at once (native): {ours}/{n} conditions, all Complete in {:.1} s; median create → condition {} ms, → Complete {} ms",
         wall.as_secs_f64(),
@@ -509,40 +480,11 @@ async fn many(cluster: &Cluster, ns: &AdapterNamespace, n: usize) {
     );
 }
 
-fn args() -> Result<(usize, usize), String> {
-    let (mut runs, mut pods) = (5, 50);
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut number = |name: &str| {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .filter(|v: &usize| *v > 0)
-                .ok_or(format!("{name} needs a positive integer"))
-        };
-        match flag.as_str() {
-            "--runs" => runs = number("--runs")?,
-            "--pods" => pods = number("--pods")?,
-            "-h" | "--help" => {
-                println!("bench-node [--runs N (default 5)] [--pods N (default 50)]");
-                std::process::exit(0);
-            }
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; accepted: --runs N, --pods N"
-                ));
-            }
-        }
-    }
-    Ok((runs, pods))
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (runs, pods) = args().unwrap_or_else(|e| {
-        eprintln!("bench-node: {e}");
-        std::process::exit(2)
-    });
+    let args = <Args as clap::Parser>::parse();
+    let (runs, pods) = (args.runs.into(), args.pods.into());
     let t = Instant::now();
     let archives = images::build().unwrap_or_else(|e| panic!("{e}"));
     println!(

@@ -34,6 +34,8 @@ use harness::control_plane::adapter::{
     AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job,
 };
 use harness::control_plane::{Cluster, Release, kubelet};
+use harness::measure::{self, cpu_time, percentile, status_field, status_of};
+use harness::reporter_process::Reporter;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -60,6 +62,25 @@ enum Trigger {
     Exit,
 }
 
+/// A watch on `api`'s objects that `config` selects, once it has listed them: what it yields
+/// next happened after this returned.
+async fn synced_watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = watcher::Result<watcher::Event<K>>> + Send
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let mut events = Box::pin(watcher(api, config));
+    loop {
+        match events.next().await {
+            Some(Ok(watcher::Event::InitDone)) => return events,
+            Some(Ok(_)) => {}
+            other => panic!("watch: {other:?}"),
+        }
+    }
+}
+
 /// Waits until the watch on `job` has listed it, then runs `trigger`; returns the time from
 /// the trigger's end (`from_start`: its start) to condition `type_` being seen.
 async fn measure(
@@ -71,14 +92,7 @@ async fn measure(
 ) -> Duration {
     let api: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
     let config = watcher::Config::default().fields(&format!("metadata.name={job}"));
-    let mut events = std::pin::pin!(watcher(api, config));
-    loop {
-        match events.next().await {
-            Some(Ok(watcher::Event::InitDone)) => break,
-            Some(Ok(_)) => {}
-            other => panic!("watch on Job {job}: {other:?}"),
-        }
-    }
+    let mut events = synced_watch(api, config).await;
     let started = Instant::now();
     trigger().await;
     let t0 = if from_start { started } else { Instant::now() };
@@ -146,14 +160,7 @@ async fn exit_floor(ns: &AdapterNamespace, job: &str, pod: &str) -> Duration {
     let client = floor_client(ns, job).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
     let config = watcher::Config::default().fields(&format!("metadata.name={pod}"));
-    let mut events = Box::pin(watcher(pods, config));
-    loop {
-        match events.next().await {
-            Some(Ok(watcher::Event::InitDone)) => break,
-            Some(Ok(_)) => {}
-            other => panic!("watch on pod {pod}: {other:?}"),
-        }
-    }
+    let mut events = synced_watch(pods, config).await;
     let (namespace, job_name) = (ns.name.clone(), job.to_owned());
     let writer = tokio::spawn(async move {
         while let Some(ev) = events.next().await {
@@ -212,7 +219,7 @@ async fn one_run(
     ns.create_job(example_job(&name, "native", &[])).await;
     let (pod, results) = ns.running_pod(&name, WAIT).await;
     let pod_name = pod.metadata.name.clone().expect("pod name");
-    let mut reporter = ns.start_reporter_bin(bin, &pod, &results, &[("LOG_LEVEL", "debug")]);
+    let mut reporter = Reporter::spawn(ns.reporter_command(bin, &pod, &results, &[]));
     reporter.logs.wait_for(&["pod update"], WAIT);
     if let Some(idle) = idle {
         // Nothing happens, and that is the measurement: the sleep is the window.
@@ -236,7 +243,7 @@ async fn one_run(
     reporter
         .logs
         .wait_for(&["idling until the pod shuts down"], WAIT);
-    let hwm_kib = status_kib(reporter.pid(), "VmHWM:");
+    let hwm_kib = reporter.peak_rss_kib();
     reporter.signal("-TERM");
     reporter.wait_exit(WAIT);
     let requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len();
@@ -258,47 +265,18 @@ fn context_switches(pid: u32) -> u64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
-    let field = |status: &str, name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
+    let field = |task: &Path, name| status_field(task.join("status"), name).unwrap_or(0);
     tasks
-        .filter_map(Result::ok)
-        .map(|t| std::fs::read_to_string(t.path().join("status")).unwrap_or_default())
-        .map(|s| field(&s, "voluntary_ctxt_switches:") + field(&s, "nonvoluntary_ctxt_switches:"))
+        .flatten()
+        .map(|t| {
+            field(&t.path(), "voluntary_ctxt_switches")
+                + field(&t.path(), "nonvoluntary_ctxt_switches")
+        })
         .sum()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// CPU seconds (user + system) of `pid`, from `/proc/<pid>/stat` (clock ticks of 10 ms).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may contain spaces).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of stat: 12 and 13 after the state field.
-    (ticks(11) + ticks(12)) as f64 / 100.0
-}
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    format!("{:.1} ms", measure::ms(d))
 }
 
 async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
@@ -311,21 +289,19 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
             .map(|name| ns.create_job(example_job(name, "native", &[]))),
     )
     .await;
-    let pods = futures::future::join_all(names.iter().map(|name| async {
-        let pod = kubelet::wait_for_pods(&ns.client, &ns.name, name, 1, WAIT)
-            .await
-            .remove(0);
-        let pod_name = pod.metadata.name.clone().expect("pod name");
-        kubelet::run_pod(&ns.client, &ns.name, &pod_name).await
-    }))
-    .await;
+    let pods = futures::future::join_all(names.iter().map(|name| ns.running_pod(name, WAIT))).await;
     // Every request of a reporter counts, from its first LIST on.
     let before_requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len();
     let mut reporters = Vec::new();
     let mut dirs = Vec::new();
-    for (name, pod) in names.iter().zip(&pods) {
+    for (name, (pod, _)) in names.iter().zip(&pods) {
         let results = ns.results_dir(name);
-        reporters.push(ns.start_reporter_bin(bin, pod, &results, &[("LOG_LEVEL", "debug")]));
+        reporters.push(Reporter::spawn(ns.reporter_command(
+            bin,
+            pod,
+            &results,
+            &[],
+        )));
         dirs.push(results);
     }
     for r in &reporters {
@@ -342,17 +318,10 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
         // Reset the peak RSS so VmHWM covers this run only.
         let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
     }
-    let cpu_before = (cpu_seconds(apiserver), cpu_seconds(etcd));
+    let cpu_before = (cpu_time(apiserver), cpu_time(etcd));
 
     let api: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
-    let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
-    loop {
-        match events.next().await {
-            Some(Ok(watcher::Event::InitDone)) => break,
-            Some(Ok(_)) => {}
-            other => panic!("watch on Jobs: {other:?}"),
-        }
-    }
+    let mut events = synced_watch(api, watcher::Config::default()).await;
     let t0 = Instant::now();
     for dir in &dirs {
         std::fs::write(dir.join(".tmp"), RESULT).expect("write");
@@ -378,7 +347,7 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
         .await
         .expect("every condition in time");
     let wall = t0.elapsed();
-    let cpu_after = (cpu_seconds(apiserver), cpu_seconds(etcd));
+    let cpu_after = (cpu_time(apiserver), cpu_time(etcd));
     for r in &reporters {
         r.signal("-TERM");
     }
@@ -396,10 +365,10 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
     );
     println!(
         "  kube-apiserver: {:.2} CPU s over the run, peak RSS {:.0} MiB; etcd: {:.2} CPU s, peak RSS {:.0} MiB",
-        cpu_after.0 - cpu_before.0,
-        status_kib(apiserver, "VmHWM:") as f64 / 1024.0,
-        cpu_after.1 - cpu_before.1,
-        status_kib(etcd, "VmHWM:") as f64 / 1024.0,
+        (cpu_after.0 - cpu_before.0).as_secs_f64(),
+        status_of(apiserver, "VmHWM") as f64 / 1024.0,
+        (cpu_after.1 - cpu_before.1).as_secs_f64(),
+        status_of(etcd, "VmHWM") as f64 / 1024.0,
     );
 }
 
@@ -424,36 +393,32 @@ async fn main() {
     println!("binary: {:.2} MiB", size as f64 / 1048576.0);
     let (mut idle, mut peaks) = (None, Vec::new());
     for trigger in [Trigger::File, Trigger::Exit] {
-        let mut lat = Vec::new();
-        let mut reqs = Vec::new();
-        let mut floors = Vec::new();
-        let mut ratios = Vec::new();
+        let mut runs = Vec::new();
         for i in 0..usize::from(args.runs) {
             let probe = (i == 0 && trigger == Trigger::File).then_some(&mut idle);
-            let run = one_run(&cluster, &bin, i, trigger, probe).await;
-            lat.push(run.latency);
-            reqs.push(run.requests);
-            peaks.push(run.hwm_kib);
-            floors.push(run.floor);
-            ratios.push(run.latency.as_secs_f64() / run.floor.as_secs_f64());
+            runs.push(one_run(&cluster, &bin, i, trigger, probe).await);
         }
-        lat.sort();
-        reqs.sort();
-        floors.sort();
-        ratios.sort_by(f64::total_cmp);
+        peaks.extend(runs.iter().map(|r| r.hwm_kib));
+        let mut lat: Vec<Duration> = runs.iter().map(|r| r.latency).collect();
+        let mut reqs: Vec<usize> = runs.iter().map(|r| r.requests).collect();
+        let mut floors: Vec<Duration> = runs.iter().map(|r| r.floor).collect();
+        let mut ratios: Vec<f64> = runs
+            .iter()
+            .map(|r| r.latency.as_secs_f64() / r.floor.as_secs_f64())
+            .collect();
         let what = match trigger {
             Trigger::File => "result file renamed into place → condition",
             Trigger::Exit => "adapter terminated (pod status written) → condition",
         };
         println!(
             "{what}: median {}, p99 {}, min {}, max {} ({} runs); API requests per run: median {}, max {}",
-            ms(percentile(&lat, 0.5)),
-            ms(percentile(&lat, 0.99)),
-            ms(lat[0]),
-            ms(lat[lat.len() - 1]),
+            ms(percentile(&mut lat, 50.0)),
+            ms(percentile(&mut lat, 99.0)),
+            ms(percentile(&mut lat, 0.0)),
+            ms(percentile(&mut lat, 100.0)),
             args.runs,
-            reqs[reqs.len() / 2],
-            reqs[reqs.len() - 1],
+            percentile(&mut reqs, 50.0),
+            percentile(&mut reqs, 100.0),
         );
         println!(
             "  floor, same runs ({}): median {}, min {}; ours/floor per run: median {:.2}×, max {:.2}×",
@@ -463,17 +428,16 @@ async fn main() {
                 Trigger::Exit =>
                     "a pod-status write → a pre-connected client watching the pod does GET + PUT → condition",
             },
-            ms(percentile(&floors, 0.5)),
-            ms(floors[0]),
-            ratios[ratios.len() / 2],
-            ratios[ratios.len() - 1],
+            ms(percentile(&mut floors, 50.0)),
+            ms(percentile(&mut floors, 0.0)),
+            percentile(&mut ratios, 50.0),
+            percentile(&mut ratios, 100.0),
         );
     }
-    peaks.sort();
     println!(
         "reporter peak RSS (VmHWM): median {:.2} MiB, max {:.2} MiB",
-        peaks[peaks.len() / 2] as f64 / 1024.0,
-        peaks[peaks.len() - 1] as f64 / 1024.0
+        percentile(&mut peaks, 50.0) as f64 / 1024.0,
+        percentile(&mut peaks, 100.0) as f64 / 1024.0
     );
     if let Some((switches, window)) = idle {
         println!(

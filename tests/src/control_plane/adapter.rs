@@ -38,20 +38,11 @@ fn root() -> PathBuf {
 }
 
 /// Applies `file` (objects moved into `namespace`); panics with kubectl's message.
-///
-/// Test processes share the control plane, and each applies the same cluster-scoped
-/// ClusterRole. A client-side apply is a GET then a CREATE, so when two run at once one fails
-/// with `AlreadyExists` (a CI run met this); applied again, it finds the object and patches it.
-/// Not a server-side apply: that leaves no `last-applied-configuration`, and a user's later
-/// `kubectl apply -k manifests/` would warn (which `real_manifests` checks it does not).
 pub fn apply_file(cluster: &Cluster, file: &Path, namespace: &str) {
     let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     let mut objects = yaml_docs(&text, &file.display().to_string());
     in_namespace(&mut objects, namespace);
-    let (mut ok, mut out, mut err) = cluster.apply(&objects, false);
-    if !ok && err.contains("AlreadyExists") {
-        (ok, out, err) = cluster.apply(&objects, false);
-    }
+    let (ok, out, err) = cluster.apply(&objects, false);
     assert!(ok, "kubectl apply {}: {err}\n{out}", file.display());
 }
 
@@ -144,10 +135,7 @@ pub async fn adapter_namespace_without(
         rules.retain(|r| r["verbs"].as_array().is_some_and(|v| !v.is_empty()));
     }
     assert!(found, "the shipped ClusterRole grants {verb} on {resource}");
-    let (mut ok, _, mut err) = cluster.apply(std::slice::from_ref(&role), false);
-    if !ok && err.contains("AlreadyExists") {
-        (ok, _, err) = cluster.apply(&[role], false);
-    }
+    let (ok, _, err) = cluster.apply(&[role], false);
     assert!(ok, "apply {role_name}: {err}");
     // roleRef is immutable: replace the binding.
     let clusterrole = format!("--clusterrole={role_name}");
@@ -212,19 +200,12 @@ impl AdapterNamespace {
         accept: impl Fn(&Job) -> bool,
     ) -> Job {
         let api: Api<Job> = Api::namespaced(self.client.clone(), &self.name);
-        let cond =
-            kube::runtime::wait::await_condition(api.clone(), job, move |j: Option<&Job>| {
-                j.is_some_and(&accept)
-            });
-        match tokio::time::timeout(timeout, cond).await {
-            Ok(Ok(Some(j))) => j,
-            Ok(Ok(None)) => panic!("Job {}/{job} is gone while waiting for {what}", self.name),
-            Ok(Err(e)) => panic!("watching Job {}/{job}: {e}", self.name),
-            Err(_) => {
+        match super::wait_object(api.clone(), job, timeout, accept).await {
+            Ok(j) => j,
+            Err(e) => {
                 let now = api.get(job).await.ok();
                 panic!(
-                    "Job {}/{job}: no {what} within {timeout:?}; conditions now: {}",
-                    self.name,
+                    "no {what}: {e}; conditions now: {}",
                     serde_json::to_string_pretty(
                         &now.and_then(|j| j.status).and_then(|s| s.conditions)
                     )
@@ -262,26 +243,17 @@ impl AdapterNamespace {
         (pod, self.results_dir("results"))
     }
 
-    /// Starts the real reporter for `pod` as the kubelet would: the env of its
+    /// Starts the real reporter for `pod` as the kubelet would (see
+    /// [`AdapterNamespace::reporter_command`]).
+    pub fn start_reporter(&self, pod: &Pod, results: &Path, extra: &[(&str, &str)]) -> Reporter {
+        let bin = crate::bin::path("status-reporter");
+        Reporter::spawn(self.reporter_command(&bin, pod, results, extra))
+    }
+
+    /// The reporter `bin` for `pod` as the kubelet would run it: the env of its
     /// `status-reporter` container resolved against the Pod (a `fieldRef` the Pod cannot
     /// resolve fails the test), `RESULTS_PATH` moved into `results` (same file name), the
     /// ServiceAccount's kubeconfig, plus `extra` env on top.
-    pub fn start_reporter(&self, pod: &Pod, results: &Path, extra: &[(&str, &str)]) -> Reporter {
-        self.start_reporter_bin(&crate::bin::path("status-reporter"), pod, results, extra)
-    }
-
-    /// [`AdapterNamespace::start_reporter`] with the reporter binary `bin` (e.g. a release build).
-    pub fn start_reporter_bin(
-        &self,
-        bin: &Path,
-        pod: &Pod,
-        results: &Path,
-        extra: &[(&str, &str)],
-    ) -> Reporter {
-        Reporter::spawn(self.reporter_command(bin, pod, results, extra))
-    }
-
-    /// The command [`AdapterNamespace::start_reporter_bin`] runs.
     pub fn reporter_command(
         &self,
         bin: &Path,
@@ -312,7 +284,7 @@ impl AdapterNamespace {
 }
 
 /// Sets the condition `condition` (replacing one of its type) on Job `namespace/job`, as the
-/// Job controller or another reporter would: read-modify-write of the status, retried on 409.
+/// Job controller or another reporter would (see [`super::update_status`]).
 pub async fn set_job_condition(
     client: &kube::Client,
     namespace: &str,
@@ -321,25 +293,13 @@ pub async fn set_job_condition(
 ) {
     let api: Api<Job> = Api::namespaced(client.clone(), namespace);
     let condition: JobCondition = serde_json::from_value(condition).expect("a JobCondition");
-    for _ in 0..20 {
-        let mut current = api
-            .get(job)
-            .await
-            .unwrap_or_else(|e| panic!("get Job {job}: {e}"));
+    super::update_status(&api, job, |current| {
         let status = current.status.get_or_insert_with(Default::default);
         let conditions = status.conditions.get_or_insert_with(Vec::new);
         conditions.retain(|c| c.type_ != condition.type_);
         conditions.push(condition.clone());
-        match api
-            .replace_status(job, &PostParams::default(), &current)
-            .await
-        {
-            Ok(_) => return,
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(e) => panic!("update status of Job {namespace}/{job}: {e}"),
-        }
-    }
-    panic!("update status of Job {namespace}/{job}: still conflicting after 20 tries")
+    })
+    .await;
 }
 
 /// The Job's condition of `type_`.

@@ -169,17 +169,9 @@ impl Cluster {
             .expect("a created namespace has a name");
         if self.release == Release::Current {
             let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
-            let made = kube::runtime::wait::await_condition(
-                sas,
-                "default",
-                |sa: Option<&ServiceAccount>| sa.is_some(),
-            );
-            tokio::time::timeout(Duration::from_secs(60), made)
+            super::wait_object(sas, "default", Duration::from_secs(60), |_| true)
                 .await
-                .unwrap_or_else(|_| {
-                    panic!("namespace {name}: no default ServiceAccount within 60 s")
-                })
-                .unwrap_or_else(|e| panic!("namespace {name}: watching ServiceAccounts: {e}"));
+                .unwrap_or_else(|e| panic!("namespace {name}: no default ServiceAccount: {e}"));
         }
         TestNamespace { name }
     }
@@ -301,6 +293,8 @@ pub struct AuditedRequest {
     pub resource: String,
     /// The response code.
     pub code: u16,
+    /// When the API server received it.
+    pub received: jiff::Timestamp,
 }
 
 impl Cluster {
@@ -327,6 +321,9 @@ impl Cluster {
                     api_group: text(&object["apiGroup"]),
                     resource,
                     code: e["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
+                    received: text(&e["requestReceivedTimestamp"])
+                        .parse()
+                        .unwrap_or_default(),
                 }
             })
             .collect()

@@ -196,19 +196,11 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
         }
         // The controller manager is up when its ServiceAccount controller made `default`.
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-        let made =
-            kube::runtime::wait::await_condition(sas, "default", |sa: Option<&ServiceAccount>| {
-                sa.is_some()
-            });
-        match tokio::time::timeout(READY_TIMEOUT, made).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("watching for the default ServiceAccount: {e}")),
-            Err(_) => {
-                return Err(format!(
-                    "kube-controller-manager did not create the default ServiceAccount within {READY_TIMEOUT:?}{}",
-                    components.exited().await
-                ));
-            }
+        if let Err(e) = super::wait_object(sas, "default", READY_TIMEOUT, |_| true).await {
+            let exited = components.exited().await;
+            return Err(format!(
+                "kube-controller-manager did not create the default ServiceAccount: {e}{exited}"
+            ));
         }
     }
     Ok(components)

@@ -157,14 +157,8 @@ pub async fn wait_pod_condition(
     timeout: Duration,
 ) -> PodCondition {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let type_owned = type_.to_owned();
-    let cond = kube::runtime::wait::await_condition(api.clone(), pod, move |p: Option<&Pod>| {
-        p.and_then(|p| pod_condition(p, &type_owned)).is_some()
-    });
-    match tokio::time::timeout(timeout, cond).await {
-        Ok(Ok(Some(p))) => pod_condition(&p, type_).expect("accepted"),
-        Ok(Ok(None)) => panic!("pod {namespace}/{pod} is gone while waiting for {type_}"),
-        Ok(Err(e)) => panic!("watching pod {namespace}/{pod}: {e}"),
-        Err(_) => panic!("pod {namespace}/{pod}: no condition {type_} within {timeout:?}"),
-    }
+    let pod = super::wait_object(api, pod, timeout, |p| pod_condition(p, type_).is_some())
+        .await
+        .unwrap_or_else(|e| panic!("no condition {type_}: {e}"));
+    pod_condition(&pod, type_).expect("accepted")
 }

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::ListParams;
 use kube::runtime::watcher;
 
 /// Waits (bounded) until the Job controller has created at least `n` pods for Job `job` in
@@ -84,8 +84,7 @@ pub async fn wait_pods(
     }
 }
 
-/// Applies `change` to the pod's status with a read-modify-write (retried on 409: the Job
-/// controller updates the pod too, e.g. its finalizer).
+/// Applies `change` to the pod's status (see [`super::update_status`]).
 pub async fn update_status(
     client: &kube::Client,
     namespace: &str,
@@ -93,24 +92,12 @@ pub async fn update_status(
     change: impl Fn(&Pod, &mut PodStatus),
 ) -> Pod {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    for _ in 0..20 {
-        let mut current = api
-            .get(pod)
-            .await
-            .unwrap_or_else(|e| panic!("get pod {namespace}/{pod}: {e}"));
-        let mut status = current.status.clone().unwrap_or_default();
-        change(&current, &mut status);
-        current.status = Some(status);
-        match api
-            .replace_status(pod, &PostParams::default(), &current)
-            .await
-        {
-            Ok(p) => return p,
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(e) => panic!("update status of pod {namespace}/{pod}: {e}"),
-        }
-    }
-    panic!("update status of pod {namespace}/{pod}: still conflicting after 20 tries")
+    super::update_status(&api, pod, |p| {
+        let mut status = p.status.take().unwrap_or_default();
+        change(p, &mut status);
+        p.status = Some(status);
+    })
+    .await
 }
 
 fn now() -> Time {

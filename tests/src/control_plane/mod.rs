@@ -35,9 +35,64 @@ pub mod stored;
 pub mod supervisor;
 pub mod webhook;
 
+use std::fmt::Debug;
+use std::time::Duration;
+
+use kube::api::{Api, PostParams};
+use kube::runtime::wait::await_condition;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 pub use binaries::bin_dir;
 pub(crate) use binaries::{target_dir, workspace_root};
 pub use cluster::{AdmissionGuard, Cluster, TestNamespace};
+
+/// Waits (bounded, on a watch) until object `name` of `api` exists and `accept` holds for it;
+/// returns it then, or why not (the watch failed, or nothing within `timeout`).
+pub async fn wait_object<K>(
+    api: Api<K>,
+    name: &str,
+    timeout: Duration,
+    accept: impl Fn(&K) -> bool,
+) -> Result<K, String>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let url = format!("{}/{name}", api.resource_url());
+    let seen = await_condition(api, name, move |o: Option<&K>| o.is_some_and(&accept));
+    match tokio::time::timeout(timeout, seen).await {
+        Ok(Ok(Some(o))) => Ok(o),
+        Ok(Ok(None)) => Err(format!("{url} is gone")),
+        Ok(Err(e)) => Err(format!("watching {url}: {e}")),
+        Err(_) => Err(format!("{url}: none accepted within {timeout:?}")),
+    }
+}
+
+/// Read-modify-write of `name`'s status through `api` with `change`, retried on 409 (a
+/// controller writes the object too: the Job controller a pod's finalizer, say); returns what
+/// the API server stored.
+pub async fn update_status<K>(api: &Api<K>, name: &str, change: impl Fn(&mut K)) -> K
+where
+    K: kube::Resource + Clone + DeserializeOwned + Serialize + Debug,
+{
+    let url = format!("{}/{name}", api.resource_url());
+    for _ in 0..20 {
+        let mut current = api
+            .get_status(name)
+            .await
+            .unwrap_or_else(|e| panic!("get {url}: {e}"));
+        change(&mut current);
+        match api
+            .replace_status(name, &PostParams::default(), &current)
+            .await
+        {
+            Ok(stored) => return stored,
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => panic!("update the status of {url}: {e}"),
+        }
+    }
+    panic!("update the status of {url}: still conflicting after 20 tries")
+}
 
 /// Which pinned Kubernetes release (see `tests/control-plane/*/go.mod`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -323,24 +323,20 @@ impl Node {
 
     async fn wait_ready(&mut self, client: &kube::Client, run: &Path) -> Result<(), String> {
         let nodes: Api<NodeObject> = Api::all(client.clone());
-        let ready = kube::runtime::wait::await_condition(nodes, NAME, |n: Option<&NodeObject>| {
-            n.and_then(|n| n.status.as_ref()?.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        let ready = super::wait_object(nodes, NAME, READY_TIMEOUT, |n| {
+            let conditions = n.status.as_ref().and_then(|s| s.conditions.as_ref());
+            conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
         });
         let kubelet = self.kubelet.as_mut().expect("started");
+        let log = run.join("kubelet.log");
         tokio::select! {
-            done = tokio::time::timeout(READY_TIMEOUT, ready) => match done {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(format!("watching node {NAME}: {e}")),
-                Err(_) => Err(format!(
-                    "node {NAME} was not Ready within {READY_TIMEOUT:?}; see {}",
-                    run.join("kubelet.log").display()
-                )),
-            },
+            ready = ready => ready
+                .map(drop)
+                .map_err(|e| format!("node {NAME} not Ready: {e}; see {}", log.display())),
             status = kubelet.wait() => Err(format!(
                 "the kubelet exited ({}); see {}",
                 status.map_or_else(|e| e.to_string(), |s| s.to_string()),
-                run.join("kubelet.log").display()
+                log.display()
             )),
         }
     }

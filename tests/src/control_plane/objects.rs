@@ -55,10 +55,21 @@ impl Cluster {
     }
 
     /// `kubectl apply [--dry-run=server] -f -` of `objects`; returns (success, stdout, stderr).
+    ///
+    /// Test processes share the control plane and apply the same cluster-scoped objects (the
+    /// reporter's ClusterRole). A client-side apply is a GET then a CREATE, so when two run at
+    /// once one fails with `AlreadyExists` (a CI run met this): applied again, it finds the
+    /// object and patches it. Not a server-side apply: that leaves no
+    /// `last-applied-configuration`, and a user's later `kubectl apply -k manifests/` would warn
+    /// (which `real_manifests` checks it does not).
     pub fn apply(&self, objects: &[Value], dry_run: bool) -> (bool, String, String) {
         let mut args = vec!["apply", "-f", "-"];
         if dry_run {
             args.push("--dry-run=server");
+        }
+        let first = self.kubectl_run(&args, Some(&list(objects)));
+        if first.0 || !first.2.contains("AlreadyExists") {
+            return first;
         }
         self.kubectl_run(&args, Some(&list(objects)))
     }

@@ -9,7 +9,6 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use super::{Release, binaries};
@@ -135,14 +134,8 @@ fn start_supervisor(release: Release, state: &Path) -> Result<PathBuf, String> {
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", supervisor.display()))?;
     let stdout = child.stdout.take().ok_or("no supervisor stdout")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
-    match line.trim().strip_prefix("ready ") {
+    let line = crate::process::first_line(stdout, START_TIMEOUT).unwrap_or_default();
+    match line.strip_prefix("ready ") {
         Some(run) => Ok(PathBuf::from(run)),
         None => {
             let _ = child.kill();
@@ -150,7 +143,7 @@ fn start_supervisor(release: Release, state: &Path) -> Result<PathBuf, String> {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             Err(format!(
                 "the control plane did not start within {START_TIMEOUT:?}: {}\n{}",
-                line.trim(),
+                line,
                 tail(&log, 30)
             ) + &component_logs(state))
         }

@@ -18,7 +18,7 @@ pub struct Fixture {
 
 /// `create-job.json` (pretty-printed, as captured), the same review compact (as the apiserver
 /// sends it), then the Job grown past each of `grown_kib` KiB.
-pub fn all(grown_kib: &[usize]) -> Vec<Fixture> {
+pub fn all(grown_kib: &[u32]) -> Vec<Fixture> {
     let compact: serde_json::Value =
         serde_json::from_str(CREATE_JOB).expect("create-job.json is JSON");
     let mut out = vec![
@@ -26,7 +26,7 @@ pub fn all(grown_kib: &[usize]) -> Vec<Fixture> {
         fixture(serde_json::to_vec(&compact).expect("serialize"), "compact"),
     ];
     for &kib in grown_kib {
-        out.push(fixture(grown(kib * 1024), "grown"));
+        out.push(fixture(grown(kib as usize * 1024), "grown"));
     }
     out
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use harness::webhook_process::{Pki, connect};
+use harness::webhook_process::{Pki, Server, connect};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
@@ -17,8 +17,8 @@ use crate::floor::RESPONSE_BYTES_HEADER;
 /// What one request asks for.
 #[derive(Clone)]
 pub enum Target {
-    /// `GET /healthz`.
-    Healthz,
+    /// `GET` of this path (`/healthz`, `/metrics`).
+    Get(&'static str),
     /// `POST /mutate` with this review; the floor answers `response_bytes` bytes.
     Review {
         /// The AdmissionReview body.
@@ -26,6 +26,25 @@ pub enum Target {
         /// Size of the webhook's answer to it.
         response_bytes: usize,
     },
+}
+
+impl Target {
+    fn request(&self) -> Request<Full<Bytes>> {
+        let request = Request::builder().header("host", "localhost");
+        match self {
+            Target::Get(path) => request.uri(*path).body(Full::default()),
+            Target::Review {
+                body,
+                response_bytes,
+            } => request
+                .method("POST")
+                .uri("/mutate")
+                .header("content-type", "application/json")
+                .header(RESPONSE_BYTES_HEADER, response_bytes.to_string())
+                .body(Full::new(body.clone())),
+        }
+        .expect("request")
+    }
 }
 
 /// One open connection.
@@ -36,14 +55,17 @@ pub type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 pub struct Client {
     addr: SocketAddr,
     tls: Arc<rustls::ClientConfig>,
+    /// The server's process id, for its CPU time.
+    pub pid: u32,
 }
 
 impl Client {
-    /// A client of the server at `addr`, trusting `pki`.
-    pub fn new(addr: SocketAddr, pki: &Pki) -> Client {
+    /// A client of `server`, trusting `pki`.
+    pub fn new(server: &Server, pki: &Pki) -> Client {
         Client {
-            addr,
+            addr: server.addr,
             tls: Arc::new(pki.client_config(&[&rustls::version::TLS13], b"http/1.1")),
+            pid: server.pid(),
         }
     }
 
@@ -58,51 +80,27 @@ impl Client {
         send
     }
 
-    /// One request; returns the size of the answer's body.
-    async fn once(send: &mut Sender, target: &Target) -> usize {
-        let req = match target {
-            Target::Healthz => Request::get("/healthz")
-                .header("host", "localhost")
-                .body(Full::new(Bytes::new())),
-            Target::Review {
-                body,
-                response_bytes,
-            } => Request::post("/mutate")
-                .header("host", "localhost")
-                .header("content-type", "application/json")
-                .header(RESPONSE_BYTES_HEADER, response_bytes.to_string())
-                .body(Full::new(body.clone())),
-        }
-        .expect("request");
+    /// One request; returns the answer's body.
+    async fn once(send: &mut Sender, target: &Target) -> Bytes {
         send.ready().await.expect("connection closed");
-        let res = send.send_request(req).await.expect("request failed");
+        let res = send
+            .send_request(target.request())
+            .await
+            .expect("request failed");
         assert!(res.status().is_success(), "status {}", res.status());
-        let body = res.into_body().collect().await.expect("body").to_bytes();
-        body.len()
+        res.into_body().collect().await.expect("body").to_bytes()
     }
 
-    /// The body of `GET path` (the server's `/metrics`, say), as text.
-    pub async fn get_text(&self, path: &str) -> String {
-        let mut send = self.connect().await;
-        let req = Request::get(path)
-            .header("host", "localhost")
-            .body(Full::new(Bytes::new()))
-            .expect("request");
-        send.ready().await.expect("connection closed");
-        let res = send.send_request(req).await.expect("request failed");
-        assert!(
-            res.status().is_success(),
-            "GET {path}: status {}",
-            res.status()
-        );
-        let body = res.into_body().collect().await.expect("body").to_bytes();
-        String::from_utf8_lossy(&body).into_owned()
+    /// The server's answer to one `target`, on a connection of its own.
+    pub async fn answer(&self, target: &Target) -> Bytes {
+        Client::once(&mut self.connect().await, target).await
     }
 
     /// The server's own count and total of `admission_duration_seconds` (the handler's time
     /// per review, measured inside the server), from its `/metrics`.
     pub async fn handler_seconds(&self) -> (f64, f64) {
-        let text = self.get_text("/metrics").await;
+        let text = self.answer(&Target::Get("/metrics")).await;
+        let text = String::from_utf8_lossy(&text);
         let value = |name: &str| {
             text.lines()
                 .find_map(|line| {
@@ -117,29 +115,6 @@ impl Client {
             value("status_reporter_webhook_admission_duration_seconds_count"),
             value("status_reporter_webhook_admission_duration_seconds_sum"),
         )
-    }
-
-    /// The server's answer to one `POST path` with `target`'s review, as text.
-    pub async fn post_text(&self, path: &str, target: &Target) -> String {
-        let Target::Review { body, .. } = target else {
-            panic!("post_text takes a review");
-        };
-        let mut send = self.connect().await;
-        let req = Request::post(path)
-            .header("host", "localhost")
-            .header("content-type", "application/json")
-            .body(Full::new(body.clone()))
-            .expect("request");
-        send.ready().await.expect("connection closed");
-        let res = send.send_request(req).await.expect("request failed");
-        let body = res.into_body().collect().await.expect("body").to_bytes();
-        String::from_utf8_lossy(&body).into_owned()
-    }
-
-    /// The size of the server's answer to one `target`.
-    pub async fn answer_size(&self, target: &Target) -> usize {
-        let mut send = self.connect().await;
-        Client::once(&mut send, target).await
     }
 
     /// `n` connections, each TLS- and HTTP-handshaken.

@@ -36,6 +36,7 @@ mod load;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use harness::measure::{cpu_time, status_of};
 use harness::webhook_process::{Pki, SecretDir, Server};
 use status_reporter_webhook::admission;
 use status_reporter_webhook::config::InjectConfig;
@@ -43,62 +44,32 @@ use status_reporter_webhook::config::InjectConfig;
 use fixtures::Fixture;
 use load::{Client, Stats, Target};
 
+/// The webhook's benchmark (see docs/benchmarks.md); `bench-webhook serve …` is the transport
+/// floor server.
+#[derive(clap::Parser)]
+#[command(name = "bench-webhook")]
 struct Options {
+    /// Seconds per network row.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     seconds: u64,
-    connections: usize,
+    /// Connections per closed loop.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    connections: u16,
+    /// The fixed rate, requests per second.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     rate: u64,
-    iterations: usize,
-    grown_kib: Vec<usize>,
+    /// Handler iterations per fixture.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
+    iterations: u32,
+    /// The sizes (KiB) the Job is grown to, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [16, 64], value_parser = clap::value_parser!(u32).range(1..))]
+    grown_kib: Vec<u32>,
+    /// Only the in-process handler.
+    #[arg(long)]
     handler_only: bool,
-    /// `--profile N`: only N reviews of `create-job.json`, nothing timed or printed.
-    profile: Option<usize>,
-}
-
-const USAGE: &str = "accepted: --seconds N, --connections N, --rate N, --iterations N, \
-                     --grown-kib N[,N...], --handler-only, --profile N (or: serve ... for the floor server)";
-
-fn options(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        seconds: 5,
-        connections: 16,
-        rate: 1000,
-        iterations: 20_000,
-        grown_kib: vec![16, 64],
-        handler_only: false,
-        profile: None,
-    };
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        let mut value = |name: &str| -> Result<u64, String> {
-            args.next()
-                .and_then(|v| v.parse().ok())
-                .filter(|v| *v > 0)
-                .ok_or_else(|| format!("{name} needs a positive integer"))
-        };
-        match flag.as_str() {
-            "--seconds" => o.seconds = value("--seconds")?,
-            "--connections" => o.connections = value("--connections")? as usize,
-            "--rate" => o.rate = value("--rate")?,
-            "--iterations" => o.iterations = value("--iterations")? as usize,
-            "--handler-only" => o.handler_only = true,
-            "--profile" => o.profile = Some(value("--profile")? as usize),
-            "--grown-kib" => {
-                let list = args.next().ok_or("--grown-kib needs a list")?;
-                o.grown_kib = list
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(|s| s.trim().parse().ok().filter(|n| *n > 0))
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| {
-                        format!(
-                            "--grown-kib {list:?}: accepted: positive integers, comma-separated"
-                        )
-                    })?;
-            }
-            other => return Err(format!("unknown argument {other:?}; {USAGE}")),
-        }
-    }
-    Ok(o)
+    /// Only N reviews of `create-job.json`, nothing timed or printed (for a profiler).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    profile: Option<u32>,
 }
 
 fn main() {
@@ -110,17 +81,7 @@ fn main() {
         }
         return;
     }
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("bench-webhook: the webhook's benchmark (see docs/benchmarks.md); {USAGE}");
-        return;
-    }
-    let options = match options(&args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("bench-webhook: {e}");
-            std::process::exit(2);
-        }
-    };
+    let options = <Options as clap::Parser>::parse();
     if let Some(n) = options.profile {
         profile(n);
         return;
@@ -140,7 +101,7 @@ fn main() {
 
 /// `n` reviews of `create-job.json` and nothing else, for a profiler
 /// (`valgrind --tool=callgrind bench-webhook --profile 2000`).
-fn profile(n: usize) {
+fn profile(n: u32) {
     let config = InjectConfig::default();
     for _ in 0..n {
         std::hint::black_box(handler(
@@ -176,14 +137,14 @@ fn handler(body: &[u8], config: &InjectConfig) -> Bytes {
         .expect("the answer is written")
 }
 
-fn handler_table(fixtures: &[Fixture], iterations: usize) {
+fn handler_table(fixtures: &[Fixture], iterations: u32) {
     let config = InjectConfig::default();
     println!(
         "\nin-process handler (AdmissionReview bytes -> response bytes), {iterations} iterations per fixture:"
     );
     for f in fixtures {
         let answer = handler(&f.body, &config).as_ref().len();
-        let mut samples = Vec::with_capacity(iterations);
+        let mut samples = Vec::new();
         for _ in 0..iterations {
             let start = Instant::now();
             std::hint::black_box(handler(std::hint::black_box(&f.body), &config));
@@ -248,35 +209,33 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
         if pinned {
             assert!(host::pin(server.pid(), 1), "taskset on {}", server.pid());
         }
-        server
+        (Client::new(&server, &pki), server)
     };
-    let floor_bin = std::env::current_exe().expect("current_exe");
-    let floor = start(&floor_bin, &[]);
-    let go = start(&go_peer(), &[]);
-    let quiet = start(&webhook, &["--log-level", "warn"]);
-    let logging = start(&webhook, &["--log-level", "info"]);
+    let (floor, _floor) = start(&std::env::current_exe().expect("current_exe"), &[]);
+    let (go, _go) = start(&go_peer(), &[]);
+    let (quiet, _quiet) = start(&webhook, &["--log-level", "warn"]);
+    let (logging, logging_server) = start(&webhook, &["--log-level", "info"]);
     // A second server at each level for logging's rows: two processes of one binary, at one
     // level, differed by up to 10 % in CPU per request on this VM, which a single pair cannot
     // tell from logging's cost. Two of each, and the spread within each level printed.
-    let quiet2 = start(&webhook, &["--log-level", "warn"]);
-    let logging2 = start(&webhook, &["--log-level", "info"]);
+    let (quiet2, _quiet2) = start(&webhook, &["--log-level", "warn"]);
+    let (logging2, logging2_server) = start(&webhook, &["--log-level", "info"]);
     // Another build of the server (a base commit's, say), measured in the same slices as
     // the floor and this one: an A/B of the very ratio the target is about, in one run.
-    let base = std::env::var_os(BASE_BIN_VAR).map(|bin| {
-        let bin = std::path::PathBuf::from(bin);
-        let server = start(&bin, &["--log-level", "warn"]);
-        (bin, server)
-    });
+    let base_bin = std::env::var_os(BASE_BIN_VAR).map(std::path::PathBuf::from);
+    let base = base_bin
+        .as_ref()
+        .map(|bin| start(bin, &["--log-level", "warn"]));
     if pinned {
         println!(
             "\nload generator pinned to CPU 0, servers to CPU 1 (taskset); webhook {} (pid {}), floor pid {}, Go peer pid {}",
             webhook.display(),
-            quiet.pid(),
-            floor.pid(),
-            go.pid()
+            quiet.pid,
+            floor.pid,
+            go.pid
         );
-        if let Some((bin, server)) = &base {
-            println!("base webhook {} (pid {})", bin.display(), server.pid());
+        if let (Some(bin), Some((base, _))) = (&base_bin, &base) {
+            println!("base webhook {} (pid {})", bin.display(), base.pid);
         }
     } else {
         println!(
@@ -284,6 +243,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             host::cpus()
         );
     }
+    let base = base.as_ref().map(|(client, _)| client);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -292,20 +252,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
     runtime.block_on(async {
         let config = InjectConfig::default();
         let seconds = Duration::from_secs(options.seconds);
-        let n = options.connections;
-        let (to_floor, to_quiet, to_logging, to_go) = (
-            Client::new(floor.addr, &pki),
-            Client::new(quiet.addr, &pki),
-            Client::new(logging.addr, &pki),
-            Client::new(go.addr, &pki),
-        );
-        let (to_quiet2, to_logging2) = (
-            Client::new(quiet2.addr, &pki),
-            Client::new(logging2.addr, &pki),
-        );
-        let to_base = base
-            .as_ref()
-            .map(|(_, server)| (Client::new(server.addr, &pki), server.pid()));
+        let n = options.connections.into();
         let targets: Vec<Target> = fixtures
             .iter()
             .map(|f| Target::Review {
@@ -317,47 +264,40 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             let Target::Review { response_bytes, .. } = target else {
                 continue;
             };
-            let served = to_quiet.answer_size(target).await;
             assert_eq!(
-                served, *response_bytes,
+                quiet.answer(target).await.len(),
+                *response_bytes,
                 "{}: the server's answer differs in size from the in-process one",
                 f.label
             );
         }
         // The Go peer does the same work: its answer carries the same five operations.
-        let go_answer: serde_json::Value =
-            serde_json::from_str(&to_go.post_text("/mutate", &targets[0]).await).expect("JSON");
-        let go_patch = go_answer["response"]["patch"].as_str().expect("the Go peer patches");
-        let ours: serde_json::Value =
-            serde_json::from_slice(&handler(&fixtures[0].body, &config)).expect("JSON");
-        let ops = |encoded: &str| -> Vec<serde_json::Value> {
-            let bytes: k8s_openapi::ByteString =
-                serde_json::from_value(serde_json::Value::from(encoded)).expect("base64");
-            serde_json::from_slice(&bytes.0).expect("a JSON Patch")
-        };
-        let (theirs, ours) = (ops(go_patch), ops(ours["response"]["patch"].as_str().expect("patch")));
-        let paths = |ops: &[serde_json::Value]| -> Vec<String> {
+        let paths = |answer: &[u8]| -> Vec<String> {
+            let answer: serde_json::Value = serde_json::from_slice(answer).expect("JSON");
+            let patch = answer["response"]["patch"].clone();
+            let bytes: k8s_openapi::ByteString = serde_json::from_value(patch).expect("base64");
+            let ops: Vec<serde_json::Value> = serde_json::from_slice(&bytes.0).expect("a JSON Patch");
             ops.iter().map(|op| op["path"].to_string()).collect()
         };
-        assert_eq!(paths(&theirs), paths(&ours), "the Go peer patches other paths");
+        assert_eq!(
+            paths(&go.answer(&targets[0]).await),
+            paths(&handler(&fixtures[0].body, &config)),
+            "the Go peer patches other paths"
+        );
         // Warm up every server and path (connections, allocator, branch predictors).
         let warm = Duration::from_secs(1);
-        let warm_base = to_base.iter().map(|(client, _)| client);
-        for client in [&to_floor, &to_quiet, &to_logging, &to_quiet2, &to_logging2, &to_go]
+        for client in [&floor, &quiet, &logging, &quiet2, &logging2, &go]
             .into_iter()
-            .chain(warm_base)
+            .chain(base)
         {
-            client.closed_loop(&Target::Healthz, n, warm).await;
+            client.closed_loop(&Target::Get("/healthz"), n, warm).await;
             client.closed_loop(&targets[0], n, warm).await;
         }
 
         // The fixed rate first, on servers that have only been warmed up, ours and (if
         // given) the base build's in turn: after the closed loops, the other servers on the
         // shared CPU (the Go peer's runtime above all) left stalls of tens of milliseconds.
-        let mut fixed_rows = vec![("/mutate", &to_quiet)];
-        if let Some((client, _)) = &to_base {
-            fixed_rows.push(("base   ", client));
-        }
+        let fixed_rows = std::iter::once(("/mutate", &quiet)).chain(base.map(|b| ("base   ", b)));
         println!(
             "\nfixed rate {} req/s for {}s, {} (target: p99 < 2 ms):",
             options.rate, options.seconds, fixtures[0].label
@@ -381,54 +321,32 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             "  {:<44} {:>8} {:>8} {:>8} {:>14}",
             "", "req/s", "p50 ms", "p99 ms", "server CPU/req"
         );
-        let healthz = slices(
-            [(&to_quiet, quiet.pid()), (&to_floor, floor.pid())],
-            &Target::Healthz,
-            n,
-            options.seconds,
-        )
-        .await;
+        let healthz = slices(&[&quiet, &floor], &Target::Get("/healthz"), n, options.seconds).await;
         healthz[0].print("GET /healthz", "");
-        let mut logging_rows = None;
+        let mut logging_rows = Vec::new();
         for (i, (f, target)) in fixtures.iter().zip(&targets).enumerate() {
             let Target::Review { response_bytes, .. } = target else {
                 continue;
             };
             let bytes = format!("{} -> {}", f.label, fixtures::size(*response_bytes));
-            let handler_before = to_quiet.handler_seconds().await;
-            let servers = [
-                (&to_floor, floor.pid()),
-                (&to_quiet, quiet.pid()),
-                (&to_go, go.pid()),
-            ];
-            let (floor_row, mutate, go_row, base_row) = match &to_base {
-                Some((client, pid)) => {
-                    let [f, m, g, b] = slices(
-                        [servers[0], servers[1], servers[2], (client, *pid)],
-                        target,
-                        n,
-                        options.seconds,
-                    )
-                    .await;
-                    (f, m, g, Some(b))
-                }
-                None => {
-                    let [f, m, g] = slices(servers, target, n, options.seconds).await;
-                    (f, m, g, None)
-                }
+            let handler_before = quiet.handler_seconds().await;
+            let servers: Vec<&Client> = [&floor, &quiet, &go].into_iter().chain(base).collect();
+            let rows = slices(&servers, target, n, options.seconds).await;
+            let [floor_row, mutate, go_row, base_row @ ..] = &rows[..] else {
+                unreachable!("a row per server")
             };
-            let handler_after = to_quiet.handler_seconds().await;
+            let handler_after = quiet.handler_seconds().await;
             floor_row.print(&format!("floor   {bytes}"), "");
             let ratio = |row: &Row| us(row.cpu_per_request) / us(floor_row.cpu_per_request).max(0.001);
             mutate.print(
                 &format!("/mutate {bytes}"),
-                &format!("  = {:.2}x floor (target <= 2x)", ratio(&mutate)),
+                &format!("  = {:.2}x floor (target <= 2x)", ratio(mutate)),
             );
             go_row.print(
                 &format!("Go peer {bytes}"),
                 &format!(
                     "  = {:.2}x floor; ours: {:.2}x its req/s, {:.2}x less CPU/req (target >= 2x)",
-                    ratio(&go_row),
+                    ratio(go_row),
                     mutate.stats.rps() / go_row.stats.rps().max(0.001),
                     us(go_row.cpu_per_request) / us(mutate.cpu_per_request).max(0.001),
                 ),
@@ -443,10 +361,10 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
                 "  of which the handler, timed inside it",
                 1e6 * seconds / reviews.max(1.0),
             );
-            if let Some(base_row) = base_row {
+            if let Some(base_row) = base_row.first() {
                 base_row.print(
                     &format!("base    {bytes}"),
-                    &format!("  = {:.2}x floor", ratio(&base_row)),
+                    &format!("  = {:.2}x floor", ratio(base_row)),
                 );
             }
             if i == 0 {
@@ -455,23 +373,12 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
                 // after them, the quiet server carried the larger reviews' grown buffers and
                 // was slower per request than in its own row above, which hid part of
                 // logging's cost.
-                logging_rows = Some(
-                    slices(
-                        [
-                            (&to_quiet, quiet.pid()),
-                            (&to_logging, logging.pid()),
-                            (&to_quiet2, quiet2.pid()),
-                            (&to_logging2, logging2.pid()),
-                        ],
-                        &targets[0],
-                        n,
-                        options.seconds,
-                    )
-                    .await,
-                );
+                let servers = [&quiet, &logging, &quiet2, &logging2];
+                logging_rows = slices(&servers, &targets[0], n, options.seconds).await;
             }
         }
-        let [warn1, info1, warn2, info2] = logging_rows.expect("the first fixture's rows ran");
+        let [warn1, info1, warn2, info2]: [Row; 4] =
+            logging_rows.try_into().ok().expect("the first fixture's rows ran");
         let spread = |a: &Row, b: &Row| {
             100.0 * (us(a.cpu_per_request) - us(b.cpu_per_request)).abs()
                 / us(a.cpu_per_request.min(b.cpu_per_request)).max(0.001)
@@ -494,14 +401,13 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             "  (x2: two servers at each level, which differ by {warn_spread:.1} % (warn) and \
              {info_spread:.1} % (info) in CPU/req: this comparison's noise)"
         );
-        let logged_lines = logging.logs.len() + logging2.logs.len();
+        let logged_lines = logging_server.logs.len() + logging2_server.logs.len();
 
         for (what, server) in [("log warn", &quiet), ("log info", &logging)] {
-            let (rss, peak) = host::memory_kib(server.pid());
             println!(
                 "webhook ({what}) memory after the load: VmRSS {:.1} MiB, peak VmHWM {:.1} MiB (target <= 12 MiB)",
-                rss as f64 / 1024.0,
-                peak as f64 / 1024.0
+                status_of(server.pid, "VmRSS") as f64 / 1024.0,
+                status_of(server.pid, "VmHWM") as f64 / 1024.0
             );
         }
         println!(
@@ -509,43 +415,39 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             host::load_average()
         );
     });
-    drop((floor, quiet, logging, quiet2, logging2, go, base));
 }
 
-/// Closed loops against N servers (or paths) in alternating one-second slices, so all see
-/// the same load on a shared machine; each row sums its slices. Connections are opened
-/// before the first slice and kept, so no handshake falls inside a slice.
-async fn slices<const N: usize>(
-    servers: [(&Client, u32); N],
-    target: &Target,
-    n: usize,
-    seconds: u64,
-) -> [Row; N] {
-    let mut open = Vec::with_capacity(N);
-    for (client, _) in &servers {
+/// Closed loops against servers (or paths) in alternating one-second slices, so all see the
+/// same load on a shared machine; each row sums its slices. Connections are opened before the
+/// first slice and kept, so no handshake falls inside a slice.
+async fn slices(servers: &[&Client], target: &Target, n: usize, seconds: u64) -> Vec<Row> {
+    let mut open = Vec::with_capacity(servers.len());
+    for client in servers {
         open.push(client.connect_many(n).await);
     }
-    let mut parts: [(Vec<Stats>, Duration); N] = std::array::from_fn(|_| Default::default());
+    let mut parts: Vec<(Vec<Stats>, Duration)> =
+        servers.iter().map(|_| Default::default()).collect();
     for _ in 0..seconds {
-        for ((senders, (_, pid)), (stats, cpu)) in
-            open.iter_mut().zip(&servers).zip(parts.iter_mut())
-        {
-            let before = host::cpu_time(*pid);
+        for ((senders, client), (stats, cpu)) in open.iter_mut().zip(servers).zip(&mut parts) {
+            let before = cpu_time(client.pid);
             let (run, back) =
                 Client::closed_loop_on(std::mem::take(senders), target, Duration::from_secs(1))
                     .await;
-            *cpu += host::cpu_time(*pid).saturating_sub(before);
+            *cpu += cpu_time(client.pid).saturating_sub(before);
             *senders = back;
             stats.push(run);
         }
     }
-    parts.map(|(stats, cpu)| {
-        let stats = Stats::merge(stats);
-        Row {
-            cpu_per_request: cpu / stats.count().max(1) as u32,
-            stats,
-        }
-    })
+    parts
+        .into_iter()
+        .map(|(stats, cpu)| {
+            let stats = Stats::merge(stats);
+            Row {
+                cpu_per_request: cpu / stats.count().max(1) as u32,
+                stats,
+            }
+        })
+        .collect()
 }
 
 fn us(d: Duration) -> f64 {

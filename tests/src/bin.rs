@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use crate::control_plane::{target_dir, workspace_root};
+use crate::control_plane::{newest_source, target_dir, workspace_root};
 
 /// The package, crate directory and env override of each binary we know.
 fn package_of(name: &str) -> (&'static str, &'static str, &'static str) {
@@ -94,31 +94,10 @@ fn cargo_build(package: &str, name: &str, release: bool) {
 /// Whether `binary` exists and is newer than every source it is built from: its crate
 /// directory, the `contract` crate both binaries build on, and the workspace manifests.
 fn fresh(binary: &Path, crate_dir: &str) -> bool {
-    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
-        return false;
-    };
     let root = workspace_root();
-    let mut newest = std::time::SystemTime::UNIX_EPOCH;
-    let mut stack = vec![
-        root.join(crate_dir),
-        root.join("contract"),
-        root.join("Cargo.toml"),
-        root.join("Cargo.lock"),
-    ];
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if path.file_name().is_some_and(|n| n == "target") {
-                continue;
-            }
-            if let Ok(entries) = std::fs::read_dir(&path) {
-                stack.extend(entries.flatten().map(|e| e.path()));
-            }
-        } else if let Ok(modified) = meta.modified() {
-            newest = newest.max(modified);
-        }
-    }
-    built > newest
+    let sources = [crate_dir, "contract", "Cargo.toml", "Cargo.lock"].map(|p| root.join(p));
+    binary
+        .metadata()
+        .and_then(|m| m.modified())
+        .is_ok_and(|built| built > newest_source(sources))
 }

@@ -33,12 +33,12 @@ use tokio_stream::wrappers::ReceiverStream;
 pub use crate::logs::Logs;
 use crate::process::{Process, first_line};
 
-/// A private CA that issues serving certificates for `localhost`.
+/// A private CA: serving certificates for `localhost`, and whatever the control plane needs.
 pub struct Pki {
     ca: CertifiedIssuer<'static, KeyPair>,
 }
 
-/// A serving certificate and its key.
+/// A certificate and its key.
 pub struct Pair {
     /// The certificate, PEM.
     pub cert_pem: String,
@@ -68,20 +68,27 @@ impl Pki {
         }
     }
 
+    /// The CA's certificate, PEM.
+    pub fn ca_pem(&self) -> String {
+        self.ca.pem()
+    }
+
     /// A new serving pair for `localhost`, signed by the CA.
     pub fn issue(&self) -> Pair {
-        self.issue_with(|_| {})
+        self.sign(&["localhost"], |_| {})
     }
 
     /// A new serving pair for `localhost`, valid from `not_before` to `not_after` only.
     pub fn issue_valid_between(&self, not_before: SystemTime, not_after: SystemTime) -> Pair {
-        self.issue_with(|params| {
+        self.sign(&["localhost"], |params| {
             params.not_before = not_before.into();
             params.not_after = not_after.into();
         })
     }
 
-    fn issue_with(&self, shape: impl FnOnce(&mut CertificateParams)) -> Pair {
+    /// A new pair for the subject alternative `names`, shaped by `shape` (its subject, key
+    /// usages, validity), signed by the CA.
+    pub fn sign(&self, names: &[&str], shape: impl FnOnce(&mut CertificateParams)) -> Pair {
         // A serial unique in this process, first byte 0x01 so DER encodes the bytes as they
         // are (no leading zero stripped or added) and the logged form is predictable.
         static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -89,7 +96,8 @@ impl Pki {
         serial.extend_from_slice(&std::process::id().to_be_bytes());
         serial.extend_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
         let key = KeyPair::generate().expect("key");
-        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let mut params = CertificateParams::new(names).expect("params");
         params.serial_number = Some(SerialNumber::from_slice(&serial));
         shape(&mut params);
         let cert = params.signed_by(&key, &self.ca).expect("sign");

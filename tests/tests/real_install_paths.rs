@@ -538,7 +538,10 @@ async fn with_no_match_conditions_and_the_webhook_stopped_the_guard_refuses_an_o
     // failurePolicy Ignore: the failed call admits every Job; the guard then refuses the
     // opted-in ones.
     cluster
-        .settle_admission(|a| matches!(a, Admission::Refused(m) if is_guard_refusal(m)))
+        .settle_admission(
+            "true",
+            |a| matches!(a, Admission::Refused(m) if is_guard_refusal(m)),
+        )
         .unwrap_or_else(|now| panic!("with the webhook down an opted-in Job is {now:?}"));
     let namespaces = namespaces(&cluster, "guard").await;
 
@@ -567,7 +570,7 @@ async fn the_policy_paths_guard_refuses_what_the_policy_left_alone_with_its_mess
     // The install returns once the policy injects; the guard's binding reaches the API
     // server through its own informer, possibly a moment later.
     cluster
-        .settle_admission_with(
+        .settle_admission(
             "yes",
             |a| matches!(a, Admission::Refused(m) if m.contains(GUARD)),
         )
@@ -667,7 +670,7 @@ async fn with_its_settings_missing_or_unusable_the_policy_injects_nothing_and_th
         let (ok, _, err) = cluster.kubectl_run(&args, None);
         assert!(ok, "{what}: kubectl {args:?}: {err}");
         cluster
-            .settle_admission(|a| {
+            .settle_admission("true", |a| {
                 matches!(a, Admission::Refused(m) if is_guard_refusal(m)
                     && m.contains("ConfigMap status-reporter-system/status-reporter-policy"))
             })

@@ -32,15 +32,10 @@ pub enum Admission {
 }
 
 impl Cluster {
-    /// A server-side dry-run create of an opted-in Job in `default`: what the admission chain
-    /// does to it now.
-    pub fn probe_admission(&self) -> Admission {
-        self.probe_admission_with("true")
-    }
-
-    /// [`Cluster::probe_admission`] with the `inject` annotation set to `inject` (`"yes"`: a
-    /// Job no injector takes, which only a guard refuses).
-    pub fn probe_admission_with(&self, inject: &str) -> Admission {
+    /// A server-side dry-run create of a Job in `default` with the `inject` annotation set to
+    /// `inject` (`"true"`: opted in; `"yes"`: a Job no injector takes, which only a guard
+    /// refuses): what the admission chain does to it now.
+    pub fn probe_admission(&self, inject: &str) -> Admission {
         let probe = json!({
             "apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": "admission-probe", "namespace": "default",
@@ -69,24 +64,16 @@ impl Cluster {
         }
     }
 
-    /// Waits (bounded) until [`Cluster::probe_admission`] answers what `want` accepts;
-    /// returns the last answer on timeout.
+    /// Waits (bounded) until [`Cluster::probe_admission`]`(inject)` answers what `want`
+    /// accepts; returns the last answer on timeout.
     pub fn settle_admission(
-        &self,
-        want: impl Fn(&Admission) -> bool,
-    ) -> Result<Admission, Admission> {
-        self.settle_admission_with("true", want)
-    }
-
-    /// [`Cluster::settle_admission`] for [`Cluster::probe_admission_with`]`(inject)`.
-    pub fn settle_admission_with(
         &self,
         inject: &str,
         want: impl Fn(&Admission) -> bool,
     ) -> Result<Admission, Admission> {
         let deadline = Instant::now() + SETTLE;
         loop {
-            let now = self.probe_admission_with(inject);
+            let now = self.probe_admission(inject);
             if want(&now) {
                 return Ok(now);
             }
@@ -98,9 +85,10 @@ impl Cluster {
         }
     }
 
-    /// [`Cluster::settle_admission`], panicking with `what` and the last answer on timeout.
+    /// [`Cluster::settle_admission`] of an opted-in Job, panicking with `what` and the last
+    /// answer on timeout.
     pub fn expect_admission(&self, what: &str, want: impl Fn(&Admission) -> bool) -> Admission {
-        self.settle_admission(want).unwrap_or_else(|now| {
+        self.settle_admission("true", want).unwrap_or_else(|now| {
             panic!("{what}: after {SETTLE:?} the admission chain still answers an opted-in Job with {now:?}")
         })
     }
@@ -179,7 +167,7 @@ impl<'a> InstalledAdmission<'a> {
             return Err(format!("kubectl delete {objects:?}: {err}"));
         }
         self.cluster
-            .settle_admission(Admission::is_plain)
+            .settle_admission("true", Admission::is_plain)
             .map(drop)
             .map_err(|now| format!("after deleting {objects:?} an opted-in Job is {now:?}"))
     }

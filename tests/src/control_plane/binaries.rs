@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::SystemTime;
 
 use super::Release;
 
@@ -94,6 +95,25 @@ fn check(dir: &Path, needed: &[&str]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The newest modification time of the files at `paths` and under them (a `target`
+/// directory left out): whether something built from them is fresh.
+pub(crate) fn newest_source(paths: impl IntoIterator<Item = PathBuf>) -> SystemTime {
+    let mut newest = SystemTime::UNIX_EPOCH;
+    let mut stack: Vec<PathBuf> = paths.into_iter().collect();
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if !meta.is_dir() {
+            newest = newest.max(meta.modified().unwrap_or(newest));
+        } else if path.file_name().is_none_or(|n| n != "target") {
+            let entries = std::fs::read_dir(&path).into_iter().flatten().flatten();
+            stack.extend(entries.map(|e| e.path()));
+        }
+    }
+    newest
 }
 
 /// The workspace root (the parent of this crate's directory).

@@ -52,13 +52,7 @@ impl Cluster {
         static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
         let cluster = Cluster::get(&CLUSTER, "admission");
         let state = shared::state_dir(cluster.release, "admission");
-        let lock = std::fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(state.join("admission.lock"))
-            .and_then(|f| f.lock().map(|()| f))
-            .unwrap_or_else(|e| panic!("cannot lock {}/admission.lock: {e}", state.display()));
+        let lock = shared::lock(&state.join("admission.lock")).unwrap_or_else(|e| panic!("{e}"));
         AdmissionGuard {
             cluster,
             _lock: lock,

@@ -214,20 +214,9 @@ impl Components {
         run: &Path,
         args: &[String],
     ) -> Result<(), String> {
-        let log_path = run.join(format!("{name}.log"));
-        let log =
-            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let child = Command::new(bin.join(name))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.join(name).display()))?;
+        let path = bin.join(name);
+        let log = run.join(format!("{name}.log"));
+        let child = spawn_logged(Command::new(&path).args(args), &log, &path.display())?;
         self.children.push((name, child));
         Ok(())
     }
@@ -301,9 +290,26 @@ pub(crate) async fn admin_client(kubeconfig: &Path) -> Result<kube::Client, Stri
     kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 
-/// Three distinct free loopback ports (bound, then released for the components to take).
-fn free_ports() -> Result<[u16; 3], String> {
-    let listeners = (0..3)
+/// Starts `cmd` (stdin null, stdout and stderr to the file `log`, killed on drop); the error
+/// names `what` it is.
+pub(crate) fn spawn_logged(
+    cmd: &mut Command,
+    log: &Path,
+    what: &dyn std::fmt::Display,
+) -> Result<Child, String> {
+    let io = |e: std::io::Error| format!("{}: {e}", log.display());
+    let file = std::fs::File::create(log).map_err(io)?;
+    cmd.stdin(Stdio::null())
+        .stdout(file.try_clone().map_err(io)?)
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {what}: {e}"))
+}
+
+/// `N` distinct free loopback ports (bound, then released for the components to take).
+pub(crate) fn free_ports<const N: usize>() -> Result<[u16; N], String> {
+    let listeners = (0..N)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("no free loopback port: {e}"))?;
@@ -312,7 +318,7 @@ fn free_ports() -> Result<[u16; 3], String> {
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
-    Ok([ports[0], ports[1], ports[2]])
+    Ok(ports.try_into().expect("N ports"))
 }
 
 /// Writes a kubeconfig for a client-certificate user (files next to it, absolute paths).

@@ -60,15 +60,7 @@ pub(crate) fn import(run: &Path) -> Result<(), String> {
 /// are made from (the xtask takes seconds even when cargo has nothing to build). One test
 /// process at a time (a lock file), the next finds them fresh.
 pub fn build() -> Result<Vec<Record>, String> {
-    std::fs::create_dir_all(dir()).map_err(|e| format!("{}: {e}", dir().display()))?;
-    let lock_path = dir().join("harness.lock");
-    let lock = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .and_then(|f| f.lock().map(|()| f))
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    let lock = super::shared::lock(&dir().join("harness.lock"))?;
     if let Ok(records) = records()
         && fresh(&records)
     {
@@ -114,34 +106,12 @@ const SOURCES: &[&str] = &[
 
 /// Whether every archive exists and `images.json` is newer than every source.
 fn fresh(records: &[Record]) -> bool {
-    let built = match std::fs::metadata(dir().join("images.json")).and_then(|m| m.modified()) {
-        Ok(t) => t,
-        Err(_) => return false,
-    };
     let root = super::binaries::workspace_root();
-    let mut stack: Vec<PathBuf> = SOURCES.iter().map(|s| root.join(s)).collect();
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if path.file_name().is_some_and(|n| n == "target") {
-                continue;
-            }
-            stack.extend(
-                std::fs::read_dir(&path)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.path()),
-            );
-        } else if meta.modified().is_ok_and(|m| m >= built) {
-            return false;
-        }
-    }
-    ARCHIVES
-        .iter()
-        .all(|a| records.iter().any(|r| r.archive == *a))
+    let built = std::fs::metadata(dir().join("images.json")).and_then(|m| m.modified());
+    built.is_ok_and(|built| built > super::newest_source(SOURCES.iter().map(|s| root.join(s))))
+        && ARCHIVES
+            .iter()
+            .all(|a| records.iter().any(|r| r.archive == *a))
         && records.iter().all(|r| dir().join(&r.archive).is_file())
 }
 

@@ -127,6 +127,20 @@ fn running() -> ContainerState {
     }
 }
 
+fn terminated(exit_code: i32, reason: &str, message: Option<&str>) -> ContainerState {
+    ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            exit_code,
+            reason: Some(reason.to_owned()),
+            message: message.map(str::to_owned),
+            started_at: Some(now()),
+            finished_at: Some(now()),
+            ..ContainerStateTerminated::default()
+        }),
+        ..ContainerState::default()
+    }
+}
+
 /// Sets `container`'s state in the right list (containers or init containers), keeping the
 /// others and counting a restart when a terminated container runs again (`restartCount` is
 /// the attempt number of the newest instance, as the kubelet reports it).
@@ -198,18 +212,7 @@ pub async fn terminate(
     message: Option<&str>,
 ) -> Pod {
     update_status(client, namespace, pod, |p, status| {
-        let state = ContainerState {
-            terminated: Some(ContainerStateTerminated {
-                exit_code,
-                reason: Some(reason.to_owned()),
-                message: message.map(str::to_owned),
-                started_at: Some(now()),
-                finished_at: Some(now()),
-                ..ContainerStateTerminated::default()
-            }),
-            ..ContainerState::default()
-        };
-        set_container(p, status, container, state);
+        set_container(p, status, container, terminated(exit_code, reason, message));
     })
     .await
 }
@@ -262,17 +265,8 @@ pub async fn finish(client: &kube::Client, namespace: &str, pod: &str, phase: &s
                 .find(|s| s.name == name)
                 .is_none_or(|s| s.state.as_ref().is_none_or(|st| st.terminated.is_none()));
             if still_running {
-                let state = ContainerState {
-                    terminated: Some(ContainerStateTerminated {
-                        exit_code: code,
-                        reason: Some(if code == 0 { "Completed" } else { "Error" }.into()),
-                        started_at: Some(now()),
-                        finished_at: Some(now()),
-                        ..ContainerStateTerminated::default()
-                    }),
-                    ..ContainerState::default()
-                };
-                set_container(p, status, &name, state);
+                let reason = if code == 0 { "Completed" } else { "Error" };
+                set_container(p, status, &name, terminated(code, reason, None));
             }
         }
         status.phase = Some(phase.to_owned());

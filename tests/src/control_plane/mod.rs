@@ -44,7 +44,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use binaries::bin_dir;
-pub(crate) use binaries::{target_dir, workspace_root};
+pub(crate) use binaries::{newest_source, target_dir, workspace_root};
 pub use cluster::{AdmissionGuard, Cluster, TestNamespace};
 
 /// Waits (bounded, on a watch) until object `name` of `api` exists and `accept` holds for it;

@@ -25,6 +25,8 @@ use k8s_openapi::api::core::v1::Node as NodeObject;
 use kube::Api;
 use tokio::process::{Child, Command};
 
+use super::components::{free_ports, spawn_logged};
+
 /// The node's name: the API server reaches the kubelet by it (`Hostname` address type), so
 /// it must resolve to loopback without a DNS query leaving the machine.
 pub const NAME: &str = "localhost";
@@ -181,11 +183,11 @@ impl Node {
             ),
         )?;
 
-        let log = log_file(&run.join("containerd.log"))?;
         let path = std::env::var_os("PATH").unwrap_or_default();
         let mut paths = vec![bin.to_path_buf()];
         paths.extend(std::env::split_paths(&path));
-        let mut unshare = Command::new("unshare")
+        let mut unshare = Command::new("unshare");
+        unshare
             .args([
                 "--mount",
                 "--propagation=private",
@@ -205,13 +207,9 @@ impl Node {
             .env(
                 "PATH",
                 std::env::join_paths(paths).map_err(|e| e.to_string())?,
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start unshare (util-linux) for the node: {e}"))?;
+            );
+        let log = run.join("containerd.log");
+        let mut unshare = spawn_logged(&mut unshare, &log, &"unshare (util-linux) for the node")?;
         let unshare_pid = unshare.id().ok_or("unshare exited at once")?;
         let init_pid = match first_child(unshare_pid).await {
             Some(pid) => pid,
@@ -281,13 +279,13 @@ impl Node {
         let dir = &self.layout.dir;
         let root = dir.join("kubelet");
         std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
-        let port = free_port()?;
+        let [port] = free_ports()?;
         make_cgroups(&self.layout.cgroup_root)?;
         let config = dir.join("kubelet.yaml");
         std::fs::write(&config, self.kubelet_config(inputs.client_ca, port))
             .map_err(|e| format!("{}: {e}", config.display()))?;
-        let log = log_file(&run.join("kubelet.log"))?;
-        let kubelet = Command::new("nsenter")
+        let mut kubelet = Command::new("nsenter");
+        kubelet
             .arg(format!("--target={}", self.init_pid))
             .args(["--mount", "--pid", "--"])
             .arg(inputs.bin.join("kubelet"))
@@ -296,14 +294,10 @@ impl Node {
             .arg(format!("--root-dir={}", root.display()))
             .arg(format!("--hostname-override={NAME}"))
             // Refused if loopback; nothing dials it (the API server uses the hostname).
-            .arg(format!("--node-ip={}", node_ip()?))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start nsenter (util-linux) for the kubelet: {e}"))?;
-        self.kubelet = Some(kubelet);
+            .arg(format!("--node-ip={}", node_ip()?));
+        let log = run.join("kubelet.log");
+        let what = "nsenter (util-linux) for the kubelet";
+        self.kubelet = Some(spawn_logged(&mut kubelet, &log, &what)?);
         self.wait_ready(client, run).await?;
         self.check_host_sysctls()
     }
@@ -406,10 +400,6 @@ fn host_sysctls() -> Vec<String> {
         .collect()
 }
 
-fn log_file(path: &Path) -> Result<std::fs::File, String> {
-    std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
 /// The child `unshare` forked (the namespace's first process), once it exists (bounded).
 async fn first_child(pid: u32) -> Option<u32> {
     for _ in 0..100 {
@@ -504,11 +494,4 @@ fn node_ip() -> Result<String, String> {
         .and_then(|a| a.split('/').next())
         .map(str::to_owned)
         .ok_or_else(|| format!("no global IPv4 address for the node IP in `ip addr`: {text}"))
-}
-
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free loopback port: {e}"))
 }

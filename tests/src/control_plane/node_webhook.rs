@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use serde_json::{Value, json};
 
-use super::cluster::run;
 use super::{AdmissionGuard, images, node};
 
 /// The namespace of the shipped manifests.
@@ -36,15 +35,7 @@ impl<'a> DeployedWebhook<'a> {
         let ip = service_ip(cluster, 10).await;
         let certs = tempfile::tempdir().expect("tempdir");
         let dir = certs.path().join("certs");
-        let (ok, _, err) = run(
-            std::process::Command::new(crate::bin::path("status-reporter-webhook"))
-                .args(["certs", "--log-format", "text", "--out-dir"])
-                .arg(&dir)
-                .arg("--kustomize-base")
-                .arg(super::webhook::manifests()),
-            None,
-        );
-        assert!(ok, "status-reporter-webhook certs: {err}");
+        super::webhook::run_certs(&dir, &super::webhook::manifests(), &[]);
         let mut objects = cluster.kustomize(&dir);
         for object in &mut objects {
             on_node(object, &ip);

@@ -4,10 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair,
-};
+use rcgen::{DnType, ExtendedKeyUsagePurpose, KeyPair};
+
+use crate::webhook_process::Pki;
 
 /// Paths of the files [`write`] made.
 pub(crate) struct Files {
@@ -31,17 +30,9 @@ pub(crate) struct Files {
 /// Writes a fresh PKI into `dir`; the API server's certificate also names `service_ip`, the
 /// cluster IP of the `kubernetes` Service.
 pub(crate) fn write(dir: &Path, service_ip: &str) -> Result<Files, String> {
-    let err = |what: &str, e: rcgen::Error| format!("control plane PKI: {what}: {e}");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| err("CA", e))?;
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "status-reporter-test-ca");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().map_err(|e| err("CA key", e))?;
-    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(|e| err("CA", e))?;
-
-    let serving = {
-        let names = [
+    let ca = Pki::new();
+    let serving = ca.sign(
+        &[
             "127.0.0.1",
             "localhost",
             "kubernetes",
@@ -49,40 +40,33 @@ pub(crate) fn write(dir: &Path, service_ip: &str) -> Result<Files, String> {
             "kubernetes.default.svc",
             "kubernetes.default.svc.cluster.local",
             service_ip,
-        ];
-        let mut params = CertificateParams::new(names.map(String::from).to_vec())
-            .map_err(|e| err("serving", e))?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "kube-apiserver");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let key = KeyPair::generate().map_err(|e| err("serving key", e))?;
-        let cert = params.signed_by(&key, &ca).map_err(|e| err("serving", e))?;
-        (cert.pem(), key.serialize_pem())
+        ],
+        |params| {
+            let name = &mut params.distinguished_name;
+            name.push(DnType::CommonName, "kube-apiserver");
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        },
+    );
+    let client = |cn: &str, org: Option<&str>| {
+        let pair = ca.sign(&[], |params| {
+            params.distinguished_name.push(DnType::CommonName, cn);
+            if let Some(org) = org {
+                let name = &mut params.distinguished_name;
+                name.push(DnType::OrganizationName, org);
+            }
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        });
+        (pair.cert_pem, pair.key_pem)
     };
-    let client = |cn: &str, org: Option<&str>| -> Result<(String, String), String> {
-        let mut params =
-            CertificateParams::new(Vec::<String>::new()).map_err(|e| err("client", e))?;
-        params.distinguished_name.push(DnType::CommonName, cn);
-        if let Some(org) = org {
-            params
-                .distinguished_name
-                .push(DnType::OrganizationName, org);
-        }
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let key = KeyPair::generate().map_err(|e| err("client key", e))?;
-        let cert = params.signed_by(&key, &ca).map_err(|e| err("client", e))?;
-        Ok((cert.pem(), key.serialize_pem()))
-    };
-    let admin = client("status-reporter-test-admin", Some("system:masters"))?;
-    let controller_manager = client("system:kube-controller-manager", None)?;
+    let admin = client("status-reporter-test-admin", Some("system:masters"));
+    let controller_manager = client("system:kube-controller-manager", None);
     let node = client(
         &format!("system:node:{}", super::node::NAME),
         Some("system:nodes"),
-    )?;
-    let kubelet_client = client("kube-apiserver-kubelet-client", Some("system:masters"))?;
+    );
+    let kubelet_client = client("kube-apiserver-kubelet-client", Some("system:masters"));
     // ECDSA P-256, PKCS#8: the API server signs service-account tokens with it (ES256).
-    let sa_key = KeyPair::generate().map_err(|e| err("service-account key", e))?;
+    let sa_key = KeyPair::generate().map_err(|e| format!("a service-account key: {e}"))?;
 
     let put = |name: &str, text: &str| -> Result<PathBuf, String> {
         let path = dir.join(name);
@@ -90,9 +74,9 @@ pub(crate) fn write(dir: &Path, service_ip: &str) -> Result<Files, String> {
         Ok(path)
     };
     Ok(Files {
-        ca_cert: put("ca.crt", &ca.pem())?,
-        serving_cert: put("apiserver.crt", &serving.0)?,
-        serving_key: put("apiserver.key", &serving.1)?,
+        ca_cert: put("ca.crt", &ca.ca_pem())?,
+        serving_cert: put("apiserver.crt", &serving.cert_pem)?,
+        serving_key: put("apiserver.key", &serving.key_pem)?,
         sa_key: put("service-account.key", &sa_key.serialize_pem())?,
         sa_pub: put("service-account.pub", &sa_key.public_key_pem())?,
         kubelet_client_cert: put("kubelet-client.crt", &kubelet_client.0)?,

@@ -31,29 +31,27 @@ pub(crate) fn socket_path(state: &Path) -> PathBuf {
     std::env::temp_dir().join(format!("status-reporter-cp-{:016x}.sock", h.finish()))
 }
 
-fn lock_file(state: &Path) -> Option<File> {
-    std::fs::create_dir_all(state).ok()?;
+/// Locks `path` (created, with its directory, if missing), waiting for it; unlocked when the
+/// file is dropped.
+pub(crate) fn lock(path: &Path) -> Result<File, String> {
+    open_lock(path)
+        .and_then(|f| f.lock().map(|()| f))
+        .map_err(|e| format!("cannot lock {}: {e}", path.display()))
+}
+
+/// [`lock`] if nobody holds it.
+pub(crate) fn try_lock(path: &Path) -> Option<File> {
+    let file = open_lock(path).ok()?;
+    file.try_lock().ok().map(|()| file)
+}
+
+fn open_lock(path: &Path) -> std::io::Result<File> {
+    std::fs::create_dir_all(path.parent().unwrap_or(path))?;
     File::options()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(state.join("lock"))
-        .ok()
-}
-
-/// Takes the start lock (blocking); released when the file is dropped.
-pub(crate) fn lock(state: &Path) -> Result<File, String> {
-    let file = lock_file(state).ok_or_else(|| format!("cannot open {}/lock", state.display()))?;
-    file.lock()
-        .map_err(|e| format!("cannot lock {}/lock: {e}", state.display()))?;
-    Ok(file)
-}
-
-/// Takes the start lock if nobody holds it.
-pub(crate) fn try_lock(state: &Path) -> Option<File> {
-    let file = lock_file(state)?;
-    file.try_lock().ok()?;
-    Some(file)
+        .open(path)
 }
 
 /// Connects to the running supervisor of `release` and `profile` (a name: separate profiles
@@ -66,7 +64,7 @@ pub(crate) fn connect(release: Release, profile: &str) -> Result<(UnixStream, Pa
     // A supervisor may be going away between our connect and its answer: try again.
     let mut last = String::new();
     for _ in 0..3 {
-        let _lock = lock(&state)?;
+        let _lock = lock(&state.join("lock"))?;
         if let Ok(stream) = UnixStream::connect(&socket) {
             match read_run_dir(&stream) {
                 Ok(run) => return Ok((stream, run)),

@@ -105,7 +105,7 @@ pub async fn serve(release: Release, bin: &Path, state: &Path) -> i32 {
                 // Idle for the whole linger time. Only while no test process holds the start
                 // lock (it may be connecting right now), so none connects to a supervisor
                 // that is going away.
-                if let Some(lock) = shared::try_lock(state)
+                if let Some(lock) = shared::try_lock(&state.join("lock"))
                     && clients.load(Ordering::SeqCst) == 0
                 {
                     let _ = std::fs::remove_file(&socket);

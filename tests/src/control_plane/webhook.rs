@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::AdmissionGuard;
 use super::cluster::run;
-use crate::webhook_process::{SecretDir, Server};
+use crate::webhook_process::{SecretDir, Server, connect, request};
 
 /// A webhook serving the admission control plane.
 pub struct InstalledWebhook<'a> {
@@ -26,38 +26,19 @@ pub struct InstalledWebhook<'a> {
     _secret: SecretDir,
 }
 
-fn root() -> PathBuf {
-    super::binaries::workspace_root()
-}
-
 impl<'a> InstalledWebhook<'a> {
     /// Issues a certificate with `certs`, starts `serve` with it (plus `serve_args`), and applies
     /// `base` (a kustomization directory, e.g. `manifests`) through the `certs` overlay and a
     /// test overlay that points every webhook entry at the loopback server.
     pub fn install(cluster: &'a AdmissionGuard, base: &Path, serve_args: &[&str]) -> Self {
-        let bin = crate::bin::path("status-reporter-webhook");
         let certs = tempfile::tempdir().expect("tempdir");
-        let (ok, _, err) = run(
-            std::process::Command::new(&bin)
-                .args([
-                    "certs",
-                    "--log-format",
-                    "text",
-                    "--extra-san",
-                    "127.0.0.1,localhost",
-                ])
-                .arg("--out-dir")
-                .arg(certs.path().join("certs"))
-                .arg("--kustomize-base")
-                .arg(base),
-            None,
-        );
-        assert!(ok, "status-reporter-webhook certs: {err}");
         let dir = certs.path().join("certs");
+        run_certs(&dir, base, &["--extra-san", "127.0.0.1,localhost"]);
         let read = |f: &str| {
             std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("certs {f}: {e}"))
         };
         let secret = SecretDir::from_pem(&read("tls.crt"), &read("tls.key"));
+        let bin = crate::bin::path("status-reporter-webhook");
         let server = Server::start(&bin, &secret, serve_args, Duration::from_secs(30));
 
         // The test overlay: only clientConfig changes, entry by entry.
@@ -124,30 +105,27 @@ impl<'a> InstalledWebhook<'a> {
 
     /// The webhook's `/metrics` text, scraped over TLS (trusting the `certs` CA).
     pub async fn metrics(&self) -> String {
-        use rustls::pki_types::pem::PemObject;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
         let server = self.server.as_ref().expect("the webhook runs");
-        let ca = std::fs::read(self.certs.path().join("certs/ca.crt")).expect("ca.crt");
+        let ca = self.certs.path().join("certs/ca.crt");
         let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
-            roots.add(cert.expect("CA PEM")).expect("CA");
-        }
+        roots
+            .add(CertificateDer::from_pem_file(&ca).expect("ca.crt"))
+            .expect("the CA");
         let config = rustls::ClientConfig::builder()
             .with_root_certificates(roots)
             .with_no_client_auth();
         let scrape = async {
-            let mut tls = crate::webhook_process::connect(server.addr, Arc::new(config)).await?;
-            tls.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .await?;
-            let mut raw = Vec::new();
-            tls.read_to_end(&mut raw).await?;
-            std::io::Result::Ok(String::from_utf8_lossy(&raw).into_owned())
+            let tls = connect(server.addr, Arc::new(config))
+                .await
+                .expect("connect");
+            request(tls, "GET", "/metrics", Vec::new()).await
         };
-        let text = tokio::time::timeout(Duration::from_secs(10), scrape)
+        let (status, text) = tokio::time::timeout(Duration::from_secs(10), scrape)
             .await
-            .expect("scrape /metrics within 10 s")
-            .expect("scrape /metrics");
-        assert!(text.starts_with("HTTP/1.1 200"), "/metrics: {text}");
+            .expect("scrape /metrics within 10 s");
+        let text = String::from_utf8_lossy(&text).into_owned();
+        assert_eq!(status, 200, "/metrics: {text}");
         text
     }
 
@@ -188,5 +166,20 @@ impl Drop for InstalledWebhook<'_> {
 
 /// The workspace's `manifests/` directory.
 pub fn manifests() -> PathBuf {
-    root().join("manifests")
+    super::binaries::workspace_root().join("manifests")
+}
+
+/// `status-reporter-webhook certs --out-dir out --kustomize-base base` plus `args`; panics
+/// with its message.
+pub(crate) fn run_certs(out: &Path, base: &Path, args: &[&str]) {
+    let (ok, _, err) = run(
+        std::process::Command::new(crate::bin::path("status-reporter-webhook"))
+            .args(["certs", "--log-format", "text", "--out-dir"])
+            .arg(out)
+            .arg("--kustomize-base")
+            .arg(base)
+            .args(args),
+        None,
+    );
+    assert!(ok, "status-reporter-webhook certs: {err}");
 }

@@ -193,11 +193,10 @@ struct Namespaces {
 
 async fn namespaces(cluster: &Cluster, path: &str) -> Namespaces {
     let client = cluster.client().await;
-    let plain = cluster.namespace(&client, path, &[]).await.name;
+    let plain = cluster.namespace(&client, path, &[]).await;
     let labelled = cluster
         .namespace(&client, &format!("{path}-labelled"), &[(INJECT, "enabled")])
-        .await
-        .name;
+        .await;
     Namespaces {
         client,
         plain,

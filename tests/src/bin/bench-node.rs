@@ -23,20 +23,20 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::future::Either;
-use futures::{StreamExt, TryStreamExt};
+use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
 use harness::control_plane::adapter::{
     AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job,
 };
-use harness::control_plane::node_jobs::{Attempts, adapter_job, container_state, ended, on_node};
-use harness::control_plane::objects::yaml_docs;
+use harness::control_plane::node_jobs::{Attempts, adapter_job, container_state, ended};
 use harness::control_plane::{Cluster, Release, images, wait_object};
 use harness::measure::{self, cpu_time, percentile, status_of};
 use harness::reporter_process::Reporter;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
+use kube::api::LogParams;
 use kube::runtime::{WatchStreamExt, watcher};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -137,19 +137,6 @@ async fn follow(
     (t, start)
 }
 
-/// The example Job without the reporter (as a user without it would run it), on the node.
-fn plain_job(name: &str, script: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples/job.yaml");
-    let text = std::fs::read_to_string(&path).expect("examples/job.yaml");
-    let mut job = yaml_docs(&text, "job.yaml").remove(0);
-    job["metadata"]["name"] = json!(name);
-    job["metadata"]["annotations"] = json!({});
-    let spec = &mut job["spec"]["template"]["spec"];
-    on_node(spec);
-    spec["containers"][0]["command"] = json!(["sh", "-c", script]);
-    job
-}
-
 fn ms(d: Option<Duration>) -> String {
     d.map_or("-".into(), |d| format!("{:.0}", measure::ms(d)))
 }
@@ -172,10 +159,7 @@ async fn wall_time(ns: &AdapterNamespace, runs: usize) {
     for run in 0..runs {
         for mode in ["none", "native", "classic"] {
             let name = format!("wall-{mode}-{run}");
-            let job = match mode {
-                "none" => plain_job(&name, &script),
-                _ => adapter_job(&name, mode, &[], &script),
-            };
+            let job = adapter_job(&name, mode, &[], &script);
             let (t, _) = follow(ns, job, |_| {}).await;
             println!(
                 "   {mode:<8} {run:>6} {:>8} {:>8} {:>8} {:>8} {:>8}",
@@ -199,8 +183,8 @@ async fn wall_time(ns: &AdapterNamespace, runs: usize) {
         let m = median(v);
         println!(
             "   median {mode:<8} {:>6.0} ms  (+{:.0} ms over none)",
-            m.as_secs_f64() * 1000.0,
-            (m.as_secs_f64() - base.as_secs_f64()) * 1000.0
+            measure::ms(m),
+            measure::ms(m) - measure::ms(base)
         );
     }
 }
@@ -318,7 +302,7 @@ async fn latencies(cluster: &Cluster, ns: &AdapterNamespace, runs: usize) {
             let drive = async {
                 let pod = rx.await.expect("the adapter and the reporter run");
                 let logs_name = pod.metadata.name.clone().expect("name");
-                wait_watching(cluster, &ns.name, &logs_name).await;
+                wait_watching(ns, &logs_name).await;
                 let t0 = release(go.clone()).await;
                 let jobs: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
                 wait_object(jobs, &name, WAIT, |j| condition(j, "Available").is_some())
@@ -383,21 +367,30 @@ async fn latencies(cluster: &Cluster, ns: &AdapterNamespace, runs: usize) {
     }
 }
 
-/// Until the reporter of `pod` says it watches (its log, read through the API).
-async fn wait_watching(cluster: &Cluster, namespace: &str, pod: &str) {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        let (_, out, _) = cluster.kubectl_run(
-            &["-n", namespace, "logs", pod, "-c", "status-reporter"],
-            None,
-        );
-        if out.contains("pod update") {
-            return;
+/// Until the reporter of `pod` says it watches (its log, followed through the API).
+async fn wait_watching(ns: &AdapterNamespace, pod: &str) {
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    let params = LogParams {
+        follow: true,
+        container: Some("status-reporter".into()),
+        ..LogParams::default()
+    };
+    let log = pods
+        .log_stream(pod, &params)
+        .await
+        .expect("the reporter's log");
+    let mut lines = std::pin::pin!(log.lines());
+    let watching = async {
+        while let Some(line) = lines.try_next().await.expect("the reporter's log") {
+            if line.contains("pod update") {
+                return;
+            }
         }
-        // A benchmark's set-up: the reporter's log offers no event to wait on.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the reporter of {pod} did not start watching");
+        panic!("the log of the reporter of {pod} ended");
+    };
+    tokio::time::timeout(WAIT, watching)
+        .await
+        .unwrap_or_else(|_| panic!("the reporter of {pod} did not start watching"));
 }
 
 /// When the reporter of `pod` started its watch on its pod (the API server's audit log).

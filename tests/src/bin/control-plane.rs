@@ -33,23 +33,21 @@ enum Cmd {
     /// Run a command against the control plane (KUBECONFIG set, the release's kubectl first on
     /// PATH); exits with its exit code.
     Run {
-        /// current or oldest.
-        #[arg(long, default_value = "current")]
-        release: String,
+        #[arg(long, value_enum, default_value_t = Release::Current)]
+        release: Release,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
     /// Start (or join) the control plane and keep it up until Enter or Ctrl-C.
     Up {
-        /// current or oldest.
-        #[arg(long, default_value = "current")]
-        release: String,
+        #[arg(long, value_enum, default_value_t = Release::Current)]
+        release: Release,
     },
     /// The supervisor process (started by the test harness).
     Serve {
-        #[arg(long)]
-        release: String,
+        #[arg(long, value_enum)]
+        release: Release,
         #[arg(long)]
         bin_dir: PathBuf,
         #[arg(long)]
@@ -59,16 +57,9 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
-    let release = |r: &str| {
-        Release::parse(r).unwrap_or_else(|e| {
-            eprintln!("control-plane: {e}");
-            std::process::exit(2)
-        })
-    };
-    match cli.command {
+    match Cli::parse().command {
         Cmd::Serve {
-            release: r,
+            release,
             bin_dir,
             state_dir,
         } => {
@@ -82,14 +73,11 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let code = rt.block_on(supervisor::serve(release(&r), &bin_dir, &state_dir));
+            let code = rt.block_on(supervisor::serve(release, &bin_dir, &state_dir));
             ExitCode::from(code as u8)
         }
-        Cmd::Run {
-            release: r,
-            command,
-        } => {
-            let cluster = join(release(&r));
+        Cmd::Run { release, command } => {
+            let cluster = join(release);
             let path = std::env::var_os("PATH").unwrap_or_default();
             let mut paths = vec![cluster.bin_dir.clone()];
             paths.extend(std::env::split_paths(&path));
@@ -106,8 +94,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Up { release: r } => {
-            let cluster = join(release(&r));
+        Cmd::Up { release } => {
+            let cluster = join(release);
             println!("KUBECONFIG={}", cluster.kubeconfig.display());
             println!("kubectl: {}", cluster.bin_dir.join("kubectl").display());
             eprintln!("control-plane: up; press Enter (or Ctrl-C) to leave it");

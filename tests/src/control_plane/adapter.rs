@@ -50,23 +50,16 @@ pub fn apply_file(cluster: &Cluster, file: &Path, namespace: &str) {
 /// kubeconfig for its ServiceAccount.
 pub async fn adapter_namespace(cluster: &Cluster, prefix: &str) -> AdapterNamespace {
     let client = cluster.client().await;
-    let ns = cluster.namespace(&client, prefix, &[]).await;
-    apply_file(
-        cluster,
-        &root().join("manifests/common/reporter-clusterrole.yaml"),
-        &ns.name,
-    );
-    apply_file(
-        cluster,
-        &root().join("manifests/examples/rbac.yaml"),
-        &ns.name,
-    );
+    let name = cluster.namespace(&client, prefix, &[]).await;
+    for file in ["common/reporter-clusterrole.yaml", "examples/rbac.yaml"] {
+        apply_file(cluster, &root().join("manifests").join(file), &name);
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = cluster
-        .service_account_kubeconfig(&client, &ns.name, SERVICE_ACCOUNT, dir.path())
+        .service_account_kubeconfig(&client, &name, SERVICE_ACCOUNT, dir.path())
         .await;
     AdapterNamespace {
-        name: ns.name,
+        name,
         client,
         kubeconfig,
         dir,
@@ -160,20 +153,23 @@ pub async fn adapter_namespace_without(
 }
 
 /// `manifests/examples/job.yaml` after offline `inject --sidecar-mode mode`, renamed to `name`,
-/// with `annotations` added to the Job.
+/// with `annotations` added to the Job; mode `none`: as a user without the reporter runs it
+/// (not injected, no annotations).
 pub fn example_job(name: &str, mode: &str, annotations: &[(&str, &str)]) -> Value {
-    let mut source: Vec<Value> = yaml_docs(
-        &std::fs::read_to_string(root().join("manifests/examples/job.yaml")).expect("example"),
-        "examples/job.yaml",
-    );
-    let job = &mut source[0];
+    let file = root().join("manifests/examples/job.yaml");
+    let text = std::fs::read_to_string(&file).expect("the example Job");
+    let mut job = yaml_docs(&text, "examples/job.yaml").remove(0);
     job["metadata"]["name"] = json!(name);
+    if mode == "none" {
+        job["metadata"]["annotations"] = json!({});
+        return job;
+    }
     for (k, v) in annotations {
         job["metadata"]["annotations"][*k] = json!(v);
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("job.yaml");
-    std::fs::write(&file, serde_json::to_string(&source[0]).expect("json")).expect("write");
+    std::fs::write(&file, job.to_string()).expect("write");
     let mut injected = inject_file(&file, &["--sidecar-mode", mode]);
     assert_eq!(injected.len(), 1, "one Job in, one out");
     injected.remove(0)

@@ -8,10 +8,11 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::PostParams;
+use serde_json::json;
 
 use super::{Release, binaries, components, shared};
 
@@ -62,7 +63,10 @@ impl Cluster {
     fn get(cell: &'static OnceLock<Result<Cluster, String>>, profile: &str) -> &'static Cluster {
         let result = cell.get_or_init(|| {
             let release = std::env::var("STATUS_REPORTER_K8S_RELEASE")
-                .map_or(Ok(Release::Current), |r| Release::parse(&r))?;
+                .map_or(Ok(Release::Current), |r| {
+                    clap::ValueEnum::from_str(&r, false)
+                })
+                .map_err(|e| format!("STATUS_REPORTER_K8S_RELEASE: {e}"))?;
             Cluster::connect(release, profile)
         });
         match result {
@@ -131,30 +135,22 @@ impl Cluster {
         run(self.kubectl().args(args), input)
     }
 
-    /// A new namespace for one test, named `<prefix>-<random>`, with `labels`; returns once
-    /// its `default` ServiceAccount exists (pods cannot be created before).
+    /// A new namespace for one test, named `<prefix>-<random>`, with `labels`; returns its name
+    /// once its `default` ServiceAccount exists (pods cannot be created before).
     pub async fn namespace(
         &self,
         client: &kube::Client,
         prefix: &str,
         labels: &[(&str, &str)],
-    ) -> TestNamespace {
+    ) -> String {
         let api: Api<Namespace> = Api::all(client.clone());
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                generate_name: Some(format!("{prefix}-")),
-                labels: Some(
-                    labels
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect::<BTreeMap<_, _>>(),
-                ),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
+        let labels: BTreeMap<_, _> = labels.iter().copied().collect();
+        let ns = json!({"metadata": {"generateName": format!("{prefix}-"), "labels": labels}});
         let created = api
-            .create(&PostParams::default(), &ns)
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(ns).expect("a Namespace"),
+            )
             .await
             .unwrap_or_else(|e| panic!("create namespace {prefix}-*: {e}"));
         let name = created
@@ -167,7 +163,7 @@ impl Cluster {
                 .await
                 .unwrap_or_else(|e| panic!("namespace {name}: no default ServiceAccount: {e}"));
         }
-        TestNamespace { name }
+        name
     }
 
     /// Writes a kubeconfig in `dir` that authenticates as ServiceAccount `namespace/name` with
@@ -180,14 +176,8 @@ impl Cluster {
         dir: &Path,
     ) -> PathBuf {
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-        let request = TokenRequest {
-            spec: TokenRequestSpec {
-                audiences: vec![components::ISSUER.to_owned()],
-                expiration_seconds: Some(3600),
-                ..TokenRequestSpec::default()
-            },
-            ..TokenRequest::default()
-        };
+        let request =
+            json!({"spec": {"audiences": [components::ISSUER], "expirationSeconds": 3600}});
         let token: TokenRequest = sas
             .create_subresource("token", name, &PostParams::default(), &request)
             .await
@@ -198,7 +188,7 @@ impl Cluster {
             .token;
         let text = super::components::kubeconfig_text(
             &self.server(),
-            &self.run_dir.join("pki/ca.crt"),
+            &self.ca_file(),
             name,
             &format!("token: {token}"),
             namespace,
@@ -234,13 +224,6 @@ impl std::ops::Deref for AdmissionGuard {
     fn deref(&self) -> &Cluster {
         self.cluster
     }
-}
-
-/// A namespace made for one test.
-#[derive(Debug, Clone)]
-pub struct TestNamespace {
-    /// Its name.
-    pub name: String,
 }
 
 /// Runs `cmd` with `input` on stdin; returns (success, stdout, stderr).

@@ -45,7 +45,7 @@ use serde::de::DeserializeOwned;
 
 pub use binaries::bin_dir;
 pub(crate) use binaries::{newest_source, target_dir, workspace_root};
-pub use cluster::{AdmissionGuard, Cluster, TestNamespace};
+pub use cluster::{AdmissionGuard, Cluster};
 
 /// Waits (bounded, on a watch) until object `name` of `api` exists and `accept` holds for it;
 /// returns it then, or why not (the watch failed, or nothing within `timeout`).
@@ -95,7 +95,7 @@ where
 }
 
 /// Which pinned Kubernetes release (see `tests/control-plane/*/go.mod`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Release {
     /// The newest stable release (`tests/control-plane/current`).
     Current,
@@ -110,17 +110,6 @@ impl Release {
         match self {
             Release::Current => "current",
             Release::Oldest => "oldest",
-        }
-    }
-
-    /// Parses [`Release::as_str`].
-    pub fn parse(s: &str) -> Result<Release, String> {
-        match s {
-            "current" => Ok(Release::Current),
-            "oldest" => Ok(Release::Oldest),
-            other => Err(format!(
-                "unknown control-plane release {other:?}; accepted: \"current\", \"oldest\""
-            )),
         }
     }
 }

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::adapter::{AdapterNamespace, condition, example_job};
 use super::{images, job_pods, node};
 
-/// The injected example Job named `name` in sidecar `mode`, with `annotations`, its adapter
-/// running `script` (`sh -c`), on the test node.
+/// The injected example Job named `name` in sidecar `mode` (`none`: not injected), with
+/// `annotations`, its adapter running `script` (`sh -c`), on the test node.
 pub fn adapter_job(name: &str, mode: &str, annotations: &[(&str, &str)], script: &str) -> Value {
     let mut job = example_job(name, mode, annotations);
     let spec = &mut job["spec"]["template"]["spec"];

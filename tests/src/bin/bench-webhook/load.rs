@@ -126,19 +126,9 @@ impl Client {
         senders
     }
 
-    /// Every connection sends its next request as soon as the previous answer arrives.
-    pub async fn closed_loop(
-        &self,
-        target: &Target,
-        connections: usize,
-        duration: Duration,
-    ) -> Stats {
-        let senders = self.connect_many(connections).await;
-        Client::closed_loop_on(senders, target, duration).await.0
-    }
-
-    /// [`Client::closed_loop`] on connections already open (so no handshake falls inside
-    /// the measurement); gives them back for the next run.
+    /// Every connection of `senders` (open already, so no handshake falls inside the
+    /// measurement) sends its next request as soon as the previous answer arrives; gives them
+    /// back for the next run.
     pub async fn closed_loop_on(
         senders: Vec<Sender>,
         target: &Target,

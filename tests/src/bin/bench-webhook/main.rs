@@ -285,13 +285,10 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             "the Go peer patches other paths"
         );
         // Warm up every server and path (connections, allocator, branch predictors).
-        let warm = Duration::from_secs(1);
-        for client in [&floor, &quiet, &logging, &quiet2, &logging2, &go]
-            .into_iter()
-            .chain(base)
-        {
-            client.closed_loop(&Target::Get("/healthz"), n, warm).await;
-            client.closed_loop(&targets[0], n, warm).await;
+        let all = [&floor, &quiet, &logging, &quiet2, &logging2, &go];
+        let all: Vec<&Client> = all.into_iter().chain(base).collect();
+        for target in [&Target::Get("/healthz"), &targets[0]] {
+            slices(&all, target, n, 1).await;
         }
 
         // The fixed rate first, on servers that have only been warmed up, ours and (if

@@ -274,10 +274,8 @@ impl FaultProxy {
         let tls = config
             .rustls_https_connector()
             .expect("fault proxy: TLS to the API server");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("fault proxy: bind");
-        listener
-            .set_nonblocking(true)
-            .expect("fault proxy: a non-blocking listener");
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"));
+        let listener = listener.expect("fault proxy: bind");
         let addr = listener.local_addr().expect("fault proxy: its address");
         let shared = Arc::new(Shared {
             faults: Mutex::default(),
@@ -288,7 +286,6 @@ impl FaultProxy {
         let serving = shared.clone();
         runtime.spawn(async move {
             let client = Client::builder(TokioExecutor::new()).build::<_, Incoming>(tls);
-            let listener = tokio::net::TcpListener::from_std(listener).expect("fault proxy");
             while let Ok((stream, _)) = listener.accept().await {
                 let (shared, client) = (serving.clone(), client.clone());
                 let service = hyper::service::service_fn(move |req| {
@@ -319,14 +316,9 @@ impl FaultProxy {
             .unwrap_or_else(|e| panic!("{}: {e}", kubeconfig.display()));
         let from = format!("server: {}", self.shared.upstream);
         assert!(text.contains(&from), "{}: no {from}", kubeconfig.display());
-        let mut path = kubeconfig.as_os_str().to_owned();
-        path.push("-via-proxy");
-        let path = PathBuf::from(path);
-        std::fs::write(
-            &path,
-            text.replace(&from, &format!("server: {}", self.url())),
-        )
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let path = PathBuf::from(format!("{}-via-proxy", kubeconfig.display()));
+        let text = text.replace(&from, &format!("server: {}", self.url()));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         path
     }
 
@@ -393,12 +385,9 @@ impl FaultProxy {
     ) -> Logged {
         let route = route.into();
         let what = format!("{n} request(s) on {route:?} answered {status}");
+        let answered = |r: &&Logged| route.matches(r) && r.status == status;
         self.wait_for(&what, timeout, |log| {
-            let on: Vec<&Logged> = log
-                .iter()
-                .filter(|r| route.matches(r) && r.status == status)
-                .collect();
-            on.get(n.checked_sub(1)?).map(|r| (*r).clone())
+            log.iter().filter(answered).nth(n.checked_sub(1)?).cloned()
         })
         .await
     }

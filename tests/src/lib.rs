@@ -10,7 +10,6 @@
 pub mod bin;
 pub mod control_plane;
 pub mod fault_proxy;
-mod logs;
 pub mod measure;
 pub mod process;
 pub mod reporter_process;

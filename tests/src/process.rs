@@ -1,15 +1,14 @@
 //! [`Process`]: a real binary under test, running as a child process. Its stderr lines are
-//! observable as they arrive ([`Process::logs`]), its exit is waited on with a bound, it takes
-//! signals, and it is killed on drop, so a failing test never leaves it behind.
-//! `reporter_process` and `webhook_process` build their harnesses on it.
+//! observable as they arrive ([`Logs`]), so a test waits (bounded) on the line announcing an
+//! event instead of polling with sleeps; its exit is waited on with a bound, it takes signals,
+//! and it is killed on drop, so a failing test never leaves it behind. `reporter_process` and
+//! `webhook_process` build their harnesses on it.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
-
-use crate::logs::Logs;
+use std::time::{Duration, Instant};
 
 /// A running child process (stdin null, stderr captured into [`Process::logs`], stdout as
 /// the caller configured it); killed on drop if still running.
@@ -153,4 +152,69 @@ pub fn first_line(out: impl Read + Send + 'static, timeout: Duration) -> Option<
         let _ = tx.send(line.trim().to_owned());
     });
     rx.recv_timeout(timeout).ok()
+}
+
+/// Lines a process wrote to stderr, observable as they arrive.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl Logs {
+    fn push(&self, line: String) {
+        let (lines, cond) = &*self.0;
+        lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        cond.notify_all();
+    }
+
+    /// Every line so far, joined with newlines.
+    pub fn text(&self) -> String {
+        self.0
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n")
+    }
+
+    /// How many lines so far (a mark for [`Logs::wait_for_since`]).
+    pub fn len(&self) -> usize {
+        self.0.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no line arrived yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits (bounded) for a line containing every one of `parts` and returns it; panics with
+    /// all the lines so far if none arrives within `timeout` (`Duration::ZERO`: look only at
+    /// the lines already there).
+    pub fn wait_for(&self, parts: &[&str], timeout: Duration) -> String {
+        self.wait_for_since(0, parts, timeout)
+    }
+
+    /// [`Logs::wait_for`], looking only at lines after the first `mark` (from
+    /// [`Logs::len`]): for an event that may already have been logged before.
+    pub fn wait_for_since(&self, mark: usize, parts: &[&str], timeout: Duration) -> String {
+        let (lines, cond) = &*self.0;
+        let deadline = Instant::now() + timeout;
+        let mut guard = lines.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(l) = guard
+                .iter()
+                .skip(mark)
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return l.clone();
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "no log line containing {parts:?} within {timeout:?}; logs:\n{}",
+                guard.join("\n")
+            );
+            guard = cond
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
 }

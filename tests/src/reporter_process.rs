@@ -1,11 +1,10 @@
 //! The real `status-reporter` binary as a process under test.
 //!
-//! [`Reporter`] is the running process, with its stderr lines observable as they arrive
-//! ([`Logs::wait_for`]), a bounded wait for its exit and signals (SIGTERM, SIGINT). [`Rig`] is
-//! an adapter Job on the real API server whose pod the Job controller created and the test
-//! runs (playing the kubelet), the reporter's ServiceAccount reaching the API server through a
-//! [`FaultProxy`] the test scripts. Every wait is bounded and waits on the event itself (a log
-//! line, an exit, an API object, a request through the proxy) — never a sleep.
+//! [`Reporter`] is the running [`Process`]. [`Rig`] is an adapter Job on the real API server
+//! whose pod the Job controller created and the test runs (playing the kubelet), the
+//! reporter's ServiceAccount reaching the API server through a [`FaultProxy`] the test
+//! scripts. Every wait is bounded and waits on the event itself (a log line, an exit, an API
+//! object, a request through the proxy) — never a sleep.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -19,7 +18,6 @@ use crate::control_plane::Cluster;
 use crate::control_plane::adapter::{AdapterNamespace, adapter_namespace, example_job};
 use crate::control_plane::kubelet;
 use crate::fault_proxy::{FaultProxy, Route};
-pub use crate::logs::Logs;
 use crate::process::Process;
 
 /// How long a [`Rig`] waits for anything.

@@ -30,7 +30,6 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
-pub use crate::logs::Logs;
 use crate::process::{Process, first_line};
 
 /// A private CA: serving certificates for `localhost`, and whatever the control plane needs.

@@ -33,6 +33,7 @@ use futures::StreamExt;
 use harness::control_plane::adapter::{
     AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job,
 };
+use harness::control_plane::job_pods::pod_condition;
 use harness::control_plane::{Cluster, Release, kubelet};
 use harness::measure::{self, cpu_time, percentile, status_field, status_of};
 use harness::reporter_process::Reporter;
@@ -165,10 +166,7 @@ async fn exit_floor(ns: &AdapterNamespace, job: &str, pod: &str) -> Duration {
     let writer = tokio::spawn(async move {
         while let Some(ev) = events.next().await {
             if let Ok(watcher::Event::Apply(p)) = ev
-                && p.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "FloorTrigger"))
+                && pod_condition(&p, "FloorTrigger").is_some()
             {
                 get_put(&client, &namespace, &job_name).await;
                 return;

@@ -6,14 +6,11 @@
 //! watches for the connection's end. A test process never writes.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
 
 use super::{Release, components, shared};
 
@@ -75,39 +72,31 @@ pub async fn serve(release: Release, bin: &Path, state: &Path) -> i32 {
     println!("ready {}", run.display());
     eprintln!("control-plane: ready: {}", run.display());
 
-    let clients = Arc::new(AtomicUsize::new(0));
-    let (changed_tx, mut changed) = watch::channel(());
+    // One task per connected test process, ending with it.
+    let mut clients = tokio::task::JoinSet::new();
     let mut linger = FIRST_CONNECTION;
     let reason = loop {
-        let idle = clients.load(Ordering::SeqCst) == 0;
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((mut stream, _)) => {
-                    clients.fetch_add(1, Ordering::SeqCst);
                     linger = LINGER;
-                    let clients = clients.clone();
-                    let changed_tx = changed_tx.clone();
                     let line = format!("{}\n", run.display());
-                    tokio::spawn(async move {
+                    clients.spawn(async move {
                         if stream.write_all(line.as_bytes()).await.is_ok() {
                             // Until EOF or error: the test process ended.
                             let mut buf = [0u8; 64];
                             while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
                         }
-                        clients.fetch_sub(1, Ordering::SeqCst);
-                        changed_tx.send_replace(());
                     });
                 }
                 Err(e) => eprintln!("control-plane: accept: {e}"),
             },
-            _ = changed.changed() => {}
-            _ = tokio::time::sleep(linger), if idle => {
+            Some(_) = clients.join_next() => {}
+            _ = tokio::time::sleep(linger), if clients.is_empty() => {
                 // Idle for the whole linger time. Only while no test process holds the start
                 // lock (it may be connecting right now), so none connects to a supervisor
                 // that is going away.
-                if let Some(lock) = shared::try_lock(&state.join("lock"))
-                    && clients.load(Ordering::SeqCst) == 0
-                {
+                if let Some(lock) = shared::try_lock(&state.join("lock")) {
                     let _ = std::fs::remove_file(&socket);
                     drop(lock);
                     break "no test process left";

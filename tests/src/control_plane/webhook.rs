@@ -1,14 +1,14 @@
 //! The real webhook installed on the admission control plane: its certificate from its own
 //! `certs` subcommand, `serve` on loopback, and the shipped kustomization applied with only
-//! each webhook entry's `clientConfig` pointed at that loopback URL (a kustomize patch in a
-//! test overlay, so everything else is exactly what users apply). Dropping it deletes the
-//! webhook configuration, so the next test starts from a clean admission chain.
+//! each webhook entry's `clientConfig` pointed at that loopback URL (everything else is exactly
+//! what users apply). Dropping it deletes the webhook configuration, so the next test starts
+//! from a clean admission chain.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::AdmissionGuard;
 use super::cluster::run;
@@ -18,7 +18,7 @@ use crate::webhook_process::{SecretDir, Server, connect, request};
 pub struct InstalledWebhook<'a> {
     /// The running `serve` (stop it to see the API server fail closed).
     pub server: Option<Server>,
-    /// `certs` output: `ca.crt`, `tls.crt`, `tls.key`, the generated overlay.
+    /// `certs` output (in `certs/`): `ca.crt`, `tls.crt`, `tls.key`, the generated overlay.
     pub certs: tempfile::TempDir,
     /// The names of the MutatingWebhookConfigurations applied (deleted on drop).
     pub configurations: Vec<String>,
@@ -28,8 +28,8 @@ pub struct InstalledWebhook<'a> {
 
 impl<'a> InstalledWebhook<'a> {
     /// Issues a certificate with `certs`, starts `serve` with it (plus `serve_args`), and applies
-    /// `base` (a kustomization directory, e.g. `manifests`) through the `certs` overlay and a
-    /// test overlay that points every webhook entry at the loopback server.
+    /// `base` (a kustomization directory, e.g. `manifests`) through the `certs` overlay, every
+    /// webhook entry pointed at the loopback server.
     pub fn install(cluster: &'a AdmissionGuard, base: &Path, serve_args: &[&str]) -> Self {
         let certs = tempfile::tempdir().expect("tempdir");
         let dir = certs.path().join("certs");
@@ -41,58 +41,31 @@ impl<'a> InstalledWebhook<'a> {
         let bin = crate::bin::path("status-reporter-webhook");
         let server = Server::start(&bin, &secret, serve_args, Duration::from_secs(30));
 
-        // The test overlay: only clientConfig changes, entry by entry.
-        let rendered = cluster.kustomize(&dir);
-        let mut patches = Vec::new();
+        // Only clientConfig changes, entry by entry.
+        let mut objects = cluster.kustomize(&dir);
         let mut configurations = Vec::new();
-        for obj in rendered
-            .iter()
+        for obj in objects
+            .iter_mut()
             .filter(|o| o["kind"] == "MutatingWebhookConfiguration")
         {
-            let name = obj["metadata"]["name"].as_str().expect("name").to_owned();
-            let mut ops = Vec::new();
-            for (i, hook) in obj["webhooks"].as_array().into_iter().flatten().enumerate() {
-                let path = hook["clientConfig"]["service"]["path"]
-                    .as_str()
-                    .unwrap_or("/mutate");
-                ops.push(
-                    json!({"op": "remove", "path": format!("/webhooks/{i}/clientConfig/service")}),
-                );
-                ops.push(
-                    json!({"op": "add", "path": format!("/webhooks/{i}/clientConfig/url"),
-                    "value": format!("https://127.0.0.1:{}{path}", server.addr.port())}),
-                );
+            configurations.push(obj["metadata"]["name"].as_str().expect("name").to_owned());
+            for hook in obj["webhooks"].as_array_mut().into_iter().flatten() {
+                let config = hook["clientConfig"].as_object_mut().expect("clientConfig");
+                let service = config.remove("service").unwrap_or_default();
+                let path = service["path"].as_str().unwrap_or("/mutate");
+                let url = format!("https://127.0.0.1:{}{path}", server.addr.port());
+                config.insert("url".into(), json!(url));
             }
-            patches.push(json!({
-                "target": {"group": "admissionregistration.k8s.io", "version": "v1",
-                           "kind": "MutatingWebhookConfiguration", "name": name},
-                "patch": serde_json::to_string(&Value::Array(ops)).expect("json"),
-            }));
-            configurations.push(name);
         }
         assert!(
             !configurations.is_empty(),
             "{}: no MutatingWebhookConfiguration",
             base.display()
         );
-        let overlay = certs.path().join("loopback");
-        std::fs::create_dir_all(&overlay).expect("overlay dir");
-        let kustomization = json!({
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "resources": ["../certs"],
-            "patches": patches,
-        });
-        std::fs::write(
-            overlay.join("kustomization.yaml"),
-            serde_json::to_string_pretty(&kustomization).expect("json"),
-        )
-        .expect("write overlay");
-        let (ok, out, err) =
-            cluster.kubectl_run(&["apply", "-k", &overlay.to_string_lossy()], None);
+        let (ok, out, err) = cluster.apply(&objects, false);
         assert!(
             ok,
-            "kubectl apply -k (shipped manifests, loopback clientConfig): {err}\n{out}"
+            "kubectl apply (shipped manifests, loopback clientConfig): {err}\n{out}"
         );
         InstalledWebhook {
             server: Some(server),

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use tokio::process::{Child, Command};
 
-use super::node::{KubeletInputs, Node, ServiceNet};
+use super::node::{Node, ServiceNet};
 use super::{Release, binaries, pki};
 
 /// How long the API server may take to become ready (a cold start on 2 loaded cores takes
@@ -68,14 +68,13 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
     let mut components = Components {
         children: Vec::new(),
         node: None,
-        kubeconfig: write_kubeconfig(run, "kubeconfig", &server, &pki_dir, "admin", &pki.admin)?,
+        kubeconfig: write_kubeconfig(run, "kubeconfig", &server, &pki.ca_cert, &pki.admin)?,
     };
     let kcm_kubeconfig = write_kubeconfig(
         run,
         "controller-manager.kubeconfig",
         &server,
-        &pki_dir,
-        "controller-manager",
+        &pki.ca_cert,
         &pki.controller_manager,
     )?;
 
@@ -111,8 +110,8 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
         "--audit-log-mode=blocking".into(),
         format!("--etcd-servers={etcd_url}"),
 
-        format!("--tls-cert-file={}", pki.serving_cert.display()),
-        format!("--tls-private-key-file={}", pki.serving_key.display()),
+        format!("--tls-cert-file={}", pki.serving.0.display()),
+        format!("--tls-private-key-file={}", pki.serving.1.display()),
         format!("--client-ca-file={}", pki.ca_cert.display()),
         format!("--service-account-issuer={ISSUER}"),
         format!("--service-account-key-file={}", pki.sa_pub.display()),
@@ -136,9 +135,9 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
             "--kubelet-preferred-address-types=Hostname".into(),
             format!(
                 "--kubelet-client-certificate={}",
-                pki.kubelet_client_cert.display()
+                pki.kubelet_client.0.display()
             ),
-            format!("--kubelet-client-key={}", pki.kubelet_client_key.display()),
+            format!("--kubelet-client-key={}", pki.kubelet_client.1.display()),
         ]),
         None => apiserver.extend([
             "--bind-address=127.0.0.1".into(),
@@ -179,20 +178,10 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
             ],
         )?;
         if let Some(node) = &mut components.node {
-            let kubeconfig = write_kubeconfig(
-                run,
-                "kubelet.kubeconfig",
-                &server,
-                &pki_dir,
-                "kubelet",
-                &pki.node,
-            )?;
-            let inputs = KubeletInputs {
-                kubeconfig: &kubeconfig,
-                client_ca: &pki.ca_cert,
-                bin,
-            };
-            node.start_kubelet(inputs, run, &client).await?;
+            let kubeconfig =
+                write_kubeconfig(run, "kubelet.kubeconfig", &server, &pki.ca_cert, &pki.node)?;
+            node.start_kubelet(bin, &kubeconfig, &pki.ca_cert, run, &client)
+                .await?;
         }
         // The controller manager is up when its ServiceAccount controller made `default`.
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
@@ -321,36 +310,26 @@ pub(crate) fn free_ports<const N: usize>() -> Result<[u16; N], String> {
     Ok(ports.try_into().expect("N ports"))
 }
 
-/// Writes a kubeconfig for a client-certificate user (files next to it, absolute paths).
+/// Writes the kubeconfig `run/name` for the client certificate and key `cert`.
 fn write_kubeconfig(
     run: &Path,
     name: &str,
     server: &str,
-    pki_dir: &Path,
-    user: &str,
-    (cert, key): &(String, String),
+    ca: &Path,
+    (cert, key): &(PathBuf, PathBuf),
 ) -> Result<PathBuf, String> {
-    let put = |file: String, text: &str| -> Result<PathBuf, String> {
-        let path = pki_dir.join(file);
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(path)
-    };
-    let cert = put(format!("{user}.crt"), cert)?;
-    let key = put(format!("{user}.key"), key)?;
+    let user = cert.file_stem().unwrap_or_default().to_string_lossy();
     let credentials = format!(
         "client-certificate: {}\n    client-key: {}",
         cert.display(),
         key.display()
     );
-    let text = kubeconfig_text(
-        server,
-        &pki_dir.join("ca.crt"),
-        user,
-        &credentials,
-        "default",
-    );
     let path = run.join(name);
-    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(
+        &path,
+        kubeconfig_text(server, ca, &user, &credentials, "default"),
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }
 

@@ -124,16 +124,6 @@ pub(crate) struct Node {
     host_sysctls: Vec<String>,
 }
 
-/// What the kubelet needs from the control plane.
-pub(crate) struct KubeletInputs<'a> {
-    /// The node's kubeconfig (`system:node:localhost`).
-    pub kubeconfig: &'a Path,
-    /// The CA that signed the API server's kubelet client certificate.
-    pub client_ca: &'a Path,
-    /// The directory holding `kubelet`.
-    pub bin: &'a Path,
-}
-
 impl Node {
     /// Starts containerd in the node's namespaces (binaries in `bin`).
     pub(crate) async fn start(bin: &Path, run: &Path) -> Result<Node, String> {
@@ -268,11 +258,14 @@ impl Node {
         }
     }
 
-    /// Starts the kubelet in the node's namespaces, registering with the API server as
-    /// [`NAME`], and waits until the node is `Ready`.
+    /// Starts the kubelet (in `bin`) in the node's namespaces, registering with the API server
+    /// as [`NAME`] with `kubeconfig`, trusting `client_ca` for the API server's calls, and waits
+    /// until the node is `Ready`.
     pub(crate) async fn start_kubelet(
         &mut self,
-        inputs: KubeletInputs<'_>,
+        bin: &Path,
+        kubeconfig: &Path,
+        client_ca: &Path,
         run: &Path,
         client: &kube::Client,
     ) -> Result<(), String> {
@@ -282,15 +275,15 @@ impl Node {
         let [port] = free_ports()?;
         make_cgroups(&self.layout.cgroup_root)?;
         let config = dir.join("kubelet.yaml");
-        std::fs::write(&config, self.kubelet_config(inputs.client_ca, port))
+        std::fs::write(&config, self.kubelet_config(client_ca, port))
             .map_err(|e| format!("{}: {e}", config.display()))?;
         let mut kubelet = Command::new("nsenter");
         kubelet
             .arg(format!("--target={}", self.init_pid))
             .args(["--mount", "--pid", "--"])
-            .arg(inputs.bin.join("kubelet"))
+            .arg(bin.join("kubelet"))
             .arg(format!("--config={}", config.display()))
-            .arg(format!("--kubeconfig={}", inputs.kubeconfig.display()))
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
             .arg(format!("--root-dir={}", root.display()))
             .arg(format!("--hostname-override={NAME}"))
             // Refused if loopback; nothing dials it (the API server uses the hostname).

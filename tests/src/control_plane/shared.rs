@@ -65,27 +65,16 @@ pub(crate) fn connect(release: Release, profile: &str) -> Result<(UnixStream, Pa
     let mut last = String::new();
     for _ in 0..3 {
         let _lock = lock(&state.join("lock"))?;
-        if let Ok(stream) = UnixStream::connect(&socket) {
-            match read_run_dir(&stream) {
+        match UnixStream::connect(&socket) {
+            Ok(stream) => match read_run_dir(&stream) {
                 Ok(run) => return Ok((stream, run)),
-                Err(e) => {
-                    last = e;
-                    continue;
-                }
+                Err(e) => last = e,
+            },
+            Err(e) => {
+                last = format!("{}: {e}", socket.display());
+                start_supervisor(release, &state)?;
             }
         }
-        let run = start_supervisor(release, &state)?;
-        let stream = UnixStream::connect(&socket)
-            .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
-        let told = read_run_dir(&stream)?;
-        if told != run {
-            return Err(format!(
-                "the supervisor said {} after announcing {}",
-                told.display(),
-                run.display()
-            ));
-        }
-        return Ok((stream, run));
     }
     Err(format!("cannot reach a control-plane supervisor: {last}"))
 }
@@ -108,7 +97,7 @@ fn read_run_dir(stream: &UnixStream) -> Result<PathBuf, String> {
 
 /// Starts `control-plane serve` in its own process group (so a test's end or timeout does not
 /// take it down with the test) and waits for its `ready` line.
-fn start_supervisor(release: Release, state: &Path) -> Result<PathBuf, String> {
+fn start_supervisor(release: Release, state: &Path) -> Result<(), String> {
     let bin = binaries::bin_dir(release)?;
     if release == Release::Current {
         // The node's runtime, built here where the wait is visible to the test.
@@ -133,34 +122,18 @@ fn start_supervisor(release: Release, state: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot start {}: {e}", supervisor.display()))?;
     let stdout = child.stdout.take().ok_or("no supervisor stdout")?;
     let line = crate::process::first_line(stdout, START_TIMEOUT).unwrap_or_default();
-    match line.strip_prefix("ready ") {
-        Some(run) => Ok(PathBuf::from(run)),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            Err(format!(
-                "the control plane did not start within {START_TIMEOUT:?}: {}\n{}",
-                line,
-                tail(&log, 30)
-            ) + &component_logs(state))
-        }
+    if line.starts_with("ready ") {
+        return Ok(());
     }
-}
-
-/// The tail of every component log of the newest run directory, for an error message.
-fn component_logs(state: &Path) -> String {
-    let Ok(entries) = std::fs::read_dir(state) else {
-        return String::new();
-    };
-    let newest = entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("run-"))
-        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok());
-    let Some(run) = newest else {
-        return String::new();
-    };
-    let mut out = String::new();
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let mut why = format!(
+        "the control plane did not start within {START_TIMEOUT:?}: {line}\n{}",
+        tail(&log, 30)
+    );
+    // The tail of every component log of its run directory.
+    let run = state.join(format!("run-{}", child.id()));
     for name in [
         "etcd",
         "kube-apiserver",
@@ -168,11 +141,11 @@ fn component_logs(state: &Path) -> String {
         "containerd",
         "kubelet",
     ] {
-        if let Ok(text) = std::fs::read_to_string(run.path().join(format!("{name}.log"))) {
-            out.push_str(&format!("\n--- {name}.log (tail) ---\n{}", tail(&text, 15)));
+        if let Ok(text) = std::fs::read_to_string(run.join(format!("{name}.log"))) {
+            why.push_str(&format!("\n--- {name}.log (tail) ---\n{}", tail(&text, 15)));
         }
     }
-    out
+    Err(why)
 }
 
 fn tail(text: &str, n: usize) -> String {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::cluster::cleanup_failed;
 use super::objects::list;
 use super::{AdmissionGuard, Cluster};
 
@@ -154,40 +155,26 @@ impl<'a> InstalledAdmission<'a> {
         self
     }
 
-    /// Deletes the objects and waits until the chain is plain; `Err` names what is left.
-    fn delete(&mut self) -> Result<(), String> {
+    /// Deletes the objects now rather than on drop.
+    pub fn remove(self) {}
+}
+
+impl Drop for InstalledAdmission<'_> {
+    /// Deletes the objects and waits until the chain is plain (see [`cleanup_failed`]).
+    fn drop(&mut self) {
         if self.objects.is_empty() {
-            return Ok(());
+            return;
         }
         let mut args = vec!["delete", "--ignore-not-found", "--wait"];
         args.extend(self.objects.iter().map(String::as_str));
         let (ok, _, err) = self.cluster.kubectl_run(&args, None);
-        let objects = std::mem::take(&mut self.objects);
+        let objects = &self.objects;
         if !ok {
-            return Err(format!("kubectl delete {objects:?}: {err}"));
-        }
-        self.cluster
-            .settle_admission("true", Admission::is_plain)
-            .map(drop)
-            .map_err(|now| format!("after deleting {objects:?} an opted-in Job is {now:?}"))
-    }
-
-    /// Deletes the objects now, panicking if the chain does not become plain.
-    pub fn remove(mut self) {
-        if let Err(e) = self.delete() {
-            panic!("{e}");
-        }
-    }
-}
-
-impl Drop for InstalledAdmission<'_> {
-    fn drop(&mut self) {
-        if let Err(e) = self.delete() {
-            if std::thread::panicking() {
-                eprintln!("cleanup: {e}");
-            } else {
-                panic!("cleanup: {e}");
-            }
+            cleanup_failed(format!("kubectl delete {objects:?}: {err}"));
+        } else if let Err(now) = self.cluster.settle_admission("true", Admission::is_plain) {
+            cleanup_failed(format!(
+                "after deleting {objects:?} an opted-in Job is {now:?}"
+            ));
         }
     }
 }

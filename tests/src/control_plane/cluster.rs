@@ -226,6 +226,16 @@ impl std::ops::Deref for AdmissionGuard {
     }
 }
 
+/// A cleanup that failed on drop: a panic, unless the thread is panicking already (then the
+/// failure is only said), so the test that left something behind fails.
+pub(crate) fn cleanup_failed(e: String) {
+    if std::thread::panicking() {
+        eprintln!("cleanup: {e}");
+    } else {
+        panic!("cleanup: {e}");
+    }
+}
+
 /// Runs `cmd` with `input` on stdin; returns (success, stdout, stderr).
 pub(crate) fn run(cmd: &mut Command, input: Option<&str>) -> (bool, String, String) {
     use std::io::Write;

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::cluster::run;
+use super::cluster::{cleanup_failed, run};
 use super::objects::yaml_docs;
 use super::{AdmissionGuard, Cluster};
 
@@ -83,7 +83,6 @@ pub struct HelmRelease<'a> {
     /// The release namespace (it must exist: the chart does not create it).
     pub namespace: String,
     home: tempfile::TempDir,
-    installed: bool,
 }
 
 impl<'a> HelmRelease<'a> {
@@ -95,24 +94,20 @@ impl<'a> HelmRelease<'a> {
         args: &[&str],
     ) -> Self {
         let home = tempfile::tempdir().expect("tempdir");
-        let mut release = HelmRelease {
-            cluster,
-            name: name.to_owned(),
-            namespace: namespace.to_owned(),
-            home,
-            installed: false,
-        };
         run_helm(
-            release
-                .helm()
+            helm(cluster, home.path())
                 .args(["install", name])
                 .arg(chart())
                 .args(["-n", namespace, "--timeout", TIMEOUT])
                 .args(args),
             &format!("helm install {name} {args:?}"),
         );
-        release.installed = true;
-        release
+        HelmRelease {
+            cluster,
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+            home,
+        }
     }
 
     fn helm(&self) -> Command {
@@ -129,41 +124,26 @@ impl<'a> HelmRelease<'a> {
         yaml_docs(&out, "helm get manifest")
     }
 
-    fn try_uninstall(&mut self) -> Result<(), String> {
-        if !std::mem::take(&mut self.installed) {
-            return Ok(());
-        }
-        let (ok, out, err) = run(
-            self.helm().args([
-                "uninstall",
-                &self.name,
-                "-n",
-                &self.namespace,
-                "--wait",
-                "--timeout",
-                TIMEOUT,
-            ]),
-            None,
-        );
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("helm uninstall {}: {err}\n{out}", self.name))
-        }
-    }
-
-    /// `helm uninstall` (waiting for the objects to be gone); panics with Helm's message.
-    pub fn uninstall(mut self) {
-        if let Err(e) = self.try_uninstall() {
-            panic!("{e}");
-        }
-    }
+    /// `helm uninstall` (waiting for the objects to be gone) now rather than on drop.
+    pub fn uninstall(self) {}
 }
 
 impl Drop for HelmRelease<'_> {
+    /// `helm uninstall`, waiting for the objects to be gone (see [`cleanup_failed`]).
     fn drop(&mut self) {
-        if let Err(e) = self.try_uninstall() {
-            eprintln!("cleanup: {e}");
+        let (name, namespace) = (&self.name, &self.namespace);
+        let uninstall = [
+            "uninstall",
+            name,
+            "-n",
+            namespace,
+            "--wait",
+            "--timeout",
+            TIMEOUT,
+        ];
+        let (ok, out, err) = run(self.helm().args(uninstall), None);
+        if !ok {
+            cleanup_failed(format!("helm uninstall {name}: {err}\n{out}"));
         }
     }
 }

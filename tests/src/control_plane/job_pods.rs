@@ -32,7 +32,7 @@ pub fn shaped_job(name: &str, mode: &str, annotations: &[(&str, &str)], spec: Va
 }
 
 /// Waits (bounded) until `accept` holds for the pods of the Job with uid `job_uid` (oldest
-/// first: by creation, then name); returns them then.
+/// first: by creation, then name); returns them then. Panics naming `what` at the timeout.
 pub async fn wait_job_pods(
     client: &kube::Client,
     namespace: &str,
@@ -42,14 +42,7 @@ pub async fn wait_job_pods(
     accept: impl Fn(&[Pod]) -> bool,
 ) -> Vec<Pod> {
     let selector = format!("{JOB_UID_LABEL}={job_uid}");
-    super::kubelet::wait_pods(client, namespace, &selector, timeout, accept)
-        .await
-        .unwrap_or_else(|pods| {
-            let names: Vec<String> = pods.iter().map(describe).collect();
-            panic!(
-                "Job {job_uid} in {namespace}: no {what} within {timeout:?}; its pods: {names:?}"
-            )
-        })
+    super::kubelet::wait_pods(client, namespace, &selector, what, timeout, accept).await
 }
 
 /// Waits (bounded) for at least `n` pods of the Job with uid `job_uid`; oldest first.

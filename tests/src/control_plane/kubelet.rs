@@ -26,27 +26,24 @@ pub async fn wait_for_pods(
     timeout: Duration,
 ) -> Vec<Pod> {
     let selector = format!("batch.kubernetes.io/job-name={job}");
-    wait_pods(client, namespace, &selector, timeout, |pods| {
+    let what = format!("{n} pod(s) from the Job controller");
+    wait_pods(client, namespace, &selector, &what, timeout, |pods| {
         pods.len() >= n
     })
     .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "the Job controller did not create {n} pod(s) for {namespace}/{job} within {timeout:?}"
-        )
-    })
 }
 
 /// Waits (bounded) until `accept` holds for the pods of `namespace` matching the label
 /// `selector` (oldest first: by creation, then name), looking again on every pod event of a
-/// watch on them. `Ok` with the pods then; `Err` with the pods at the timeout.
+/// watch on them; returns them then. Panics naming `what`, with the pods, at the timeout.
 pub async fn wait_pods(
     client: &kube::Client,
     namespace: &str,
     selector: &str,
+    what: &str,
     timeout: Duration,
     accept: impl Fn(&[Pod]) -> bool,
-) -> Result<Vec<Pod>, Vec<Pod>> {
+) -> Vec<Pod> {
     use futures::StreamExt;
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = || async {
@@ -79,8 +76,11 @@ pub async fn wait_pods(
         }
     };
     match tokio::time::timeout(timeout, wait).await {
-        Ok(pods) => Ok(pods),
-        Err(_) => Err(list().await),
+        Ok(pods) => pods,
+        Err(_) => {
+            let pods: Vec<String> = list().await.iter().map(super::job_pods::describe).collect();
+            panic!("pods {selector} in {namespace}: no {what} within {timeout:?}; now: {pods:?}")
+        }
     }
 }
 

@@ -216,17 +216,6 @@ pub struct Logged {
     pub watch: bool,
 }
 
-impl fmt::Display for Logged {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let q = if self.query.is_empty() { "" } else { "?" };
-        write!(
-            f,
-            "{} {}{q}{} -> {}",
-            self.method, self.path, self.query, self.status
-        )
-    }
-}
-
 struct Shared {
     faults: Mutex<Vec<Fault>>,
     /// The request log; a watch channel, so waiters wake on every change.
@@ -366,7 +355,12 @@ impl FaultProxy {
         });
         let _ = tokio::time::timeout(timeout, seen).await;
         found.unwrap_or_else(|| {
-            let log: Vec<String> = self.requests().iter().map(ToString::to_string).collect();
+            let log: Vec<String> = (self.requests().iter())
+                .map(|r| {
+                    let q = if r.query.is_empty() { "" } else { "?" };
+                    format!("{} {}{q}{} -> {}", r.method, r.path, r.query, r.status)
+                })
+                .collect();
             panic!(
                 "fault proxy: no {what} within {timeout:?}; requests:\n  {}",
                 log.join("\n  ")

@@ -1,14 +1,7 @@
 //! Running the real `status-reporter-webhook serve` over TLS, for the webhook suites and
-//! `bench-webhook`.
-//!
-//! [`Pki`] is a private CA issuing `localhost` serving certificates and the client configs that
-//! trust it; [`SecretDir`] lays a pair out the way the kubelet mounts a Secret (`tls.crt ->
-//! ..data/tls.crt`, rotated by an atomic rename of the `..data` symlink); [`Server`] starts
-//! `serve` on a free loopback port and reads the address from its `listening on ADDR` line
-//! (bounded), a [`Process`] otherwise; [`connect`] opens a TLS connection to it, [`request`]
-//! sends one request over it, [`closed_within`] waits for the server to close it,
-//! [`post_head_until_continue`] and [`read_status`] speak HTTP/1.1 by hand, and
-//! [`unfinished_post`] starts an HTTP/2 request whose body never ends.
+//! `bench-webhook`: a private CA ([`Pki`]), a certificate directory laid out and rotated the
+//! way the kubelet mounts a Secret ([`SecretDir`]), the running server ([`Server`]), and
+//! clients that talk to it through hyper ([`request`]) or by hand ([`read_status`], …).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

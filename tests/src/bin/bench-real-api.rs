@@ -1,29 +1,17 @@
 //! `bench-real-api`: the reporter on the real API server (kube-apiserver + etcd + the Job
-//! controller of the pinned control plane).
+//! controller of the pinned control plane; profile `bench`, a control plane of its own).
 //!
 //! ```text
 //! cargo run --release -p status-reporter-tests --bin bench-real-api -- [--runs 20] [--scale 100]
 //! ```
 //!
-//! Uses the release `status-reporter` (built here, or `STATUS_REPORTER_BIN`) as a native
-//! sidecar of Jobs injected by offline `inject`, each Pod created by the real Job controller
-//! and run by this program playing the kubelet, the reporter authenticating with its
-//! ServiceAccount's token. Measures, on a control plane of its own (profile `bench`):
-//! 1. result file renamed into place → `Available` condition seen by a watch on the Job, and in
-//!    the same runs, on the same Jobs, the floor: a pre-connected client (the reporter's own
-//!    client stack, with the same ServiceAccount) doing GET + PUT of the Job's status → its
-//!    condition seen by the same watch;
-//! 2. adapter terminated (the kubelet's pod-status write accepted) → condition seen, and its
-//!    floor: the same pre-connected client, watching the pod, doing GET + PUT of the Job's
-//!    status when a pod-status write reaches it → its condition seen;
-//! 3. API requests per run, from the API server's audit log (every request of the reporter's
-//!    ServiceAccount);
-//! 4. the reporter's peak RSS (`VmHWM`, read while it idles after reporting), its wake-ups
-//!    while it waits (context switches of all its threads over an idle window) and the size
-//!    of its binary;
-//! 5. scale: N Jobs at once, N reporters, every result written at the same moment: all
-//!    conditions right, wall time, requests per Job, CPU seconds and peak RSS of kube-apiserver
-//!    and etcd over the run.
+//! The release `status-reporter` (or `STATUS_REPORTER_BIN`) as the native sidecar of Jobs
+//! injected by offline `inject`, each Pod made by the Job controller and run by this program
+//! playing the kubelet, the reporter on its ServiceAccount's token. Per run, result file →
+//! condition and adapter exit → condition, each against its floor on the same Job (a
+//! pre-connected client on the reporter's own stack), and the API requests (the audit log);
+//! then the reporter's peak RSS, idle wake-ups and binary size, and N Jobs at once. What each
+//! figure is and why: docs/benchmarks.md.
 #![forbid(unsafe_code)]
 
 use std::path::Path;

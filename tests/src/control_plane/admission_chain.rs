@@ -160,7 +160,8 @@ impl<'a> InstalledAdmission<'a> {
 }
 
 impl Drop for InstalledAdmission<'_> {
-    /// Deletes the objects and waits until the chain is plain (see [`cleanup_failed`]).
+    /// Deletes the objects and waits until the chain is plain; a failure fails the test unless
+    /// it is failing already.
     fn drop(&mut self) {
         if self.objects.is_empty() {
             return;

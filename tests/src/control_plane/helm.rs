@@ -129,7 +129,8 @@ impl<'a> HelmRelease<'a> {
 }
 
 impl Drop for HelmRelease<'_> {
-    /// `helm uninstall`, waiting for the objects to be gone (see [`cleanup_failed`]).
+    /// `helm uninstall`, waiting for the objects to be gone; a failure fails the test unless it
+    /// is failing already.
     fn drop(&mut self) {
         let (name, namespace) = (&self.name, &self.namespace);
         let uninstall = [

@@ -63,24 +63,25 @@ impl Cluster {
     /// `last-applied-configuration`, and a user's later `kubectl apply -k manifests/` would warn
     /// (which `real_manifests` checks it does not).
     pub fn apply(&self, objects: &[Value], dry_run: bool) -> (bool, String, String) {
-        let mut args = vec!["apply", "-f", "-"];
-        if dry_run {
-            args.push("--dry-run=server");
-        }
-        let first = self.kubectl_run(&args, Some(&list(objects)));
+        let first = self.submit("apply", objects, dry_run);
         if first.0 || !first.2.contains("AlreadyExists") {
             return first;
         }
-        self.kubectl_run(&args, Some(&list(objects)))
+        self.submit("apply", objects, dry_run)
     }
 
     /// `kubectl create [--dry-run=server] -f -` of `objects`; returns (success, stdout, stderr).
     pub fn create(&self, objects: &[Value], dry_run: bool) -> (bool, String, String) {
-        let mut args = vec!["create", "-f", "-"];
-        if dry_run {
-            args.push("--dry-run=server");
-        }
-        self.kubectl_run(&args, Some(&list(objects)))
+        self.submit("create", objects, dry_run)
+    }
+
+    fn submit(&self, verb: &str, objects: &[Value], dry_run: bool) -> (bool, String, String) {
+        let dry_run = if dry_run {
+            "--dry-run=server"
+        } else {
+            "--dry-run=none"
+        };
+        self.kubectl_run(&[verb, dry_run, "-f", "-"], Some(&list(objects)))
     }
 
     /// Whether the API server serves `kind` in `apiVersion` (e.g. `MutatingAdmissionPolicy` in

@@ -1,4 +1,4 @@
-//! `bench-webhook`: the webhook's benchmark.
+//! `bench-webhook`: the webhook's benchmark (what each row is and why: docs/benchmarks.md).
 //!
 //! ```text
 //! cargo run --release -p status-reporter-tests --bin bench-webhook -- \
@@ -6,26 +6,11 @@
 //! cargo run --release -p status-reporter-tests --bin bench-webhook -- --profile 2000
 //! ```
 //!
-//! 1. The in-process handler (the pure review: AdmissionReview bytes in, response bytes out,
-//!    as the server calls it) per fixture size: `create-job.json` (as captured, and compact as
-//!    the API server sends it) and the same Job grown to `--grown-kib` KiB. `--handler-only`
-//!    stops here; `--profile N` instead runs N reviews of `create-job.json` untimed and exits
-//!    (for `valgrind --tool=callgrind`).
-//! 2. Over the network, on 127.0.0.1 with certificates made here: the release
-//!    `status-reporter-webhook serve`, a transport-floor server on the same stack (see
-//!    `floor.rs`), and a Go `net/http` + `encoding/json` webhook doing the same five-operation
-//!    patch (`tests/bench/go-webhook`, built here with `go build`). A closed loop per row
-//!    (`/healthz`; per fixture the floor, `/mutate` and the Go peer with the same request
-//!    bytes; `/mutate` again on two servers logging at `warn` and two at `info`), giving req/s,
-//!    p50/p99 and the server's CPU time per request from its own `/proc/PID/stat`, and under
-//!    each `/mutate` row the handler's time as the server measured it
-//!    (`admission_duration_seconds`); then `/mutate` at a fixed rate; then the webhook's
-//!    memory. With two or more CPUs the load generator runs on CPU 0 and the servers on CPU 1
-//!    (`taskset`).
-//!
-//! Set `STATUS_REPORTER_WEBHOOK_BIN` to benchmark a prebuilt server binary, and
-//! `STATUS_REPORTER_WEBHOOK_BASE_BIN` to measure another build (a base commit's) in the same
-//! slices: a `base` row under each `/mutate` row.
+//! The in-process handler per fixture size (`--profile N`: only N reviews, for callgrind);
+//! then, on loopback, the release `serve` (or `STATUS_REPORTER_WEBHOOK_BIN`) against the
+//! transport floor (`floor.rs`) and the Go peer (`tests/bench/go-webhook`, built with
+//! `go build`) in alternating slices, the cost of its logging, a fixed rate and its memory;
+//! `STATUS_REPORTER_WEBHOOK_BASE_BIN` adds another build's rows for an A/B.
 #![forbid(unsafe_code)]
 
 mod fixtures;

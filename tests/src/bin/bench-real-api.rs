@@ -215,11 +215,7 @@ async fn one_run(
         *idle = Some((context_switches(reporter.pid()) - before, window));
     }
     let latency = measure(&ns, &name, "Available", false, async || match trigger {
-        Trigger::File => {
-            std::fs::write(results.join(".tmp"), RESULT).expect("write");
-            std::fs::rename(results.join(".tmp"), results.join("adapter-result.json"))
-                .expect("rename");
-        }
+        Trigger::File => write_result(&results),
         Trigger::Exit => {
             kubelet::terminate(&ns.client, &ns.name, &pod_name, "adapter", 1, "Error", None).await;
         }
@@ -244,6 +240,12 @@ async fn one_run(
         hwm_kib,
         floor,
     }
+}
+
+/// The result written to a temporary file and renamed into place in `dir`, as adapters do.
+fn write_result(dir: &Path) {
+    std::fs::write(dir.join(".tmp"), RESULT).expect("write");
+    std::fs::rename(dir.join(".tmp"), dir.join("adapter-result.json")).expect("rename");
 }
 
 /// Voluntary and involuntary context switches over all threads of `pid`.
@@ -278,18 +280,13 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
     let pods = futures::future::join_all(names.iter().map(|name| ns.running_pod(name, WAIT))).await;
     // Every request of a reporter counts, from its first LIST on.
     let before_requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len();
-    let mut reporters = Vec::new();
-    let mut dirs = Vec::new();
-    for (name, (pod, _)) in names.iter().zip(&pods) {
-        let results = ns.results_dir(name);
-        reporters.push(Reporter::spawn(ns.reporter_command(
-            bin,
-            pod,
-            &results,
-            &[],
-        )));
-        dirs.push(results);
-    }
+    let (mut reporters, dirs): (Vec<_>, Vec<_>) = (names.iter().zip(&pods))
+        .map(|(name, (pod, _))| {
+            let results = ns.results_dir(name);
+            let command = ns.reporter_command(bin, pod, &results, &[]);
+            (Reporter::spawn(command), results)
+        })
+        .unzip();
     for r in &reporters {
         r.logs.wait_for(&["pod update"], WAIT);
     }
@@ -309,10 +306,7 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
     let api: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
     let mut events = synced_watch(api, watcher::Config::default()).await;
     let t0 = Instant::now();
-    for dir in &dirs {
-        std::fs::write(dir.join(".tmp"), RESULT).expect("write");
-        std::fs::rename(dir.join(".tmp"), dir.join("adapter-result.json")).expect("rename");
-    }
+    dirs.iter().for_each(|dir| write_result(dir));
     let mut done = std::collections::BTreeSet::new();
     let all = async {
         while done.len() < n {

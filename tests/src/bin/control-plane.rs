@@ -24,6 +24,8 @@ use harness::control_plane::{Cluster, Release, supervisor};
     about = "The pinned Kubernetes control plane of the end-to-end suites"
 )]
 struct Cli {
+    #[arg(long, global = true, value_enum, default_value_t = Release::Current)]
+    release: Release,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -33,21 +35,14 @@ enum Cmd {
     /// Run a command against the control plane (KUBECONFIG set, the release's kubectl first on
     /// PATH); exits with its exit code.
     Run {
-        #[arg(long, value_enum, default_value_t = Release::Current)]
-        release: Release,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
     /// Start (or join) the control plane and keep it up until Enter or Ctrl-C.
-    Up {
-        #[arg(long, value_enum, default_value_t = Release::Current)]
-        release: Release,
-    },
+    Up,
     /// The supervisor process (started by the test harness).
     Serve {
-        #[arg(long, value_enum)]
-        release: Release,
         #[arg(long)]
         bin_dir: PathBuf,
         #[arg(long)]
@@ -57,26 +52,17 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    match Cli::parse().command {
-        Cmd::Serve {
-            release,
-            bin_dir,
-            state_dir,
-        } => {
-            let rt = match tokio::runtime::Builder::new_current_thread()
+    let Cli { release, command } = Cli::parse();
+    match command {
+        Cmd::Serve { bin_dir, state_dir } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("control-plane: cannot start a runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let code = rt.block_on(supervisor::serve(release, &bin_dir, &state_dir));
+                .expect("a tokio runtime");
+            let code = runtime.block_on(supervisor::serve(release, &bin_dir, &state_dir));
             ExitCode::from(code as u8)
         }
-        Cmd::Run { release, command } => {
+        Cmd::Run { command } => {
             let cluster = join(release);
             let path = std::env::var_os("PATH").unwrap_or_default();
             let mut paths = vec![cluster.bin_dir.clone()];
@@ -94,7 +80,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Up { release } => {
+        Cmd::Up => {
             let cluster = join(release);
             println!("KUBECONFIG={}", cluster.kubeconfig.display());
             println!("kubectl: {}", cluster.bin_dir.join("kubectl").display());

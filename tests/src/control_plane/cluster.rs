@@ -236,30 +236,20 @@ pub(crate) fn cleanup_failed(e: String) {
     }
 }
 
-/// Runs `cmd` with `input` on stdin; returns (success, stdout, stderr).
+/// Runs `cmd` with `input` on stdin (from a temporary file: no pipe to keep fed); returns
+/// (success, stdout, stderr).
 pub(crate) fn run(cmd: &mut Command, input: Option<&str>) -> (bool, String, String) {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = cmd
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    use std::io::{Seek, Write};
     if let Some(input) = input {
-        let mut stdin = child.stdin.take().expect("stdin piped");
-        let input = input.to_owned();
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(input.as_bytes());
-        });
+        let mut file = tempfile::tempfile().expect("a temporary file");
+        (file.write_all(input.as_bytes()))
+            .and_then(|()| file.rewind())
+            .expect("stdin written to a temporary file");
+        cmd.stdin(file);
     }
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

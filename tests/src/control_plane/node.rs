@@ -88,33 +88,21 @@ impl ServiceNet {
     }
 }
 
-/// Where the node keeps its files, and what it is called on the machine.
-struct Layout {
-    dir: PathBuf,
-    cgroup_root: String,
-}
-
-impl Layout {
-    fn of(run: &Path) -> Layout {
-        let mut h = DefaultHasher::new();
-        run.hash(&mut h);
-        Layout {
-            dir: run.join("node"),
-            cgroup_root: format!(
-                "status-reporter-node-{:012x}",
-                h.finish() & 0xffff_ffff_ffff
-            ),
-        }
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.join("containerd.sock")
-    }
+/// The node's cgroup root in every hierarchy, named after the run directory `run`.
+fn cgroup_root(run: &Path) -> String {
+    let mut h = DefaultHasher::new();
+    run.hash(&mut h);
+    format!(
+        "status-reporter-node-{:012x}",
+        h.finish() & 0xffff_ffff_ffff
+    )
 }
 
 /// A running node (containerd up; the kubelet once [`Node::start_kubelet`] ran).
 pub(crate) struct Node {
-    layout: Layout,
+    /// Where the node keeps its files (`run/node`).
+    dir: PathBuf,
+    cgroup_root: String,
     /// `unshare`: its child is the namespace's first process.
     unshare: Child,
     /// That first process, as the machine sees it.
@@ -137,8 +125,7 @@ impl Node {
                 ));
             }
         }
-        let layout = Layout::of(run);
-        let dir = &layout.dir;
+        let dir = &run.join("node");
         let io = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
         for sub in ["sysctl", "var-lib", "var-log", "run-containerd", "cni"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| io(&dir.join(sub), e))?;
@@ -146,16 +133,15 @@ impl Node {
         // The mount point in the host; containerd would make it too.
         std::fs::create_dir_all("/run/containerd")
             .map_err(|e| io(Path::new("/run/containerd"), e))?;
-        for (file, value) in SYSCTLS {
-            let name = file.rsplit('/').next().unwrap_or(file);
-            let path = dir.join("sysctl").join(name);
-            std::fs::write(&path, format!("{value}\n")).map_err(|e| io(&path, e))?;
-        }
         let put = |name: &str, text: String| -> Result<PathBuf, String> {
             let path = dir.join(name);
             std::fs::write(&path, text).map_err(|e| io(&path, e))?;
             Ok(path)
         };
+        for (file, value) in SYSCTLS {
+            let name = file.rsplit('/').next().unwrap_or(file);
+            put(&format!("sysctl/{name}"), format!("{value}\n"))?;
+        }
         put(
             "cni/10-loopback.conflist",
             r#"{"cniVersion":"1.0.0","name":"lo","plugins":[{"type":"loopback"}]}"#.into(),
@@ -201,61 +187,45 @@ impl Node {
         let log = run.join("containerd.log");
         let mut unshare = spawn_logged(&mut unshare, &log, &"unshare (util-linux) for the node")?;
         let unshare_pid = unshare.id().ok_or("unshare exited at once")?;
-        let init_pid = match first_child(unshare_pid).await {
-            Some(pid) => pid,
-            None => {
-                let _ = unshare.kill().await;
-                return Err(format!(
-                    "the node's namespace did not start; see {}",
-                    run.join("containerd.log").display()
-                ));
-            }
+        let Some(init_pid) = first_child(unshare_pid).await else {
+            let _ = unshare.kill().await;
+            let log = log.display();
+            return Err(format!("the node's namespace did not start; see {log}"));
         };
         let mut node = Node {
-            layout,
+            dir: dir.clone(),
+            cgroup_root: cgroup_root(run),
             unshare,
             init_pid,
             kubelet: None,
             host_sysctls: host_sysctls(),
         };
-        if let Err(e) = node.wait_containerd(bin, run).await {
+        if let Err(e) = node.wait_containerd(run).await {
             node.stop().await;
             return Err(e);
         }
         Ok(node)
     }
 
-    /// Until containerd answers on its socket (bounded).
-    async fn wait_containerd(&mut self, bin: &Path, run: &Path) -> Result<(), String> {
+    /// Until containerd takes connections on its socket (bounded).
+    async fn wait_containerd(&mut self, run: &Path) -> Result<(), String> {
+        let (socket, log) = (self.dir.join("containerd.sock"), run.join("containerd.log"));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let ok = Command::new(bin.join("ctr"))
-                .arg("--address")
-                .arg(self.layout.socket())
-                .arg("version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .await
-                .is_ok_and(|s| s.success());
-            if ok {
-                return Ok(());
-            }
+        while tokio::net::UnixStream::connect(&socket).await.is_err() {
             if let Ok(Some(status)) = self.unshare.try_wait() {
                 return Err(format!(
                     "containerd exited ({status}); see {}",
-                    run.join("containerd.log").display()
+                    log.display()
                 ));
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "containerd did not answer within 30 s; see {}",
-                    run.join("containerd.log").display()
-                ));
+                let log = log.display();
+                return Err(format!("containerd did not answer within 30 s; see {log}"));
             }
             // containerd offers no readiness event; its socket answering is the probe.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        Ok(())
     }
 
     /// Starts the kubelet (in `bin`) in the node's namespaces, registering with the API server
@@ -269,11 +239,11 @@ impl Node {
         run: &Path,
         client: &kube::Client,
     ) -> Result<(), String> {
-        let dir = &self.layout.dir;
+        let dir = &self.dir;
         let root = dir.join("kubelet");
         std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
         let [port] = free_ports()?;
-        make_cgroups(&self.layout.cgroup_root)?;
+        make_cgroups(&self.cgroup_root)?;
         let config = dir.join("kubelet.yaml");
         std::fs::write(&config, self.kubelet_config(client_ca, port))
             .map_err(|e| format!("{}: {e}", config.display()))?;
@@ -332,8 +302,8 @@ impl Node {
         fill(
             KUBELET,
             &[
-                ("$CGROUP_ROOT", &self.layout.cgroup_root),
-                ("$NODE", &self.layout.dir.display().to_string()),
+                ("$CGROUP_ROOT", &self.cgroup_root),
+                ("$NODE", &self.dir.display().to_string()),
                 ("$PORT", &port.to_string()),
                 ("$CLIENT_CA", &client_ca.display().to_string()),
             ],
@@ -359,26 +329,23 @@ impl Node {
         if let Some(mut kubelet) = self.kubelet.take() {
             let _ = kubelet.kill().await;
         }
-        remove_cgroups(&self.layout.cgroup_root);
+        remove_cgroups(&self.cgroup_root);
     }
 }
 
 /// Cleans up after the node of a killed supervisor's run `run` (its processes are already
 /// killed): the cgroup root (the directory goes with the run).
 pub(crate) fn clean_stale(run: &Path) {
-    let layout = Layout::of(run);
-    if layout.dir.exists() {
-        remove_cgroups(&layout.cgroup_root);
+    if run.join("node").exists() {
+        remove_cgroups(&cgroup_root(run));
     }
 }
 
 /// `template` with each `$NAME` replaced by its value.
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut text = template.to_owned();
-    for (name, value) in values {
-        text = text.replace(name, value);
-    }
-    text
+    (values.iter()).fold(template.to_owned(), |text, (name, value)| {
+        text.replace(name, value)
+    })
 }
 
 /// The host's values of [`SYSCTLS`] (as this process sees them: outside the node).

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::future::join_all;
 use harness::webhook_process::{Pki, Server, connect};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
@@ -119,11 +120,7 @@ impl Client {
 
     /// `n` connections, each TLS- and HTTP-handshaken.
     pub async fn connect_many(&self, n: usize) -> Vec<Sender> {
-        let mut senders = Vec::with_capacity(n);
-        for _ in 0..n {
-            senders.push(self.connect().await);
-        }
-        senders
+        join_all((0..n).map(|_| self.connect())).await
     }
 
     /// Every connection of `senders` (open already, so no handshake falls inside the
@@ -136,10 +133,9 @@ impl Client {
     ) -> (Stats, Vec<Sender>) {
         let start = Instant::now();
         let end = start + duration;
-        let mut tasks = Vec::new();
-        for mut send in senders {
+        let tasks = senders.into_iter().map(|mut send| {
             let target = target.clone();
-            tasks.push(tokio::spawn(async move {
+            tokio::spawn(async move {
                 let mut samples = Vec::new();
                 while Instant::now() < end {
                     let t = Instant::now();
@@ -147,16 +143,11 @@ impl Client {
                     samples.push(t.elapsed());
                 }
                 (samples, send)
-            }));
-        }
-        let mut all = Vec::new();
-        let mut senders = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            let (samples, send) = t.await.expect("task");
-            all.extend(samples);
-            senders.push(send);
-        }
-        (Stats::new(all, start.elapsed()), senders)
+            })
+        });
+        let done = join_all(tasks).await.into_iter().map(|t| t.expect("task"));
+        let (samples, senders): (Vec<Vec<Duration>>, _) = done.unzip();
+        (Stats::new(samples.concat(), start.elapsed()), senders)
     }
 
     /// Sends at a fixed total rate spread over a few connections; latency counts from the
@@ -166,11 +157,10 @@ impl Client {
         let per_connection = Duration::from_secs_f64(connections as f64 / rate as f64);
         let total = rate * duration.as_secs() / connections;
         let start = Instant::now();
-        let mut tasks = Vec::new();
-        for i in 0..connections {
+        let tasks = (0..connections).map(|i| {
             let client = self.clone();
             let target = target.clone();
-            tasks.push(tokio::spawn(async move {
+            tokio::spawn(async move {
                 let mut send = client.connect().await;
                 let first = tokio::time::Instant::now()
                     + per_connection.mul_f64(i as f64 / connections as f64);
@@ -193,13 +183,13 @@ impl Client {
                     samples.push(started.elapsed());
                 }
                 samples
-            }));
-        }
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await.expect("task"));
-        }
-        Stats::new(all, start.elapsed())
+            })
+        });
+        let all = join_all(tasks)
+            .await
+            .into_iter()
+            .flat_map(|t| t.expect("task"));
+        Stats::new(all.collect(), start.elapsed())
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
@@ -75,20 +76,13 @@ pub fn shipped_reporter_role() -> Value {
 
 /// Every `(apiGroup, resource, verb)` the shipped reporter ClusterRole grants.
 pub fn shipped_reporter_grants() -> Vec<(String, String, String)> {
-    let role = shipped_reporter_role();
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|x| x.as_str().map(str::to_owned))
-            .collect()
-    };
+    let role: ClusterRole = serde_json::from_value(shipped_reporter_role()).expect("a ClusterRole");
     let mut grants = Vec::new();
-    for rule in role["rules"].as_array().expect("rules") {
-        for group in strings(&rule["apiGroups"]) {
-            for resource in strings(&rule["resources"]) {
-                for verb in strings(&rule["verbs"]) {
-                    grants.push((group.clone(), resource.clone(), verb));
+    for rule in role.rules.unwrap_or_default() {
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                for verb in &rule.verbs {
+                    grants.push((group.clone(), resource.clone(), verb.clone()));
                 }
             }
         }
@@ -128,27 +122,17 @@ pub async fn adapter_namespace_without(
         rules.retain(|r| r["verbs"].as_array().is_some_and(|v| !v.is_empty()));
     }
     assert!(found, "the shipped ClusterRole grants {verb} on {resource}");
-    let (ok, _, err) = cluster.apply(&[role], false);
-    assert!(ok, "apply {role_name}: {err}");
-    // roleRef is immutable: replace the binding.
-    let clusterrole = format!("--clusterrole={role_name}");
-    let account = format!("--serviceaccount={}:{SERVICE_ACCOUNT}", ns.name);
-    for args in [
-        ["delete", "rolebinding", SERVICE_ACCOUNT].as_slice(),
-        [
-            "create",
-            "rolebinding",
-            SERVICE_ACCOUNT,
-            &clusterrole,
-            &account,
-        ]
-        .as_slice(),
-    ] {
-        let mut all = vec!["-n", ns.name.as_str()];
-        all.extend_from_slice(args);
-        let (ok, _, err) = cluster.kubectl_run(&all, None);
-        assert!(ok, "kubectl {all:?}: {err}");
-    }
+    // roleRef is immutable: the binding is replaced.
+    let delete = ["-n", &ns.name, "delete", "rolebinding", SERVICE_ACCOUNT];
+    let (ok, _, err) = cluster.kubectl_run(&delete, None);
+    assert!(ok, "kubectl {delete:?}: {err}");
+    let group = "rbac.authorization.k8s.io";
+    let binding = json!({"apiVersion": format!("{group}/v1"), "kind": "RoleBinding",
+        "metadata": {"name": SERVICE_ACCOUNT, "namespace": ns.name},
+        "roleRef": {"apiGroup": group, "kind": "ClusterRole", "name": role_name},
+        "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": ns.name}]});
+    let (ok, _, err) = cluster.apply(&[role, binding], false);
+    assert!(ok, "apply {role_name} and its binding: {err}");
     ns
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Pod, PodStatus,
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, Pod, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
@@ -109,10 +109,8 @@ fn status_of(name: &str, image: &str, state: ContainerState) -> ContainerStatus 
     ContainerStatus {
         name: name.to_owned(),
         image: image.to_owned(),
-        image_id: String::new(),
         ready: running,
         started: Some(running),
-        restart_count: 0,
         state: Some(state),
         ..ContainerStatus::default()
     }
@@ -146,15 +144,13 @@ fn terminated(exit_code: i32, reason: &str, message: Option<&str>) -> ContainerS
 /// the attempt number of the newest instance, as the kubelet reports it).
 fn set_container(pod: &Pod, status: &mut PodStatus, container: &str, state: ContainerState) {
     let spec = pod.spec.as_ref().expect("a pod has a spec");
-    let image_of = |list: &Option<Vec<k8s_openapi::api::core::v1::Container>>| {
-        list.iter()
-            .flatten()
-            .find(|c| c.name == container)
-            .map(|c| c.image.clone().unwrap_or_default())
+    let image_of = |list: &[Container]| {
+        let found = list.iter().find(|c| c.name == container);
+        found.map(|c| c.image.clone().unwrap_or_default())
     };
-    let (list, image) = if let Some(image) = image_of(&Some(spec.containers.clone())) {
+    let (list, image) = if let Some(image) = image_of(&spec.containers) {
         (&mut status.container_statuses, image)
-    } else if let Some(image) = image_of(&spec.init_containers) {
+    } else if let Some(image) = image_of(spec.init_containers.as_deref().unwrap_or_default()) {
         (&mut status.init_container_statuses, image)
     } else {
         panic!("pod has no container {container}")
@@ -183,19 +179,24 @@ fn set_container(pod: &Pod, status: &mut PodStatus, container: &str, state: Cont
     }
 }
 
+/// The containers and native sidecars (init containers that restart always) of `pod`: what
+/// runs while it runs.
+fn long_running(pod: &Pod) -> Vec<String> {
+    let spec = pod.spec.as_ref().expect("a pod has a spec");
+    let sidecars = spec.init_containers.iter().flatten();
+    let sidecars = sidecars.filter(|c| c.restart_policy.as_deref() == Some("Always"));
+    (sidecars.chain(&spec.containers))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
 /// The pod starts: phase `Running`, every container and native sidecar running.
 pub async fn run_pod(client: &kube::Client, namespace: &str, pod: &str) -> Pod {
     update_status(client, namespace, pod, |p, status| {
-        let spec = p.spec.as_ref().expect("a pod has a spec");
         status.phase = Some("Running".into());
         status.start_time.get_or_insert_with(now);
-        for c in spec.init_containers.iter().flatten() {
-            if c.restart_policy.as_deref() == Some("Always") {
-                set_container(p, status, &c.name, running());
-            }
-        }
-        for c in &spec.containers {
-            set_container(p, status, &c.name, running());
+        for name in long_running(p) {
+            set_container(p, status, &name, running());
         }
     })
     .await
@@ -244,19 +245,7 @@ pub async fn waiting(
 pub async fn finish(client: &kube::Client, namespace: &str, pod: &str, phase: &str) -> Pod {
     let code = i32::from(phase == "Failed");
     update_status(client, namespace, pod, |p, status| {
-        let spec = p.spec.as_ref().expect("a pod has a spec");
-        let names: Vec<String> = spec
-            .containers
-            .iter()
-            .chain(
-                spec.init_containers
-                    .iter()
-                    .flatten()
-                    .filter(|c| c.restart_policy.as_deref() == Some("Always")),
-            )
-            .map(|c| c.name.clone())
-            .collect();
-        for name in names {
+        for name in long_running(p) {
             let still_running = status
                 .container_statuses
                 .iter()

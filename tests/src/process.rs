@@ -6,9 +6,9 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A running child process (stdin null, stderr captured into [`Process::logs`], stdout as
 /// the caller configured it); killed on drop if still running.
@@ -84,20 +84,15 @@ impl Process {
     /// Waits (bounded) for the process to exit and returns its status; panics with the logs
     /// if it does not exit within `timeout`. Afterwards `logs` holds all of stderr.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let status = match self.exited {
-            Some(status) => status,
-            None => {
-                let status = self.exit.recv_timeout(timeout).unwrap_or_else(|_| {
-                    panic!(
-                        "{} did not exit within {timeout:?}; logs:\n{}",
-                        self.what,
-                        self.logs.text()
-                    )
-                });
-                self.exited = Some(status);
-                status
-            }
-        };
+        let status = *self.exited.get_or_insert_with(|| {
+            self.exit.recv_timeout(timeout).unwrap_or_else(|_| {
+                let logs = self.logs.text();
+                panic!(
+                    "{} did not exit within {timeout:?}; logs:\n{logs}",
+                    self.what
+                )
+            })
+        });
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
@@ -159,24 +154,23 @@ pub fn first_line(out: impl Read + Send + 'static, timeout: Duration) -> Option<
 pub struct Logs(Arc<(Mutex<Vec<String>>, Condvar)>);
 
 impl Logs {
+    fn lines(&self) -> MutexGuard<'_, Vec<String>> {
+        self.0.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn push(&self, line: String) {
-        let (lines, cond) = &*self.0;
-        lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-        cond.notify_all();
+        self.lines().push(line);
+        self.0.1.notify_all();
     }
 
     /// Every line so far, joined with newlines.
     pub fn text(&self) -> String {
-        self.0
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .join("\n")
+        self.lines().join("\n")
     }
 
     /// How many lines so far (a mark for [`Logs::wait_for_since`]).
     pub fn len(&self) -> usize {
-        self.0.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lines().len()
     }
 
     /// Whether no line arrived yet.
@@ -194,27 +188,16 @@ impl Logs {
     /// [`Logs::wait_for`], looking only at lines after the first `mark` (from
     /// [`Logs::len`]): for an event that may already have been logged before.
     pub fn wait_for_since(&self, mark: usize, parts: &[&str], timeout: Duration) -> String {
-        let (lines, cond) = &*self.0;
-        let deadline = Instant::now() + timeout;
-        let mut guard = lines.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(l) = guard
-                .iter()
-                .skip(mark)
-                .find(|l| parts.iter().all(|p| l.contains(p)))
-            {
-                return l.clone();
-            }
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "no log line containing {parts:?} within {timeout:?}; logs:\n{}",
-                guard.join("\n")
-            );
-            guard = cond
-                .wait_timeout(guard, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        let found = |lines: &Vec<String>| {
+            let mut after = lines.iter().skip(mark);
+            after.find(|l| parts.iter().all(|p| l.contains(p))).cloned()
+        };
+        let (lines, _) = (self.0.1)
+            .wait_timeout_while(self.lines(), timeout, |lines| found(lines).is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        found(&lines).unwrap_or_else(|| {
+            let logs = lines.join("\n");
+            panic!("no log line containing {parts:?} within {timeout:?}; logs:\n{logs}")
+        })
     }
 }

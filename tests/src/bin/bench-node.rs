@@ -27,7 +27,9 @@ use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
 use harness::control_plane::adapter::{
     AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job,
 };
-use harness::control_plane::node_jobs::{Attempts, adapter_job, container_state, ended};
+use harness::control_plane::node_jobs::{
+    Attempts, adapter_job, container_state, container_status, ended,
+};
 use harness::control_plane::{Cluster, Release, images, wait_object};
 use harness::measure::{self, cpu_time, percentile, status_of};
 use harness::reporter_process::Reporter;
@@ -248,13 +250,7 @@ async fn release(fifo: PathBuf) -> Instant {
 
 /// The reporter container's cgroup files, found by its container id.
 fn cgroup_of(pod: &Pod, controller: &str) -> Option<PathBuf> {
-    let status = pod.status.as_ref()?;
-    let id = status
-        .container_statuses
-        .iter()
-        .chain(status.init_container_statuses.iter())
-        .flatten()
-        .find(|s| s.name == "status-reporter")?
+    let id = container_status(pod, "status-reporter")?
         .container_id
         .as_deref()?
         .rsplit('/')

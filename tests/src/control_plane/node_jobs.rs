@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, Pod};
+use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus, Pod};
 use serde_json::{Value, json};
 
 use super::adapter::{AdapterNamespace, condition, example_job};
@@ -56,19 +56,14 @@ pub fn containers(spec: &mut Value) -> impl Iterator<Item = &mut Value> {
 
 /// Waits (bounded) for the Job controller's verdict: `Complete` or `Failed`.
 pub async fn wait_finished(ns: &AdapterNamespace, job: &str, timeout: Duration) -> (String, Job) {
-    let done = ns
-        .wait_job(job, "Complete or Failed", timeout, |j| {
-            ["Complete", "Failed"]
-                .iter()
-                .any(|t| condition(j, t).is_some_and(|c| c.status == "True"))
-        })
-        .await;
-    let verdict = if condition(&done, "Complete").is_some_and(|c| c.status == "True") {
-        "Complete"
-    } else {
-        "Failed"
+    let verdict = |j: &Job| {
+        let mut verdicts = ["Complete", "Failed"].into_iter();
+        verdicts.find(|t| condition(j, t).is_some_and(|c| c.status == "True"))
     };
-    (verdict.to_owned(), done)
+    let done = ns
+        .wait_job(job, "Complete or Failed", timeout, |j| verdict(j).is_some())
+        .await;
+    (verdict(&done).expect("accepted").to_owned(), done)
 }
 
 /// Waits (bounded) until every pod of Job `job` (uid `uid`) has ended, at least `n` of them;
@@ -98,21 +93,20 @@ pub fn phase(pod: &Pod) -> &str {
         .unwrap_or_default()
 }
 
+/// The status of `container` (or init container) as the kubelet reported it.
+pub fn container_status<'a>(pod: &'a Pod, container: &str) -> Option<&'a ContainerStatus> {
+    let status = pod.status.as_ref()?;
+    let all = status
+        .container_statuses
+        .iter()
+        .chain(&status.init_container_statuses);
+    all.flatten().find(|s| s.name == container)
+}
+
 /// The state of `container` (or init container) as the kubelet reported it (empty before).
 pub fn container_state(pod: &Pod, container: &str) -> ContainerState {
-    pod.status
-        .as_ref()
-        .and_then(|status| {
-            status
-                .container_statuses
-                .iter()
-                .chain(status.init_container_statuses.iter())
-                .flatten()
-                .find(|s| s.name == container)?
-                .state
-                .clone()
-        })
-        .unwrap_or_default()
+    let status = container_status(pod, container);
+    status.and_then(|s| s.state.clone()).unwrap_or_default()
 }
 
 /// The terminated state of `container`, if it has terminated.

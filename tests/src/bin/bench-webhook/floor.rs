@@ -41,42 +41,32 @@ struct Cli {
 }
 
 /// Runs the floor server until it is killed; `args` are what follows `serve`.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let args = Cli::try_parse_from(std::iter::once("serve").chain(args.iter().map(String::as_str)))
-        .map_err(|e| e.to_string())?
-        .serve;
-    let bodies = args.body_limits().map_err(|e| e.to_string())?;
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let args = std::iter::once("serve").chain(args.iter().map(String::as_str));
+    let args = Cli::try_parse_from(args)?.serve;
+    let bodies = args.body_limits()?;
     let timeouts = args.timeouts();
-    let max_connections = args.max_connections;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let pair = tls::load_pair(&args.tls_cert, &args.tls_key).map_err(|e| e.to_string())?;
-    let config =
-        tls::server_config(Arc::new(tls::CertResolver::new(pair))).map_err(|e| e.to_string())?;
+    let pair = tls::load_pair(&args.tls_cert, &args.tls_key)?;
+    let config = tls::server_config(Arc::new(tls::CertResolver::new(pair)))?;
     // The same runtime as the webhook's `main`.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let listen = args.listen;
+        .build()?;
     runtime.block_on(async move {
-        let tcp = std::net::TcpListener::bind(listen).map_err(|e| e.to_string())?;
-        tcp.set_nonblocking(true).map_err(|e| e.to_string())?;
-        println!(
-            "listening on {}",
-            tcp.local_addr().map_err(|e| e.to_string())?
-        );
+        let tcp = tokio::net::TcpListener::bind(args.listen).await?;
+        println!("listening on {}", tcp.local_addr()?);
         let listener = Listener {
-            tcp: tokio::net::TcpListener::from_std(tcp).map_err(|e| e.to_string())?,
+            tcp,
             tls: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             http: server::http_builder(timeouts),
             app: app(bodies, timeouts),
-            connections: Connections::new(max_connections),
+            connections: Connections::new(args.max_connections),
             metrics: Arc::new(Metrics::new()),
             timeouts,
         };
         // The benchmark kills the floor; a signal would stop it as it stops the webhook.
-        let (_shutdown, drain) =
-            kubert::shutdown::sigint_or_sigterm().map_err(|e| e.to_string())?;
+        let (_shutdown, drain) = kubert::shutdown::sigint_or_sigterm()?;
         listener.run(drain).await;
         Ok(())
     })

@@ -39,7 +39,7 @@ fn kubectl_create(cluster: &Cluster, object: &Value) -> String {
 #[tokio::test]
 async fn an_annotated_job_created_with_kubectl_gets_its_condition_from_the_webhooks_reporter() {
     let cluster = Cluster::admission();
-    let _webhook = DeployedWebhook::deploy(&cluster).await;
+    let _webhook = DeployedWebhook::deploy(&cluster);
     let ns = adapter_namespace(&cluster, "user-path").await;
     let job = example("job.yaml", "user-path", &ns.name);
     kubectl_create(&cluster, &job);

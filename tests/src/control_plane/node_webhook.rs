@@ -10,11 +10,9 @@
 //! the API server dials the cluster IP itself; a non-root process cannot listen on 443), the
 //! webhook listens on exactly that address, and its probes go there too.
 
-use k8s_openapi::api::core::v1::Service;
-use kube::Api;
 use serde_json::{Value, json};
 
-use super::{AdmissionGuard, images, node};
+use super::{AdmissionGuard, Cluster, images, node};
 
 /// The namespace of the shipped manifests.
 const NAMESPACE: &str = "status-reporter-system";
@@ -30,9 +28,9 @@ pub struct DeployedWebhook<'a> {
 impl<'a> DeployedWebhook<'a> {
     /// Applies the shipped manifests (`manifests/`) changed as above and waits (bounded, with
     /// `kubectl rollout status`) until the webhook's pod is ready.
-    pub async fn deploy(cluster: &'a AdmissionGuard) -> Self {
+    pub fn deploy(cluster: &'a AdmissionGuard) -> Self {
         cluster.node();
-        let ip = service_ip(cluster, 10).await;
+        let ip = service_ip(cluster);
         let certs = tempfile::tempdir().expect("tempdir");
         let dir = certs.path().join("certs");
         super::webhook::run_certs(&dir, &super::webhook::manifests(), &[]);
@@ -116,20 +114,15 @@ fn on_node(object: &mut Value, ip: &str) {
     }
 }
 
-/// `127.X.Y.<last>` in the cluster's loopback service network (the `kubernetes` Service has
-/// its first address).
-pub async fn service_ip(cluster: &AdmissionGuard, last: u8) -> String {
-    let services: Api<Service> = Api::namespaced(cluster.client().await, "default");
-    let kubernetes = services
-        .get("kubernetes")
-        .await
-        .unwrap_or_else(|e| panic!("get service kubernetes: {e}"));
-    let first = kubernetes
-        .spec
-        .and_then(|s| s.cluster_ip)
-        .expect("the kubernetes Service has a cluster IP");
-    let (net, _) = first.rsplit_once('.').expect("an IPv4 cluster IP");
-    format!("{net}.{last}")
+/// `127.X.Y.10` in the cluster's loopback service network, whose first address is the API
+/// server's.
+fn service_ip(cluster: &Cluster) -> String {
+    let server = cluster.server();
+    let host = server.trim_start_matches("https://").split(':').next();
+    let (net, _) = host
+        .and_then(|h| h.rsplit_once('.'))
+        .expect("an IPv4 API server");
+    format!("{net}.10")
 }
 
 impl Drop for DeployedWebhook<'_> {
@@ -138,10 +131,9 @@ impl Drop for DeployedWebhook<'_> {
         // the namespace takes the pod with it.
         let mut objects = self.objects.clone();
         objects.sort_by_key(|o| o["kind"] != "MutatingWebhookConfiguration");
-        let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
         let _ = self.cluster.kubectl_run(
             &["delete", "-f", "-", "--ignore-not-found", "--timeout=120s"],
-            Some(&list.to_string()),
+            Some(&super::objects::list(&objects)),
         );
     }
 }

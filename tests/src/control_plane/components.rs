@@ -50,21 +50,12 @@ pub(crate) struct Components {
 pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Components, String> {
     let pki_dir = run.join("pki");
     std::fs::create_dir_all(&pki_dir).map_err(|e| format!("{}: {e}", pki_dir.display()))?;
-    // With a node, pods reach the API server through the unmodified in-cluster config: the
-    // `kubernetes` Service's cluster IP, port 443 — on loopback.
-    let net = match release {
-        Release::Current => Some(ServiceNet::choose(run.parent().unwrap_or(run))?),
-        Release::Oldest => None,
-    };
-    let pki = pki::write(
-        &pki_dir,
-        &net.map_or("10.0.0.1".into(), |n| n.api_ip().to_string()),
-    )?;
-    let [etcd_client, etcd_peer, apiserver_port] = free_ports()?;
-    let server = match net {
-        Some(net) => format!("https://{}:443", net.api_ip()),
-        None => format!("https://127.0.0.1:{apiserver_port}"),
-    };
+    // The API server on the `kubernetes` Service's cluster IP, port 443, on loopback: pods on
+    // the node reach it through the unmodified in-cluster config.
+    let net = ServiceNet::choose(run.parent().unwrap_or(run))?;
+    let pki = pki::write(&pki_dir, &net.api_ip().to_string())?;
+    let [etcd_client, etcd_peer] = free_ports()?;
+    let server = format!("https://{}:443", net.api_ip());
     let mut components = Components {
         children: Vec::new(),
         node: None,
@@ -124,35 +115,22 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
         "--endpoint-reconciler-type=none".into(),
         "--enable-priority-and-fairness=false".into(),
         "--profiling=false".into(),
+        format!("--bind-address={}", net.api_ip()),
+        format!("--advertise-address={}", net.api_ip()),
+        "--secure-port=443".into(),
+        format!("--service-cluster-ip-range={}", net.cidr()),
+        // The node is `localhost`: logs and exec go over loopback.
+        "--kubelet-preferred-address-types=Hostname".into(),
+        format!("--kubelet-client-certificate={}", pki.kubelet_client.0.display()),
+        format!("--kubelet-client-key={}", pki.kubelet_client.1.display()),
     ];
-    match net {
-        Some(net) => apiserver.extend([
-            format!("--bind-address={}", net.api_ip()),
-            format!("--advertise-address={}", net.api_ip()),
-            "--secure-port=443".into(),
-            format!("--service-cluster-ip-range={}", net.cidr()),
-            // The node is `localhost`: logs and exec go over loopback.
-            "--kubelet-preferred-address-types=Hostname".into(),
-            format!(
-                "--kubelet-client-certificate={}",
-                pki.kubelet_client.0.display()
-            ),
-            format!("--kubelet-client-key={}", pki.kubelet_client.1.display()),
-        ]),
-        None => apiserver.extend([
-            "--bind-address=127.0.0.1".into(),
-            "--advertise-address=127.0.0.1".into(),
-            format!("--secure-port={apiserver_port}"),
-            "--service-cluster-ip-range=10.0.0.0/24".into(),
-        ]),
-    }
     if release == Release::Oldest {
         // 1.33: MutatingAdmissionPolicy is alpha (v1alpha1, behind its gate).
         apiserver.push("--feature-gates=MutatingAdmissionPolicy=true".into());
         apiserver.push("--runtime-config=admissionregistration.k8s.io/v1alpha1=true".into());
     }
     components.spawn("kube-apiserver", bin, run, &apiserver)?;
-    if net.is_some() {
+    if release == Release::Current {
         // containerd starts while the API server does.
         components.node = Some(Node::start(&binaries::node_bin_dir()?, run).await?);
     }

@@ -103,7 +103,7 @@ fn start_supervisor(release: Release, state: &Path) -> Result<(), String> {
         // The node's runtime, built here where the wait is visible to the test.
         binaries::node_bin_dir()?;
     }
-    let supervisor = supervisor_bin()?;
+    let supervisor = supervisor_bin();
     let log_path = state.join("supervisor.log");
     let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let mut child = Command::new(&supervisor)
@@ -153,24 +153,16 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The `control-plane` binary of this crate: env `STATUS_REPORTER_CONTROL_PLANE_BIN`, else next
-/// to the running test binary (cargo builds a package's binaries for its integration tests),
-/// else built with cargo.
-fn supervisor_bin() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("STATUS_REPORTER_CONTROL_PLANE_BIN").filter(|p| !p.is_empty())
-    {
-        return Ok(PathBuf::from(p));
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        // target/<profile>/deps/<test> → target/<profile>/control-plane
-        if let Some(profile) = exe.parent().and_then(Path::parent) {
-            let candidate = profile.join("control-plane");
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    Ok(crate::bin::path("control-plane"))
+/// The `control-plane` binary of this crate: the one next to the running test binary (cargo
+/// builds a package's binaries for its integration tests) unless env
+/// `STATUS_REPORTER_CONTROL_PLANE_BIN` names one, else [`crate::bin::path`]'s.
+fn supervisor_bin() -> PathBuf {
+    // target/<profile>/deps/<test> → target/<profile>/control-plane
+    let exe = std::env::current_exe().ok();
+    let beside = exe.and_then(|exe| Some(exe.parent()?.parent()?.join("control-plane")));
+    let named =
+        std::env::var_os("STATUS_REPORTER_CONTROL_PLANE_BIN").is_some_and(|p| !p.is_empty());
+    (beside.filter(|p| p.is_file() && !named)).unwrap_or_else(|| crate::bin::path("control-plane"))
 }
 
 /// Removes the run directories of supervisors that are gone (killed before they could clean

@@ -1,8 +1,8 @@
 //! The real webhook installed on the admission control plane: its certificate from its own
 //! `certs` subcommand, `serve` on loopback, and the shipped kustomization applied with only
 //! each webhook entry's `clientConfig` pointed at that loopback URL (everything else is exactly
-//! what users apply). Dropping it deletes the webhook configuration, so the next test starts
-//! from a clean admission chain.
+//! what users apply). Dropping it deletes the webhook configuration and waits until the
+//! admission chain is plain again, so the next test starts clean.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::AdmissionGuard;
+use super::admission_chain::InstalledAdmission;
 use super::cluster::run;
 use crate::webhook_process::{SecretDir, Server, connect, request};
 
@@ -20,9 +21,8 @@ pub struct InstalledWebhook<'a> {
     pub server: Option<Server>,
     /// `certs` output (in `certs/`): `ca.crt`, `tls.crt`, `tls.key`, the generated overlay.
     pub certs: tempfile::TempDir,
-    /// The names of the MutatingWebhookConfigurations applied (deleted on drop).
-    pub configurations: Vec<String>,
-    cluster: &'a AdmissionGuard,
+    /// The admission objects applied, deleted on drop (the chain is plain again).
+    _installed: InstalledAdmission<'a>,
     _secret: SecretDir,
 }
 
@@ -43,25 +43,22 @@ impl<'a> InstalledWebhook<'a> {
 
         // Only clientConfig changes, entry by entry.
         let mut objects = cluster.kustomize(&dir);
-        let mut configurations = Vec::new();
+        let mut hooks = 0;
         for obj in objects
             .iter_mut()
             .filter(|o| o["kind"] == "MutatingWebhookConfiguration")
         {
-            configurations.push(obj["metadata"]["name"].as_str().expect("name").to_owned());
             for hook in obj["webhooks"].as_array_mut().into_iter().flatten() {
                 let config = hook["clientConfig"].as_object_mut().expect("clientConfig");
                 let service = config.remove("service").unwrap_or_default();
                 let path = service["path"].as_str().unwrap_or("/mutate");
                 let url = format!("https://127.0.0.1:{}{path}", server.addr.port());
                 config.insert("url".into(), json!(url));
+                hooks += 1;
             }
         }
-        assert!(
-            !configurations.is_empty(),
-            "{}: no MutatingWebhookConfiguration",
-            base.display()
-        );
+        assert!(hooks > 0, "{}: no webhook", base.display());
+        let installed = InstalledAdmission::track(cluster, &objects);
         let (ok, out, err) = cluster.apply(&objects, false);
         assert!(
             ok,
@@ -70,8 +67,7 @@ impl<'a> InstalledWebhook<'a> {
         InstalledWebhook {
             server: Some(server),
             certs,
-            configurations,
-            cluster,
+            _installed: installed,
             _secret: secret,
         }
     }
@@ -117,22 +113,6 @@ impl<'a> InstalledWebhook<'a> {
         if let Some(mut server) = self.server.take() {
             server.signal("-TERM");
             server.wait_exit(Duration::from_secs(30));
-        }
-    }
-}
-
-impl Drop for InstalledWebhook<'_> {
-    fn drop(&mut self) {
-        for name in &self.configurations {
-            let _ = self.cluster.kubectl_run(
-                &[
-                    "delete",
-                    "mutatingwebhookconfiguration",
-                    name,
-                    "--ignore-not-found",
-                ],
-                None,
-            );
         }
     }
 }

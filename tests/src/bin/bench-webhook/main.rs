@@ -151,22 +151,25 @@ fn handler_table(fixtures: &[Fixture], iterations: u32) {
     }
 }
 
-/// One closed-loop row: the client's view and the server's CPU time per request.
+/// One closed-loop row: the client's view and the server's CPU time over it.
 struct Row {
     stats: Stats,
-    cpu_per_request: Duration,
+    cpu: Duration,
 }
 
 impl Row {
     /// Two rows' requests and CPU time as one row.
     fn merge([a, b]: [Row; 2]) -> Row {
-        let count = (a.stats.count() + b.stats.count()).max(1);
-        let cpu =
-            a.cpu_per_request * a.stats.count() as u32 + b.cpu_per_request * b.stats.count() as u32;
+        let stats = Stats::merge(vec![a.stats, b.stats]);
         Row {
-            stats: Stats::merge(vec![a.stats, b.stats]),
-            cpu_per_request: cpu / count as u32,
+            stats,
+            cpu: a.cpu + b.cpu,
         }
+    }
+
+    /// The server's CPU time per request.
+    fn cpu_per_request(&self) -> Duration {
+        self.cpu / self.stats.count().max(1) as u32
     }
 
     fn print(&self, what: &str, note: &str) {
@@ -175,7 +178,7 @@ impl Row {
             self.stats.rps(),
             ms(self.stats.percentile(50.0)),
             ms(self.stats.percentile(99.0)),
-            us(self.cpu_per_request),
+            us(self.cpu_per_request()),
         );
     }
 }
@@ -238,17 +241,16 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
         let config = InjectConfig::default();
         let seconds = Duration::from_secs(options.seconds);
         let n = options.connections.into();
-        let targets: Vec<Target> = fixtures
-            .iter()
-            .map(|f| Target::Review {
-                body: Bytes::from(f.body.clone()),
-                response_bytes: handler(&f.body, &config).as_ref().len(),
+        // Each fixture's review, and the size of the answer to it.
+        let targets: Vec<(Target, usize)> = (fixtures.iter())
+            .map(|f| {
+                let response_bytes = handler(&f.body, &config).len();
+                let body = Bytes::from(f.body.clone());
+                (Target::Review { body, response_bytes }, response_bytes)
             })
             .collect();
-        for (f, target) in fixtures.iter().zip(&targets) {
-            let Target::Review { response_bytes, .. } = target else {
-                continue;
-            };
+        let first = &targets[0].0;
+        for (f, (target, response_bytes)) in fixtures.iter().zip(&targets) {
             assert_eq!(
                 quiet.answer(target).await.len(),
                 *response_bytes,
@@ -265,14 +267,14 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             ops.iter().map(|op| op["path"].to_string()).collect()
         };
         assert_eq!(
-            paths(&go.answer(&targets[0]).await),
+            paths(&go.answer(first).await),
             paths(&handler(&fixtures[0].body, &config)),
             "the Go peer patches other paths"
         );
         // Warm up every server and path (connections, allocator, branch predictors).
         let all = [&floor, &quiet, &logging, &quiet2, &logging2, &go];
         let all: Vec<&Client> = all.into_iter().chain(base).collect();
-        for target in [&Target::Get("/healthz"), &targets[0]] {
+        for target in [&Target::Get("/healthz"), first] {
             slices(&all, target, n, 1).await;
         }
 
@@ -285,7 +287,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             options.rate, options.seconds, fixtures[0].label
         );
         for (what, client) in fixed_rows {
-            let fixed = client.fixed_rate(&targets[0], options.rate, seconds).await;
+            let fixed = client.fixed_rate(first, options.rate, seconds).await;
             println!(
                 "  {what}  p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
                 ms(fixed.percentile(50.0)),
@@ -306,10 +308,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
         let healthz = slices(&[&quiet, &floor], &Target::Get("/healthz"), n, options.seconds).await;
         healthz[0].print("GET /healthz", "");
         let mut logging_rows = Vec::new();
-        for (i, (f, target)) in fixtures.iter().zip(&targets).enumerate() {
-            let Target::Review { response_bytes, .. } = target else {
-                continue;
-            };
+        for (i, (f, (target, response_bytes))) in fixtures.iter().zip(&targets).enumerate() {
             let bytes = format!("{} -> {}", f.label, fixtures::size(*response_bytes));
             let handler_before = quiet.handler_seconds().await;
             let servers: Vec<&Client> = [&floor, &quiet, &go].into_iter().chain(base).collect();
@@ -319,7 +318,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             };
             let handler_after = quiet.handler_seconds().await;
             floor_row.print(&format!("floor   {bytes}"), "");
-            let ratio = |row: &Row| us(row.cpu_per_request) / us(floor_row.cpu_per_request).max(0.001);
+            let ratio = |row: &Row| us(row.cpu_per_request()) / us(floor_row.cpu_per_request()).max(0.001);
             mutate.print(
                 &format!("/mutate {bytes}"),
                 &format!("  = {:.2}x floor (target <= 2x)", ratio(mutate)),
@@ -330,7 +329,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
                     "  = {:.2}x floor; ours: {:.2}x its req/s, {:.2}x less CPU/req (target >= 2x)",
                     ratio(go_row),
                     mutate.stats.rps() / go_row.stats.rps().max(0.001),
-                    us(go_row.cpu_per_request) / us(mutate.cpu_per_request).max(0.001),
+                    us(go_row.cpu_per_request()) / us(mutate.cpu_per_request()).max(0.001),
                 ),
             );
             // The handler's share of that, as the server itself timed it: the review inside
@@ -356,14 +355,14 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
                 // was slower per request than in its own row above, which hid part of
                 // logging's cost.
                 let servers = [&quiet, &logging, &quiet2, &logging2];
-                logging_rows = slices(&servers, &targets[0], n, options.seconds).await;
+                logging_rows = slices(&servers, first, n, options.seconds).await;
             }
         }
         let [warn1, info1, warn2, info2]: [Row; 4] =
             logging_rows.try_into().ok().expect("the first fixture's rows ran");
         let spread = |a: &Row, b: &Row| {
-            100.0 * (us(a.cpu_per_request) - us(b.cpu_per_request)).abs()
-                / us(a.cpu_per_request.min(b.cpu_per_request)).max(0.001)
+            let (a, b) = (us(a.cpu_per_request()), us(b.cpu_per_request()));
+            100.0 * (a - b).abs() / a.min(b).max(0.001)
         };
         let (warn_spread, info_spread) = (spread(&warn1, &warn2), spread(&info1, &info2));
         let (warn, info) = (Row::merge([warn1, warn2]), Row::merge([info1, info2]));
@@ -375,7 +374,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             // it can give; measured req/s also moves with whatever else the machine runs.
             &format!(
                 "  CPU/req {:+.1}% (target <= +10%), req/s {:+.1}% vs warn",
-                100.0 * (us(info.cpu_per_request) / us(warn.cpu_per_request).max(0.001) - 1.0),
+                100.0 * (us(info.cpu_per_request()) / us(warn.cpu_per_request()).max(0.001) - 1.0),
                 100.0 * (info.stats.rps() / warn.stats.rps() - 1.0)
             ),
         );
@@ -420,14 +419,10 @@ async fn slices(servers: &[&Client], target: &Target, n: usize, seconds: u64) ->
             stats.push(run);
         }
     }
-    parts
-        .into_iter()
-        .map(|(stats, cpu)| {
-            let stats = Stats::merge(stats);
-            Row {
-                cpu_per_request: cpu / stats.count().max(1) as u32,
-                stats,
-            }
+    (parts.into_iter())
+        .map(|(stats, cpu)| Row {
+            stats: Stats::merge(stats),
+            cpu,
         })
         .collect()
 }

@@ -1,6 +1,6 @@
 //! Locating (and building once per test process) the workspace's real binaries.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -38,7 +38,7 @@ fn package_of(name: &str) -> (&'static str, &'static str, &'static str) {
 /// so building every time would make the two overwrite each other's binary on every run.
 /// Panics with cargo's output if the build fails.
 pub fn path(name: &str) -> PathBuf {
-    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
     let (package, crate_dir, override_var) = package_of(name);
     if let Some(p) = std::env::var_os(override_var).filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
@@ -46,7 +46,6 @@ pub fn path(name: &str) -> PathBuf {
         return p;
     }
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    let built = built.get_or_insert_default();
     if let Some(p) = built.get(name) {
         return p.clone();
     }

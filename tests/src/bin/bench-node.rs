@@ -235,17 +235,9 @@ fn fifo(dir: &Path, name: &str) -> PathBuf {
 
 /// Opens `fifo` for writing and closes it: the adapter's `cat` blocked on it returns.
 async fn release(fifo: PathBuf) -> Instant {
-    tokio::task::spawn_blocking(move || {
-        drop(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&fifo)
-                .expect("open fifo"),
-        );
-        Instant::now()
-    })
-    .await
-    .expect("join")
+    let opened = tokio::fs::OpenOptions::new().write(true).open(&fifo).await;
+    drop(opened.expect("open fifo"));
+    Instant::now()
 }
 
 /// The reporter container's cgroup files, found by its container id.

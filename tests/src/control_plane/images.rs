@@ -29,21 +29,11 @@ pub(crate) fn import(run: &Path) -> Result<(), String> {
     let records = build()?;
     let ctr = super::binaries::node_bin_dir()?.join("ctr");
     let ctr = |args: &[&str]| -> Result<String, String> {
-        let out = Command::new(&ctr)
-            .arg("--address")
-            .arg(run.join("node/containerd.sock"))
-            .args(["-n", "k8s.io"])
-            .args(args)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", ctr.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "ctr {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        let mut cmd = Command::new(&ctr);
+        cmd.arg("--address").arg(run.join("node/containerd.sock"));
+        let (ok, out, err) = super::cluster::run(cmd.args(["-n", "k8s.io"]).args(args), None);
+        let failed = || format!("ctr {}: {}", args.join(" "), err.trim());
+        ok.then_some(out).ok_or_else(failed)
     };
     let held = ctr(&["images", "ls"])?;
     for record in records.iter().filter(|r| !held.contains(&r.digest)) {
@@ -68,17 +58,11 @@ pub fn build() -> Result<Vec<Record>, String> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     for task in ["images", "test-images"] {
-        let out = Command::new(&cargo)
-            .current_dir(super::binaries::workspace_root())
-            .args(["xtask", task])
-            .output()
-            .map_err(|e| format!("cannot run `cargo xtask {task}`: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "`cargo xtask {task}` failed ({}):\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ));
+        let mut xtask = Command::new(&cargo);
+        xtask.current_dir(super::binaries::workspace_root());
+        let (ok, _, err) = super::cluster::run(xtask.args(["xtask", task]), None);
+        if !ok {
+            return Err(format!("`cargo xtask {task}` failed:\n{err}"));
         }
     }
     drop(lock);

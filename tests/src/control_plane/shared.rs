@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -79,20 +78,14 @@ pub(crate) fn connect(release: Release, profile: &str) -> Result<(UnixStream, Pa
     Err(format!("cannot reach a control-plane supervisor: {last}"))
 }
 
+/// The supervisor's one line on `stream`: the run directory.
 fn read_run_dir(stream: &UnixStream) -> Result<PathBuf, String> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
-        .map_err(|e| format!("reading from the supervisor: {e}"))?;
-    stream.set_read_timeout(None).map_err(|e| e.to_string())?;
-    let line = line.trim();
-    if line.is_empty() {
-        return Err("the supervisor closed the connection".into());
-    }
-    Ok(PathBuf::from(line))
+    let stream = stream
+        .try_clone()
+        .map_err(|e| format!("a supervisor connection: {e}"))?;
+    let line = crate::process::first_line(stream, Duration::from_secs(10)).unwrap_or_default();
+    let said = (!line.is_empty()).then(|| PathBuf::from(line));
+    said.ok_or_else(|| "the supervisor closed the connection or said nothing within 10 s".into())
 }
 
 /// Starts `control-plane serve` in its own process group (so a test's end or timeout does not

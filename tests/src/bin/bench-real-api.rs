@@ -21,7 +21,7 @@ use futures::StreamExt;
 use harness::control_plane::adapter::{
     AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job,
 };
-use harness::control_plane::job_pods::pod_condition;
+use harness::control_plane::job_pods::{self, pod_condition};
 use harness::control_plane::{Cluster, Release, kubelet};
 use harness::measure::{self, cpu_time, percentile, status_field, status_of};
 use harness::reporter_process::Reporter;
@@ -186,17 +186,15 @@ struct Run {
     hwm_kib: u64,
     /// The floor, on the same Job right after.
     floor: Duration,
+    /// With `idle`: the reporter's context switches over [`IDLE`] before the trigger.
+    idle_switches: Option<u64>,
 }
 
-/// One run; with `idle`, also the reporter's context switches over an idle window before the
-/// trigger.
-async fn one_run(
-    cluster: &Cluster,
-    bin: &Path,
-    i: usize,
-    trigger: Trigger,
-    idle: Option<&mut Option<(u64, Duration)>>,
-) -> Run {
+/// The window over which an idle reporter's wake-ups are counted.
+const IDLE: Duration = Duration::from_secs(2);
+
+/// One run (see [`Run`]).
+async fn one_run(cluster: &Cluster, bin: &Path, i: usize, trigger: Trigger, idle: bool) -> Run {
     let name = format!(
         "bench-{}-{i}",
         ["exit", "file"][usize::from(trigger == Trigger::File)]
@@ -204,16 +202,15 @@ async fn one_run(
     let ns = adapter_namespace(cluster, &name).await;
     ns.create_job(example_job(&name, "native", &[])).await;
     let (pod, results) = ns.running_pod(&name, WAIT).await;
-    let pod_name = pod.metadata.name.clone().expect("pod name");
+    let pod_name = job_pods::name(&pod);
     let mut reporter = Reporter::spawn(ns.reporter_command(bin, &pod, &results, &[]));
     reporter.logs.wait_for(&["pod update"], WAIT);
-    if let Some(idle) = idle {
+    let idle_switches = idle.then(|| {
         // Nothing happens, and that is the measurement: the sleep is the window.
-        let window = Duration::from_secs(2);
         let before = context_switches(reporter.pid());
-        std::thread::sleep(window);
-        *idle = Some((context_switches(reporter.pid()) - before, window));
-    }
+        std::thread::sleep(IDLE);
+        context_switches(reporter.pid()) - before
+    });
     let latency = measure(&ns, &name, "Available", false, async || match trigger {
         Trigger::File => write_result(&results),
         Trigger::Exit => {
@@ -239,6 +236,7 @@ async fn one_run(
         requests,
         hwm_kib,
         floor,
+        idle_switches,
     }
 }
 
@@ -375,10 +373,11 @@ async fn main() {
     for trigger in [Trigger::File, Trigger::Exit] {
         let mut runs = Vec::new();
         for i in 0..usize::from(args.runs) {
-            let probe = (i == 0 && trigger == Trigger::File).then_some(&mut idle);
+            let probe = i == 0 && trigger == Trigger::File;
             runs.push(one_run(&cluster, &bin, i, trigger, probe).await);
         }
         peaks.extend(runs.iter().map(|r| r.hwm_kib));
+        idle = idle.or(runs.iter().find_map(|r| r.idle_switches));
         let mut lat: Vec<Duration> = runs.iter().map(|r| r.latency).collect();
         let mut reqs: Vec<usize> = runs.iter().map(|r| r.requests).collect();
         let mut floors: Vec<Duration> = runs.iter().map(|r| r.floor).collect();
@@ -419,9 +418,9 @@ async fn main() {
         percentile(&mut peaks, 50.0) as f64 / 1024.0,
         percentile(&mut peaks, 100.0) as f64 / 1024.0
     );
-    if let Some((switches, window)) = idle {
+    if let Some(switches) = idle {
         println!(
-            "reporter wake-ups while waiting: {switches} context switches in {window:?} idle (all threads)"
+            "reporter wake-ups while waiting: {switches} context switches in {IDLE:?} idle (all threads)"
         );
     }
     println!(

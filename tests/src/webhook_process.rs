@@ -44,14 +44,8 @@ pub struct Pair {
 }
 
 impl Default for Pki {
-    fn default() -> Self {
-        Pki::new()
-    }
-}
-
-impl Pki {
     /// A new self-signed CA.
-    pub fn new() -> Pki {
+    fn default() -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let key = KeyPair::generate().expect("CA key");
@@ -59,7 +53,9 @@ impl Pki {
             ca: CertifiedIssuer::self_signed(params, key).expect("CA"),
         }
     }
+}
 
+impl Pki {
     /// The CA's certificate, PEM.
     pub fn ca_pem(&self) -> String {
         self.ca.pem()

@@ -108,7 +108,7 @@ fn the_rules_read_only_the_external_metrics_we_list() {
 
 #[tokio::test]
 async fn every_webhook_metric_the_rules_use_is_in_a_live_scrape() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let mut secret = SecretDir::new(&pki.issue());
     let server = Server::start(
         &harness::bin::path("status-reporter-webhook"),

@@ -86,7 +86,7 @@ async fn get(server: &Server, pki: &Pki, path: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn serves_reviews_over_tls12_tls13_and_http2() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let pair = pki.issue();
     let secret = SecretDir::new(&pair);
     let server = spawn_server(&secret);
@@ -144,7 +144,7 @@ const TLS10_CLIENT_HELLO: [u8; 50] = [
 
 #[tokio::test]
 async fn bad_bodies_get_the_right_answer_and_the_server_keeps_serving() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let server = spawn_server(&secret);
 
@@ -223,7 +223,7 @@ async fn metric(server: &Server, pki: &Pki, name: &str) -> f64 {
 
 #[tokio::test]
 async fn rotation_is_served_without_restart_and_a_broken_pair_keeps_the_old() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let first = pki.issue();
     let mut secret = SecretDir::new(&first);
     let server = spawn_server(&secret);
@@ -272,7 +272,7 @@ async fn rotation_is_served_without_restart_and_a_broken_pair_keeps_the_old() {
 /// queued for the log writer are written out before the process exits.
 #[tokio::test]
 async fn json_logs_name_each_review_and_reach_stderr_before_exit() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let mut server = Server::start(
         &harness::bin::path("status-reporter-webhook"),
@@ -321,7 +321,7 @@ async fn json_logs_name_each_review_and_reach_stderr_before_exit() {
 
 #[tokio::test]
 async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let mut server = spawn_server(&secret);
     let body = admission_fixture("create-job");
@@ -417,7 +417,7 @@ fn out_of_date_pairs(pki: &Pki) -> [(&'static str, Pair); 2] {
 
 #[test]
 fn a_certificate_outside_its_validity_period_stops_the_server_before_it_binds() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     for (state, pair) in out_of_date_pairs(&pki) {
         let secret = SecretDir::new(&pair);
         let mut serve = Process::spawn(
@@ -448,7 +448,7 @@ fn a_certificate_outside_its_validity_period_stops_the_server_before_it_binds() 
 
 #[tokio::test]
 async fn rotation_to_an_expired_or_not_yet_valid_pair_keeps_the_current_one() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let good = pki.issue();
     let mut secret = SecretDir::new(&good);
     let server = spawn_server(&secret);
@@ -474,7 +474,7 @@ async fn rotation_to_an_expired_or_not_yet_valid_pair_keeps_the_current_one() {
 
 #[tokio::test]
 async fn slow_clients_are_cut_off_and_the_server_keeps_serving() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let server = spawn_server_with(
         &secret,
@@ -519,7 +519,7 @@ async fn slow_clients_are_cut_off_and_the_server_keeps_serving() {
 /// one line (escaped), never a second line the client wrote.
 #[tokio::test]
 async fn text_logs_escape_control_characters_from_requests() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let server = spawn_server(&secret);
     let mut review: Value = serde_json::from_slice(&admission_fixture("create-job")).unwrap();

@@ -205,7 +205,7 @@ async fn client(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_with_rotation_and_sigterm() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let pki = Pki::new();
+    let pki = Pki::default();
     let mut secret = SecretDir::new(&pki.issue());
     let server = start_server(&secret);
     let body = Bytes::from(

@@ -1,20 +1,10 @@
 //! A real Kubernetes control plane under the end-to-end suites: etcd, kube-apiserver and
 //! kube-controller-manager (the real Job controller), built from the Kubernetes Go modules by
-//! `tests/control-plane/build.sh` and started on loopback.
-//!
-//! Starting one takes seconds, and nextest runs every test in a process of its own, so the
-//! suites share one: the first test process to need it starts a supervisor (the
-//! `control-plane` binary of this crate, in its own process group) that starts the components
-//! and serves a Unix socket; every test process holds a connection to it for its lifetime
-//! ([`Cluster::shared`]). When the last connection closes — the process exited, passed, failed
-//! or panicked — the supervisor lingers a few seconds for the next test, then stops every
-//! component and removes its files. Each test works in a namespace of its own
-//! ([`Cluster::namespace`]).
-//!
-//! For the current release a real node runs beside it (`node`: containerd and a kubelet,
-//! named `localhost`): pods with `nodeName: localhost` and `hostNetwork: true` run as real
-//! containers from the images in [`images`]. Pods without a node name stay unscheduled (no
-//! scheduler runs), and tests that need a state on cue play the kubelet ([`kubelet`]).
+//! `tests/control-plane/build.sh` and started on loopback, one for every test process of a run
+//! ([`Cluster::shared`]: a supervisor, see `shared` and [`supervisor`]), each test in a
+//! namespace of its own ([`Cluster::namespace`]). For the current release a real node runs
+//! beside it (`node`, [`node_jobs`]); pods without a node name stay unscheduled, and tests that
+//! need a state on cue play the kubelet ([`kubelet`]). The whole design: `tests/README.md`.
 
 pub mod adapter;
 pub mod admission_chain;

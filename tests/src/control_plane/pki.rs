@@ -38,7 +38,7 @@ pub(crate) fn write(dir: &Path, service_ip: &str) -> Result<Files, String> {
         let cert = put(&format!("{name}.crt"), &pair.cert_pem)?;
         Ok((cert, put(&format!("{name}.key"), &pair.key_pem)?))
     };
-    let ca = Pki::new();
+    let ca = Pki::default();
     let serving = ca.sign(
         &[
             "127.0.0.1",

@@ -189,7 +189,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
     // Pinned before any thread starts: the servers inherit CPU 0 at start (one tokio worker
     // each, as on the one core they get) and are then moved to CPU 1 with all their threads.
     let pinned = host::cpus() >= 2 && host::pin(me, 0);
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let webhook = harness::bin::release_path("status-reporter-webhook");
     let start = |bin: &std::path::Path, extra: &[&str]| {

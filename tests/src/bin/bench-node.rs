@@ -19,7 +19,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::future::Either;
@@ -143,8 +143,8 @@ fn ms(d: Option<Duration>) -> String {
     d.map_or("-".into(), |d| format!("{:.0}", measure::ms(d)))
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    percentile(&mut v, 50.0)
+fn median(v: impl IntoIterator<Item = Duration>) -> Duration {
+    percentile(&mut v.into_iter().collect::<Vec<_>>(), 50.0)
 }
 
 /// 2: the wall time added, interleaved runs.
@@ -180,7 +180,7 @@ async fn wall_time(ns: &AdapterNamespace, runs: usize) {
     println!(
         "   (adapter, reporter, pod: when a watch saw the kubelet report the adapter's exit, the sidecar's exit, the pod's end)"
     );
-    let base = median(walls["none"].clone());
+    let base = median(walls["none"].iter().copied());
     for (mode, v) in walls {
         let m = median(v);
         println!(
@@ -221,16 +221,25 @@ async fn sigterm_to_exit(ns: &AdapterNamespace, runs: usize) {
     );
 }
 
-/// A FIFO in `dir` any container user can open.
-fn fifo(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    let ok = std::process::Command::new("mkfifo")
+/// The adapter Job `name` (see [`adapter_job`]) with the FIFOs `go` and `end`, which any
+/// container user can open, at its `/attempts`: its script's `cat` of one waits until the
+/// benchmark opens it ([`release`]).
+fn held_job(
+    name: &str,
+    mode: &str,
+    annotations: &[(&str, &str)],
+    script: &str,
+) -> (Value, Attempts) {
+    let attempts = Attempts::new();
+    let fifos = ["go", "end"].map(|f| attempts.path().join(f));
+    let made = std::process::Command::new("mkfifo")
         .args(["-m", "666"])
-        .arg(&path)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "mkfifo {}", path.display());
-    path
+        .args(&fifos)
+        .status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {fifos:?}");
+    let mut job = adapter_job(name, mode, annotations, script);
+    attempts.mount(&mut job);
+    (job, attempts)
 }
 
 /// Opens `fifo` for writing and closes it: the adapter's `cat` blocked on it returns.
@@ -275,16 +284,13 @@ async fn latencies(cluster: &Cluster, ns: &AdapterNamespace, runs: usize) {
         let mut lines = Vec::new();
         for run in 0..runs {
             // Result: the adapter waits on `go`, writes, then waits on `end`.
-            let attempts = Attempts::new();
-            let dir = attempts.path().to_path_buf();
-            let (go, end) = (fifo(&dir, "go"), fifo(&dir, "end"));
             let name = format!("result-{mode}-{run}");
             let script = format!(
                 "cat /attempts/go >/dev/null; printf '%s' '{RESULT}' > \"$RESULTS_PATH\"; cat /attempts/end >/dev/null"
             );
             // Debug: its "pod update" line says when it watches (the benchmark waits for it).
-            let mut job = adapter_job(&name, mode, &[(LOG_LEVEL, "debug")], &script);
-            attempts.mount(&mut job);
+            let (job, attempts) = held_job(&name, mode, &[(LOG_LEVEL, "debug")], &script);
+            let (go, end) = (attempts.path().join("go"), attempts.path().join("end"));
             let (tx, rx) = tokio::sync::oneshot::channel();
             let followed = follow(ns, job, |pod| drop(tx.send(pod.clone())));
             let drive = async {
@@ -309,15 +315,9 @@ async fn latencies(cluster: &Cluster, ns: &AdapterNamespace, runs: usize) {
             let ((_, created), (latency, memory, cpu, pod)) = futures::join!(followed, drive);
             let watch = watch_started(cluster, &ns.name, &pod).map(|at| at.duration_since(created));
             // Exit: the adapter waits on `go`, then exits 1 without a result.
-            let attempts = Attempts::new();
-            let go = fifo(attempts.path(), "go");
-            let mut job = adapter_job(
-                &format!("exit-{mode}-{run}"),
-                mode,
-                &[],
-                "cat /attempts/go >/dev/null; exit 1",
-            );
-            attempts.mount(&mut job);
+            let name = format!("exit-{mode}-{run}");
+            let (job, attempts) = held_job(&name, mode, &[], "cat /attempts/go >/dev/null; exit 1");
+            let go = attempts.path().join("go");
             let mut released = None;
             let (t, created) = follow(ns, job, |_| {
                 released = Some(tokio::spawn(release(go.clone())));
@@ -445,10 +445,10 @@ async fn many(cluster: &Cluster, ns: &AdapterNamespace, n: usize) {
         "\n6. {n} Jobs at once (native): {ours}/{n} conditions, all Complete in {:.1} s; median create → condition {} ms, → Complete {} ms",
         wall.as_secs_f64(),
         ms(Some(median(
-            timelines.iter().filter_map(|(t, _)| t.condition).collect()
+            timelines.iter().filter_map(|(t, _)| t.condition)
         ))),
         ms(Some(median(
-            timelines.iter().filter_map(|(t, _)| t.complete).collect()
+            timelines.iter().filter_map(|(t, _)| t.complete)
         ))),
     );
     println!(

@@ -46,17 +46,17 @@ pub fn path(name: &str) -> PathBuf {
         return p;
     }
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = built.get(name) {
-        return p.clone();
-    }
-    let release = std::env::var("STATUS_REPORTER_TESTS_RELEASE").is_ok_and(|v| v == "1");
-    let profile = if release { "release" } else { "debug" };
-    let path = target_dir().join(profile).join(name);
-    if !fresh(&path, crate_dir) {
-        cargo_build(package, name, release);
-    }
-    built.insert(name.to_owned(), path.clone());
-    path
+    let path = built.entry(name.to_owned()).or_insert_with(|| {
+        let release = std::env::var("STATUS_REPORTER_TESTS_RELEASE").is_ok_and(|v| v == "1");
+        let path = target_dir()
+            .join(if release { "release" } else { "debug" })
+            .join(name);
+        if !fresh(&path, crate_dir) {
+            cargo_build(package, name, release);
+        }
+        path
+    });
+    path.clone()
 }
 
 /// The release build of a workspace binary, for the benchmarks: the env override of [`path`]
@@ -76,18 +76,10 @@ fn cargo_build(package: &str, name: &str, release: bool) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root())
-        .args(["build", "--quiet", "-p", package, "--bin", name]);
-    if release {
-        cmd.arg("--release");
-    }
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build {name}: {e}"));
-    assert!(
-        output.status.success(),
-        "`cargo build -p {package} --bin {name}` failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .args(["build", "--quiet", "-p", package, "--bin", name])
+        .args(release.then_some("--release"));
+    let (ok, _, err) = crate::control_plane::cluster::run(&mut cmd, None);
+    assert!(ok, "`cargo build -p {package} --bin {name}` failed:\n{err}");
 }
 
 /// Whether `binary` exists and is newer than every source it is built from: its crate

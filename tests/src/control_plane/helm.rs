@@ -61,18 +61,13 @@ pub fn template(cluster: &Cluster, namespace: &str, args: &[&str]) -> Vec<String
             .args(args),
         &format!("helm template {args:?}"),
     );
-    let mut docs = vec![String::new()];
-    for line in out.lines() {
-        if line == "---" {
-            docs.push(String::new());
-        } else {
-            let doc = docs.last_mut().expect("one document at least");
-            doc.push_str(line);
-            doc.push('\n');
-        }
-    }
-    docs.retain(|d| d.lines().any(|l| !l.is_empty() && !l.starts_with('#')));
-    docs
+    let lines: Vec<&str> = out.lines().collect();
+    let docs = lines
+        .split(|l| *l == "---")
+        .map(|doc| doc.iter().map(|l| format!("{l}\n")));
+    let docs = docs.map(String::from_iter);
+    docs.filter(|d| d.lines().any(|l| !l.is_empty() && !l.starts_with('#')))
+        .collect()
 }
 
 /// A release of the chart on the admission control plane, uninstalled on drop.

@@ -2,19 +2,10 @@
 //! suites create with `nodeName: localhost` and `hostNetwork: true` run as real containers.
 //!
 //! Everything of the node lives in one PID and mount namespace of its own (`unshare`), whose
-//! first process is a shell that only waits: containerd, its shims, the kubelet (entered with
-//! `nsenter`) and every container. Killing that shell kills the whole namespace — the kernel
-//! stops every process in it, containers included, before the shell's exit completes — and
-//! every mount made in it (image layers, volumes) goes with it, since none propagates out. What
-//! remains to remove is the node's cgroup root and its directory.
-//!
-//! The namespace also keeps the node's hands off the machine: the three kernel settings the
-//! kubelet insists on (`vm.overcommit_memory`, `kernel.panic`, `kernel.panic_on_oops`) are files
-//! bind-mounted over `/proc/sys` in it (with `protectKernelDefaults` it only checks them);
-//! `/var/lib`, `/var/log` (hard-coded kubelet paths) and `/run/containerd` (where shims put
-//! their sockets whatever the configuration says) are private directories. No pod network:
-//! the CNI configuration holds only `loopback`, pods use the host network, and the API server
-//! listens on the loopback address the kubelet hands pods as `KUBERNETES_SERVICE_HOST`.
+//! first process is a shell that only waits: killing it stops every process in it, containers
+//! included, and drops every mount made in it; what remains to remove is the node's cgroup
+//! root. The namespace also keeps the node's hands off the machine (kernel settings, `/var`,
+//! `/run/containerd`; the details in tests/README.md, "The real node").
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};

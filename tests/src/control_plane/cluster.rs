@@ -122,17 +122,11 @@ impl Cluster {
         cmd
     }
 
-    /// `kubectl` against the cluster as admin.
-    pub fn kubectl(&self) -> Command {
-        let mut cmd = self.command("kubectl");
-        // Bounded: a hung request fails the test instead of hanging it.
-        cmd.arg("--request-timeout=60s");
-        cmd
-    }
-
-    /// Runs `kubectl args…` (stdin from `input` if given); returns (success, stdout, stderr).
+    /// Runs `kubectl args…` as admin (stdin from `input` if given); returns (success, stdout,
+    /// stderr). Bounded: a hung request fails the test instead of hanging it.
     pub fn kubectl_run(&self, args: &[&str], input: Option<&str>) -> (bool, String, String) {
-        run(self.kubectl().args(args), input)
+        let mut kubectl = self.command("kubectl");
+        run(kubectl.arg("--request-timeout=60s").args(args), input)
     }
 
     /// A new namespace for one test, named `<prefix>-<random>`, with `labels`; returns its name

@@ -101,13 +101,6 @@ impl Pki {
         }
     }
 
-    /// A root store trusting only the CA.
-    pub fn roots(&self) -> rustls::RootCertStore {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.der().clone()).expect("root");
-        roots
-    }
-
     /// A client config trusting the CA, offering only `versions` and ALPN `alpn`.
     pub fn client_config(
         &self,
@@ -116,8 +109,10 @@ impl Pki {
     ) -> rustls::ClientConfig {
         // ring is the only provider compiled in; installing it is idempotent.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).expect("root");
         let mut config = rustls::ClientConfig::builder_with_protocol_versions(versions)
-            .with_root_certificates(self.roots())
+            .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = vec![alpn.to_vec()];
         config

@@ -192,7 +192,7 @@ impl Components {
     /// killed one).
     pub(crate) fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = self.children.iter().filter_map(|(_, c)| c.id()).collect();
-        pids.extend(self.node.iter().flat_map(Node::pids));
+        pids.extend(self.node.as_ref().map(|n| n.init_pid));
         pids
     }
 

@@ -96,8 +96,9 @@ pub(crate) struct Node {
     cgroup_root: String,
     /// `unshare`: its child is the namespace's first process.
     unshare: Child,
-    /// That first process, as the machine sees it.
-    init_pid: u32,
+    /// That first process, as the machine sees it: what a later supervisor kills if this one
+    /// is killed (its command line names the run directory).
+    pub(crate) init_pid: u32,
     kubelet: Option<Child>,
     /// The host's values of [`SYSCTLS`] before the node started.
     host_sysctls: Vec<String>,
@@ -299,12 +300,6 @@ impl Node {
                 ("$CLIENT_CA", &client_ca.display().to_string()),
             ],
         )
-    }
-
-    /// The processes a later supervisor must kill if this one is killed (their command lines
-    /// name the run directory).
-    pub(crate) fn pids(&self) -> Vec<u32> {
-        vec![self.init_pid]
     }
 
     /// Stops the node: kills its namespace (every process and container in it, its mounts),

@@ -263,8 +263,11 @@ impl FaultProxy {
         let tls = config
             .rustls_https_connector()
             .expect("fault proxy: TLS to the API server");
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"));
-        let listener = listener.expect("fault proxy: bind");
+        // Bound here, not on the runtime: tests that start a proxy run on a runtime of their own.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("fault proxy: bind");
+        listener
+            .set_nonblocking(true)
+            .expect("fault proxy: a non-blocking listener");
         let addr = listener.local_addr().expect("fault proxy: its address");
         let shared = Arc::new(Shared {
             faults: Mutex::default(),
@@ -275,6 +278,7 @@ impl FaultProxy {
         let serving = shared.clone();
         runtime.spawn(async move {
             let client = Client::builder(TokioExecutor::new()).build::<_, Incoming>(tls);
+            let listener = tokio::net::TcpListener::from_std(listener).expect("fault proxy");
             while let Ok((stream, _)) = listener.accept().await {
                 let (shared, client) = (serving.clone(), client.clone());
                 let service = hyper::service::service_fn(move |req| {
@@ -303,10 +307,14 @@ impl FaultProxy {
     pub fn kubeconfig(&self, kubeconfig: &Path) -> PathBuf {
         let text = std::fs::read_to_string(kubeconfig)
             .unwrap_or_else(|e| panic!("{}: {e}", kubeconfig.display()));
-        let from = format!("server: {}", self.shared.upstream);
-        assert!(text.contains(&from), "{}: no {from}", kubeconfig.display());
+        let upstream = &self.shared.upstream;
+        assert!(
+            text.contains(upstream),
+            "{}: no {upstream}",
+            kubeconfig.display()
+        );
         let path = PathBuf::from(format!("{}-via-proxy", kubeconfig.display()));
-        let text = text.replace(&from, &format!("server: {}", self.url()));
+        let text = text.replace(upstream, &self.url());
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         path
     }

@@ -184,7 +184,7 @@ impl Cluster {
             &self.server(),
             &self.ca_file(),
             name,
-            &format!("token: {token}"),
+            json!({ "token": token }),
             namespace,
         );
         let path = dir.join(format!("kubeconfig-{namespace}-{name}"));
@@ -192,11 +192,12 @@ impl Cluster {
         path
     }
 
-    /// The API server's URL (`https://127.0.0.1:PORT`).
+    /// The API server's URL (`https://127.X.Y.1:443`).
     pub fn server(&self) -> String {
         let text = std::fs::read_to_string(&self.kubeconfig).unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix("server: "))
+        let config: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        config["clusters"][0]["cluster"]["server"]
+            .as_str()
             .unwrap_or_default()
             .to_owned()
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
+use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 use super::node::{Node, ServiceNet};
@@ -297,50 +298,32 @@ fn write_kubeconfig(
     (cert, key): &(PathBuf, PathBuf),
 ) -> Result<PathBuf, String> {
     let user = cert.file_stem().unwrap_or_default().to_string_lossy();
-    let credentials = format!(
-        "client-certificate: {}\n    client-key: {}",
-        cert.display(),
-        key.display()
-    );
+    let credentials = json!({"client-certificate": cert, "client-key": key});
     let path = run.join(name);
     std::fs::write(
         &path,
-        kubeconfig_text(server, ca, &user, &credentials, "default"),
+        kubeconfig_text(server, ca, &user, credentials, "default"),
     )
     .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }
 
-/// A kubeconfig for `user` on the API server at `server` (trusting `ca`), in `namespace`;
-/// `credentials` are the user's fields (`token: …`, or `client-certificate: …` and
-/// `client-key: …` on a second line indented by four spaces).
+/// A kubeconfig (JSON, which every kubeconfig reader takes) for `user` on the API server at
+/// `server` (trusting `ca`), in `namespace`; `credentials` are the user's fields (`token`, or
+/// `client-certificate` and `client-key`).
 pub(crate) fn kubeconfig_text(
     server: &str,
     ca: &Path,
     user: &str,
-    credentials: &str,
+    credentials: Value,
     namespace: &str,
 ) -> String {
-    format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster:
-    server: {server}
-    certificate-authority: {ca}
-users:
-- name: {user}
-  user:
-    {credentials}
-contexts:
-- name: {user}
-  context:
-    cluster: test
-    user: {user}
-    namespace: {namespace}
-current-context: {user}
-",
-        ca = ca.display(),
-    )
+    let context = json!({"cluster": "test", "user": user, "namespace": namespace});
+    json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": user,
+        "clusters": [{"name": "test", "cluster": {"server": server, "certificate-authority": ca}}],
+        "users": [{"name": user, "user": credentials}],
+        "contexts": [{"name": user, "context": context}],
+    })
+    .to_string()
 }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use harness::control_plane::{Cluster, Release, supervisor};
+use harness::control_plane::{Cluster, Release, path_with, supervisor};
 
 #[derive(Parser)]
 #[command(
@@ -64,13 +64,10 @@ fn main() -> ExitCode {
         }
         Cmd::Run { command } => {
             let cluster = join(release);
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let mut paths = vec![cluster.bin_dir.clone()];
-            paths.extend(std::env::split_paths(&path));
             let status = std::process::Command::new(&command[0])
                 .args(&command[1..])
                 .env("KUBECONFIG", &cluster.kubeconfig)
-                .env("PATH", std::env::join_paths(paths).unwrap_or(path))
+                .env("PATH", path_with(&cluster.bin_dir))
                 .status();
             match status {
                 Ok(s) => ExitCode::from(s.code().unwrap_or(1) as u8),

@@ -37,6 +37,20 @@ pub use binaries::bin_dir;
 pub(crate) use binaries::{newest_source, target_dir, workspace_root};
 pub use cluster::{AdmissionGuard, Cluster};
 
+/// A hash of `path`: names derived from a state or run directory, so that control planes of
+/// other worktrees and profiles on the machine get names of their own.
+pub(crate) fn path_hash(path: &std::path::Path) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(path)
+}
+
+/// `PATH` with `dir` first.
+pub fn path_with(dir: &std::path::Path) -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&path));
+    std::env::join_paths(dirs).unwrap_or(path)
+}
+
 /// Waits (bounded, on a watch) until object `name` of `api` exists and `accept` holds for it;
 /// returns it then, or why not (the watch failed, or nothing within `timeout`).
 pub async fn wait_object<K>(

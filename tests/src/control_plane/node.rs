@@ -7,7 +7,6 @@
 //! root. The namespace also keeps the node's hands off the machine (kernel settings, `/var`,
 //! `/run/containerd`; the details in tests/README.md, "The real node").
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -51,9 +50,7 @@ impl ServiceNet {
     /// One for the control plane whose state lives in `state`: derived from its path, so that
     /// clusters of other worktrees and profiles on the machine get others, and checked free.
     pub(crate) fn choose(state: &Path) -> Result<ServiceNet, String> {
-        let mut h = DefaultHasher::new();
-        state.hash(&mut h);
-        let h = h.finish();
+        let h = super::path_hash(state);
         let x = 100 + (h % 100) as u8;
         for step in 0..32u8 {
             let net = ServiceNet([x, ((h >> 8) as u8).wrapping_add(step)]);
@@ -81,12 +78,8 @@ impl ServiceNet {
 
 /// The node's cgroup root in every hierarchy, named after the run directory `run`.
 fn cgroup_root(run: &Path) -> String {
-    let mut h = DefaultHasher::new();
-    run.hash(&mut h);
-    format!(
-        "status-reporter-node-{:012x}",
-        h.finish() & 0xffff_ffff_ffff
-    )
+    let h = super::path_hash(run);
+    format!("status-reporter-node-{:012x}", h & 0xffff_ffff_ffff)
 }
 
 /// A running node (containerd up; the kubelet once [`Node::start_kubelet`] ran).
@@ -151,9 +144,6 @@ impl Node {
             ),
         )?;
 
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut paths = vec![bin.to_path_buf()];
-        paths.extend(std::env::split_paths(&path));
         let mut unshare = Command::new("unshare");
         unshare
             .args([
@@ -172,10 +162,7 @@ impl Node {
             .arg("--config")
             .arg(&config)
             // containerd finds its shim on PATH.
-            .env(
-                "PATH",
-                std::env::join_paths(paths).map_err(|e| e.to_string())?,
-            );
+            .env("PATH", super::path_with(bin));
         let log = run.join("containerd.log");
         let mut unshare = spawn_logged(&mut unshare, &log, &"unshare (util-linux) for the node")?;
         let unshare_pid = unshare.id().ok_or("unshare exited at once")?;

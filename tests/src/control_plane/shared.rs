@@ -3,7 +3,6 @@
 //! keeps the supervisor (and the components) running.
 
 use std::fs::File;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -25,9 +24,8 @@ pub(crate) fn state_dir(release: Release, profile: &str) -> PathBuf {
 /// The supervisor's socket. In the temp directory, not the state directory: a Unix socket path
 /// is limited to 107 bytes and target directories can be deep.
 pub(crate) fn socket_path(state: &Path) -> PathBuf {
-    let mut h = DefaultHasher::new();
-    state.hash(&mut h);
-    std::env::temp_dir().join(format!("status-reporter-cp-{:016x}.sock", h.finish()))
+    let hash = super::path_hash(state);
+    std::env::temp_dir().join(format!("status-reporter-cp-{hash:016x}.sock"))
 }
 
 /// Locks `path` (created, with its directory, if missing), waiting for it; unlocked when the

@@ -24,37 +24,33 @@ pub const LINGER: Duration = Duration::from_secs(5);
 const FIRST_CONNECTION: Duration = Duration::from_secs(60);
 
 /// Runs the supervisor for `release` with binaries in `bin`, state under `state`; returns the
-/// process exit code. Prints `ready <run dir>` on stdout once the control plane is ready.
+/// process exit code. Prints `ready <run dir>` on stdout once the control plane is ready, or
+/// `failed <why>` if it cannot be.
 pub async fn serve(release: Release, bin: &Path, state: &Path) -> i32 {
     shared::clean_stale_runs(state);
-    let run = state.join(format!("run-{}", std::process::id()));
-    if let Err(e) = std::fs::create_dir_all(&run) {
-        eprintln!("control-plane: cannot create {}: {e}", run.display());
-        return 1;
-    }
-    let mut term = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(t), Ok(i)) => (t, i),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("control-plane: cannot install signal handlers: {e}");
-            return 1;
-        }
-    };
-    let components = tokio::select! {
-        started = components::start(release, bin, &run) => started,
-        _ = term.0.recv() => Err("stopped by SIGTERM while starting".into()),
-        _ = term.1.recv() => Err("stopped by SIGINT while starting".into()),
-    };
-    let components = match components {
-        Ok(c) => c,
+    match supervise(release, bin, state).await {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("control-plane: {e}");
             println!("failed {e}");
-            // Keep the component logs for the error message (the next start cleans up).
-            return 1;
+            1
         }
+    }
+}
+
+async fn supervise(release: Release, bin: &Path, state: &Path) -> Result<(), String> {
+    let run = state.join(format!("run-{}", std::process::id()));
+    std::fs::create_dir_all(&run).map_err(|e| format!("cannot create {}: {e}", run.display()))?;
+    let handler = |kind| signal(kind).map_err(|e| format!("cannot handle signals: {e}"));
+    let (mut term, mut int) = (
+        handler(SignalKind::terminate())?,
+        handler(SignalKind::interrupt())?,
+    );
+    // A failure keeps the component logs for the error message (the next start cleans up).
+    let components = tokio::select! {
+        started = components::start(release, bin, &run) => started?,
+        _ = term.recv() => return Err("stopped by SIGTERM while starting".into()),
+        _ = int.recv() => return Err("stopped by SIGINT while starting".into()),
     };
     let pids: Vec<String> = components.pids().iter().map(u32::to_string).collect();
     let _ = std::fs::write(run.join("pids"), pids.join("\n"));
@@ -64,9 +60,8 @@ pub async fn serve(release: Release, bin: &Path, state: &Path) -> i32 {
     let listener = match UnixListener::bind(&socket) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("control-plane: cannot listen on {}: {e}", socket.display());
             components.stop().await;
-            return 1;
+            return Err(format!("cannot listen on {}: {e}", socket.display()));
         }
     };
     println!("ready {}", run.display());
@@ -102,8 +97,8 @@ pub async fn serve(release: Release, bin: &Path, state: &Path) -> i32 {
                     break "no test process left";
                 }
             }
-            _ = term.0.recv() => break "SIGTERM",
-            _ = term.1.recv() => break "SIGINT",
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
         }
     };
     eprintln!("control-plane: stopping ({reason})");
@@ -111,7 +106,7 @@ pub async fn serve(release: Release, bin: &Path, state: &Path) -> i32 {
     components.stop().await;
     keep_logs(&run, state);
     let _ = std::fs::remove_dir_all(&run);
-    0
+    Ok(())
 }
 
 /// Keeps the last run's component logs in `state/last-run/` for a look after the suite.

@@ -1,5 +1,5 @@
-//! What the benchmarks and the memory checks read: a process's counters from `/proc`, and
-//! percentiles of samples.
+//! What the benchmarks and the memory checks read: a process's counters from `/proc`, the
+//! host's load and CPUs, and percentiles of samples.
 
 use std::path::Path;
 use std::time::Duration;
@@ -48,4 +48,17 @@ pub fn percentile<T: Copy + PartialOrd + Default>(samples: &mut [T], p: f64) -> 
 /// `d` in milliseconds.
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// The 1-minute load average, as `uptime` shows it.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// CPUs this process may run on.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -365,7 +365,7 @@ async fn main() {
         "reporter on the real API server ({}), release binary {}, {} cores",
         versions.split_whitespace().collect::<Vec<_>>().join(" "),
         bin.display(),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        measure::cpus()
     );
     let size = std::fs::metadata(&bin).map_or(0, |m| m.len());
     println!("binary: {:.2} MiB", size as f64 / 1048576.0);

@@ -15,13 +15,12 @@
 
 mod fixtures;
 mod floor;
-mod host;
 mod load;
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use harness::measure::{cpu_time, status_of};
+use harness::measure::{cpu_time, cpus, load_average, ms, status_of};
 use harness::webhook_process::{Pki, SecretDir, Server};
 use status_reporter_webhook::admission;
 use status_reporter_webhook::config::InjectConfig;
@@ -74,8 +73,8 @@ fn main() {
     let fixtures = fixtures::all(&options.grown_kib);
     println!(
         "bench-webhook at load average {} on {} CPUs",
-        host::load_average(),
-        host::cpus()
+        load_average(),
+        cpus()
     );
     handler_table(&fixtures, options.iterations);
     if options.handler_only {
@@ -188,14 +187,14 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
     let me = std::process::id();
     // Pinned before any thread starts: the servers inherit CPU 0 at start (one tokio worker
     // each, as on the one core they get) and are then moved to CPU 1 with all their threads.
-    let pinned = host::cpus() >= 2 && host::pin(me, 0);
+    let pinned = cpus() >= 2 && pin(me, 0);
     let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let webhook = harness::bin::release_path("status-reporter-webhook");
     let start = |bin: &std::path::Path, extra: &[&str]| {
         let server = Server::start(bin, &secret, extra, Duration::from_secs(30));
         if pinned {
-            assert!(host::pin(server.pid(), 1), "taskset on {}", server.pid());
+            assert!(pin(server.pid(), 1), "taskset on {}", server.pid());
         }
         (Client::new(&server, &pki), server)
     };
@@ -228,7 +227,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
     } else {
         println!(
             "\nnot pinned ({} CPU): load generator and servers share the CPU",
-            host::cpus()
+            cpus()
         );
     }
     let base = base.as_ref().map(|(client, _)| client);
@@ -393,7 +392,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
         }
         println!(
             "the info-level servers wrote {logged_lines} log lines; load average now {}",
-            host::load_average()
+            load_average()
         );
     });
 }
@@ -431,6 +430,15 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
+/// Pins every thread of `pid` to `cpu` (threads it starts later inherit the mask); false when
+/// `taskset` is missing or refuses.
+fn pin(pid: u32, cpu: usize) -> bool {
+    std::process::Command::new("taskset")
+        .args(["--all-tasks", "--cpu-list", "--pid"])
+        .arg(cpu.to_string())
+        .arg(pid.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }

@@ -20,13 +20,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use http_body_util::{BodyExt, BodyStream, StreamBody, combinators::BoxBody};
+use http_body_util::{BodyExt, BodyStream, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, header};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::Connect;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use kube::client::ConfigExt;
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, pem::PemObject};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -34,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::control_plane::Cluster;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Body = BoxBody<Bytes, BoxError>;
+type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Which requests a [`Fault`] applies to: a method (`"*"` for any) and a substring of the
 /// path, optionally also substrings of the raw query (e.g. `watch=true`).
@@ -260,9 +257,6 @@ impl FaultProxy {
         let mut config = kube::Config::new(upstream.parse().expect("the API server's URL"));
         let ca = CertificateDer::from_pem_file(cluster.ca_file()).expect("the cluster's CA");
         config.root_cert = Some(vec![ca.to_vec()]);
-        let tls = config
-            .rustls_https_connector()
-            .expect("fault proxy: TLS to the API server");
         // Bound here, not on the runtime: tests that start a proxy run on a runtime of their own.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("fault proxy: bind");
         listener
@@ -277,7 +271,8 @@ impl FaultProxy {
         });
         let serving = shared.clone();
         runtime.spawn(async move {
-            let client = Client::builder(TokioExecutor::new()).build::<_, Incoming>(tls);
+            // kube's client for a proxy's raw requests: its TLS, the paths as they came.
+            let client = kube::Client::try_from(config).expect("fault proxy: a client");
             let listener = tokio::net::TcpListener::from_std(listener).expect("fault proxy");
             while let Ok((stream, _)) = listener.accept().await {
                 let (shared, client) = (serving.clone(), client.clone());
@@ -409,9 +404,9 @@ fn dropped(why: impl fmt::Display) -> std::io::Error {
     std::io::Error::other(format!("the fault proxy dropped the connection: {why}"))
 }
 
-async fn handle<C: Connect + Clone + Send + Sync + 'static>(
+async fn handle(
     shared: Arc<Shared>,
-    client: Client<C, Incoming>,
+    client: kube::Client,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::io::Error> {
     let query = req.uri().query().unwrap_or_default().to_owned();
@@ -458,13 +453,11 @@ async fn handle<C: Connect + Clone + Send + Sync + 'static>(
         Some(Action::Rewrite(f)) => edit = Some(f),
         None => {}
     }
-    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let uri = format!("{}{target}", shared.upstream);
     let (mut parts, body) = req.into_parts();
-    parts.uri = uri.parse().map_err(dropped)?;
     parts.headers.remove(header::HOST);
+    let body = body.collect().await.map_err(dropped)?.to_bytes();
     // A failure upstream closes the client's connection too.
-    let upstream = client.request(Request::from_parts(parts, body));
+    let upstream = client.send(Request::from_parts(parts, body.into()));
     let upstream = upstream.await.map_err(dropped)?;
     let (mut parts, body) = upstream.into_parts();
     let body = if let Some(edit) = edit {
@@ -476,7 +469,7 @@ async fn handle<C: Connect + Clone + Send + Sync + 'static>(
     } else if request.watch {
         watch_body(body, &shared, cut_after)
     } else {
-        body.map_err(BoxError::from).boxed()
+        body.map_err(BoxError::from).boxed_unsync()
     };
     answered(parts.status.as_u16());
     Ok(Response::from_parts(parts, body))
@@ -484,7 +477,7 @@ async fn handle<C: Connect + Clone + Send + Sync + 'static>(
 
 /// `body` passed through until [`FaultProxy::cut_watches`] or, with `cut_after`, right after
 /// that many event lines; then the stream fails, and hyper aborts the answer.
-fn watch_body(body: Incoming, shared: &Shared, cut_after: Option<usize>) -> Body {
+fn watch_body(body: kube::client::Body, shared: &Shared, cut_after: Option<usize>) -> Body {
     let cut = shared.cut.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let state = (BodyStream::new(body), cut, cut_after);
     let frames = futures::stream::unfold(state, |(mut body, cut, mut left)| async move {
@@ -504,7 +497,7 @@ fn watch_body(body: Incoming, shared: &Shared, cut_after: Option<usize>) -> Body
         };
         Some((item, (body, cut, left)))
     });
-    BodyExt::boxed(StreamBody::new(frames))
+    BodyExt::boxed_unsync(StreamBody::new(frames))
 }
 
 /// `frame`, ending at the `left`-th newline if it has that many; counts `left` down.
@@ -528,7 +521,7 @@ fn count_lines(frame: Frame<Bytes>, left: &mut Option<usize>) -> Frame<Bytes> {
 fn full(bytes: impl Into<Bytes>) -> Body {
     http_body_util::Full::new(bytes.into())
         .map_err(|never| match never {})
-        .boxed()
+        .boxed_unsync()
 }
 
 fn json_response(code: u16, body: Body) -> Response<Body> {
@@ -597,5 +590,5 @@ fn hostile(body: Hostile) -> Body {
         Hostile::Bytes(bytes) => Box::new(std::iter::once(bytes)),
     };
     let frames = futures::stream::iter(chunks.map(|b| Ok::<_, BoxError>(Frame::data(b))));
-    BodyExt::boxed(StreamBody::new(frames))
+    BodyExt::boxed_unsync(StreamBody::new(frames))
 }

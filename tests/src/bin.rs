@@ -28,15 +28,12 @@ fn package_of(name: &str) -> (&'static str, &'static str, &'static str) {
 }
 
 /// Path of a workspace binary (`"status-reporter"` | `"status-reporter-webhook"` |
-/// `"control-plane"`). Env `STATUS_REPORTER_BIN` / `STATUS_REPORTER_WEBHOOK_BIN` /
-/// `STATUS_REPORTER_CONTROL_PLANE_BIN` names a prebuilt binary. Otherwise the binary cargo
-/// built for this test run (`target/debug/<name>`, which a workspace test build makes) is used
-/// when it is newer than every source it is built from; else it is built once per test
-/// process with `cargo build -p <package> --bin <name>` (honours `CARGO_TARGET_DIR`, and
-/// `--release` when env `STATUS_REPORTER_TESTS_RELEASE=1`). Rebuilding only when stale
-/// matters: a package-only build resolves features differently from the workspace test build,
-/// so building every time would make the two overwrite each other's binary on every run.
-/// Panics with cargo's output if the build fails.
+/// `"control-plane"`): the prebuilt one env `STATUS_REPORTER_BIN` /
+/// `STATUS_REPORTER_WEBHOOK_BIN` / `STATUS_REPORTER_CONTROL_PLANE_BIN` names, else the workspace
+/// test build's `target/debug/<name>` when newer than its sources, else built once per process
+/// (`cargo build -p <package> --bin <name>`, `--release` with `STATUS_REPORTER_TESTS_RELEASE=1`).
+/// Only when stale: a package-only build resolves features differently from the workspace
+/// test build, and the two would overwrite each other's binary on every run.
 pub fn path(name: &str) -> PathBuf {
     static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
     let (package, crate_dir, override_var) = package_of(name);
@@ -82,8 +79,7 @@ fn cargo_build(package: &str, name: &str, release: bool) {
     assert!(ok, "`cargo build -p {package} --bin {name}` failed:\n{err}");
 }
 
-/// Whether `binary` exists and is newer than every source it is built from: its crate
-/// directory, the `contract` crate both binaries build on, and the workspace manifests.
+/// Whether `binary` is newer than its crate, `contract` and the workspace manifests.
 fn fresh(binary: &Path, crate_dir: &str) -> bool {
     let root = workspace_root();
     let sources = [crate_dir, "contract", "Cargo.toml", "Cargo.lock"].map(|p| root.join(p));

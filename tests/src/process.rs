@@ -1,8 +1,6 @@
-//! [`Process`]: a real binary under test, running as a child process. Its stderr lines are
-//! observable as they arrive ([`Logs`]), so a test waits (bounded) on the line announcing an
-//! event instead of polling with sleeps; its exit is waited on with a bound, it takes signals,
-//! and it is killed on drop, so a failing test never leaves it behind. `reporter_process` and
-//! `webhook_process` build their harnesses on it.
+//! [`Process`]: a real binary under test as a child process: its stderr lines observable as
+//! they arrive ([`Logs`]), so a test waits (bounded) on the line announcing an event instead of
+//! sleeping; a bounded exit wait; signals; killed on drop, so a failing test leaves nothing.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{ChildStdout, Command, ExitStatus, Stdio};

@@ -1,10 +1,6 @@
-//! The real `status-reporter` binary as a process under test.
-//!
-//! [`Reporter`] is the running [`Process`]. [`Rig`] is an adapter Job on the real API server
-//! whose pod the Job controller created and the test runs (playing the kubelet), the
-//! reporter's ServiceAccount reaching the API server through a [`FaultProxy`] the test
-//! scripts. Every wait is bounded and waits on the event itself (a log line, an exit, an API
-//! object, a request through the proxy) — never a sleep.
+//! The real `status-reporter` as a process under test ([`Reporter`]), and [`Rig`]: an adapter
+//! Job on the real API server whose pod the test runs (playing the kubelet), the reporter's
+//! ServiceAccount reaching the API server through a [`FaultProxy`] the test scripts.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -68,9 +64,8 @@ impl Reporter {
     }
 }
 
-/// An adapter Job (`manifests/examples/job.yaml`, injected) in a namespace of its own, its pod
-/// running with container `adapter` (containers as the Job controller created them), an empty
-/// results directory, and a proxy in front of the API server for the reporter.
+/// An injected example Job in a namespace of its own, its pod running, an empty results
+/// directory, and a proxy in front of the API server for the reporter.
 pub struct Rig {
     /// The namespace: admin client, scratch space, and the ServiceAccount's kubeconfig
     /// (through [`Rig::proxy`]).

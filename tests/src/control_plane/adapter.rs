@@ -1,7 +1,6 @@
-//! Adapter Jobs on the real API server: a namespace set up as the docs say (the shipped
-//! `status-reporter` ClusterRole, the example ServiceAccount and RoleBinding), Jobs injected by
-//! offline `inject`, and the real reporter binary run for a Pod the Job controller created —
-//! with the ServiceAccount's own token and the env the kubelet would give it.
+//! Adapter Jobs on the real API server: a namespace set up as the docs say, Jobs injected by
+//! offline `inject`, and the real reporter run for a Pod the Job controller created, with the
+//! ServiceAccount's own token and the env the kubelet would give it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -170,8 +169,7 @@ impl AdapterNamespace {
             .unwrap_or_else(|e| panic!("create Job in {}: {e}", self.name))
     }
 
-    /// Waits (bounded) until Job `job` has a condition of `type_` for which `accept` holds;
-    /// returns the Job then.
+    /// Waits (bounded) until `accept` holds for Job `job` (`what` names it); returns the Job.
     pub async fn wait_job(
         &self,
         job: &str,
@@ -223,17 +221,15 @@ impl AdapterNamespace {
         (pod, self.results_dir("results"))
     }
 
-    /// Starts the real reporter for `pod` as the kubelet would (see
-    /// [`AdapterNamespace::reporter_command`]).
+    /// Starts [`AdapterNamespace::reporter_command`] with the reporter under test.
     pub fn start_reporter(&self, pod: &Pod, results: &Path, extra: &[(&str, &str)]) -> Reporter {
         let bin = crate::bin::path("status-reporter");
         Reporter::spawn(self.reporter_command(&bin, pod, results, extra))
     }
 
-    /// The reporter `bin` for `pod` as the kubelet would run it: the env of its
-    /// `status-reporter` container resolved against the Pod (a `fieldRef` the Pod cannot
-    /// resolve fails the test), `RESULTS_PATH` moved into `results` (same file name), the
-    /// ServiceAccount's kubeconfig, plus `extra` env on top.
+    /// The reporter `bin` for `pod` as the kubelet would run it: its container's env resolved on
+    /// the Pod ([`reporter_env`]), `RESULTS_PATH` moved into `results`, the ServiceAccount's
+    /// kubeconfig, `extra` on top.
     pub fn reporter_command(
         &self,
         bin: &Path,

@@ -1,11 +1,7 @@
-//! What is installed in the admission control plane's admission chain, and what the chain does
-//! to an opted-in Job right now.
-//!
-//! The API server learns of a new (or deleted) webhook configuration, admission policy or
-//! binding through its informers, a moment after the write: a Job created right after
-//! `kubectl apply` may still meet the old chain. So installs here wait until a probe — a
-//! server-side dry-run of an opted-in Job — shows the chain they expect, and removing an
-//! install waits until the probe shows a plain chain again, so the next test starts clean.
+//! What is installed in the admission control plane's chain, and what it does to an opted-in
+//! Job now. The API server learns of admission changes through its informers, a moment after
+//! the write: installs here wait until a probe (a dry-run of an opted-in Job) shows the chain
+//! they expect, and removals until it is plain again, so the next test starts clean.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -86,8 +82,7 @@ impl Cluster {
         }
     }
 
-    /// [`Cluster::settle_admission`] of an opted-in Job, panicking with `what` and the last
-    /// answer on timeout.
+    /// [`Cluster::settle_admission`] of an opted-in Job; panics with `what` and the last answer.
     pub fn expect_admission(&self, what: &str, want: impl Fn(&Admission) -> bool) -> Admission {
         self.settle_admission("true", want).unwrap_or_else(|now| {
             panic!("{what}: after {SETTLE:?} the admission chain still answers an opted-in Job with {now:?}")

@@ -12,11 +12,9 @@ use super::Release;
 /// The one line that tells a developer how to get the control plane.
 pub(crate) const HOW_TO_BUILD: &str = "the real control-plane suites need Kubernetes and containerd built from their Go modules: run `bash tests/control-plane/build.sh` and `bash tests/control-plane/build.sh --node` (needs Go >= 1.26 and the Go module proxy)";
 
-/// The directory holding `release`'s binaries (`kube-apiserver`, `etcd`, `kubelet`, …).
-///
-/// Env `STATUS_REPORTER_CONTROL_PLANE_DIR` (current) / `STATUS_REPORTER_CONTROL_PLANE_OLDEST_DIR`
-/// names a built directory; otherwise `tests/control-plane/build.sh` runs (a warm call only
-/// prints the cached directory; a cold one builds, which takes many minutes).
+/// The directory holding `release`'s binaries (`kube-apiserver`, `etcd`, `kubelet`, …): env
+/// `STATUS_REPORTER_CONTROL_PLANE_DIR` / `…_OLDEST_DIR`, else `tests/control-plane/build.sh`
+/// (warm: prints the cached directory; cold: builds, many minutes).
 pub fn bin_dir(release: Release) -> Result<PathBuf, String> {
     match release {
         Release::Current => find_or_build(
@@ -38,9 +36,8 @@ pub fn bin_dir(release: Release) -> Result<PathBuf, String> {
     }
 }
 
-/// The directory holding the test node's container runtime (`containerd`,
-/// `containerd-shim-runc-v2`, `ctr`): env `STATUS_REPORTER_NODE_DIR`, else
-/// `tests/control-plane/build.sh --node`.
+/// The directory holding the test node's containerd, its shim and `ctr`: env
+/// `STATUS_REPORTER_NODE_DIR`, else `tests/control-plane/build.sh --node`.
 pub fn node_bin_dir() -> Result<PathBuf, String> {
     find_or_build(
         "STATUS_REPORTER_NODE_DIR",

@@ -1,5 +1,4 @@
-//! [`Cluster`]: what a test sees of the shared control plane — its admin kubeconfig, clients,
-//! `kubectl`, a namespace per test, and kubeconfigs for ServiceAccounts.
+//! [`Cluster`]: what a test sees of the shared control plane.
 
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
@@ -33,22 +32,19 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// The control plane of `STATUS_REPORTER_K8S_RELEASE` (`current` unless set to `oldest`),
-    /// started (or joined) once per process.
-    ///
-    /// Panics when it cannot start — also outside CI: a suite that needs the real API server
-    /// never passes by skipping. The message names the cause, and, when the binaries are
-    /// missing, the one command that builds them.
+    /// The control plane of `STATUS_REPORTER_K8S_RELEASE` (`current` unless `oldest`), joined
+    /// (or started) once per process. Panics when it cannot start, also outside CI (a suite on
+    /// the real API server never passes by skipping), naming why and, when the binaries are
+    /// missing, the command that builds them.
     pub fn shared() -> &'static Cluster {
         static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
         Cluster::get(&CLUSTER, "shared")
     }
 
     /// Exclusive use of a second control plane for tests that change cluster-wide admission
-    /// (webhook configurations, admission policies): those would change what every other
-    /// test's Jobs go through, so they get a control plane of their own and take turns on it
-    /// (a lock file held until the guard drops, across test processes). Clean up what you
-    /// installed before the guard drops.
+    /// (webhook configurations, admission policies), which every other test's Jobs would go
+    /// through: they take turns on it (a lock file held until the guard drops) and clean up
+    /// what they installed before.
     pub fn admission() -> AdmissionGuard {
         static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
         let cluster = Cluster::get(&CLUSTER, "admission");
@@ -110,10 +106,8 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("admin client: {e}"))
     }
 
-    /// A command for one of the control plane's client tools (`kubectl`, `helm`), with
-    /// `KUBECONFIG` set to the admin kubeconfig. The tools come from the current release's
-    /// build also when the oldest release runs (kubectl's supported skew covers it, and the
-    /// oldest build has no clients).
+    /// A client tool (`kubectl`, `helm`) as admin: the current release's also for the oldest
+    /// (kubectl's supported skew covers it, and the oldest build has no clients).
     pub fn command(&self, name: &str) -> Command {
         let tools = binaries::bin_dir(Release::Current)
             .unwrap_or_else(|e| panic!("the control plane's client tools: {e}"));
@@ -270,9 +264,8 @@ pub struct AuditedRequest {
 }
 
 impl Cluster {
-    /// The requests ServiceAccount `namespace/name` made so far, from the audit log (every
-    /// ServiceAccount outside kube-system is audited, one event per request at its end — a
-    /// watch appears once it is closed).
+    /// The requests ServiceAccount `namespace/name` made so far, from the audit log (one event
+    /// per request, at its end: a watch appears once it is closed).
     pub fn audited_requests(&self, namespace: &str, name: &str) -> Vec<AuditedRequest> {
         let user = format!("system:serviceaccount:{namespace}:{name}");
         let text =
@@ -301,8 +294,8 @@ impl Cluster {
             .collect()
     }
 
-    /// Process ids of etcd, kube-apiserver and (if they run) kube-controller-manager and the
-    /// node's first process, in that order.
+    /// Process ids of etcd, kube-apiserver, then (if they run) kube-controller-manager and the
+    /// node's first process.
     pub fn component_pids(&self) -> Vec<u32> {
         std::fs::read_to_string(self.run_dir.join("pids"))
             .unwrap_or_default()

@@ -1,6 +1,5 @@
-//! Starting and stopping the components — etcd, kube-apiserver, kube-controller-manager and,
-//! for the current release, the node (containerd and a kubelet) — on loopback, each logging to
-//! a file in the run directory. Used by the supervisor only.
+//! Starting and stopping the components on loopback, each logging to a file in the run
+//! directory (the supervisor's part).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -45,9 +44,9 @@ pub(crate) struct Components {
     pub kubeconfig: PathBuf,
 }
 
-/// Starts etcd, the API server, (where built) the controller manager and, for the current
-/// release, the node in `run`, and waits until the API server is ready, the controller manager
-/// works (it created the `default` ServiceAccount) and the node is `Ready`.
+/// Starts etcd, the API server, the controller manager (where built) and, for the current
+/// release, the node in `run`; returns once each works (`/readyz`, the `default`
+/// ServiceAccount, the node `Ready`).
 pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Components, String> {
     let pki_dir = run.join("pki");
     std::fs::create_dir_all(&pki_dir).map_err(|e| format!("{}: {e}", pki_dir.display()))?;
@@ -189,8 +188,7 @@ impl Components {
         Ok(())
     }
 
-    /// The process ids of the components (recorded so a later supervisor can clean up after a
-    /// killed one).
+    /// The process ids (recorded: a later supervisor cleans up after a killed one).
     pub(crate) fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = self.children.iter().filter_map(|(_, c)| c.id()).collect();
         pids.extend(self.node.as_ref().map(|n| n.init_pid));
@@ -258,8 +256,7 @@ pub(crate) async fn admin_client(kubeconfig: &Path) -> Result<kube::Client, Stri
     kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 
-/// Starts `cmd` (stdin null, stdout and stderr to the file `log`, killed on drop); the error
-/// names `what` it is.
+/// Starts `cmd` (stdin null, output to the file `log`, killed on drop); errors name `what`.
 pub(crate) fn spawn_logged(
     cmd: &mut Command,
     log: &Path,
@@ -308,9 +305,8 @@ fn write_kubeconfig(
     Ok(path)
 }
 
-/// A kubeconfig (JSON, which every kubeconfig reader takes) for `user` on the API server at
-/// `server` (trusting `ca`), in `namespace`; `credentials` are the user's fields (`token`, or
-/// `client-certificate` and `client-key`).
+/// A kubeconfig (JSON: every kubeconfig reader takes it) for `user` with `credentials` on the
+/// API server at `server` (trusting `ca`), in `namespace`.
 pub(crate) fn kubeconfig_text(
     server: &str,
     ca: &Path,

@@ -1,7 +1,5 @@
-//! The Helm chart (`manifests/helm/status-reporter`) with the control plane's own Helm (built
-//! with it by `tests/control-plane/build.sh`): rendered with `helm template`, or installed on
-//! the admission control plane as a release that is uninstalled on drop. Helm's state
-//! (cache, config, data) lives in a temporary directory, not in the user's home.
+//! The Helm chart with the control plane's own Helm: rendered, or installed on the admission
+//! control plane as a release uninstalled on drop; Helm's state in a temporary directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

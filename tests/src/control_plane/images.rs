@@ -1,11 +1,8 @@
-//! The images the test node runs: OCI archives written by `cargo xtask images` (the reporter
-//! and the webhook, as released) and `cargo xtask test-images` (the pause image and a busybox
-//! adapter), built when a test first needs the node ([`super::Cluster::node`]) and imported
-//! into its containerd. Every name is under `localhost/`, so a pull could only ever go to
-//! loopback; pods use `imagePullPolicy: Never`.
-//!
-//! Built by the test that needs them, not when the control plane starts: a release build of
-//! both binaries takes minutes after a change, and only the node suites should wait for it.
+//! The images the test node runs: OCI archives of `cargo xtask images` (the reporter and the
+//! webhook, as released) and `cargo xtask test-images` (pause, a busybox adapter), all under
+//! `localhost/` (never pulled). Built when a test first needs the node
+//! ([`super::Cluster::node`]), not when the control plane starts: after a change that is a
+//! release build of minutes, which only the node suites should wait for.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,9 +19,8 @@ pub fn dir() -> PathBuf {
     super::binaries::target_dir().join("images")
 }
 
-/// Imports the images into the node of the cluster whose run directory is `run`: built first
-/// unless they are newer than every source they are made from, each imported unless the
-/// node's containerd already holds its digest.
+/// Imports the images (see [`build`]) into the node of the run directory `run`, each unless
+/// its containerd holds the digest.
 pub(crate) fn import(run: &Path) -> Result<(), String> {
     let records = build()?;
     let ctr = super::binaries::node_bin_dir()?.join("ctr");
@@ -46,9 +42,8 @@ pub(crate) fn import(run: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The archives' records, built with the xtask unless they are newer than every source they
-/// are made from (the xtask takes seconds even when cargo has nothing to build). One test
-/// process at a time (a lock file), the next finds them fresh.
+/// The archives' records, built with the xtask unless newer than every source (the xtask
+/// takes seconds even when cargo has nothing to build); one process at a time (a lock file).
 pub fn build() -> Result<Vec<Record>, String> {
     let lock = super::shared::lock(&dir().join("harness.lock"))?;
     if let Ok(records) = records()

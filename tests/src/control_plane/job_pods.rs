@@ -1,9 +1,6 @@
-//! A Job's pods on the real API server, for the suites of every Job shape: Jobs of any shape
-//! from the injected example, a Job's pods by its uid (never a re-created Job's), the
-//! scheduler's part (binding a pod to a node, so a graceful deletion or an eviction leaves it
-//! terminating — no kubelet confirms it — as a node that has not caught up yet would), the
-//! Eviction API, graceful deletion, and waiting on a pod's condition. Every wait is bounded and
-//! driven by a watch.
+//! A Job's pods on the real API server for the suites of every Job shape: Jobs of any shape, a
+//! Job's pods by its uid (never a re-created Job's), the scheduler's part ([`bind`]), the
+//! Eviction API, a pod's condition. Every wait is bounded and driven by a watch.
 
 use std::time::Duration;
 
@@ -31,8 +28,7 @@ pub fn shaped_job(name: &str, mode: &str, annotations: &[(&str, &str)], spec: Va
     job
 }
 
-/// Waits (bounded) until `accept` holds for the pods of the Job with uid `job_uid` (oldest
-/// first: by creation, then name); returns them then. Panics naming `what` at the timeout.
+/// [`super::kubelet::wait_pods`] for the pods of the Job with uid `job_uid`.
 pub async fn wait_job_pods(
     client: &kube::Client,
     namespace: &str,

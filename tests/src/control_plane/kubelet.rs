@@ -1,8 +1,6 @@
-//! Playing the kubelet on the real API server, for the states a real node cannot produce on
-//! cue (an eviction overlapping its replacement, reporters finishing at the same instant, a
-//! state at a chosen moment): the test writes pod status through the `pods/status`
-//! subresource, as a node would — containers running, waiting or terminated, the pod's phase —
-//! for pods no node runs (they have no `nodeName`).
+//! Playing the kubelet on the real API server for the states a real node cannot produce on cue
+//! (an eviction overlapping its replacement, reporters finishing at one instant): pod status
+//! written through `pods/status` as a node would, for pods no node runs (no `nodeName`).
 
 use std::time::Duration;
 
@@ -33,9 +31,8 @@ pub async fn wait_for_pods(
     .await
 }
 
-/// Waits (bounded) until `accept` holds for the pods of `namespace` matching the label
-/// `selector` (oldest first: by creation, then name), looking again on every pod event of a
-/// watch on them; returns them then. Panics naming `what`, with the pods, at the timeout.
+/// Waits (bounded, on a watch) until `accept` holds for the pods of `namespace` matching the
+/// label `selector` (oldest first); returns them. Panics naming `what`, with the pods.
 pub async fn wait_pods(
     client: &kube::Client,
     namespace: &str,

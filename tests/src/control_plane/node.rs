@@ -34,15 +34,13 @@ const SYSCTLS: [(&str, &str); 3] = [
     ("kernel/panic_on_oops", "1"),
 ];
 
-/// The node's first process, its containerd configuration and its kubelet configuration,
-/// with `$NAMES` to fill in ([`fill`]).
+/// The node's first process and its containerd and kubelet configurations (`$NAMES` filled).
 const INIT: &str = include_str!("../../control-plane/node/init.sh");
 const CONTAINERD: &str = include_str!("../../control-plane/node/containerd.toml");
 const KUBELET: &str = include_str!("../../control-plane/node/kubelet.yaml");
 
 /// The loopback network of one cluster: the service CIDR `127.X.Y.0/24`, the API server on its
-/// first address (the `kubernetes` Service's cluster IP), port 443 — so in-cluster config in a
-/// pod reaches the API server unmodified.
+/// first address, port 443, so a pod's unmodified in-cluster config reaches it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ServiceNet([u8; 2]);
 
@@ -207,9 +205,8 @@ impl Node {
         Ok(())
     }
 
-    /// Starts the kubelet (in `bin`) in the node's namespaces, registering with the API server
-    /// as [`NAME`] with `kubeconfig`, trusting `client_ca` for the API server's calls, and waits
-    /// until the node is `Ready`.
+    /// Starts the kubelet (from `bin`, with `kubeconfig`, trusting `client_ca` for the API
+    /// server's calls) in the node's namespaces; returns once node [`NAME`] is `Ready`.
     pub(crate) async fn start_kubelet(
         &mut self,
         bin: &Path,
@@ -289,8 +286,7 @@ impl Node {
         )
     }
 
-    /// Stops the node: kills its namespace (every process and container in it, its mounts),
-    /// then removes its cgroup root.
+    /// Kills the node's namespace (its processes, containers, mounts), removes its cgroups.
     pub(crate) async fn stop(mut self) {
         if let Err(e) = self.check_host_sysctls() {
             eprintln!("control-plane: {e}");
@@ -306,8 +302,7 @@ impl Node {
     }
 }
 
-/// Cleans up after the node of a killed supervisor's run `run` (its processes are already
-/// killed): the cgroup root (the directory goes with the run).
+/// Removes the cgroups of the node of a killed supervisor's run `run` (the rest goes with it).
 pub(crate) fn clean_stale(run: &Path) {
     if run.join("node").exists() {
         remove_cgroups(&cgroup_root(run));
@@ -356,9 +351,8 @@ fn kill(pid: u32) {
         .status();
 }
 
-/// Removes the cgroup `root` (and everything under it, deepest first) in every hierarchy —
-/// only directories of that name, which only this node made. A cgroup whose last process is
-/// still exiting cannot go yet: tried again for a few seconds.
+/// Removes the cgroup `root` (which only this node made) and all under it, deepest first, in
+/// every hierarchy; again for a few seconds while a last process still exits.
 fn remove_cgroups(root: &str) {
     let mut tops: Vec<PathBuf> = cgroup_mounts().iter().map(|m| m.join(root)).collect();
     for _ in 0..100 {

@@ -1,7 +1,5 @@
-//! Adapter Jobs whose pods the test node runs: the example Job injected as users inject it
-//! (the reporter from its image), its pod template moved onto the node (`nodeName`, host
-//! network, images that are never pulled) and its adapter a shell script in the test adapter
-//! image; then what the kubelet made of it.
+//! Adapter Jobs whose pods the test node runs (the example Job injected as users inject it, its
+//! adapter a shell script), and what the kubelet made of them.
 
 use std::time::Duration;
 
@@ -66,8 +64,7 @@ pub async fn wait_finished(ns: &AdapterNamespace, job: &str, timeout: Duration) 
     (verdict(&done).expect("accepted").to_owned(), done)
 }
 
-/// Waits (bounded) until every pod of Job `job` (uid `uid`) has ended, at least `n` of them;
-/// oldest first.
+/// Waits (bounded) until every pod of the Job with uid `uid` has ended, at least `n`.
 pub async fn ended_pods(ns: &AdapterNamespace, uid: &str, n: usize, timeout: Duration) -> Vec<Pod> {
     job_pods::wait_job_pods(
         &ns.client,

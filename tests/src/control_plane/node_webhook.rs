@@ -1,14 +1,12 @@
-//! The webhook deployed as users deploy it, on the test node: the shipped kustomization
-//! through the overlay `status-reporter-webhook certs` writes (its Secret and caBundle),
-//! applied with kubectl; the real Deployment and ReplicaSet controllers make its pod, the
-//! kubelet runs it from its image, and the API server calls it through its Service.
+//! The webhook deployed as users deploy it, on the test node: the shipped kustomization through
+//! the overlay `status-reporter-webhook certs` writes, applied with kubectl; the Deployment
+//! controllers make its pod, the kubelet runs its image, the API server calls its Service.
 //!
-//! What the test node needs changed, and nothing else: one replica on the node (`nodeName`,
-//! the host network, so its namespace only warns about Pod Security `restricted` instead of
-//! enforcing it), the images the node has, and the call kept on loopback — the Service
-//! gets an explicit cluster IP in the loopback service network and port 8443 (no kube-proxy:
-//! the API server dials the cluster IP itself; a non-root process cannot listen on 443), the
-//! webhook listens on exactly that address, and its probes go there too.
+//! Changed for the node, and nothing else: one replica on it (`nodeName`, the host network, so
+//! Pod Security `restricted` only warns), the node's images, and the call kept on loopback: an
+//! explicit cluster IP in the loopback service network, port 8443 (no kube-proxy: the API
+//! server dials it itself; a non-root process cannot listen on 443), where the webhook and its
+//! probes listen.
 
 use serde_json::{Value, json};
 
@@ -114,8 +112,7 @@ fn on_node(object: &mut Value, ip: &str) {
     }
 }
 
-/// `127.X.Y.10` in the cluster's loopback service network, whose first address is the API
-/// server's.
+/// `127.X.Y.10` in the loopback service network the API server has the first address of.
 fn service_ip(cluster: &Cluster) -> String {
     let server = cluster.server();
     let host = server.trim_start_matches("https://").split(':').next();

@@ -56,12 +56,10 @@ impl Cluster {
 
     /// `kubectl apply [--dry-run=server] -f -` of `objects`; returns (success, stdout, stderr).
     ///
-    /// Test processes share the control plane and apply the same cluster-scoped objects (the
-    /// reporter's ClusterRole). A client-side apply is a GET then a CREATE, so when two run at
-    /// once one fails with `AlreadyExists` (a CI run met this): applied again, it finds the
-    /// object and patches it. Not a server-side apply: that leaves no
-    /// `last-applied-configuration`, and a user's later `kubectl apply -k manifests/` would warn
-    /// (which `real_manifests` checks it does not).
+    /// Test processes apply the same cluster-scoped objects (the reporter's ClusterRole), and a
+    /// client-side apply is a GET then a CREATE: of two at once one fails with `AlreadyExists`,
+    /// and applied again patches. Not server-side: that leaves no `last-applied-configuration`,
+    /// and a user's later `kubectl apply -k manifests/` would warn (`real_manifests` checks).
     pub fn apply(&self, objects: &[Value], dry_run: bool) -> (bool, String, String) {
         let first = self.submit("apply", objects, dry_run);
         if first.0 || !first.2.contains("AlreadyExists") {

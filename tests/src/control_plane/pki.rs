@@ -1,6 +1,4 @@
-//! The control plane's credentials, made fresh for every run: a CA, the API server's serving
-//! certificate, client certificates for the admin, the controller manager, the node's kubelet
-//! and the API server's calls to the kubelet, and the service-account signing key.
+//! The control plane's credentials, made fresh for every run.
 
 use std::path::{Path, PathBuf};
 

@@ -51,10 +51,9 @@ fn open_lock(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-/// Connects to the running supervisor of `release` and `profile` (a name: separate profiles
-/// are separate control planes), starting one if there is none (and, on a
-/// machine that has not built it yet, building the control plane first). Returns the held
-/// connection and the run directory.
+/// Connects to the supervisor of `release` and `profile` (separate profiles are separate
+/// control planes), starting one (building the control plane first if need be) if there is
+/// none; returns the connection to hold and the run directory.
 pub(crate) fn connect(release: Release, profile: &str) -> Result<(UnixStream, PathBuf), String> {
     let state = state_dir(release, profile);
     let socket = socket_path(&state);
@@ -144,9 +143,8 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The `control-plane` binary of this crate: the one next to the running test binary (cargo
-/// builds a package's binaries for its integration tests) unless env
-/// `STATUS_REPORTER_CONTROL_PLANE_BIN` names one, else [`crate::bin::path`]'s.
+/// The `control-plane` binary beside the running test binary (cargo builds it for the
+/// integration tests) unless `STATUS_REPORTER_CONTROL_PLANE_BIN` names one, else `bin::path`'s.
 fn supervisor_bin() -> PathBuf {
     // target/<profile>/deps/<test> → target/<profile>/control-plane
     let exe = std::env::current_exe().ok();

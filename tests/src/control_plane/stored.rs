@@ -1,8 +1,6 @@
-//! Objects as the API server stores them, compared modulo what is not the install's own: the
-//! server's bookkeeping (uid, resourceVersion, managedFields, status, allocated cluster IPs)
-//! and what the installing tool adds (`kubectl apply`'s last-applied annotation, Helm's
-//! release annotations and standard labels). Two install paths that store the same objects
-//! compare equal; any other difference is named by its dotted path.
+//! Objects as the API server stores them, compared modulo the server's bookkeeping and the
+//! installing tool's marks: two install paths that store the same objects compare equal, any
+//! other difference is named by its dotted path.
 
 use std::collections::BTreeMap;
 
@@ -111,8 +109,7 @@ fn key(obj: &Value) -> String {
 }
 
 /// How the objects of `left` and `right` (matched by apiVersion, kind, namespace and name)
-/// differ after [`comparable`]: one line per missing object or differing field, empty when
-/// they are the same objects.
+/// differ after [`comparable`]: a line per missing object or differing field.
 pub fn object_differences(
     left_name: &str,
     left: &[Value],

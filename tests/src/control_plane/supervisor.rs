@@ -15,17 +15,15 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::{Release, components, shared};
 
 /// How long the supervisor waits for the next test after the last connection closed (nextest
-/// starts the next test process within milliseconds; a suite's end leaves nothing running
-/// longer than this).
+/// starts the next one within milliseconds).
 pub const LINGER: Duration = Duration::from_secs(5);
 
 /// How long a fresh supervisor waits for its first connection (the process that started it
 /// connects at once unless it died).
 const FIRST_CONNECTION: Duration = Duration::from_secs(60);
 
-/// Runs the supervisor for `release` with binaries in `bin`, state under `state`; returns the
-/// process exit code. Prints `ready <run dir>` on stdout once the control plane is ready, or
-/// `failed <why>` if it cannot be.
+/// Runs the supervisor for `release`, binaries in `bin`, state under `state`; prints `ready
+/// <run dir>` (or `failed <why>`) on stdout; returns the exit code.
 pub async fn serve(release: Release, bin: &Path, state: &Path) -> i32 {
     shared::clean_stale_runs(state);
     match supervise(release, bin, state).await {

@@ -1,8 +1,6 @@
-//! The real webhook installed on the admission control plane: its certificate from its own
-//! `certs` subcommand, `serve` on loopback, and the shipped kustomization applied with only
-//! each webhook entry's `clientConfig` pointed at that loopback URL (everything else is exactly
-//! what users apply). Dropping it deletes the webhook configuration and waits until the
-//! admission chain is plain again, so the next test starts clean.
+//! The real webhook installed on the admission control plane: its certificate from `certs`,
+//! `serve` on loopback, and the shipped kustomization applied with only each webhook entry's
+//! `clientConfig` pointed there. Dropped, it is uninstalled and the chain plain again.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,9 +25,8 @@ pub struct InstalledWebhook<'a> {
 }
 
 impl<'a> InstalledWebhook<'a> {
-    /// Issues a certificate with `certs`, starts `serve` with it (plus `serve_args`), and applies
-    /// `base` (a kustomization directory, e.g. `manifests`) through the `certs` overlay, every
-    /// webhook entry pointed at the loopback server.
+    /// Issues a certificate with `certs`, starts `serve` with it (plus `serve_args`), applies
+    /// `base` (a kustomization, e.g. `manifests`) through the `certs` overlay (see the module).
     pub fn install(cluster: &'a AdmissionGuard, base: &Path, serve_args: &[&str]) -> Self {
         let certs = tempfile::tempdir().expect("tempdir");
         let dir = certs.path().join("certs");

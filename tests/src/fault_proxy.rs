@@ -1,16 +1,12 @@
 //! [`FaultProxy`]: a pass-through in front of the real API server that a test scripts, for the
-//! faults a real server does not produce on cue — error bursts (409, 429, 5xx, 403 with real
-//! `Status` bodies and any `Retry-After`), a hung request, a dropped connection, a delay, a
-//! watch cut after K events (or now), and hostile responses (a huge body, an endless watch
-//! line, a list of many huge items, a rewritten object). It logs every request, and a test
-//! waits (bounded) on that log instead of sleeping.
+//! faults a real server does not produce on cue ([`Fault`], [`Hostile`]). It logs every
+//! request, and a test waits (bounded) on that log instead of sleeping.
 //!
 //! The binary under test talks plain HTTP to 127.0.0.1; the proxy talks TLS to the API server
-//! and passes the client's `Authorization` header through. So the API server itself
-//! authenticates and authorizes the ServiceAccount token the test gave the binary (a missing
-//! RBAC verb stays a real 403), and no second CA is needed: [`FaultProxy::kubeconfig`] points
-//! a ServiceAccount kubeconfig here. The proxy runs on a runtime of its own (sync and async
-//! tests alike); dropping it stops every connection and task, hung requests included.
+//! and passes the client's `Authorization` header through, so the API server itself checks the
+//! ServiceAccount token (a missing RBAC verb stays a real 403) and no second CA is needed. The
+//! proxy runs on a runtime of its own (sync and async tests alike); dropping it stops every
+//! connection and task, hung requests included.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -186,12 +182,11 @@ impl Fault {
         self
     }
 
-    /// Sets the `Retry-After` header of a [`Fault::status`] answer to `value`, sent as given
-    /// (absurd values like `9223372036854775808` included), and, when it is a number, the
-    /// Status body's `details.retryAfterSeconds` as the API server does; `""` sends none.
+    /// Sets the `Retry-After` of a [`Fault::status`] answer to `value` as given (absurd values
+    /// included) and, when it is a number, `details.retryAfterSeconds` as the API server does.
     pub fn retry_after(mut self, value: &str) -> Fault {
         if let Action::Status { retry_after, .. } = &mut self.action {
-            *retry_after = Some(value.to_owned()).filter(|v| !v.is_empty());
+            *retry_after = Some(value.to_owned());
         }
         self
     }
@@ -206,8 +201,7 @@ pub struct Logged {
     pub path: String,
     /// The raw query string (`""` when none).
     pub query: String,
-    /// The status answered: 0 until the answer's head is sent, and for ever when hung or
-    /// dropped.
+    /// The status answered: 0 until the answer's head is sent, for ever when hung or dropped.
     pub status: u16,
     /// Whether it is a watch (`watch=true` or `watch=1`).
     pub watch: bool,
@@ -371,8 +365,7 @@ impl FaultProxy {
         })
     }
 
-    /// Waits (bounded) until `n` requests on `route` have been answered `status`; returns
-    /// the last of them.
+    /// Waits (bounded) until `n` requests on `route` were answered `status`; returns the `n`th.
     pub async fn wait_answered(
         &self,
         route: impl Into<Route>,

@@ -5,17 +5,14 @@
 //! cargo run -p status-reporter-tests --bin bench-node -- [--runs 5] [--pods 50]
 //! ```
 //!
-//! Measures, with the example Job injected as users inject it and a busybox adapter:
-//! 1. node start: the images built (`cargo xtask`), supervisor start → node `Ready`, import;
-//! 2. the Job wall time the sidecar adds: create → `Complete` for the same adapter without the
-//!    sidecar and with it in each mode (runs interleaved), and where the time goes (each moment
-//!    as a watch sees the kubelet report it);
-//! 3. result written → condition, and adapter exit → condition (from the kubelet's report of
-//!    the exit), the adapter held on a FIFO the benchmark opens;
-//! 4. pod created → the reporter's pod watch (its `requestReceivedTimestamp` in the audit log);
+//! Measures, with the example Job injected as users inject it and a busybox adapter (what each
+//! figure is and why: docs/benchmarks.md):
+//! 1. node start: the images built, supervisor start → node `Ready`, import;
+//! 2. the Job wall time the sidecar adds in each mode, and where it goes;
+//! 3. result written → condition, adapter exit → condition (the adapter held on a FIFO);
+//! 4. pod created → the reporter's pod watch (the audit log);
 //! 5. the reporter's peak memory and CPU as its container's cgroup counts them;
-//! 6. `--pods` Jobs at once on the one node: all conditions, wall time, kubelet and containerd
-//!    CPU and RSS.
+//! 6. `--pods` Jobs at once on the one node.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -221,9 +218,8 @@ async fn sigterm_to_exit(ns: &AdapterNamespace, runs: usize) {
     );
 }
 
-/// The adapter Job `name` (see [`adapter_job`]) with the FIFOs `go` and `end`, which any
-/// container user can open, at its `/attempts`: its script's `cat` of one waits until the
-/// benchmark opens it ([`release`]).
+/// [`adapter_job`] with the FIFOs `go` and `end` at its `/attempts`: its script's `cat` of one
+/// waits until the benchmark opens it ([`release`]).
 fn held_job(
     name: &str,
     mode: &str,

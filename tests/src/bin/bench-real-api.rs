@@ -143,8 +143,7 @@ async fn floor(ns: &AdapterNamespace, job: &str) -> Duration {
 }
 
 /// The floor of the exit path: a pre-connected client watching the pod does GET + PUT when a
-/// pod-status write reaches it; timed, as the reporter is, from that write's acceptance to the
-/// condition seen.
+/// pod-status write reaches it; timed, as the reporter is, from that write to the condition.
 async fn exit_floor(ns: &AdapterNamespace, job: &str, pod: &str) -> Duration {
     let client = floor_client(ns, job).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);

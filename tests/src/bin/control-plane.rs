@@ -6,10 +6,9 @@
 //! control-plane up [--release current|oldest]                   # until Enter or Ctrl-C
 //! control-plane serve --release R --bin-dir D --state-dir S     # the supervisor (started by the harness)
 //! ```
-//! `run` and `up` join the control plane the test suites share (or start one); it stops a few
-//! seconds after its last user. `CMD` finds `kubectl` (and `helm`) of the pinned release first
-//! on `PATH`. The current release comes with its node: pods with `nodeName: localhost` and
-//! `hostNetwork: true` run there, from the images under `localhost/`.
+//! `run` and `up` join (or start) the control plane the suites share, which stops a few seconds
+//! after its last user; `CMD` finds the pinned `kubectl` and `helm` first on `PATH`. The
+//! current release comes with its node (pods with `nodeName: localhost`, images `localhost/`).
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;

@@ -72,9 +72,8 @@ where
     }
 }
 
-/// Read-modify-write of `name`'s status through `api` with `change`, retried on 409 (a
-/// controller writes the object too: the Job controller a pod's finalizer, say); returns what
-/// the API server stored.
+/// Read-modify-write of `name`'s status with `change`, retried on 409 (a controller writes the
+/// object too); returns what the API server stored.
 pub async fn update_status<K>(api: &Api<K>, name: &str, change: impl Fn(&mut K)) -> K
 where
     K: kube::Resource + Clone + DeserializeOwned + Serialize + Debug,

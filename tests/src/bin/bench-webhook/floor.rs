@@ -1,13 +1,8 @@
-//! The transport floor: a server on the webhook's own stack that reads the request body and
-//! answers with a body of a given size, without looking at it. It takes the webhook's `serve`
-//! flags (and their defaults) and runs the webhook's own [`Listener`] (connection limit,
-//! `TCP_NODELAY`, rustls with the webhook's TLS configuration, hyper with the webhook's
-//! HTTP/1.1 and HTTP/2 settings, the timeouts), the same runtime, the same request-timeout
-//! layer and the same body reader with its memory budget. What `/mutate` costs above this
-//! server for the same bytes is the review's own cost (and the handler's metrics and logging).
-//!
-//! It runs as `bench-webhook serve --listen ADDR --tls-cert CERT --tls-key KEY`, the same
-//! command line as the webhook's, so the harness that starts the webhook starts it too.
+//! The transport floor: a server on the webhook's own stack (its `serve` flags, [`Listener`],
+//! TLS and HTTP settings, runtime, timeouts and body reader) that reads the request body and
+//! answers with a body of a given size without looking at it: what `/mutate` costs above it
+//! for the same bytes is the review's own. It runs as `bench-webhook serve …`, the webhook's
+//! command line, so the harness that starts the webhook starts it too.
 
 use std::sync::Arc;
 

@@ -397,9 +397,8 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
     });
 }
 
-/// Closed loops against servers (or paths) in alternating one-second slices, so all see the
-/// same load on a shared machine; each row sums its slices. Connections are opened before the
-/// first slice and kept, so no handshake falls inside a slice.
+/// Closed loops against `servers` in alternating one-second slices, so all see the same load on
+/// a shared machine, on connections opened beforehand (no handshake inside a slice).
 async fn slices(servers: &[&Client], target: &Target, n: usize, seconds: u64) -> Vec<Row> {
     let mut open = Vec::with_capacity(servers.len());
     for client in servers {

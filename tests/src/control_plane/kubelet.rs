@@ -44,24 +44,20 @@ pub async fn wait_pods(
     use futures::StreamExt;
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = || async {
-        let mut pods = api
-            .list(&ListParams::default().labels(selector))
-            .await
-            .unwrap_or_else(|e| panic!("list pods {selector} in {namespace}: {e}"))
-            .items;
-        pods.sort_by(|a, b| {
-            a.metadata
-                .creation_timestamp
-                .cmp(&b.metadata.creation_timestamp)
-                .then(a.metadata.name.cmp(&b.metadata.name))
-        });
-        pods
+        let pods = api.list(&ListParams::default().labels(selector)).await;
+        let mut pods = pods.unwrap_or_else(|e| panic!("list pods {selector} in {namespace}: {e}"));
+        let created = |p: &Pod| {
+            (
+                p.metadata.creation_timestamp.clone(),
+                p.metadata.name.clone(),
+            )
+        };
+        pods.items.sort_by_key(created);
+        pods.items
     };
+    let config = watcher::Config::default().labels(selector);
+    let mut events = std::pin::pin!(watcher(api.clone(), config));
     let wait = async {
-        let mut events = std::pin::pin!(watcher(
-            api.clone(),
-            watcher::Config::default().labels(selector)
-        ));
         loop {
             let pods = list().await;
             if accept(&pods) {

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
+use rcgen::{DnType, ExtendedKeyUsagePurpose, KeyPair};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 use super::node::{Node, ServiceNet};
-use super::{Release, binaries, pki};
+use super::{Release, binaries};
+use crate::webhook_process::{Pair, Pki};
 
 /// How long the API server may take to become ready (a cold start on 2 loaded cores takes
 /// about 10 s; bootstrap RBAC and priority classes are written on first start).
@@ -53,7 +55,7 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
     // The API server on the `kubernetes` Service's cluster IP, port 443, on loopback: pods on
     // the node reach it through the unmodified in-cluster config.
     let net = ServiceNet::choose(run.parent().unwrap_or(run))?;
-    let pki = pki::write(&pki_dir, &net.api_ip().to_string())?;
+    let pki = write_credentials(&pki_dir, &net.api_ip().to_string())?;
     let [etcd_client, etcd_peer] = free_ports()?;
     let server = format!("https://{}:443", net.api_ip());
     let mut components = Components {
@@ -322,4 +324,89 @@ pub(crate) fn kubeconfig_text(
         "contexts": [{"name": user, "context": context}],
     })
     .to_string()
+}
+
+/// The control plane's credentials, fresh for every run ([`write_credentials`]); each pair is a
+/// certificate and its key.
+struct Credentials {
+    ca_cert: PathBuf,
+    /// The API server's serving pair.
+    serving: (PathBuf, PathBuf),
+    sa_key: PathBuf,
+    /// Its public half (the API server's `--service-account-key-file` reads no PKCS#8 private key).
+    sa_pub: PathBuf,
+    /// `system:masters`.
+    admin: (PathBuf, PathBuf),
+    /// `system:kube-controller-manager`.
+    controller_manager: (PathBuf, PathBuf),
+    /// The kubelet's: `system:node:localhost` in `system:nodes`.
+    node: (PathBuf, PathBuf),
+    /// The API server's for its calls to the kubelet (logs, exec).
+    kubelet_client: (PathBuf, PathBuf),
+}
+
+/// Writes a fresh PKI into `dir`; the API server's certificate also names `service_ip`, the
+/// cluster IP of the `kubernetes` Service.
+fn write_credentials(dir: &Path, service_ip: &str) -> Result<Credentials, String> {
+    let put = |name: &str, text: &str| -> Result<PathBuf, String> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        Ok(path)
+    };
+    let pair = |name: &str, pair: Pair| -> Result<(PathBuf, PathBuf), String> {
+        let cert = put(&format!("{name}.crt"), &pair.cert_pem)?;
+        Ok((cert, put(&format!("{name}.key"), &pair.key_pem)?))
+    };
+    let ca = Pki::default();
+    let serving = ca.sign(
+        &[
+            "127.0.0.1",
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            service_ip,
+        ],
+        |params| {
+            let name = &mut params.distinguished_name;
+            name.push(DnType::CommonName, "kube-apiserver");
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        },
+    );
+    let client = |file: &str, cn: &str, org: Option<&str>| {
+        let signed = ca.sign(&[], |params| {
+            params.distinguished_name.push(DnType::CommonName, cn);
+            if let Some(org) = org {
+                let name = &mut params.distinguished_name;
+                name.push(DnType::OrganizationName, org);
+            }
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        });
+        pair(file, signed)
+    };
+    // ECDSA P-256, PKCS#8: the API server signs service-account tokens with it (ES256).
+    let sa_key = KeyPair::generate().map_err(|e| format!("a service-account key: {e}"))?;
+    Ok(Credentials {
+        ca_cert: put("ca.crt", &ca.ca_pem())?,
+        serving: pair("apiserver", serving)?,
+        sa_key: put("service-account.key", &sa_key.serialize_pem())?,
+        sa_pub: put("service-account.pub", &sa_key.public_key_pem())?,
+        admin: client(
+            "admin",
+            "status-reporter-test-admin",
+            Some("system:masters"),
+        )?,
+        controller_manager: client("controller-manager", "system:kube-controller-manager", None)?,
+        node: client(
+            "kubelet",
+            &format!("system:node:{}", super::node::NAME),
+            Some("system:nodes"),
+        )?,
+        kubelet_client: client(
+            "kubelet-client",
+            "kube-apiserver-kubelet-client",
+            Some("system:masters"),
+        )?,
+    })
 }

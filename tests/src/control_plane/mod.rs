@@ -19,7 +19,6 @@ mod node;
 pub mod node_jobs;
 pub mod node_webhook;
 pub mod objects;
-mod pki;
 mod shared;
 pub mod stored;
 pub mod supervisor;

@@ -226,7 +226,7 @@ fn held_job(
     annotations: &[(&str, &str)],
     script: &str,
 ) -> (Value, Attempts) {
-    let attempts = Attempts::new();
+    let attempts = Attempts::default();
     let fifos = ["go", "end"].map(|f| attempts.path().join(f));
     let made = std::process::Command::new("mkfifo")
         .args(["-m", "666"])

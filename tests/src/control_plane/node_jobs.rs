@@ -123,16 +123,18 @@ pub struct Attempts {
     dir: tempfile::TempDir,
 }
 
-impl Attempts {
+impl Default for Attempts {
     /// A new, empty directory any container user can write.
-    pub fn new() -> Attempts {
+    fn default() -> Attempts {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
             .expect("chmod 777");
         Attempts { dir }
     }
+}
 
+impl Attempts {
     /// The directory on the machine.
     pub fn path(&self) -> &std::path::Path {
         self.dir.path()
@@ -158,11 +160,5 @@ impl Attempts {
     /// A script that runs `first` on the first attempt and `later` on every other.
     pub fn script(first: &str, later: &str) -> String {
         format!("if [ -e /attempts/seen ]; then {later}; else touch /attempts/seen; {first}; fi")
-    }
-}
-
-impl Default for Attempts {
-    fn default() -> Self {
-        Attempts::new()
     }
 }

@@ -93,32 +93,27 @@ async fn follow(
     let follow = async {
         while let Some(event) = events.next().await {
             let now = Some(start.elapsed());
+            // The first moment `seen` holds.
+            let mark = |moment: &mut Option<Duration>, seen: bool| {
+                *moment = moment.or(now.filter(|_| seen));
+            };
             match event.expect("watch") {
                 Either::Left(pod) => {
-                    let state = |c| container_state(&pod, c);
-                    if state("status-reporter").running.is_some() {
-                        t.reporter_running = t.reporter_running.or(now);
-                    }
-                    if state("adapter").terminated.is_some() {
-                        t.adapter_exited = t.adapter_exited.or(now);
-                    }
-                    if state("status-reporter").terminated.is_some() {
-                        t.reporter_exited = t.reporter_exited.or(now);
-                    }
-                    if ended(&pod) {
-                        t.pod_ended = t.pod_ended.or(now);
-                    }
+                    let reporter = container_state(&pod, "status-reporter");
+                    let adapter = container_state(&pod, "adapter");
+                    mark(&mut t.reporter_running, reporter.running.is_some());
+                    mark(&mut t.adapter_exited, adapter.terminated.is_some());
+                    mark(&mut t.reporter_exited, reporter.terminated.is_some());
+                    mark(&mut t.pod_ended, ended(&pod));
                     if t.reporter_running.is_some()
-                        && state("adapter").running.is_some()
+                        && adapter.running.is_some()
                         && let Some(running) = running.take()
                     {
                         running(&pod);
                     }
                 }
                 Either::Right(job) => {
-                    if condition(&job, "Available").is_some() {
-                        t.condition = t.condition.or(now);
-                    }
+                    mark(&mut t.condition, condition(&job, "Available").is_some());
                     let done = ["Complete", "Failed"]
                         .iter()
                         .any(|c| condition(&job, c).is_some_and(|c| c.status == "True"));

@@ -13,7 +13,7 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 
-use super::{Release, binaries, components, shared};
+use super::{Release, binaries, components, supervisor};
 
 /// The shared control plane, as one test process sees it.
 pub struct Cluster {
@@ -48,8 +48,9 @@ impl Cluster {
     pub fn admission() -> AdmissionGuard {
         static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
         let cluster = Cluster::get(&CLUSTER, "admission");
-        let state = shared::state_dir(cluster.release, "admission");
-        let lock = shared::lock(&state.join("admission.lock")).unwrap_or_else(|e| panic!("{e}"));
+        let state = supervisor::state_dir(cluster.release, "admission");
+        let lock =
+            supervisor::lock(&state.join("admission.lock")).unwrap_or_else(|e| panic!("{e}"));
         AdmissionGuard {
             cluster,
             _lock: lock,
@@ -74,7 +75,7 @@ impl Cluster {
     /// Joins (or starts) the control plane of `release` and `profile`; for tools that report
     /// errors themselves. Tests use [`Cluster::shared`] or [`Cluster::admission`].
     pub fn connect(release: Release, profile: &str) -> Result<Cluster, String> {
-        let (connection, run_dir) = shared::connect(release, profile)?;
+        let (connection, run_dir) = supervisor::connect(release, profile)?;
         Ok(Cluster {
             release,
             kubeconfig: run_dir.join("kubeconfig"),

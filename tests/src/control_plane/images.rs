@@ -45,7 +45,7 @@ pub(crate) fn import(run: &Path) -> Result<(), String> {
 /// The archives' records, built with the xtask unless newer than every source (the xtask
 /// takes seconds even when cargo has nothing to build); one process at a time (a lock file).
 pub fn build() -> Result<Vec<Record>, String> {
-    let lock = super::shared::lock(&dir().join("harness.lock"))?;
+    let lock = super::supervisor::lock(&dir().join("harness.lock"))?;
     if let Ok(records) = records()
         && fresh(&records)
     {

@@ -1,7 +1,7 @@
 //! A real Kubernetes control plane under the end-to-end suites: etcd, kube-apiserver and
 //! kube-controller-manager (the real Job controller), built from the Kubernetes Go modules by
 //! `tests/control-plane/build.sh` and started on loopback, one for every test process of a run
-//! ([`Cluster::shared`]: a supervisor, see `shared` and [`supervisor`]), each test in a
+//! ([`Cluster::shared`], [`supervisor`]), each test in a
 //! namespace of its own ([`Cluster::namespace`]). For the current release a real node runs
 //! beside it (`node`, [`node_jobs`]); pods without a node name stay unscheduled, and tests that
 //! need a state on cue play the kubelet ([`kubelet`]). The whole design: `tests/README.md`.
@@ -19,7 +19,6 @@ mod node;
 pub mod node_jobs;
 pub mod node_webhook;
 pub mod objects;
-mod shared;
 pub mod stored;
 pub mod supervisor;
 pub mod webhook;

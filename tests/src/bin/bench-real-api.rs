@@ -268,13 +268,11 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
     let ns = adapter_namespace(cluster, "bench-scale").await;
     let names: Vec<String> = (0..n).map(|i| format!("scale-{i}")).collect();
     let setup = Instant::now();
-    futures::future::join_all(
-        names
-            .iter()
-            .map(|name| ns.create_job(example_job(name, "native", &[]))),
-    )
+    let pods = futures::future::join_all(names.iter().map(|name| async {
+        ns.create_job(example_job(name, "native", &[])).await;
+        ns.running_pod(name, WAIT).await
+    }))
     .await;
-    let pods = futures::future::join_all(names.iter().map(|name| ns.running_pod(name, WAIT))).await;
     // Every request of a reporter counts, from its first LIST on.
     let before_requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len();
     let (mut reporters, dirs): (Vec<_>, Vec<_>) = (names.iter().zip(&pods))

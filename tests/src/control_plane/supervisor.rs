@@ -66,10 +66,11 @@ fn open_lock(path: &Path) -> std::io::Result<File> {
 pub(crate) fn connect(release: Release, profile: &str) -> Result<(UnixStream, PathBuf), String> {
     let state = state_dir(release, profile);
     let socket = socket_path(&state);
-    // A supervisor may be going away between our connect and its answer: try again.
+    // Held until connected: no supervisor goes away meanwhile, and one started here waits.
+    let _lock = lock(&state.join("lock"))?;
+    // One that went away just before may have left its socket: try again.
     let mut last = String::new();
     for _ in 0..3 {
-        let _lock = lock(&state.join("lock"))?;
         match UnixStream::connect(&socket) {
             Ok(stream) => match read_run_dir(&stream) {
                 Ok(run) => return Ok((stream, run)),
@@ -203,10 +204,6 @@ fn cmdline_contains(pid: &str, needle: &str) -> bool {
 /// starts the next one within milliseconds).
 pub const LINGER: Duration = Duration::from_secs(5);
 
-/// How long a fresh supervisor waits for its first connection (the process that started it
-/// connects at once unless it died).
-const FIRST_CONNECTION: Duration = Duration::from_secs(60);
-
 /// Runs the supervisor for `release`, binaries in `bin`, state under `state`; prints `ready
 /// <run dir>` (or `failed <why>`) on stdout; returns the exit code.
 pub async fn serve(release: Release, bin: &Path, state: &Path) -> i32 {
@@ -252,12 +249,10 @@ async fn supervise(release: Release, bin: &Path, state: &Path) -> Result<(), Str
 
     // One task per connected test process, ending with it.
     let mut clients = tokio::task::JoinSet::new();
-    let mut linger = FIRST_CONNECTION;
     let reason = loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((mut stream, _)) => {
-                    linger = LINGER;
                     let line = format!("{}\n", run.display());
                     clients.spawn(async move {
                         if stream.write_all(line.as_bytes()).await.is_ok() {
@@ -270,7 +265,7 @@ async fn supervise(release: Release, bin: &Path, state: &Path) -> Result<(), Str
                 Err(e) => eprintln!("control-plane: accept: {e}"),
             },
             Some(_) = clients.join_next() => {}
-            _ = tokio::time::sleep(linger), if clients.is_empty() => {
+            _ = tokio::time::sleep(LINGER), if clients.is_empty() => {
                 // Idle for the whole linger time. Only while no test process holds the start
                 // lock (it may be connecting right now), so none connects to a supervisor
                 // that is going away.

@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use clap::Parser;
 use status_reporter_webhook::body::{BodyLimits, read_body};
 use status_reporter_webhook::listener::{Connections, Listener, Timeouts};
@@ -75,7 +75,6 @@ fn app(bodies: BodyLimits, timeouts: Timeouts) -> Router {
             "/mutate",
             post(move |request: Request| answer(filler.clone(), bodies.clone(), request)),
         )
-        .route("/healthz", get(|| async { "ok" }))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeouts.request,

@@ -18,7 +18,7 @@ use crate::floor::RESPONSE_BYTES_HEADER;
 /// What one request asks for.
 #[derive(Clone)]
 pub enum Target {
-    /// `GET` of this path (`/healthz`, `/metrics`).
+    /// `GET` of this path (`/metrics`).
     Get(&'static str),
     /// `POST /mutate` with this review; the floor answers `response_bytes` bytes.
     Review {

@@ -273,9 +273,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
         // Warm up every server and path (connections, allocator, branch predictors).
         let all = [&floor, &quiet, &logging, &quiet2, &logging2, &go];
         let all: Vec<&Client> = all.into_iter().chain(base).collect();
-        for target in [&Target::Get("/healthz"), first] {
-            slices(&all, target, n, 1).await;
-        }
+        slices(&all, first, n, 1).await;
 
         // The fixed rate first, on servers that have only been warmed up, ours and (if
         // given) the base build's in turn: after the closed loops, the other servers on the
@@ -304,8 +302,6 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             "  {:<44} {:>8} {:>8} {:>8} {:>14}",
             "", "req/s", "p50 ms", "p99 ms", "server CPU/req"
         );
-        let healthz = slices(&[&quiet, &floor], &Target::Get("/healthz"), n, options.seconds).await;
-        healthz[0].print("GET /healthz", "");
         let mut logging_rows = Vec::new();
         for (i, (f, (target, response_bytes))) in fixtures.iter().zip(&targets).enumerate() {
             let bytes = format!("{} -> {}", f.label, fixtures::size(*response_bytes));

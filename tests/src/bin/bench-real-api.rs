@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use harness::control_plane::adapter::{
-    AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job,
+    AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job, set_job_condition,
 };
 use harness::control_plane::job_pods::{self, pod_condition};
 use harness::control_plane::{Cluster, Release, kubelet};
@@ -117,19 +117,9 @@ async fn floor_client(ns: &AdapterNamespace, job: &str) -> kube::Client {
 
 /// GET + PUT of the Job's status with one more condition (`Floor`), as the reporter writes.
 async fn get_put(client: &kube::Client, ns: &str, job: &str) {
-    let api: Api<Job> = Api::namespaced(client.clone(), ns);
-    let mut j = api.get_status(job).await.expect("GET");
-    let status = j.status.get_or_insert_with(Default::default);
-    status.conditions.get_or_insert_with(Vec::new).push(
-        serde_json::from_value(serde_json::json!({
-            "type": "Floor", "status": "True", "reason": "Floor", "message": "floor",
-            "lastTransitionTime": "2026-01-01T00:00:00Z"
-        }))
-        .expect("condition"),
-    );
-    api.replace_status(job, &Default::default(), &j)
-        .await
-        .expect("PUT");
+    let floor = serde_json::json!({"type": "Floor", "status": "True", "reason": "Floor",
+        "message": "floor", "lastTransitionTime": "2026-01-01T00:00:00Z"});
+    set_job_condition(client, ns, job, floor).await;
 }
 
 /// The floor of the file path: a pre-connected client's GET + PUT, timed from the GET's start

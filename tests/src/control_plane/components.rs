@@ -40,6 +40,9 @@ pub(crate) const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 /// The running components.
 pub(crate) struct Components {
+    /// Where the binaries are, and the run directory (their logs).
+    bin: PathBuf,
+    run: PathBuf,
     children: Vec<(&'static str, Child)>,
     node: Option<Node>,
     /// `kubeconfig` (admin, `system:masters`) in the run directory.
@@ -59,6 +62,8 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
     let [etcd_client, etcd_peer] = free_ports()?;
     let server = format!("https://{}:443", net.api_ip());
     let mut components = Components {
+        bin: bin.to_owned(),
+        run: run.to_owned(),
         children: Vec::new(),
         node: None,
         kubeconfig: write_kubeconfig(run, "kubeconfig", &server, &pki.ca_cert, &pki.admin)?,
@@ -75,8 +80,6 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
     let peer_url = format!("http://127.0.0.1:{etcd_peer}");
     components.spawn(
         "etcd",
-        bin,
-        run,
         &[
             "--name=default".into(),
             format!("--data-dir={}", run.join("etcd").display()),
@@ -131,7 +134,7 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
         apiserver.push("--feature-gates=MutatingAdmissionPolicy=true".into());
         apiserver.push("--runtime-config=admissionregistration.k8s.io/v1alpha1=true".into());
     }
-    components.spawn("kube-apiserver", bin, run, &apiserver)?;
+    components.spawn("kube-apiserver", &apiserver)?;
     if release == Release::Current {
         // containerd starts while the API server does.
         components.node = Some(Node::start(&binaries::node_bin_dir()?, run).await?);
@@ -143,8 +146,6 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
     if bin.join("kube-controller-manager").is_file() {
         components.spawn(
             "kube-controller-manager",
-            bin,
-            run,
             &[
                 format!("--kubeconfig={}", kcm_kubeconfig.display()),
                 // Each controller acts as its own ServiceAccount with its bootstrap RBAC, as
@@ -176,15 +177,9 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
 }
 
 impl Components {
-    fn spawn(
-        &mut self,
-        name: &'static str,
-        bin: &Path,
-        run: &Path,
-        args: &[String],
-    ) -> Result<(), String> {
-        let path = bin.join(name);
-        let log = run.join(format!("{name}.log"));
+    fn spawn(&mut self, name: &'static str, args: &[String]) -> Result<(), String> {
+        let path = self.bin.join(name);
+        let log = self.run.join(format!("{name}.log"));
         let child = spawn_logged(Command::new(&path).args(args), &log, &path.display())?;
         self.children.push((name, child));
         Ok(())

@@ -10,8 +10,8 @@ use harness::control_plane::adapter::{adapter_namespace, condition};
 use harness::control_plane::node_jobs::{
     container_state, ended_pods, exit, on_node, phase, wait_finished,
 };
-use harness::control_plane::node_webhook::DeployedWebhook;
 use harness::control_plane::objects::yaml_docs;
+use harness::control_plane::webhook::DeployedWebhook;
 use harness::control_plane::{Cluster, images, job_pods};
 use serde_json::{Value, json};
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use harness::control_plane::admission_chain::{Admission, InstalledAdmission};
 use harness::control_plane::helm::{self, HelmRelease};
+use harness::control_plane::objects::{differences, json_objects, object_differences};
 use harness::control_plane::objects::{list, yaml_docs};
-use harness::control_plane::stored::{differences, json_objects, object_differences};
 use harness::control_plane::webhook::{InstalledWebhook, manifests};
 use harness::control_plane::{AdmissionGuard, Cluster, Release};
 use k8s_openapi::api::batch::v1::Job;

@@ -17,9 +17,7 @@ pub mod job_pods;
 pub mod kubelet;
 mod node;
 pub mod node_jobs;
-pub mod node_webhook;
 pub mod objects;
-pub mod stored;
 pub mod supervisor;
 pub mod webhook;
 

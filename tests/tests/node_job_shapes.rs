@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use harness::control_plane::Cluster;
 use harness::control_plane::adapter::{AdapterNamespace, adapter_namespace, condition};
-use harness::control_plane::job_pods::{index, name, wait_job_pods, wait_pod_condition};
+use harness::control_plane::kubelet::{index, name, wait_job_pods, wait_pod_condition};
 use harness::control_plane::node_jobs::{
     Attempts, adapter_job, container_state, ended_pods, exit, phase, wait_finished,
 };

@@ -12,7 +12,7 @@ use harness::control_plane::node_jobs::{
 };
 use harness::control_plane::objects::yaml_docs;
 use harness::control_plane::webhook::DeployedWebhook;
-use harness::control_plane::{Cluster, images, job_pods};
+use harness::control_plane::{Cluster, images, kubelet};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -165,7 +165,7 @@ async fn a_restricted_namespace_runs_our_containers_non_root_on_a_read_only_root
         .metadata
         .uid
         .expect("uid");
-    let pod = job_pods::wait_job_pods(
+    let pod = kubelet::wait_job_pods(
         &ns.client,
         &ns.name,
         &uid,
@@ -178,7 +178,7 @@ async fn a_restricted_namespace_runs_our_containers_non_root_on_a_read_only_root
     )
     .await
     .remove(0);
-    let name = job_pods::name(&pod);
+    let name = kubelet::name(&pod);
     let (uids, read_only) = process_of(&name, "status-reporter")
         .unwrap_or_else(|| panic!("no status-reporter process of pod {name} on this machine"));
     assert_eq!(

@@ -21,8 +21,8 @@ use futures::StreamExt;
 use harness::control_plane::adapter::{
     AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job, set_job_condition,
 };
-use harness::control_plane::job_pods::{self, pod_condition};
-use harness::control_plane::{Cluster, Release, kubelet};
+use harness::control_plane::kubelet::{self, pod_condition};
+use harness::control_plane::{Cluster, Release};
 use harness::measure::{self, cpu_time, percentile, status_field, status_of};
 use harness::reporter_process::Reporter;
 use k8s_openapi::api::batch::v1::Job;
@@ -191,7 +191,7 @@ async fn one_run(cluster: &Cluster, bin: &Path, i: usize, trigger: Trigger, idle
     let ns = adapter_namespace(cluster, &name).await;
     ns.create_job(example_job(&name, "native", &[])).await;
     let (pod, results) = ns.running_pod(&name, WAIT).await;
-    let pod_name = job_pods::name(&pod);
+    let pod_name = kubelet::name(&pod);
     let mut reporter = Reporter::spawn(ns.reporter_command(bin, &pod, &results, &[]));
     reporter.logs.wait_for(&["pod update"], WAIT);
     let idle_switches = idle.then(|| {

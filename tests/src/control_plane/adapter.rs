@@ -158,6 +158,20 @@ pub fn example_job(name: &str, mode: &str, annotations: &[(&str, &str)]) -> Valu
     injected.remove(0)
 }
 
+/// [`example_job`] (the injected `manifests/examples/job.yaml`) with `spec` merged into its
+/// spec: `completions`, `completionMode`, `backoffLimit`, `successPolicy`, … (the injected pod
+/// template does not depend on them).
+pub fn shaped_job(name: &str, mode: &str, annotations: &[(&str, &str)], spec: Value) -> Value {
+    let mut job = example_job(name, mode, annotations);
+    let Value::Object(fields) = spec else {
+        panic!("shaped_job: spec must be an object, got {spec}")
+    };
+    for (k, v) in fields {
+        job["spec"][k] = v;
+    }
+    job
+}
+
 impl AdapterNamespace {
     /// Creates `job` (moved into this namespace) through the API (and its admission chain).
     pub async fn create_job(&self, mut job: Value) -> Job {

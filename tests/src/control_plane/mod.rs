@@ -13,7 +13,6 @@ pub mod cluster;
 mod components;
 pub mod helm;
 pub mod images;
-pub mod job_pods;
 pub mod kubelet;
 mod node;
 pub mod node_jobs;

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, Conta
 use serde_json::{Value, json};
 
 use super::adapter::{AdapterNamespace, condition, example_job};
-use super::{images, job_pods, node};
+use super::{images, kubelet, node};
 
 /// The injected example Job named `name` in sidecar `mode` (`none`: not injected), with
 /// `annotations`, its adapter running `script` (`sh -c`), on the test node.
@@ -66,7 +66,7 @@ pub async fn wait_finished(ns: &AdapterNamespace, job: &str, timeout: Duration) 
 
 /// Waits (bounded) until every pod of the Job with uid `uid` has ended, at least `n`.
 pub async fn ended_pods(ns: &AdapterNamespace, uid: &str, n: usize, timeout: Duration) -> Vec<Pod> {
-    job_pods::wait_job_pods(
+    kubelet::wait_job_pods(
         &ns.client,
         &ns.name,
         uid,

@@ -15,36 +15,23 @@ use hyper_util::rt::TokioIo;
 
 use crate::floor::RESPONSE_BYTES_HEADER;
 
-/// What one request asks for.
+/// A `POST /mutate` of a review; the floor answers `response_bytes` bytes.
 #[derive(Clone)]
-pub enum Target {
-    /// `GET` of this path (`/metrics`).
-    Get(&'static str),
-    /// `POST /mutate` with this review; the floor answers `response_bytes` bytes.
-    Review {
-        /// The AdmissionReview body.
-        body: Bytes,
-        /// Size of the webhook's answer to it.
-        response_bytes: usize,
-    },
+pub struct Target {
+    /// The AdmissionReview body.
+    pub body: Bytes,
+    /// Size of the webhook's answer to it.
+    pub response_bytes: usize,
 }
 
 impl Target {
     fn request(&self) -> Request<Full<Bytes>> {
-        let request = Request::builder().header("host", "localhost");
-        match self {
-            Target::Get(path) => request.uri(*path).body(Full::default()),
-            Target::Review {
-                body,
-                response_bytes,
-            } => request
-                .method("POST")
-                .uri("/mutate")
-                .header("content-type", "application/json")
-                .header(RESPONSE_BYTES_HEADER, response_bytes.to_string())
-                .body(Full::new(body.clone())),
-        }
-        .expect("request")
+        Request::post("/mutate")
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .header(RESPONSE_BYTES_HEADER, self.response_bytes.to_string())
+            .body(Full::new(self.body.clone()))
+            .expect("request")
     }
 }
 
@@ -95,27 +82,6 @@ impl Client {
     /// The server's answer to one `target`, on a connection of its own.
     pub async fn answer(&self, target: &Target) -> Bytes {
         Client::once(&mut self.connect().await, target).await
-    }
-
-    /// The server's own count and total of `admission_duration_seconds` (the handler's time
-    /// per review, measured inside the server), from its `/metrics`.
-    pub async fn handler_seconds(&self) -> (f64, f64) {
-        let text = self.answer(&Target::Get("/metrics")).await;
-        let text = String::from_utf8_lossy(&text);
-        let value = |name: &str| {
-            text.lines()
-                .find_map(|line| {
-                    line.strip_prefix(name)?
-                        .strip_prefix(' ')?
-                        .parse::<f64>()
-                        .ok()
-                })
-                .unwrap_or_else(|| panic!("{name} in /metrics"))
-        };
-        (
-            value("status_reporter_webhook_admission_duration_seconds_count"),
-            value("status_reporter_webhook_admission_duration_seconds_sum"),
-        )
     }
 
     /// `n` connections, each TLS- and HTTP-handshaken.

@@ -245,7 +245,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             .map(|f| {
                 let response_bytes = handler(&f.body, &config).len();
                 let body = Bytes::from(f.body.clone());
-                (Target::Review { body, response_bytes }, response_bytes)
+                (Target { body, response_bytes }, response_bytes)
             })
             .collect();
         let first = &targets[0].0;
@@ -305,13 +305,11 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
         let mut logging_rows = Vec::new();
         for (i, (f, (target, response_bytes))) in fixtures.iter().zip(&targets).enumerate() {
             let bytes = format!("{} -> {}", f.label, fixtures::size(*response_bytes));
-            let handler_before = quiet.handler_seconds().await;
             let servers: Vec<&Client> = [&floor, &quiet, &go].into_iter().chain(base).collect();
             let rows = slices(&servers, target, n, options.seconds).await;
             let [floor_row, mutate, go_row, base_row @ ..] = &rows[..] else {
                 unreachable!("a row per server")
             };
-            let handler_after = quiet.handler_seconds().await;
             floor_row.print(&format!("floor   {bytes}"), "");
             let ratio = |row: &Row| us(row.cpu_per_request()) / us(floor_row.cpu_per_request()).max(0.001);
             mutate.print(
@@ -326,16 +324,6 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
                     mutate.stats.rps() / go_row.stats.rps().max(0.001),
                     us(go_row.cpu_per_request()) / us(mutate.cpu_per_request()).max(0.001),
                 ),
-            );
-            // The handler's share of that, as the server itself timed it: the review inside
-            // the server, among TLS and HTTP, costs more than in the in-process loop above,
-            // where its code and data stay in cache.
-            let reviews = handler_after.0 - handler_before.0;
-            let seconds = handler_after.1 - handler_before.1;
-            println!(
-                "  {:<44} {:>38.2} us  (the server's admission_duration_seconds, mean of {reviews})",
-                "  of which the handler, timed inside it",
-                1e6 * seconds / reviews.max(1.0),
             );
             if let Some(base_row) = base_row.first() {
                 base_row.print(

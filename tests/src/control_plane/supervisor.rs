@@ -282,23 +282,12 @@ async fn supervise(release: Release, bin: &Path, state: &Path) -> Result<(), Str
     eprintln!("control-plane: stopping ({reason})");
     let _ = std::fs::remove_file(&socket);
     components.stop().await;
-    keep_logs(&run, state);
-    let _ = std::fs::remove_dir_all(&run);
-    Ok(())
-}
-
-/// Keeps the last run's component logs in `state/last-run/` for a look after the suite.
-fn keep_logs(run: &Path, state: &Path) {
-    let last: PathBuf = state.join("last-run");
+    // The last run's logs stay in `state/last-run/` for a look after the suite; its data goes.
+    let last = state.join("last-run");
     let _ = std::fs::remove_dir_all(&last);
-    if std::fs::create_dir_all(&last).is_ok()
-        && let Ok(entries) = std::fs::read_dir(run)
-    {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "log") {
-                let _ = std::fs::copy(&path, last.join(entry.file_name()));
-            }
-        }
+    for data in ["etcd", "node"] {
+        let _ = std::fs::remove_dir_all(run.join(data));
     }
+    let _ = std::fs::rename(&run, &last);
+    Ok(())
 }

@@ -16,7 +16,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::future::Either;
@@ -248,18 +248,12 @@ fn cgroup_of(pod: &Pod, controller: &str) -> Option<PathBuf> {
         .rsplit('/')
         .next()?
         .to_owned();
-    let mut stack = vec![PathBuf::from("/sys/fs/cgroup").join(controller)];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
-            if entry.file_name().to_string_lossy() == id {
-                return Some(entry.path());
-            }
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(entry.path());
-            }
-        }
-    }
-    None
+    let all = walkdir::WalkDir::new(Path::new("/sys/fs/cgroup").join(controller));
+    let found = all
+        .into_iter()
+        .flatten()
+        .find(|e| e.file_name() == id.as_str());
+    found.map(walkdir::DirEntry::into_path)
 }
 
 fn read_u64(path: PathBuf) -> Option<u64> {

@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use walkdir::WalkDir;
+
 use super::Release;
 
 /// The one line that tells a developer how to get the control plane.
@@ -99,20 +101,14 @@ fn check(dir: &Path, needed: &[&str]) -> Result<PathBuf, String> {
 /// The newest modification time of the files at `paths` and under them (a `target`
 /// directory left out): whether something built from them is fresh.
 pub(crate) fn newest_source(paths: impl IntoIterator<Item = PathBuf>) -> SystemTime {
-    let mut newest = SystemTime::UNIX_EPOCH;
-    let mut stack: Vec<PathBuf> = paths.into_iter().collect();
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if !meta.is_dir() {
-            newest = newest.max(meta.modified().unwrap_or(newest));
-        } else if path.file_name().is_none_or(|n| n != "target") {
-            let entries = std::fs::read_dir(&path).into_iter().flatten().flatten();
-            stack.extend(entries.map(|e| e.path()));
-        }
-    }
-    newest
+    let walks = paths
+        .into_iter()
+        .map(|p| WalkDir::new(p).follow_links(true).into_iter());
+    let files = walks.flat_map(|w| w.filter_entry(|e| e.file_name() != "target").flatten());
+    let times = files.filter(|e| e.file_type().is_file());
+    (times.filter_map(|e| e.metadata().ok()?.modified().ok()))
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// The workspace root (the parent of this crate's directory).

@@ -14,6 +14,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Node as NodeObject;
 use kube::Api;
 use tokio::process::{Child, Command};
+use walkdir::WalkDir;
 
 use super::components::{free_ports, spawn_logged};
 
@@ -388,23 +389,12 @@ fn cgroup_mounts() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Removes the directories of the cgroup `top`, deepest first (its files go with them).
 fn remove_tree(top: &Path) {
-    let mut dirs = vec![];
-    let mut stack = vec![top.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            stack.extend(
-                entries
-                    .flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| e.path()),
-            );
+    for dir in WalkDir::new(top).contents_first(true).into_iter().flatten() {
+        if dir.file_type().is_dir() {
+            let _ = std::fs::remove_dir(dir.path());
         }
-        dirs.push(dir);
-    }
-    // Parents come before their children in `dirs`: reversed, deepest first.
-    for dir in dirs.iter().rev() {
-        let _ = std::fs::remove_dir(dir);
     }
 }
 

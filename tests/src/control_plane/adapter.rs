@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::rbac::v1::ClusterRole;
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
@@ -37,22 +37,18 @@ fn root() -> PathBuf {
     super::binaries::workspace_root()
 }
 
-/// Applies `file` (objects moved into `namespace`); panics with kubectl's message.
-pub fn apply_file(cluster: &Cluster, file: &Path, namespace: &str) {
-    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let mut objects = yaml_docs(&text, &file.display().to_string());
-    in_namespace(&mut objects, namespace);
-    let (ok, out, err) = cluster.apply(&objects, false);
-    assert!(ok, "kubectl apply {}: {err}\n{out}", file.display());
-}
-
 /// A new namespace with the shipped ClusterRole, `examples/rbac.yaml` applied in it, and a
 /// kubeconfig for its ServiceAccount.
 pub async fn adapter_namespace(cluster: &Cluster, prefix: &str) -> AdapterNamespace {
     let client = cluster.client().await;
     let name = cluster.namespace(&client, prefix, &[]).await;
     for file in ["common/reporter-clusterrole.yaml", "examples/rbac.yaml"] {
-        apply_file(cluster, &root().join("manifests").join(file), &name);
+        let file = root().join("manifests").join(file);
+        let text = std::fs::read_to_string(&file).expect("the shipped RBAC");
+        let mut objects = yaml_docs(&text, &file.display().to_string());
+        in_namespace(&mut objects, &name);
+        let (ok, out, err) = cluster.apply(&objects, false);
+        assert!(ok, "kubectl apply {}: {err}\n{out}", file.display());
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = cluster
@@ -67,17 +63,17 @@ pub async fn adapter_namespace(cluster: &Cluster, prefix: &str) -> AdapterNamesp
 }
 
 /// The shipped reporter ClusterRole (`manifests/common/reporter-clusterrole.yaml`).
-pub fn shipped_reporter_role() -> Value {
+pub fn shipped_reporter_role() -> ClusterRole {
     let text = std::fs::read_to_string(root().join("manifests/common/reporter-clusterrole.yaml"))
         .expect("the shipped reporter ClusterRole");
-    yaml_docs(&text, "reporter-clusterrole.yaml").remove(0)
+    let role = yaml_docs(&text, "reporter-clusterrole.yaml").remove(0);
+    serde_json::from_value(role).expect("a ClusterRole")
 }
 
 /// Every `(apiGroup, resource, verb)` the shipped reporter ClusterRole grants.
 pub fn shipped_reporter_grants() -> Vec<(String, String, String)> {
-    let role: ClusterRole = serde_json::from_value(shipped_reporter_role()).expect("a ClusterRole");
     let mut grants = Vec::new();
-    for rule in role.rules.unwrap_or_default() {
+    for rule in shipped_reporter_role().rules.unwrap_or_default() {
         for group in rule.api_groups.iter().flatten() {
             for resource in rule.resources.iter().flatten() {
                 for verb in &rule.verbs {
@@ -99,28 +95,24 @@ pub async fn adapter_namespace_without(
 ) -> AdapterNamespace {
     let ns = adapter_namespace(cluster, prefix).await;
     let mut role = shipped_reporter_role();
-    let role_name = format!(
-        "status-reporter-without-{verb}-{}",
-        resource.replace('/', "-")
-    );
-    role["metadata"]["name"] = json!(role_name);
-    let mut found = false;
-    for rule in role["rules"].as_array_mut().expect("rules") {
-        if rule["resources"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|x| x == resource))
-        {
-            let verbs = rule["verbs"].as_array_mut().expect("verbs");
-            let before = verbs.len();
-            verbs.retain(|v| v != verb);
-            found |= verbs.len() < before;
+    let resource_name = resource.replace('/', "-");
+    let role_name = format!("status-reporter-without-{verb}-{resource_name}");
+    role.metadata.name = Some(role_name.clone());
+    let rules = role.rules.get_or_insert_default();
+    let granted = |rules: &[PolicyRule]| rules.iter().map(|r| r.verbs.len()).sum::<usize>();
+    let before = granted(rules);
+    for rule in rules.iter_mut() {
+        if rule.resources.iter().flatten().any(|r| r == resource) {
+            rule.verbs.retain(|v| v != verb);
         }
     }
+    let removed = granted(rules) < before;
+    assert!(
+        removed,
+        "the shipped ClusterRole grants {verb} on {resource}"
+    );
     // A rule left without verbs is invalid: drop it.
-    if let Some(rules) = role["rules"].as_array_mut() {
-        rules.retain(|r| r["verbs"].as_array().is_some_and(|v| !v.is_empty()));
-    }
-    assert!(found, "the shipped ClusterRole grants {verb} on {resource}");
+    rules.retain(|r| !r.verbs.is_empty());
     // roleRef is immutable: the binding is replaced.
     let delete = ["-n", &ns.name, "delete", "rolebinding", SERVICE_ACCOUNT];
     let (ok, _, err) = cluster.kubectl_run(&delete, None);
@@ -130,6 +122,7 @@ pub async fn adapter_namespace_without(
         "metadata": {"name": SERVICE_ACCOUNT, "namespace": ns.name},
         "roleRef": {"apiGroup": group, "kind": "ClusterRole", "name": role_name},
         "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": ns.name}]});
+    let role = serde_json::to_value(role).expect("a ClusterRole");
     let (ok, _, err) = cluster.apply(&[role, binding], false);
     assert!(ok, "apply {role_name} and its binding: {err}");
     ns

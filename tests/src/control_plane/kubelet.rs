@@ -296,18 +296,13 @@ pub async fn job_pods(
 
 /// `name (phase, deleting?, index)` for messages.
 pub fn describe(pod: &Pod) -> String {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    let deleting = pod.metadata.deletion_timestamp.as_ref();
     format!(
         "{} ({}{}{})",
         pod.metadata.name.as_deref().unwrap_or("?"),
-        pod.status
-            .as_ref()
-            .and_then(|s| s.phase.as_deref())
-            .unwrap_or("no phase"),
-        if pod.metadata.deletion_timestamp.is_some() {
-            ", terminating"
-        } else {
-            ""
-        },
+        phase.unwrap_or("no phase"),
+        deleting.map_or("", |_| ", terminating"),
         index(pod).map_or(String::new(), |i| format!(", index {i}")),
     )
 }

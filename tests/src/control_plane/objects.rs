@@ -15,24 +15,20 @@ use super::cluster::run;
 /// Every document of a YAML stream (Lists flattened), skipping empty documents; panics naming
 /// `what` on bad YAML.
 pub fn yaml_docs(text: &str, what: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    for doc in serde_yaml_ng::Deserializer::from_str(text) {
-        let value: Value = serde::Deserialize::deserialize(doc)
-            .unwrap_or_else(|e| panic!("{what}: not YAML: {e}"));
-        match value {
-            Value::Null => {}
-            Value::Object(ref o)
-                if o.get("kind")
-                    .and_then(Value::as_str)
-                    .is_some_and(|k| k.ends_with("List"))
-                    && o.get("items").is_some_and(Value::is_array) =>
-            {
-                out.extend(o["items"].as_array().cloned().unwrap_or_default());
-            }
-            v => out.push(v),
-        }
+    let docs = serde_yaml_ng::Deserializer::from_str(text).map(|doc| {
+        serde::Deserialize::deserialize(doc).unwrap_or_else(|e| panic!("{what}: not YAML: {e}"))
+    });
+    docs.flat_map(items).collect()
+}
+
+/// The items of a `…List`, nothing for `null`, else `value` itself.
+fn items(value: Value) -> Vec<Value> {
+    let list = value["kind"].as_str().is_some_and(|k| k.ends_with("List"));
+    match value["items"].as_array() {
+        Some(items) if list => items.clone(),
+        _ if value.is_null() => Vec::new(),
+        _ => vec![value],
     }
-    out
 }
 
 /// `kind/name` of an object, for messages.
@@ -213,17 +209,9 @@ impl Cluster {
 /// The objects of kubectl's `-o json` output: one object, a `List`, or (from `create` of
 /// several) objects one after the other; panics naming `what` on anything else.
 pub fn json_objects(text: &str, what: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
-        let value = value.unwrap_or_else(|e| panic!("{what}: not JSON: {e}\n{text}"));
-        match value["items"].as_array() {
-            Some(items) if value["kind"].as_str().is_some_and(|k| k.ends_with("List")) => {
-                out.extend(items.iter().cloned())
-            }
-            _ => out.push(value),
-        }
-    }
-    out
+    let values = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    let values = values.map(|v| v.unwrap_or_else(|e| panic!("{what}: not JSON: {e}\n{text}")));
+    values.flat_map(items).collect()
 }
 
 /// `obj` without the server's bookkeeping and the installing tool's marks (see the module
@@ -313,13 +301,6 @@ pub fn differences(a: &Value, b: &Value) -> Vec<String> {
 }
 
 fn walk(a: &Value, b: &Value, path: String, out: &mut Vec<String>) {
-    let at = |p: &str| {
-        if p.is_empty() {
-            "(top)".to_owned()
-        } else {
-            p.to_owned()
-        }
-    };
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
@@ -357,7 +338,8 @@ fn walk(a: &Value, b: &Value, path: String, out: &mut Vec<String>) {
             }
         }
         _ if a == b => {}
-        _ => out.push(format!("{}: {a} != {b}", at(&path))),
+        _ if path.is_empty() => out.push(format!("(top): {a} != {b}")),
+        _ => out.push(format!("{path}: {a} != {b}")),
     }
 }
 

@@ -161,48 +161,30 @@ impl Client {
 
 /// Latency samples of one run.
 pub struct Stats {
-    sorted: Vec<Duration>,
+    /// The samples, in no order.
+    pub samples: Vec<Duration>,
     wall: Duration,
 }
 
 impl Stats {
     /// Samples taken over `wall`.
-    pub fn new(mut samples: Vec<Duration>, wall: Duration) -> Stats {
-        samples.sort_unstable();
-        Stats {
-            sorted: samples,
-            wall,
-        }
+    pub fn new(samples: Vec<Duration>, wall: Duration) -> Stats {
+        Stats { samples, wall }
     }
 
     /// The runs together: their samples, and the sum of their wall times.
     pub fn merge(parts: Vec<Stats>) -> Stats {
         let wall = parts.iter().map(|p| p.wall).sum();
-        let samples = parts.into_iter().flat_map(|p| p.sorted).collect();
-        Stats::new(samples, wall)
-    }
-
-    /// How many samples.
-    pub fn count(&self) -> usize {
-        self.sorted.len()
+        Stats::new(parts.into_iter().flat_map(|p| p.samples).collect(), wall)
     }
 
     /// Requests per second of wall time.
     pub fn rps(&self) -> f64 {
-        self.sorted.len() as f64 / self.wall.as_secs_f64()
+        self.samples.len() as f64 / self.wall.as_secs_f64()
     }
 
     /// The `p`th percentile (nearest rank).
     pub fn percentile(&self, p: f64) -> Duration {
-        if self.sorted.is_empty() {
-            return Duration::ZERO;
-        }
-        let i = ((p / 100.0) * (self.sorted.len() - 1) as f64).round() as usize;
-        self.sorted[i]
-    }
-
-    /// The slowest sample.
-    pub fn max(&self) -> Duration {
-        self.sorted.last().copied().unwrap_or_default()
+        harness::measure::percentile(&mut self.samples.clone(), p)
     }
 }

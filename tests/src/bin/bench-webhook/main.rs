@@ -168,7 +168,7 @@ impl Row {
 
     /// The server's CPU time per request.
     fn cpu_per_request(&self) -> Duration {
-        self.cpu / self.stats.count().max(1) as u32
+        self.cpu / self.stats.samples.len().max(1) as u32
     }
 
     fn print(&self, what: &str, note: &str) {
@@ -289,7 +289,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
                 "  {what}  p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
                 ms(fixed.percentile(50.0)),
                 ms(fixed.percentile(99.0)),
-                ms(fixed.max()),
+                ms(fixed.percentile(100.0)),
             );
         }
 

@@ -167,13 +167,8 @@ impl Logs {
     }
 
     /// How many lines so far (a mark for [`Logs::wait_for_since`]).
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.lines().len()
-    }
-
-    /// Whether no line arrived yet.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Waits (bounded) for a line containing every one of `parts` and returns it; panics with
@@ -184,7 +179,7 @@ impl Logs {
     }
 
     /// [`Logs::wait_for`], looking only at lines after the first `mark` (from
-    /// [`Logs::len`]): for an event that may already have been logged before.
+    /// [`Logs::count`]): for an event that may already have been logged before.
     pub fn wait_for_since(&self, mark: usize, parts: &[&str], timeout: Duration) -> String {
         let found = |lines: &Vec<String>| {
             let mut after = lines.iter().skip(mark);

@@ -236,7 +236,7 @@ async fn rotation_is_served_without_restart_and_a_broken_pair_keeps_the_old() {
     // A pair whose key does not match its certificate: refused, the old one stays.
     let failures = "status_reporter_webhook_certificate_reloads_total{result=\"failure\"}";
     let before = metric(&server, &pki, failures).await;
-    let mark = server.logs.len();
+    let mark = server.logs.count();
     let third = pki.issue();
     secret.write(&third.cert_pem, &first.key_pem);
     server.logs.wait_for_since(
@@ -453,7 +453,7 @@ async fn rotation_to_an_expired_or_not_yet_valid_pair_keeps_the_current_one() {
     let mut secret = SecretDir::new(&good);
     let server = spawn_server(&secret);
     for (state, pair) in out_of_date_pairs(&pki) {
-        let mark = server.logs.len();
+        let mark = server.logs.count();
         secret.write(&pair.cert_pem, &pair.key_pem);
         server.logs.wait_for_since(
             mark,

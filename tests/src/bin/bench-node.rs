@@ -266,7 +266,6 @@ async fn latencies(cluster: &Cluster, ns: &AdapterNamespace, runs: usize) {
         "\n3–5. per run, ms (result → condition | exit → condition [from the kubelet's report]) | create → reporter's pod watch | reporter peak memory, CPU:"
     );
     for mode in ["native", "classic"] {
-        let mut lines = Vec::new();
         for run in 0..runs {
             // Result: the adapter waits on `go`, writes, then waits on `end`.
             let name = format!("result-{mode}-{run}");
@@ -318,7 +317,7 @@ async fn latencies(cluster: &Cluster, ns: &AdapterNamespace, runs: usize) {
                 .condition
                 .zip(t.adapter_exited)
                 .map(|(c, a)| c.saturating_sub(a));
-            lines.push(format!(
+            println!(
                 "   {mode:<8} {run:>2}: {:>5} | {:>5} [{:>5}] | {:>6} | {}",
                 ms(Some(latency)),
                 ms(exit),
@@ -332,10 +331,7 @@ async fn latencies(cluster: &Cluster, ns: &AdapterNamespace, runs: usize) {
                     ),
                     None => "- (exited before it could be read)".into(),
                 },
-            ));
-        }
-        for l in lines {
-            println!("{l}");
+            );
         }
     }
 }

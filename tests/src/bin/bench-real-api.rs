@@ -22,7 +22,7 @@ use harness::control_plane::adapter::{
     AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job, set_job_condition,
 };
 use harness::control_plane::kubelet::{self, pod_condition};
-use harness::control_plane::{Cluster, Release};
+use harness::control_plane::{Cluster, Release, client_config};
 use harness::measure::{self, cpu_time, percentile, status_field, status_of};
 use harness::reporter_process::Reporter;
 use k8s_openapi::api::batch::v1::Job;
@@ -103,12 +103,7 @@ async fn measure(
 
 /// A client as the reporter's (its own client stack, its ServiceAccount), already connected.
 async fn floor_client(ns: &AdapterNamespace, job: &str) -> kube::Client {
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&ns.kubeconfig).expect("kubeconfig"),
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("kubeconfig");
+    let config = client_config(&ns.kubeconfig).await.expect("kubeconfig");
     let client = status_reporter::client::build(config).expect("client");
     let api: Api<Job> = Api::namespaced(client.clone(), &ns.name);
     api.get_status(job).await.expect("warm-up GET");

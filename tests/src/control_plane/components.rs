@@ -244,12 +244,7 @@ impl Components {
 
 /// An admin client from `kubeconfig`.
 pub(crate) async fn admin_client(kubeconfig: &Path) -> Result<kube::Client, String> {
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| e.to_string())?,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .map_err(|e| format!("kubeconfig {}: {e}", kubeconfig.display()))?;
+    let config = super::client_config(kubeconfig).await?;
     kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 

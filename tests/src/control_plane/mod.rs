@@ -46,6 +46,14 @@ pub fn path_with(dir: &std::path::Path) -> std::ffi::OsString {
     std::env::join_paths(dirs).unwrap_or(path)
 }
 
+/// The client configuration of the kubeconfig file `path`.
+pub async fn client_config(path: &std::path::Path) -> Result<kube::Config, String> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| e.to_string())?;
+    kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(|e| format!("kubeconfig {}: {e}", path.display()))
+}
+
 /// Waits (bounded, on a watch) until object `name` of `api` exists and `accept` holds for it;
 /// returns it then, or why not (the watch failed, or nothing within `timeout`).
 pub async fn wait_object<K>(

@@ -131,17 +131,13 @@ impl Node {
             r#"{"cniVersion":"1.0.0","name":"lo","plugins":[{"type":"loopback"}]}"#.into(),
         )?;
         let init = put("init.sh", INIT.into())?;
-        let config = put(
-            "containerd.toml",
-            fill(
-                CONTAINERD,
-                &[
-                    ("$NODE", &dir.display().to_string()),
-                    ("$PAUSE", super::images::PAUSE),
-                    ("$RUNC", RUNC),
-                ],
-            ),
-        )?;
+        let node = dir.display().to_string();
+        let values = [
+            ("$NODE", &*node),
+            ("$PAUSE", super::images::PAUSE),
+            ("$RUNC", RUNC),
+        ];
+        let config = put("containerd.toml", fill(CONTAINERD, &values))?;
 
         let mut unshare = Command::new("unshare");
         unshare
@@ -222,7 +218,13 @@ impl Node {
         let [port] = free_ports()?;
         make_cgroups(&self.cgroup_root)?;
         let config = dir.join("kubelet.yaml");
-        std::fs::write(&config, self.kubelet_config(client_ca, port))
+        let values = [
+            ("$CGROUP_ROOT", self.cgroup_root.as_str()),
+            ("$NODE", &dir.display().to_string()),
+            ("$PORT", &port.to_string()),
+            ("$CLIENT_CA", &client_ca.display().to_string()),
+        ];
+        std::fs::write(&config, fill(KUBELET, &values))
             .map_err(|e| format!("{}: {e}", config.display()))?;
         let mut kubelet = Command::new("nsenter");
         kubelet
@@ -273,18 +275,6 @@ impl Node {
                 log.display()
             )),
         }
-    }
-
-    fn kubelet_config(&self, client_ca: &Path, port: u16) -> String {
-        fill(
-            KUBELET,
-            &[
-                ("$CGROUP_ROOT", &self.cgroup_root),
-                ("$NODE", &self.dir.display().to_string()),
-                ("$PORT", &port.to_string()),
-                ("$CLIENT_CA", &client_ca.display().to_string()),
-            ],
-        )
     }
 
     /// Kills the node's namespace (its processes, containers, mounts), removes its cgroups.

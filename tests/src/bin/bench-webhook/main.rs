@@ -213,22 +213,19 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
     let base = base_bin
         .as_ref()
         .map(|bin| start(bin, &["--log-level", "warn"]));
-    if pinned {
-        println!(
-            "\nload generator pinned to CPU 0, servers to CPU 1 (taskset); webhook {} (pid {}), floor pid {}, Go peer pid {}",
-            webhook.display(),
-            quiet.pid,
-            floor.pid,
-            go.pid
-        );
-        if let (Some(bin), Some((base, _))) = (&base_bin, &base) {
-            println!("base webhook {} (pid {})", bin.display(), base.pid);
-        }
-    } else {
-        println!(
-            "\nnot pinned ({} CPU): load generator and servers share the CPU",
-            cpus()
-        );
+    let placement = match pinned {
+        true => "load generator pinned to CPU 0, servers to CPU 1 (taskset)",
+        false => "not pinned: load generator and servers share the CPU",
+    };
+    println!(
+        "\n{placement}; webhook {} (pid {}), floor pid {}, Go peer pid {}",
+        webhook.display(),
+        quiet.pid,
+        floor.pid,
+        go.pid
+    );
+    if let (Some(bin), Some((base, _))) = (&base_bin, &base) {
+        println!("base webhook {} (pid {})", bin.display(), base.pid);
     }
     let base = base.as_ref().map(|(client, _)| client);
 
@@ -365,7 +362,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             "  (x2: two servers at each level, which differ by {warn_spread:.1} % (warn) and \
              {info_spread:.1} % (info) in CPU/req: this comparison's noise)"
         );
-        let logged_lines = logging_server.logs.len() + logging2_server.logs.len();
+        let logged_lines = logging_server.logs.count() + logging2_server.logs.count();
 
         for (what, server) in [("log warn", &quiet), ("log info", &logging)] {
             println!(

@@ -287,14 +287,8 @@ pub async fn request(
         send.send_request(req).await.expect("HTTP/1.1 request")
     };
     let status = res.status().as_u16();
-    let body = res
-        .into_body()
-        .collect()
-        .await
-        .expect("response body")
-        .to_bytes()
-        .to_vec();
-    (status, body)
+    let body = res.into_body().collect().await.expect("response body");
+    (status, body.to_bytes().to_vec())
 }
 
 /// Reads (and drops) whatever `stream` receives until the server closes it: true if that

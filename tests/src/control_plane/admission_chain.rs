@@ -113,21 +113,15 @@ pub struct InstalledAdmission<'a> {
 impl<'a> InstalledAdmission<'a> {
     /// Tracks the admission objects among `rendered` (installed by the caller, or about to be).
     pub fn track(cluster: &'a AdmissionGuard, rendered: &[Value]) -> Self {
-        let objects = rendered
-            .iter()
-            .filter(|o| {
-                o["apiVersion"]
-                    .as_str()
-                    .is_some_and(|v| v.starts_with(ADMISSION_GROUP))
-            })
-            .map(|o| {
-                format!(
-                    "{}.{ADMISSION_GROUP}/{}",
-                    o["kind"].as_str().unwrap_or("?").to_lowercase(),
-                    o["metadata"]["name"].as_str().unwrap_or("?")
-                )
-            })
-            .collect();
+        let admission = |v: &str| v.starts_with(ADMISSION_GROUP);
+        let mut objects = Vec::new();
+        for o in rendered {
+            if o["apiVersion"].as_str().is_some_and(admission) {
+                let kind = o["kind"].as_str().unwrap_or("?").to_lowercase();
+                let name = o["metadata"]["name"].as_str().unwrap_or("?");
+                objects.push(format!("{kind}.{ADMISSION_GROUP}/{name}"));
+            }
+        }
         InstalledAdmission { cluster, objects }
     }
 

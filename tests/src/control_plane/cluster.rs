@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use kube::Api;
 use kube::api::PostParams;
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::{Release, binaries, components, supervisor};
@@ -66,10 +66,7 @@ impl Cluster {
                 .map_err(|e| format!("STATUS_REPORTER_K8S_RELEASE: {e}"))?;
             Cluster::connect(release, profile)
         });
-        match result {
-            Ok(c) => c,
-            Err(e) => panic!("cannot start the real control plane: {e}"),
-        }
+        (result.as_ref()).unwrap_or_else(|e| panic!("cannot start the real control plane: {e}"))
     }
 
     /// Joins (or starts) the control plane of `release` and `profile`; for tools that report
@@ -135,17 +132,11 @@ impl Cluster {
         let api: Api<Namespace> = Api::all(client.clone());
         let labels: BTreeMap<_, _> = labels.iter().copied().collect();
         let ns = json!({"metadata": {"generateName": format!("{prefix}-"), "labels": labels}});
-        let created = api
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(ns).expect("a Namespace"),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("create namespace {prefix}-*: {e}"));
+        let ns: Namespace = serde_json::from_value(ns).expect("a Namespace");
+        let created = api.create(&PostParams::default(), &ns).await;
         let name = created
-            .metadata
-            .name
-            .expect("a created namespace has a name");
+            .unwrap_or_else(|e| panic!("create namespace {prefix}-*: {e}"))
+            .name_any();
         if self.release == Release::Current {
             let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
             super::wait_object(sas, "default", Duration::from_secs(60), |_| true)

@@ -126,16 +126,9 @@ impl Drop for HelmRelease<'_> {
     /// is failing already.
     fn drop(&mut self) {
         let (name, namespace) = (&self.name, &self.namespace);
-        let uninstall = [
-            "uninstall",
-            name,
-            "-n",
-            namespace,
-            "--wait",
-            "--timeout",
-            TIMEOUT,
-        ];
-        let (ok, out, err) = run(self.helm().args(uninstall), None);
+        let mut uninstall = self.helm();
+        uninstall.args(["uninstall", name, "-n", namespace]);
+        let (ok, out, err) = run(uninstall.args(["--wait", "--timeout", TIMEOUT]), None);
         if !ok {
             cleanup_failed(format!("helm uninstall {name}: {err}\n{out}"));
         }

@@ -208,14 +208,12 @@ pub const LINGER: Duration = Duration::from_secs(5);
 /// <run dir>` (or `failed <why>`) on stdout; returns the exit code.
 pub async fn serve(release: Release, bin: &Path, state: &Path) -> i32 {
     clean_stale_runs(state);
-    match supervise(release, bin, state).await {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("control-plane: {e}");
-            println!("failed {e}");
-            1
-        }
-    }
+    let Err(e) = supervise(release, bin, state).await else {
+        return 0;
+    };
+    eprintln!("control-plane: {e}");
+    println!("failed {e}");
+    1
 }
 
 async fn supervise(release: Release, bin: &Path, state: &Path) -> Result<(), String> {

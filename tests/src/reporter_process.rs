@@ -163,17 +163,8 @@ impl Rig {
 
     /// The adapter terminates (the kubelet's write).
     pub async fn terminate(&self, code: i32, reason: &str, message: Option<&str>) {
-        let (client, ns) = (&self.ns.client, &self.ns.name);
-        kubelet::terminate(
-            client,
-            ns,
-            self.pod_name(),
-            "adapter",
-            code,
-            reason,
-            message,
-        )
-        .await;
+        let (client, ns, pod) = (&self.ns.client, &self.ns.name, self.pod_name());
+        kubelet::terminate(client, ns, pod, "adapter", code, reason, message).await;
     }
 
     /// The adapter waits with `reason` and `message` (the kubelet's write).

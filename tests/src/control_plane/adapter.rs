@@ -287,22 +287,18 @@ pub async fn set_job_condition(
 
 /// The Job's condition of `type_`.
 pub fn condition(job: &Job, type_: &str) -> Option<JobCondition> {
-    job.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)
-        .cloned()
+    let conditions = job.status.as_ref()?.conditions.as_ref()?;
+    conditions.iter().find(|c| c.type_ == type_).cloned()
 }
 
 /// The types of the Job's conditions, in order.
 pub fn condition_types(job: &Job) -> Vec<String> {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .map(|cs| cs.iter().map(|c| c.type_.clone()).collect())
-        .unwrap_or_default()
+    let conditions = job.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions
+        .into_iter()
+        .flatten()
+        .map(|c| c.type_.clone())
+        .collect()
 }
 
 /// The `status-reporter` container's env as the kubelet resolves it on `pod`.

@@ -245,14 +245,10 @@ pub async fn finish(client: &kube::Client, namespace: &str, pod: &str, phase: &s
     let code = i32::from(phase == "Failed");
     update_status(client, namespace, pod, |p, status| {
         for name in long_running(p) {
-            let still_running = status
-                .container_statuses
-                .iter()
-                .chain(status.init_container_statuses.iter())
-                .flatten()
-                .find(|s| s.name == name)
-                .is_none_or(|s| s.state.as_ref().is_none_or(|st| st.terminated.is_none()));
-            if still_running {
+            let all = status.container_statuses.iter();
+            let mut all = all.chain(&status.init_container_statuses).flatten();
+            let state = all.find(|s| s.name == name).and_then(|s| s.state.as_ref());
+            if state.is_none_or(|s| s.terminated.is_none()) {
                 let reason = if code == 0 { "Completed" } else { "Error" };
                 set_container(p, status, &name, terminated(code, reason, None));
             }
@@ -309,9 +305,8 @@ pub fn describe(pod: &Pod) -> String {
 
 /// The pod's completion index (Indexed Jobs).
 pub fn index(pod: &Pod) -> Option<u32> {
-    pod.metadata
-        .labels
-        .as_ref()?
+    let labels = pod.metadata.labels.as_ref()?;
+    labels
         .get("batch.kubernetes.io/job-completion-index")?
         .parse()
         .ok()
@@ -357,13 +352,8 @@ pub async fn evict(client: &kube::Client, namespace: &str, pod: &str) {
 
 /// The pod's condition of `type_`.
 pub fn pod_condition(pod: &Pod, type_: &str) -> Option<PodCondition> {
-    pod.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)
-        .cloned()
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    conditions.iter().find(|c| c.type_ == type_).cloned()
 }
 
 /// Waits (bounded) until `pod` has a condition of `type_`; returns it.

@@ -84,10 +84,8 @@ pub fn ended(pod: &Pod) -> bool {
 
 /// The pod's phase.
 pub fn phase(pod: &Pod) -> &str {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or_default()
+    let status = pod.status.as_ref();
+    status.and_then(|s| s.phase.as_deref()).unwrap_or_default()
 }
 
 /// The status of `container` (or init container) as the kubelet reported it.

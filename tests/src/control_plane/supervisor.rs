@@ -107,10 +107,7 @@ fn start_supervisor(release: Release, state: &Path) -> Result<(), String> {
     let log_path = state.join("supervisor.log");
     let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let mut child = Command::new(&supervisor)
-        .arg("serve")
-        .arg("--release")
-        .arg(release.as_str())
-        .arg("--bin-dir")
+        .args(["serve", "--release", release.as_str(), "--bin-dir"])
         .arg(&bin)
         .arg("--state-dir")
         .arg(state)

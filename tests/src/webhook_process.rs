@@ -150,11 +150,8 @@ impl SecretDir {
     /// versioned directory, then an atomic rename of `..data`.
     pub fn write(&mut self, cert: &str, key: &str) {
         self.version += 1;
-        let version = format!(
-            "..2026_11_21_00_00_{:02}.{}",
-            self.version,
-            std::process::id()
-        );
+        let pid = std::process::id();
+        let version = format!("..2026_11_21_00_00_{:02}.{pid}", self.version);
         let root = self.dir.path();
         std::fs::create_dir(root.join(&version)).expect("mkdir");
         std::fs::write(root.join(&version).join("tls.crt"), cert).expect("write cert");

@@ -415,22 +415,16 @@ async fn many(cluster: &Cluster, ns: &AdapterNamespace, n: usize) {
         t = jobs => t,
         () = sample => unreachable!(),
     };
-    let wall = start.elapsed();
+    let wall = start.elapsed().as_secs_f64();
     let after = (node("kubelet"), node("containerd"));
-    let ours = timelines
-        .iter()
-        .filter(|(t, _)| t.condition.is_some())
-        .count();
+    let moments =
+        |of: fn(&Timeline) -> Option<Duration>| timelines.iter().filter_map(move |(t, _)| of(t));
+    let ours = moments(|t| t.condition).count();
+    let condition = ms(Some(median(moments(|t| t.condition))));
+    let complete = ms(Some(median(moments(|t| t.complete))));
     let cpu = |b: (Duration, u64), a: (Duration, u64)| (a.0 - b.0).as_secs_f64();
     println!(
-        "\n6. {n} Jobs at once (native): {ours}/{n} conditions, all Complete in {:.1} s; median create → condition {} ms, → Complete {} ms",
-        wall.as_secs_f64(),
-        ms(Some(median(
-            timelines.iter().filter_map(|(t, _)| t.condition)
-        ))),
-        ms(Some(median(
-            timelines.iter().filter_map(|(t, _)| t.complete)
-        ))),
+        "\n6. {n} Jobs at once (native): {ours}/{n} conditions, all Complete in {wall:.1} s; median create → condition {condition} ms, → Complete {complete} ms"
     );
     println!(
         "   kubelet: {:.1} s CPU, peak RSS {} MiB; containerd: {:.1} s CPU, peak RSS {} MiB; shims: peak RSS {} MiB in all",
@@ -447,28 +441,22 @@ async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = <Args as clap::Parser>::parse();
     let (runs, pods) = (args.runs.into(), args.pods.into());
+    let secs = |t: Instant| t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let archives = images::build().unwrap_or_else(|e| panic!("{e}"));
+    let archives = images::build().unwrap_or_else(|e| panic!("{e}")).len();
     println!(
-        "1. images built (cargo xtask images, test-images): {:.1} s, {} archives",
-        t.elapsed().as_secs_f64(),
-        archives.len()
+        "1. images built (cargo xtask images, test-images): {:.1} s, {archives} archives",
+        secs(t)
     );
     // The supervisor binary, built before the clock starts.
     harness::bin::path("control-plane");
     let t = Instant::now();
     let cluster =
         Cluster::connect(Release::Current, "bench-node").unwrap_or_else(|e| panic!("{e}"));
-    println!(
-        "   control plane + node Ready: {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    println!("   control plane + node Ready: {:.1} s", secs(t));
     let t = Instant::now();
     cluster.node();
-    println!(
-        "   images imported into the node: {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    println!("   images imported into the node: {:.1} s", secs(t));
     let ns = adapter_namespace(&cluster, "bench-node").await;
     wall_time(&ns, runs).await;
     sigterm_to_exit(&ns, runs).await;

@@ -306,7 +306,7 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
     tokio::time::timeout(WAIT, all)
         .await
         .expect("every condition in time");
-    let wall = t0.elapsed();
+    let wall = ms(t0.elapsed());
     let cpu_after = (cpu_time(apiserver), cpu_time(etcd));
     for r in &reporters {
         r.signal("-TERM");
@@ -315,10 +315,7 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
         r.wait_exit(WAIT);
     }
     let requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len() - before_requests;
-    println!(
-        "  {n}/{n} conditions True/ChecksPassed, all written within {}",
-        ms(wall)
-    );
+    println!("  {n}/{n} conditions True/ChecksPassed, all written within {wall}");
     println!(
         "  API requests: {requests} for {n} Jobs = {:.1} per Job (every request of the reporters, from the audit log)",
         requests as f64 / n as f64

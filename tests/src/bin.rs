@@ -1,11 +1,11 @@
 //! Locating (and building once per test process) the workspace's real binaries.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use crate::control_plane::{target_dir, workspace_root};
+use crate::control_plane::{newest_source, target_dir, workspace_root};
 
 /// The package, crate directory and env override of each binary we know.
 fn package_of(name: &str) -> (&'static str, &'static str, &'static str) {
@@ -28,17 +28,14 @@ fn package_of(name: &str) -> (&'static str, &'static str, &'static str) {
 }
 
 /// Path of a workspace binary (`"status-reporter"` | `"status-reporter-webhook"` |
-/// `"control-plane"`). Env `STATUS_REPORTER_BIN` / `STATUS_REPORTER_WEBHOOK_BIN` /
-/// `STATUS_REPORTER_CONTROL_PLANE_BIN` names a prebuilt binary. Otherwise the binary cargo
-/// built for this test run (`target/debug/<name>`, which a workspace test build makes) is used
-/// when it is newer than every source it is built from; else it is built once per test
-/// process with `cargo build -p <package> --bin <name>` (honours `CARGO_TARGET_DIR`, and
-/// `--release` when env `STATUS_REPORTER_TESTS_RELEASE=1`). Rebuilding only when stale
-/// matters: a package-only build resolves features differently from the workspace test build,
-/// so building every time would make the two overwrite each other's binary on every run.
-/// Panics with cargo's output if the build fails.
+/// `"control-plane"`): the prebuilt one env `STATUS_REPORTER_BIN` /
+/// `STATUS_REPORTER_WEBHOOK_BIN` / `STATUS_REPORTER_CONTROL_PLANE_BIN` names, else the workspace
+/// test build's `target/debug/<name>` when newer than its sources, else built once per process
+/// (`cargo build -p <package> --bin <name>`, `--release` with `STATUS_REPORTER_TESTS_RELEASE=1`).
+/// Only when stale: a package-only build resolves features differently from the workspace
+/// test build, and the two would overwrite each other's binary on every run.
 pub fn path(name: &str) -> PathBuf {
-    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
     let (package, crate_dir, override_var) = package_of(name);
     if let Some(p) = std::env::var_os(override_var).filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
@@ -46,18 +43,17 @@ pub fn path(name: &str) -> PathBuf {
         return p;
     }
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    let built = built.get_or_insert_default();
-    if let Some(p) = built.get(name) {
-        return p.clone();
-    }
-    let release = std::env::var("STATUS_REPORTER_TESTS_RELEASE").is_ok_and(|v| v == "1");
-    let profile = if release { "release" } else { "debug" };
-    let path = target_dir().join(profile).join(name);
-    if !fresh(&path, crate_dir) {
-        cargo_build(package, name, release);
-    }
-    built.insert(name.to_owned(), path.clone());
-    path
+    let path = built.entry(name.to_owned()).or_insert_with(|| {
+        let release = std::env::var("STATUS_REPORTER_TESTS_RELEASE").is_ok_and(|v| v == "1");
+        let path = target_dir()
+            .join(if release { "release" } else { "debug" })
+            .join(name);
+        if !fresh(&path, crate_dir) {
+            cargo_build(package, name, release);
+        }
+        path
+    });
+    path.clone()
 }
 
 /// The release build of a workspace binary, for the benchmarks: the env override of [`path`]
@@ -77,48 +73,18 @@ fn cargo_build(package: &str, name: &str, release: bool) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root())
-        .args(["build", "--quiet", "-p", package, "--bin", name]);
-    if release {
-        cmd.arg("--release");
-    }
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build {name}: {e}"));
-    assert!(
-        output.status.success(),
-        "`cargo build -p {package} --bin {name}` failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .args(["build", "--quiet", "-p", package, "--bin", name])
+        .args(release.then_some("--release"));
+    let (ok, _, err) = crate::control_plane::cluster::run(&mut cmd, None);
+    assert!(ok, "`cargo build -p {package} --bin {name}` failed:\n{err}");
 }
 
-/// Whether `binary` exists and is newer than every source it is built from: its crate
-/// directory, the `contract` crate both binaries build on, and the workspace manifests.
+/// Whether `binary` is newer than its crate, `contract` and the workspace manifests.
 fn fresh(binary: &Path, crate_dir: &str) -> bool {
-    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
-        return false;
-    };
     let root = workspace_root();
-    let mut newest = std::time::SystemTime::UNIX_EPOCH;
-    let mut stack = vec![
-        root.join(crate_dir),
-        root.join("contract"),
-        root.join("Cargo.toml"),
-        root.join("Cargo.lock"),
-    ];
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if path.file_name().is_some_and(|n| n == "target") {
-                continue;
-            }
-            if let Ok(entries) = std::fs::read_dir(&path) {
-                stack.extend(entries.flatten().map(|e| e.path()));
-            }
-        } else if let Ok(modified) = meta.modified() {
-            newest = newest.max(modified);
-        }
-    }
-    built > newest
+    let sources = [crate_dir, "contract", "Cargo.toml", "Cargo.lock"].map(|p| root.join(p));
+    binary
+        .metadata()
+        .and_then(|m| m.modified())
+        .is_ok_and(|built| built > newest_source(sources))
 }

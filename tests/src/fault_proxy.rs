@@ -1,16 +1,12 @@
 //! [`FaultProxy`]: a pass-through in front of the real API server that a test scripts, for the
-//! faults a real server does not produce on cue — error bursts (409, 429, 5xx, 403 with real
-//! `Status` bodies and any `Retry-After`), a hung request, a dropped connection, a delay, a
-//! watch cut after K events (or now), and hostile responses (a huge body, an endless watch
-//! line, a list of many huge items, a rewritten object). It logs every request, and a test
-//! waits (bounded) on that log instead of sleeping.
+//! faults a real server does not produce on cue ([`Fault`], [`Hostile`]). It logs every
+//! request, and a test waits (bounded) on that log instead of sleeping.
 //!
 //! The binary under test talks plain HTTP to 127.0.0.1; the proxy talks TLS to the API server
-//! and passes the client's `Authorization` header through. So the API server itself
-//! authenticates and authorizes the ServiceAccount token the test gave the binary (a missing
-//! RBAC verb stays a real 403), and no second CA is needed: [`FaultProxy::kubeconfig`] points
-//! a ServiceAccount kubeconfig here. The proxy runs on a runtime of its own (sync and async
-//! tests alike); dropping it stops every connection and task, hung requests included.
+//! and passes the client's `Authorization` header through, so the API server itself checks the
+//! ServiceAccount token (a missing RBAC verb stays a real 403) and no second CA is needed. The
+//! proxy runs on a runtime of its own (sync and async tests alike); dropping it stops every
+//! connection and task, hung requests included.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -20,13 +16,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use http_body_util::{BodyExt, BodyStream, StreamBody, combinators::BoxBody};
+use http_body_util::{BodyExt, BodyStream, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, header};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::Connect;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use kube::client::ConfigExt;
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, pem::PemObject};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -34,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::control_plane::Cluster;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Body = BoxBody<Bytes, BoxError>;
+type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Which requests a [`Fault`] applies to: a method (`"*"` for any) and a substring of the
 /// path, optionally also substrings of the raw query (e.g. `watch=true`).
@@ -189,12 +182,11 @@ impl Fault {
         self
     }
 
-    /// Sets the `Retry-After` header of a [`Fault::status`] answer to `value`, sent as given
-    /// (absurd values like `9223372036854775808` included), and, when it is a number, the
-    /// Status body's `details.retryAfterSeconds` as the API server does; `""` sends none.
+    /// Sets the `Retry-After` of a [`Fault::status`] answer to `value` as given (absurd values
+    /// included) and, when it is a number, `details.retryAfterSeconds` as the API server does.
     pub fn retry_after(mut self, value: &str) -> Fault {
         if let Action::Status { retry_after, .. } = &mut self.action {
-            *retry_after = Some(value.to_owned()).filter(|v| !v.is_empty());
+            *retry_after = Some(value.to_owned());
         }
         self
     }
@@ -209,22 +201,10 @@ pub struct Logged {
     pub path: String,
     /// The raw query string (`""` when none).
     pub query: String,
-    /// The status answered: 0 until the answer's head is sent, and for ever when hung or
-    /// dropped.
+    /// The status answered: 0 until the answer's head is sent, for ever when hung or dropped.
     pub status: u16,
     /// Whether it is a watch (`watch=true` or `watch=1`).
     pub watch: bool,
-}
-
-impl fmt::Display for Logged {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let q = if self.query.is_empty() { "" } else { "?" };
-        write!(
-            f,
-            "{} {}{q}{} -> {}",
-            self.method, self.path, self.query, self.status
-        )
-    }
 }
 
 struct Shared {
@@ -271,9 +251,7 @@ impl FaultProxy {
         let mut config = kube::Config::new(upstream.parse().expect("the API server's URL"));
         let ca = CertificateDer::from_pem_file(cluster.ca_file()).expect("the cluster's CA");
         config.root_cert = Some(vec![ca.to_vec()]);
-        let tls = config
-            .rustls_https_connector()
-            .expect("fault proxy: TLS to the API server");
+        // Bound here, not on the runtime: tests that start a proxy run on a runtime of their own.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("fault proxy: bind");
         listener
             .set_nonblocking(true)
@@ -287,7 +265,8 @@ impl FaultProxy {
         });
         let serving = shared.clone();
         runtime.spawn(async move {
-            let client = Client::builder(TokioExecutor::new()).build::<_, Incoming>(tls);
+            // kube's client for a proxy's raw requests: its TLS, the paths as they came.
+            let client = kube::Client::try_from(config).expect("fault proxy: a client");
             let listener = tokio::net::TcpListener::from_std(listener).expect("fault proxy");
             while let Ok((stream, _)) = listener.accept().await {
                 let (shared, client) = (serving.clone(), client.clone());
@@ -317,16 +296,15 @@ impl FaultProxy {
     pub fn kubeconfig(&self, kubeconfig: &Path) -> PathBuf {
         let text = std::fs::read_to_string(kubeconfig)
             .unwrap_or_else(|e| panic!("{}: {e}", kubeconfig.display()));
-        let from = format!("server: {}", self.shared.upstream);
-        assert!(text.contains(&from), "{}: no {from}", kubeconfig.display());
-        let mut path = kubeconfig.as_os_str().to_owned();
-        path.push("-via-proxy");
-        let path = PathBuf::from(path);
-        std::fs::write(
-            &path,
-            text.replace(&from, &format!("server: {}", self.url())),
-        )
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let upstream = &self.shared.upstream;
+        assert!(
+            text.contains(upstream),
+            "{}: no {upstream}",
+            kubeconfig.display()
+        );
+        let path = PathBuf::from(format!("{}-via-proxy", kubeconfig.display()));
+        let text = text.replace(upstream, &self.url());
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         path
     }
 
@@ -374,7 +352,12 @@ impl FaultProxy {
         });
         let _ = tokio::time::timeout(timeout, seen).await;
         found.unwrap_or_else(|| {
-            let log: Vec<String> = self.requests().iter().map(ToString::to_string).collect();
+            let log: Vec<String> = (self.requests().iter())
+                .map(|r| {
+                    let q = if r.query.is_empty() { "" } else { "?" };
+                    format!("{} {}{q}{} -> {}", r.method, r.path, r.query, r.status)
+                })
+                .collect();
             panic!(
                 "fault proxy: no {what} within {timeout:?}; requests:\n  {}",
                 log.join("\n  ")
@@ -382,8 +365,7 @@ impl FaultProxy {
         })
     }
 
-    /// Waits (bounded) until `n` requests on `route` have been answered `status`; returns
-    /// the last of them.
+    /// Waits (bounded) until `n` requests on `route` were answered `status`; returns the `n`th.
     pub async fn wait_answered(
         &self,
         route: impl Into<Route>,
@@ -393,12 +375,9 @@ impl FaultProxy {
     ) -> Logged {
         let route = route.into();
         let what = format!("{n} request(s) on {route:?} answered {status}");
+        let answered = |r: &&Logged| route.matches(r) && r.status == status;
         self.wait_for(&what, timeout, |log| {
-            let on: Vec<&Logged> = log
-                .iter()
-                .filter(|r| route.matches(r) && r.status == status)
-                .collect();
-            on.get(n.checked_sub(1)?).map(|r| (*r).clone())
+            log.iter().filter(answered).nth(n.checked_sub(1)?).cloned()
         })
         .await
     }
@@ -418,9 +397,9 @@ fn dropped(why: impl fmt::Display) -> std::io::Error {
     std::io::Error::other(format!("the fault proxy dropped the connection: {why}"))
 }
 
-async fn handle<C: Connect + Clone + Send + Sync + 'static>(
+async fn handle(
     shared: Arc<Shared>,
-    client: Client<C, Incoming>,
+    client: kube::Client,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::io::Error> {
     let query = req.uri().query().unwrap_or_default().to_owned();
@@ -467,13 +446,11 @@ async fn handle<C: Connect + Clone + Send + Sync + 'static>(
         Some(Action::Rewrite(f)) => edit = Some(f),
         None => {}
     }
-    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let uri = format!("{}{target}", shared.upstream);
     let (mut parts, body) = req.into_parts();
-    parts.uri = uri.parse().map_err(dropped)?;
     parts.headers.remove(header::HOST);
+    let body = body.collect().await.map_err(dropped)?.to_bytes();
     // A failure upstream closes the client's connection too.
-    let upstream = client.request(Request::from_parts(parts, body));
+    let upstream = client.send(Request::from_parts(parts, body.into()));
     let upstream = upstream.await.map_err(dropped)?;
     let (mut parts, body) = upstream.into_parts();
     let body = if let Some(edit) = edit {
@@ -485,7 +462,7 @@ async fn handle<C: Connect + Clone + Send + Sync + 'static>(
     } else if request.watch {
         watch_body(body, &shared, cut_after)
     } else {
-        body.map_err(BoxError::from).boxed()
+        body.map_err(BoxError::from).boxed_unsync()
     };
     answered(parts.status.as_u16());
     Ok(Response::from_parts(parts, body))
@@ -493,7 +470,7 @@ async fn handle<C: Connect + Clone + Send + Sync + 'static>(
 
 /// `body` passed through until [`FaultProxy::cut_watches`] or, with `cut_after`, right after
 /// that many event lines; then the stream fails, and hyper aborts the answer.
-fn watch_body(body: Incoming, shared: &Shared, cut_after: Option<usize>) -> Body {
+fn watch_body(body: kube::client::Body, shared: &Shared, cut_after: Option<usize>) -> Body {
     let cut = shared.cut.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let state = (BodyStream::new(body), cut, cut_after);
     let frames = futures::stream::unfold(state, |(mut body, cut, mut left)| async move {
@@ -513,7 +490,7 @@ fn watch_body(body: Incoming, shared: &Shared, cut_after: Option<usize>) -> Body
         };
         Some((item, (body, cut, left)))
     });
-    BodyExt::boxed(StreamBody::new(frames))
+    BodyExt::boxed_unsync(StreamBody::new(frames))
 }
 
 /// `frame`, ending at the `left`-th newline if it has that many; counts `left` down.
@@ -537,7 +514,7 @@ fn count_lines(frame: Frame<Bytes>, left: &mut Option<usize>) -> Frame<Bytes> {
 fn full(bytes: impl Into<Bytes>) -> Body {
     http_body_util::Full::new(bytes.into())
         .map_err(|never| match never {})
-        .boxed()
+        .boxed_unsync()
 }
 
 fn json_response(code: u16, body: Body) -> Response<Body> {
@@ -606,5 +583,5 @@ fn hostile(body: Hostile) -> Body {
         Hostile::Bytes(bytes) => Box::new(std::iter::once(bytes)),
     };
     let frames = futures::stream::iter(chunks.map(|b| Ok::<_, BoxError>(Frame::data(b))));
-    BodyExt::boxed(StreamBody::new(frames))
+    BodyExt::boxed_unsync(StreamBody::new(frames))
 }

@@ -1,15 +1,12 @@
-//! [`Process`]: a real binary under test, running as a child process. Its stderr lines are
-//! observable as they arrive ([`Process::logs`]), its exit is waited on with a bound, it takes
-//! signals, and it is killed on drop, so a failing test never leaves it behind.
-//! `reporter_process` and `webhook_process` build their harnesses on it.
+//! [`Process`]: a real binary under test as a child process: its stderr lines observable as
+//! they arrive ([`Logs`]), so a test waits (bounded) on the line announcing an event instead of
+//! sleeping; a bounded exit wait; signals; killed on drop, so a failing test leaves nothing.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-use crate::logs::Logs;
 
 /// A running child process (stdin null, stderr captured into [`Process::logs`], stdout as
 /// the caller configured it); killed on drop if still running.
@@ -85,20 +82,15 @@ impl Process {
     /// Waits (bounded) for the process to exit and returns its status; panics with the logs
     /// if it does not exit within `timeout`. Afterwards `logs` holds all of stderr.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let status = match self.exited {
-            Some(status) => status,
-            None => {
-                let status = self.exit.recv_timeout(timeout).unwrap_or_else(|_| {
-                    panic!(
-                        "{} did not exit within {timeout:?}; logs:\n{}",
-                        self.what,
-                        self.logs.text()
-                    )
-                });
-                self.exited = Some(status);
-                status
-            }
-        };
+        let status = *self.exited.get_or_insert_with(|| {
+            self.exit.recv_timeout(timeout).unwrap_or_else(|_| {
+                let logs = self.logs.text();
+                panic!(
+                    "{} did not exit within {timeout:?}; logs:\n{logs}",
+                    self.what
+                )
+            })
+        });
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
@@ -127,13 +119,9 @@ impl Process {
     }
 
     fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .expect("read /proc/PID/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
+        let status = format!("/proc/{}/status", self.pid);
+        crate::measure::status_field(&status, field)
+            .unwrap_or_else(|| panic!("{field} in {status}"))
     }
 }
 
@@ -144,5 +132,65 @@ impl Drop for Process {
                 .args(["-KILL", &self.pid.to_string()])
                 .status();
         }
+    }
+}
+
+/// The first line `out` gives (trimmed), if it gives one within `timeout`: how a started server
+/// says where it is (`listening on ADDR`, `ready DIR`).
+pub fn first_line(out: impl Read + Send + 'static, timeout: Duration) -> Option<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line.trim().to_owned());
+    });
+    rx.recv_timeout(timeout).ok()
+}
+
+/// Lines a process wrote to stderr, observable as they arrive.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl Logs {
+    fn lines(&self) -> MutexGuard<'_, Vec<String>> {
+        self.0.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, line: String) {
+        self.lines().push(line);
+        self.0.1.notify_all();
+    }
+
+    /// Every line so far, joined with newlines.
+    pub fn text(&self) -> String {
+        self.lines().join("\n")
+    }
+
+    /// How many lines so far (a mark for [`Logs::wait_for_since`]).
+    pub fn count(&self) -> usize {
+        self.lines().len()
+    }
+
+    /// Waits (bounded) for a line containing every one of `parts` and returns it; panics with
+    /// all the lines so far if none arrives within `timeout` (`Duration::ZERO`: look only at
+    /// the lines already there).
+    pub fn wait_for(&self, parts: &[&str], timeout: Duration) -> String {
+        self.wait_for_since(0, parts, timeout)
+    }
+
+    /// [`Logs::wait_for`], looking only at lines after the first `mark` (from
+    /// [`Logs::count`]): for an event that may already have been logged before.
+    pub fn wait_for_since(&self, mark: usize, parts: &[&str], timeout: Duration) -> String {
+        let found = |lines: &Vec<String>| {
+            let mut after = lines.iter().skip(mark);
+            after.find(|l| parts.iter().all(|p| l.contains(p))).cloned()
+        };
+        let (lines, _) = (self.0.1)
+            .wait_timeout_while(self.lines(), timeout, |lines| found(lines).is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        found(&lines).unwrap_or_else(|| {
+            let logs = lines.join("\n");
+            panic!("no log line containing {parts:?} within {timeout:?}; logs:\n{logs}")
+        })
     }
 }

@@ -1,11 +1,6 @@
-//! The real `status-reporter` binary as a process under test.
-//!
-//! [`Reporter`] is the running process, with its stderr lines observable as they arrive
-//! ([`Logs::wait_for`]), a bounded wait for its exit and signals (SIGTERM, SIGINT). [`Rig`] is
-//! an adapter Job on the real API server whose pod the Job controller created and the test
-//! runs (playing the kubelet), the reporter's ServiceAccount reaching the API server through a
-//! [`FaultProxy`] the test scripts. Every wait is bounded and waits on the event itself (a log
-//! line, an exit, an API object, a request through the proxy) — never a sleep.
+//! The real `status-reporter` as a process under test ([`Reporter`]), and [`Rig`]: an adapter
+//! Job on the real API server whose pod the test runs (playing the kubelet), the reporter's
+//! ServiceAccount reaching the API server through a [`FaultProxy`] the test scripts.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -19,7 +14,6 @@ use crate::control_plane::Cluster;
 use crate::control_plane::adapter::{AdapterNamespace, adapter_namespace, example_job};
 use crate::control_plane::kubelet;
 use crate::fault_proxy::{FaultProxy, Route};
-pub use crate::logs::Logs;
 use crate::process::Process;
 
 /// How long a [`Rig`] waits for anything.
@@ -31,38 +25,33 @@ pub fn reporter_vars() -> impl Iterator<Item = &'static str> {
     contract::Setting::ALL.iter().map(|s| s.env())
 }
 
-/// A running reporter process (stdin and stdout null, stderr captured into [`Reporter::logs`]);
-/// killed on drop if still running.
-pub struct Reporter {
-    /// Its stderr, line by line.
-    pub logs: Logs,
-    process: Process,
+/// A running reporter: a [`Process`] (stdin and stdout null, stderr in `logs`) whose exit is
+/// its code; killed on drop if still running.
+pub struct Reporter(Process);
+
+impl std::ops::Deref for Reporter {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reporter {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.0
+    }
 }
 
 impl Reporter {
     /// Starts `cmd`; panics if it cannot be started.
     pub fn spawn(mut cmd: Command) -> Reporter {
-        let process = Process::spawn(cmd.stdout(Stdio::null()), "status-reporter");
-        Reporter {
-            logs: process.logs.clone(),
-            process,
-        }
-    }
-
-    /// The process id (e.g. to read `/proc/<pid>`).
-    pub fn pid(&self) -> u32 {
-        self.process.pid()
-    }
-
-    /// Sends a signal (see [`Process::signal`]).
-    pub fn signal(&self, sig: &str) {
-        self.process.signal(sig);
+        Reporter(Process::spawn(cmd.stdout(Stdio::null()), "status-reporter"))
     }
 
     /// Waits (bounded) for the process to exit; returns its exit code. Panics with the logs
     /// if it does not exit in time or dies by a signal. Afterwards `logs` holds all of stderr.
     pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
-        self.process
+        self.0
             .wait_exit(timeout)
             .code()
             .unwrap_or_else(|| panic!("killed by a signal; logs:\n{}", self.logs.text()))
@@ -73,16 +62,10 @@ impl Reporter {
         let code = self.wait_exit(timeout);
         (code, self.logs.text())
     }
-
-    /// Whether the process has not exited yet (does not wait).
-    pub fn still_running(&mut self) -> bool {
-        self.process.still_running()
-    }
 }
 
-/// An adapter Job (`manifests/examples/job.yaml`, injected) in a namespace of its own, its pod
-/// running with container `adapter` (containers as the Job controller created them), an empty
-/// results directory, and a proxy in front of the API server for the reporter.
+/// An injected example Job in a namespace of its own, its pod running, an empty results
+/// directory, and a proxy in front of the API server for the reporter.
 pub struct Rig {
     /// The namespace: admin client, scratch space, and the ServiceAccount's kubeconfig
     /// (through [`Rig::proxy`]).
@@ -180,17 +163,8 @@ impl Rig {
 
     /// The adapter terminates (the kubelet's write).
     pub async fn terminate(&self, code: i32, reason: &str, message: Option<&str>) {
-        let (client, ns) = (&self.ns.client, &self.ns.name);
-        kubelet::terminate(
-            client,
-            ns,
-            self.pod_name(),
-            "adapter",
-            code,
-            reason,
-            message,
-        )
-        .await;
+        let (client, ns, pod) = (&self.ns.client, &self.ns.name, self.pod_name());
+        kubelet::terminate(client, ns, pod, "adapter", code, reason, message).await;
     }
 
     /// The adapter waits with `reason` and `message` (the kubelet's write).

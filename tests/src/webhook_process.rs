@@ -1,22 +1,13 @@
 //! Running the real `status-reporter-webhook serve` over TLS, for the webhook suites and
-//! `bench-webhook`.
-//!
-//! [`Pki`] is a private CA issuing `localhost` serving certificates and the client configs that
-//! trust it; [`SecretDir`] lays a pair out the way the kubelet mounts a Secret (`tls.crt ->
-//! ..data/tls.crt`, rotated by an atomic rename of the `..data` symlink); [`Server`] starts
-//! `serve` on a free loopback port and reads the address from its `listening on ADDR` line
-//! (bounded), captures its stderr lines as they arrive ([`Server::wait_for_log`]) and waits
-//! (bounded) for its exit; [`connect`] opens a TLS connection to it, [`request`] sends one
-//! request over it, [`closed_within`] waits for the server to close it,
-//! [`post_head_until_continue`] and [`read_status`] speak HTTP/1.1 by hand, and
-//! [`unfinished_post`] starts an HTTP/2 request whose body never ends.
+//! `bench-webhook`: a private CA ([`Pki`]), a certificate directory laid out and rotated the
+//! way the kubelet mounts a Secret ([`SecretDir`]), the running server ([`Server`]), and
+//! clients that talk to it through hyper ([`request`]) or by hand ([`read_status`], …).
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -32,15 +23,14 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
-pub use crate::logs::Logs;
-use crate::process::Process;
+use crate::process::{Process, first_line};
 
-/// A private CA that issues serving certificates for `localhost`.
+/// A private CA: serving certificates for `localhost`, and whatever the control plane needs.
 pub struct Pki {
     ca: CertifiedIssuer<'static, KeyPair>,
 }
 
-/// A serving certificate and its key.
+/// A certificate and its key.
 pub struct Pair {
     /// The certificate, PEM.
     pub cert_pem: String,
@@ -54,14 +44,8 @@ pub struct Pair {
 }
 
 impl Default for Pki {
-    fn default() -> Self {
-        Pki::new()
-    }
-}
-
-impl Pki {
     /// A new self-signed CA.
-    pub fn new() -> Pki {
+    fn default() -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let key = KeyPair::generate().expect("CA key");
@@ -69,21 +53,30 @@ impl Pki {
             ca: CertifiedIssuer::self_signed(params, key).expect("CA"),
         }
     }
+}
+
+impl Pki {
+    /// The CA's certificate, PEM.
+    pub fn ca_pem(&self) -> String {
+        self.ca.pem()
+    }
 
     /// A new serving pair for `localhost`, signed by the CA.
     pub fn issue(&self) -> Pair {
-        self.issue_with(|_| {})
+        self.sign(&["localhost"], |_| {})
     }
 
     /// A new serving pair for `localhost`, valid from `not_before` to `not_after` only.
     pub fn issue_valid_between(&self, not_before: SystemTime, not_after: SystemTime) -> Pair {
-        self.issue_with(|params| {
+        self.sign(&["localhost"], |params| {
             params.not_before = not_before.into();
             params.not_after = not_after.into();
         })
     }
 
-    fn issue_with(&self, shape: impl FnOnce(&mut CertificateParams)) -> Pair {
+    /// A new pair for the subject alternative `names`, shaped by `shape` (its subject, key
+    /// usages, validity), signed by the CA.
+    pub fn sign(&self, names: &[&str], shape: impl FnOnce(&mut CertificateParams)) -> Pair {
         // A serial unique in this process, first byte 0x01 so DER encodes the bytes as they
         // are (no leading zero stripped or added) and the logged form is predictable.
         static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -91,7 +84,8 @@ impl Pki {
         serial.extend_from_slice(&std::process::id().to_be_bytes());
         serial.extend_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
         let key = KeyPair::generate().expect("key");
-        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let mut params = CertificateParams::new(names).expect("params");
         params.serial_number = Some(SerialNumber::from_slice(&serial));
         shape(&mut params);
         let cert = params.signed_by(&key, &self.ca).expect("sign");
@@ -107,13 +101,6 @@ impl Pki {
         }
     }
 
-    /// A root store trusting only the CA.
-    pub fn roots(&self) -> rustls::RootCertStore {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.der().clone()).expect("root");
-        roots
-    }
-
     /// A client config trusting the CA, offering only `versions` and ALPN `alpn`.
     pub fn client_config(
         &self,
@@ -122,8 +109,10 @@ impl Pki {
     ) -> rustls::ClientConfig {
         // ring is the only provider compiled in; installing it is idempotent.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).expect("root");
         let mut config = rustls::ClientConfig::builder_with_protocol_versions(versions)
-            .with_root_certificates(self.roots())
+            .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = vec![alpn.to_vec()];
         config
@@ -161,11 +150,8 @@ impl SecretDir {
     /// versioned directory, then an atomic rename of `..data`.
     pub fn write(&mut self, cert: &str, key: &str) {
         self.version += 1;
-        let version = format!(
-            "..2026_11_21_00_00_{:02}.{}",
-            self.version,
-            std::process::id()
-        );
+        let pid = std::process::id();
+        let version = format!("..2026_11_21_00_00_{:02}.{pid}", self.version);
         let root = self.dir.path();
         std::fs::create_dir(root.join(&version)).expect("mkdir");
         std::fs::write(root.join(&version).join("tls.crt"), cert).expect("write cert");
@@ -186,19 +172,30 @@ impl SecretDir {
     }
 }
 
-/// A running `status-reporter-webhook serve`; killed on drop if still running.
+/// A running `status-reporter-webhook serve`: a [`Process`] (its stderr in `logs`) and the
+/// address it listens on; killed on drop if still running.
 pub struct Server {
     /// The address it listens on (loopback, port chosen by the OS).
     pub addr: SocketAddr,
-    /// Its stderr, line by line, as it arrives.
-    pub logs: Logs,
     process: Process,
+}
+
+impl std::ops::Deref for Server {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
 }
 
 impl Server {
     /// Starts `bin serve --listen 127.0.0.1:0 --tls-cert CERT --tls-key KEY` plus `extra`
-    /// arguments (stderr captured into [`Server::logs`]) and waits up to `timeout` for its
-    /// `listening on ADDR` line.
+    /// arguments and waits up to `timeout` for its `listening on ADDR` line.
     pub fn start(bin: &Path, secret: &SecretDir, extra: &[&str], timeout: Duration) -> Server {
         Server::start_command(&mut serve_command(bin, secret, extra), timeout)
     }
@@ -209,66 +206,17 @@ impl Server {
         let what = format!("{command:?}");
         let mut process = Process::spawn(command.stdout(Stdio::piped()), &what);
         let stdout = process.take_stdout().expect("stdout piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let mut server = Server {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            logs: process.logs.clone(),
-            process,
-        };
-        let line = rx.recv_timeout(timeout).unwrap_or_else(|_| {
+        let line = first_line(stdout, timeout).unwrap_or_default();
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok());
+        let addr = addr.unwrap_or_else(|| {
             panic!(
-                "server did not print `listening on ADDR` within {timeout:?}; logs:\n{}",
-                server.logs.text()
+                "server did not print `listening on ADDR` within {timeout:?} (it printed {line:?}); logs:\n{}",
+                process.logs.text()
             )
         });
-        server.addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "unexpected first stdout line {line:?}; logs:\n{}",
-                    server.logs.text()
-                )
-            });
-        server
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.process.pid()
-    }
-
-    /// Sends a signal (see [`Process::signal`]).
-    pub fn signal(&self, sig: &str) {
-        self.process.signal(sig);
-    }
-
-    /// Waits (bounded) for a stderr line containing every one of `parts` and returns it;
-    /// panics with all the logs if none arrives within `timeout`.
-    pub fn wait_for_log(&self, parts: &[&str], timeout: Duration) -> String {
-        self.logs.wait_for(parts, timeout)
-    }
-
-    /// Waits (bounded) for the process to exit and returns its status (see
-    /// [`Process::wait_exit`]).
-    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        self.process.wait_exit(timeout)
-    }
-
-    /// Resident set size in KiB, from `/proc/PID/status`.
-    pub fn rss_kib(&self) -> u64 {
-        self.process.rss_kib()
-    }
-
-    /// The highest resident set size so far in KiB (see [`Process::peak_rss_kib`]).
-    pub fn peak_rss_kib(&self) -> u64 {
-        self.process.peak_rss_kib()
+        Server { addr, process }
     }
 }
 
@@ -336,14 +284,8 @@ pub async fn request(
         send.send_request(req).await.expect("HTTP/1.1 request")
     };
     let status = res.status().as_u16();
-    let body = res
-        .into_body()
-        .collect()
-        .await
-        .expect("response body")
-        .to_bytes()
-        .to_vec();
-    (status, body)
+    let body = res.into_body().collect().await.expect("response body");
+    (status, body.to_bytes().to_vec())
 }
 
 /// Reads (and drops) whatever `stream` receives until the server closes it: true if that

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use harness::control_plane::Cluster;
 use harness::control_plane::adapter::{AdapterNamespace, adapter_namespace};
+use harness::control_plane::{Cluster, client_config};
 use harness::fault_proxy::{Fault, FaultProxy, Hostile, Route};
 use http::Request;
 use http_body_util::BodyExt;
@@ -24,11 +24,10 @@ async fn setup(name: &str) -> (AdapterNamespace, FaultProxy, Client) {
     let cluster = Cluster::shared();
     let ns = adapter_namespace(cluster, name).await;
     let proxy = FaultProxy::start(cluster);
-    let kubeconfig = kube::config::Kubeconfig::read_from(proxy.kubeconfig(&ns.kubeconfig))
-        .expect("the proxy's kubeconfig");
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    let kubeconfig = proxy.kubeconfig(&ns.kubeconfig);
+    let mut config = client_config(&kubeconfig)
         .await
-        .expect("config");
+        .expect("the proxy's kubeconfig");
     config.default_retry = false;
     (ns, proxy, Client::try_from(config).expect("client"))
 }

@@ -108,7 +108,7 @@ fn the_rules_read_only_the_external_metrics_we_list() {
 
 #[tokio::test]
 async fn every_webhook_metric_the_rules_use_is_in_a_live_scrape() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let mut secret = SecretDir::new(&pki.issue());
     let server = Server::start(
         &harness::bin::path("status-reporter-webhook"),
@@ -127,7 +127,9 @@ async fn every_webhook_metric_the_rules_use_is_in_a_live_scrape() {
         call(&server, &pki, "POST", "/mutate", fixture(name)).await;
     }
     secret.write("not a certificate", "not a key");
-    server.wait_for_log(&["new certificate pair is unusable"], TIMEOUT);
+    server
+        .logs
+        .wait_for(&["new certificate pair is unusable"], TIMEOUT);
 
     let scrape = call(&server, &pki, "GET", "/metrics", Vec::new()).await;
     let samples: Vec<&str> = scrape

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use harness::control_plane::Cluster;
 use harness::control_plane::adapter::{AdapterNamespace, adapter_namespace, condition};
-use harness::control_plane::job_pods::{index, name, wait_job_pods, wait_pod_condition};
+use harness::control_plane::kubelet::{index, name, wait_job_pods, wait_pod_condition};
 use harness::control_plane::node_jobs::{
     Attempts, adapter_job, container_state, ended_pods, exit, phase, wait_finished,
 };
@@ -73,7 +73,7 @@ async fn recorded(ns: &AdapterNamespace, pod: &str) -> [String; 3] {
 #[tokio::test]
 async fn a_retry_is_a_second_real_pod_and_the_newest_attempt_wins() {
     let ns = adapter_namespace(Cluster::shared().node(), "node-retry").await;
-    let attempts = Attempts::new();
+    let attempts = Attempts::default();
     let mut job = adapter_job(
         "retry",
         "native",
@@ -154,7 +154,7 @@ async fn indexed_pods_aggregate_per_index() {
 async fn nonindexed_pairs_count_real_pods() {
     let ns = adapter_namespace(Cluster::shared().node(), "node-pair").await;
     let pair = json!({"completions": 2, "parallelism": 2, "backoffLimit": 0});
-    let attempts = Attempts::new();
+    let attempts = Attempts::default();
     // The first pod to take the directory fails; mkdir is atomic.
     let mut one_fails = adapter_job(
         "pair-fails",
@@ -244,7 +244,7 @@ async fn a_pod_failure_policy_scoped_to_the_adapter_fails_the_job_at_once() {
 #[tokio::test]
 async fn a_suspension_writes_nothing_and_the_resumed_jobs_pod_reports() {
     let ns = adapter_namespace(Cluster::shared().node(), "node-suspend").await;
-    let attempts = Attempts::new();
+    let attempts = Attempts::default();
     let mut job = adapter_job(
         "suspend",
         "native",

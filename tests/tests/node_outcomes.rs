@@ -16,7 +16,7 @@ use harness::control_plane::adapter::{AdapterNamespace, adapter_namespace, condi
 use harness::control_plane::node_jobs::{
     adapter_job, container_state, containers, ended_pods, exit, phase, terminated, wait_finished,
 };
-use harness::control_plane::{Cluster, job_pods};
+use harness::control_plane::{Cluster, kubelet};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -287,7 +287,7 @@ async fn run_row(ns: &AdapterNamespace, mode: &str, row: &Row) -> Result<(), Str
         Ends::NeverStarts => {
             // Native: the sidecar keeps running (idle); classic: it exits 1 after reporting.
             let classic = mode == "classic";
-            let pod = job_pods::wait_job_pods(
+            let pod = kubelet::wait_job_pods(
                 &ns.client,
                 &ns.name,
                 &uid,

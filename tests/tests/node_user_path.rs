@@ -10,9 +10,9 @@ use harness::control_plane::adapter::{adapter_namespace, condition};
 use harness::control_plane::node_jobs::{
     container_state, ended_pods, exit, on_node, phase, wait_finished,
 };
-use harness::control_plane::node_webhook::DeployedWebhook;
 use harness::control_plane::objects::yaml_docs;
-use harness::control_plane::{Cluster, images, job_pods};
+use harness::control_plane::webhook::DeployedWebhook;
+use harness::control_plane::{Cluster, images, kubelet};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -39,7 +39,7 @@ fn kubectl_create(cluster: &Cluster, object: &Value) -> String {
 #[tokio::test]
 async fn an_annotated_job_created_with_kubectl_gets_its_condition_from_the_webhooks_reporter() {
     let cluster = Cluster::admission();
-    let _webhook = DeployedWebhook::deploy(&cluster).await;
+    let _webhook = DeployedWebhook::deploy(&cluster);
     let ns = adapter_namespace(&cluster, "user-path").await;
     let job = example("job.yaml", "user-path", &ns.name);
     kubectl_create(&cluster, &job);
@@ -165,7 +165,7 @@ async fn a_restricted_namespace_runs_our_containers_non_root_on_a_read_only_root
         .metadata
         .uid
         .expect("uid");
-    let pod = job_pods::wait_job_pods(
+    let pod = kubelet::wait_job_pods(
         &ns.client,
         &ns.name,
         &uid,
@@ -178,7 +178,7 @@ async fn a_restricted_namespace_runs_our_containers_non_root_on_a_read_only_root
     )
     .await
     .remove(0);
-    let name = job_pods::name(&pod);
+    let name = kubelet::name(&pod);
     let (uids, read_only) = process_of(&name, "status-reporter")
         .unwrap_or_else(|| panic!("no status-reporter process of pod {name} on this machine"));
     assert_eq!(

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use harness::control_plane::admission_chain::{Admission, InstalledAdmission};
 use harness::control_plane::helm::{self, HelmRelease};
+use harness::control_plane::objects::{differences, json_objects, object_differences};
 use harness::control_plane::objects::{list, yaml_docs};
-use harness::control_plane::stored::{differences, json_objects, object_differences};
 use harness::control_plane::webhook::{InstalledWebhook, manifests};
 use harness::control_plane::{AdmissionGuard, Cluster, Release};
 use k8s_openapi::api::batch::v1::Job;
@@ -193,11 +193,10 @@ struct Namespaces {
 
 async fn namespaces(cluster: &Cluster, path: &str) -> Namespaces {
     let client = cluster.client().await;
-    let plain = cluster.namespace(&client, path, &[]).await.name;
+    let plain = cluster.namespace(&client, path, &[]).await;
     let labelled = cluster
         .namespace(&client, &format!("{path}-labelled"), &[(INJECT, "enabled")])
-        .await
-        .name;
+        .await;
     Namespaces {
         client,
         plain,
@@ -538,7 +537,10 @@ async fn with_no_match_conditions_and_the_webhook_stopped_the_guard_refuses_an_o
     // failurePolicy Ignore: the failed call admits every Job; the guard then refuses the
     // opted-in ones.
     cluster
-        .settle_admission(|a| matches!(a, Admission::Refused(m) if is_guard_refusal(m)))
+        .settle_admission(
+            "true",
+            |a| matches!(a, Admission::Refused(m) if is_guard_refusal(m)),
+        )
         .unwrap_or_else(|now| panic!("with the webhook down an opted-in Job is {now:?}"));
     let namespaces = namespaces(&cluster, "guard").await;
 
@@ -567,7 +569,7 @@ async fn the_policy_paths_guard_refuses_what_the_policy_left_alone_with_its_mess
     // The install returns once the policy injects; the guard's binding reaches the API
     // server through its own informer, possibly a moment later.
     cluster
-        .settle_admission_with(
+        .settle_admission(
             "yes",
             |a| matches!(a, Admission::Refused(m) if m.contains(GUARD)),
         )
@@ -667,7 +669,7 @@ async fn with_its_settings_missing_or_unusable_the_policy_injects_nothing_and_th
         let (ok, _, err) = cluster.kubectl_run(&args, None);
         assert!(ok, "{what}: kubectl {args:?}: {err}");
         cluster
-            .settle_admission(|a| {
+            .settle_admission("true", |a| {
                 matches!(a, Admission::Refused(m) if is_guard_refusal(m)
                     && m.contains("ConfigMap status-reporter-system/status-reporter-policy"))
             })

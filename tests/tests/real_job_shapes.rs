@@ -19,12 +19,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use harness::control_plane::Cluster;
-use harness::control_plane::adapter::{AdapterNamespace, adapter_namespace, condition};
-use harness::control_plane::job_pods::{
-    self, bind, evict, index, job_pods, name, pod_condition, shaped_job, wait_job_pods,
-    wait_pod_condition,
+use harness::control_plane::adapter::{AdapterNamespace, adapter_namespace, condition, shaped_job};
+use harness::control_plane::kubelet::{
+    self, bind, evict, index, job_pods, name, pod_condition, wait_job_pods, wait_pod_condition,
 };
-use harness::control_plane::kubelet;
 use harness::process::Process;
 use harness::reporter_process::{Reporter, reporter_vars};
 use k8s_openapi::api::batch::v1::Job;
@@ -232,7 +230,7 @@ async fn a_late_look_of_an_evicted_attempt_does_not_overwrite_its_replacement() 
         evicted.metadata.deletion_timestamp.is_some()
             && pod_condition(evicted, "DisruptionTarget").is_some_and(|c| c.status == "True"),
         "attempt 1 is terminating after its eviction: {}",
-        job_pods::describe(evicted)
+        kubelet::describe(evicted)
     );
     let replacement = pods.iter().find(|p| name(p) != pod1).expect("replacement");
     let a2 = start(&ns, replacement).await;

@@ -67,7 +67,7 @@ async fn an_opted_in_job_is_stored_injected_and_the_job_controller_creates_its_p
     let job = stored_job(&ns, "adapter").await;
     // The webhook (JSON logs, `info`, as deployed) logged the API server's review.
     let server = webhook.server.as_ref().expect("the webhook runs");
-    let line = server.wait_for_log(
+    let line = server.logs.wait_for(
         &["admission review", r#""outcome":"injected""#],
         Duration::from_secs(30),
     );

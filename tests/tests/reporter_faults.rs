@@ -479,7 +479,7 @@ async fn hostile_responses_are_refused_at_the_bound() {
     rig.write_result(SUCCESS);
     expect_condition(&rig, "True", "ChecksPassed").await;
     r.logs.wait_for(&["idling until the pod shuts down"], WAIT);
-    let peak_kib = peak_rss_kib(r.pid());
+    let peak_kib = r.peak_rss_kib();
     r.signal("-TERM");
     let (code, logs) = r.wait_exit_with_logs(WAIT);
     assert_eq!(code, 0, "logs:\n{logs}");
@@ -503,14 +503,4 @@ async fn hostile_responses_are_refused_at_the_bound() {
         "names what was too large; logs:\n{logs}"
     );
     assert_eq!(rig.answers(rig.job_status("GET")), [200], "not retried");
-}
-
-/// `VmHWM` of `pid`, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }

@@ -4,7 +4,7 @@
 //! result there is used; when both exist the file wins; anything else there (a log tail, an
 //! invalid result) is no result, and the original's message for the case stands unchanged.
 
-use harness::control_plane::job_pods::pod_condition;
+use harness::control_plane::kubelet::pod_condition;
 use harness::reporter_process::{Rig, WAIT};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;

@@ -40,7 +40,7 @@ impl Rig {
     async fn new(prefix: &str, spec: Value) -> Rig {
         let cluster = Cluster::shared();
         let client = cluster.client().await;
-        let ns = cluster.namespace(&client, prefix, &[]).await.name;
+        let ns = cluster.namespace(&client, prefix, &[]).await;
         let meta = |name: &str| json!({"name": name, "namespace": ns});
         let (ok, _, err) = cluster.apply(
             &[

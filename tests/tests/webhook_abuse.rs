@@ -134,7 +134,7 @@ async fn slowloris(server: &Server, pki: &Pki, body: bool, stop: Arc<AtomicBool>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_abuse_the_webhook_keeps_serving_within_its_memory_limit() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     // The shipped limits: only the log format differs from the Deployment.
     let server = Server::start(

@@ -86,7 +86,7 @@ async fn get(server: &Server, pki: &Pki, path: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn serves_reviews_over_tls12_tls13_and_http2() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let pair = pki.issue();
     let secret = SecretDir::new(&pair);
     let server = spawn_server(&secret);
@@ -144,7 +144,7 @@ const TLS10_CLIENT_HELLO: [u8; 50] = [
 
 #[tokio::test]
 async fn bad_bodies_get_the_right_answer_and_the_server_keeps_serving() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let server = spawn_server(&secret);
 
@@ -204,7 +204,9 @@ async fn served_now(server: &Server, pki: &Pki) -> CertificateDer<'static> {
 /// Waits (bounded) for the server to log that it now serves `pair`, then checks a new
 /// connection is served it.
 async fn expect_rotated_to(server: &Server, pki: &Pki, pair: &Pair) {
-    server.wait_for_log(&["serving a new TLS certificate", &pair.serial], TIMEOUT);
+    server
+        .logs
+        .wait_for(&["serving a new TLS certificate", &pair.serial], TIMEOUT);
     assert_eq!(
         served_now(server, pki).await,
         pair.der,
@@ -221,7 +223,7 @@ async fn metric(server: &Server, pki: &Pki, name: &str) -> f64 {
 
 #[tokio::test]
 async fn rotation_is_served_without_restart_and_a_broken_pair_keeps_the_old() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let first = pki.issue();
     let mut secret = SecretDir::new(&first);
     let server = spawn_server(&secret);
@@ -234,7 +236,7 @@ async fn rotation_is_served_without_restart_and_a_broken_pair_keeps_the_old() {
     // A pair whose key does not match its certificate: refused, the old one stays.
     let failures = "status_reporter_webhook_certificate_reloads_total{result=\"failure\"}";
     let before = metric(&server, &pki, failures).await;
-    let mark = server.logs.len();
+    let mark = server.logs.count();
     let third = pki.issue();
     secret.write(&third.cert_pem, &first.key_pem);
     server.logs.wait_for_since(
@@ -270,7 +272,7 @@ async fn rotation_is_served_without_restart_and_a_broken_pair_keeps_the_old() {
 /// queued for the log writer are written out before the process exits.
 #[tokio::test]
 async fn json_logs_name_each_review_and_reach_stderr_before_exit() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let mut server = Server::start(
         &harness::bin::path("status-reporter-webhook"),
@@ -285,7 +287,7 @@ async fn json_logs_name_each_review_and_reach_stderr_before_exit() {
         .to_owned();
     let (status, _) = post_review(&server, &pki, review).await;
     assert_eq!(status, 200);
-    let line = server.wait_for_log(&["admission review", &uid], TIMEOUT);
+    let line = server.logs.wait_for(&["admission review", &uid], TIMEOUT);
     let logged: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(logged["level"], "INFO", "{line}");
     // RFC 3339 in UTC with microseconds, e.g. 2026-11-30T08:00:00.123456Z.
@@ -307,7 +309,7 @@ async fn json_logs_name_each_review_and_reach_stderr_before_exit() {
     server.signal("-TERM");
     assert_eq!(server.wait_exit(TIMEOUT).code(), Some(0));
     // `stopped` is logged last, just before `main` returns and the writer is shut down.
-    let stopped = server.wait_for_log(&["\"message\":\"stopped\""], TIMEOUT);
+    let stopped = server.logs.wait_for(&["\"message\":\"stopped\""], TIMEOUT);
     assert!(serde_json::from_str::<Value>(&stopped).is_ok(), "{stopped}");
     for line in server.logs.text().lines() {
         assert!(
@@ -319,7 +321,7 @@ async fn json_logs_name_each_review_and_reach_stderr_before_exit() {
 
 #[tokio::test]
 async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let mut server = spawn_server(&secret);
     let body = admission_fixture("create-job");
@@ -341,7 +343,9 @@ async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
     server.signal("-TERM");
 
     // The listener closes once the drain starts: new connections are refused.
-    server.wait_for_log(&["stopped accepting connections"], TIMEOUT);
+    server
+        .logs
+        .wait_for(&["stopped accepting connections"], TIMEOUT);
     assert!(
         TcpStream::connect(server.addr).await.is_err(),
         "listener still open after it logged closing"
@@ -413,7 +417,7 @@ fn out_of_date_pairs(pki: &Pki) -> [(&'static str, Pair); 2] {
 
 #[test]
 fn a_certificate_outside_its_validity_period_stops_the_server_before_it_binds() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     for (state, pair) in out_of_date_pairs(&pki) {
         let secret = SecretDir::new(&pair);
         let mut serve = Process::spawn(
@@ -444,12 +448,12 @@ fn a_certificate_outside_its_validity_period_stops_the_server_before_it_binds() 
 
 #[tokio::test]
 async fn rotation_to_an_expired_or_not_yet_valid_pair_keeps_the_current_one() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let good = pki.issue();
     let mut secret = SecretDir::new(&good);
     let server = spawn_server(&secret);
     for (state, pair) in out_of_date_pairs(&pki) {
-        let mark = server.logs.len();
+        let mark = server.logs.count();
         secret.write(&pair.cert_pem, &pair.key_pem);
         server.logs.wait_for_since(
             mark,
@@ -470,7 +474,7 @@ async fn rotation_to_an_expired_or_not_yet_valid_pair_keeps_the_current_one() {
 
 #[tokio::test]
 async fn slow_clients_are_cut_off_and_the_server_keeps_serving() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let server = spawn_server_with(
         &secret,
@@ -515,7 +519,7 @@ async fn slow_clients_are_cut_off_and_the_server_keeps_serving() {
 /// one line (escaped), never a second line the client wrote.
 #[tokio::test]
 async fn text_logs_escape_control_characters_from_requests() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let server = spawn_server(&secret);
     let mut review: Value = serde_json::from_slice(&admission_fixture("create-job")).unwrap();
@@ -524,7 +528,9 @@ async fn text_logs_escape_control_characters_from_requests() {
     assert_eq!(status, 200);
     assert_eq!(out["response"]["uid"], review["request"]["uid"]);
 
-    let line = server.wait_for_log(&["admission review", "uid=abc"], TIMEOUT);
+    let line = server
+        .logs
+        .wait_for(&["admission review", "uid=abc"], TIMEOUT);
     assert!(
         line.contains(r"uid=abc\nFORGED INFO admission review uid=\u{1b}[31mred"),
         "{line}"

@@ -23,7 +23,7 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 /// A CA, a pair it issued in a Secret-style directory, and `serve` on it with `extra` flags
 /// (the directory lives as long as the server needs it).
 fn start(extra: &[&str]) -> (Pki, SecretDir, Server) {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let mut args = vec!["--log-format", "text"];
     args.extend_from_slice(extra);
@@ -145,7 +145,7 @@ async fn at_the_connection_limit_idle_connections_make_room_and_busy_ones_refuse
     }
     let refused = connect(server.addr, config(&pki, b"http/1.1")).await;
     assert!(refused.is_err(), "a connection beyond the limit was served");
-    server.wait_for_log(
+    server.logs.wait_for(
         &["connection limit reached and every connection busy"],
         TIMEOUT,
     );
@@ -320,7 +320,7 @@ fn serve_under_ulimit(ulimit: &str, secret: &SecretDir) -> std::process::Command
 /// limit of 200: `serve` stops before it binds, naming the cap and the limit.
 #[test]
 fn a_hard_file_descriptor_limit_below_the_connection_cap_stops_serve_naming_both() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let mut serve = Process::spawn(
         serve_under_ulimit("-n 200", &secret).stdout(std::process::Stdio::piped()),
@@ -348,7 +348,7 @@ fn a_hard_file_descriptor_limit_below_the_connection_cap_stops_serve_naming_both
 /// start (as Go's runtime raises it) and the webhook serves.
 #[tokio::test]
 async fn a_soft_file_descriptor_limit_below_the_connection_cap_is_raised_to_fit_it() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let server = Server::start_command(&mut serve_under_ulimit("-S -n 100", &secret), TIMEOUT);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();

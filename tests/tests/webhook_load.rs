@@ -205,7 +205,7 @@ async fn client(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_with_rotation_and_sigterm() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let pki = Pki::new();
+    let pki = Pki::default();
     let mut secret = SecretDir::new(&pki.issue());
     let server = start_server(&secret);
     let body = Bytes::from(
@@ -286,7 +286,7 @@ async fn load_with_rotation_and_sigterm() {
     // The reload is asynchronous (inotify): new connections must present the last valid
     // pair within a bounded time, whatever the load did to the timing above.
     let last_valid = last_valid.expect("at least one valid rotation");
-    server.wait_for_log(
+    server.logs.wait_for(
         &["serving a new TLS certificate", &last_valid.serial],
         TIMEOUT,
     );

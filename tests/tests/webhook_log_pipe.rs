@@ -190,7 +190,7 @@ async fn review_until_lines_drop(addr: SocketAddr, pki: &Pki, after: usize) -> u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_pipe_nobody_reads_never_stalls_reviews_health_or_shutdown() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let mut server = Unread::start(&secret);
 
@@ -221,7 +221,7 @@ async fn a_log_pipe_nobody_reads_never_stalls_reviews_health_or_shutdown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_the_pipe_is_read_again_one_line_says_how_many_lines_were_dropped() {
-    let pki = Pki::new();
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let mut server = Unread::start(&secret);
     review_until_lines_drop(server.addr, &pki, 0).await;

@@ -5,35 +5,50 @@
 //! cargo run -p status-reporter-tests --bin bench-node -- [--runs 5] [--pods 50]
 //! ```
 //!
-//! Measures, with the example Job injected as users inject it and a busybox adapter:
-//! 1. node start: the images built (`cargo xtask`), supervisor start → node `Ready`, import;
-//! 2. the Job wall time the sidecar adds: create → `Complete` for the same adapter without the
-//!    sidecar and with it in each mode (runs interleaved), and where the time goes (each moment
-//!    as a watch sees the kubelet report it);
-//! 3. result written → condition, and adapter exit → condition (from the kubelet's report of
-//!    the exit), the adapter held on a FIFO the benchmark opens;
-//! 4. pod created → the reporter's pod watch (its `requestReceivedTimestamp` in the audit log);
+//! Measures, with the example Job injected as users inject it and a busybox adapter (what each
+//! figure is and why: docs/benchmarks.md):
+//! 1. node start: the images built, supervisor start → node `Ready`, import;
+//! 2. the Job wall time the sidecar adds in each mode, and where it goes;
+//! 3. result written → condition, adapter exit → condition (the adapter held on a FIFO);
+//! 4. pod created → the reporter's pod watch (the audit log);
 //! 5. the reporter's peak memory and CPU as its container's cgroup counts them;
-//! 6. `--pods` Jobs at once on the one node: all conditions, wall time, kubelet and containerd
-//!    CPU and RSS.
+//! 6. `--pods` Jobs at once on the one node.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use harness::control_plane::adapter::{AdapterNamespace, adapter_namespace, condition};
-use harness::control_plane::node_jobs::{Attempts, adapter_job, container_state, on_node};
-use harness::control_plane::objects::yaml_docs;
-use harness::control_plane::{Cluster, Release, images};
+use futures::future::Either;
+use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
+use harness::control_plane::adapter::{
+    AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job,
+};
+use harness::control_plane::node_jobs::{
+    Attempts, adapter_job, container_state, container_status, ended,
+};
+use harness::control_plane::{Cluster, Release, images, wait_object};
+use harness::measure::{self, cpu_time, percentile, status_of};
+use harness::reporter_process::Reporter;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
+use kube::api::LogParams;
 use kube::runtime::{WatchStreamExt, watcher};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(180);
+
+/// The reporter on the real node.
+#[derive(clap::Parser)]
+struct Args {
+    /// Runs per measurement.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    runs: u16,
+    /// Jobs at once in the last measurement.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
+    pods: u16,
+}
 const LOG_LEVEL: &str = "status-reporter.hyperfleet.io/log-level";
 const RESULT: &str = r#"{"status":"success","reason":"ChecksPassed","message":"ok"}"#;
 
@@ -48,12 +63,12 @@ struct Timeline {
     complete: Option<Duration>,
 }
 
-/// Creates `job` in `ns` and follows it to `Complete`/`Failed`, calling `act` (with the
-/// timeline so far) on every change until it returns true once.
+/// Creates `job` in `ns` and follows it to `Complete`/`Failed`, calling `running` with its pod
+/// once a watch sees the reporter and the adapter both running.
 async fn follow(
     ns: &AdapterNamespace,
     job: Value,
-    mut act: impl FnMut(&Timeline, &Pod) -> bool,
+    running: impl FnOnce(&Pod),
 ) -> (Timeline, Instant) {
     let name = job["metadata"]["name"].as_str().expect("name").to_owned();
     let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
@@ -63,45 +78,42 @@ async fn follow(
         watcher::Config::default().labels(&format!("batch.kubernetes.io/job-name={name}")),
     )
     .applied_objects()
-    .map(|p| p.map(|p| (Some(p), None)));
+    .map_ok(Either::Left);
     let job_events = watcher(
         jobs,
         watcher::Config::default().fields(&format!("metadata.name={name}")),
     )
     .applied_objects()
-    .map(|j| j.map(|j| (None, Some(j))));
+    .map_ok(Either::Right);
     let mut events = std::pin::pin!(futures::stream::select(pod_events, job_events));
     let start = Instant::now();
     ns.create_job(job).await;
     let mut t = Timeline::default();
-    let mut acted = false;
+    let mut running = Some(running);
     let follow = async {
         while let Some(event) = events.next().await {
             let now = Some(start.elapsed());
+            // The first moment `seen` holds.
+            let mark = |moment: &mut Option<Duration>, seen: bool| {
+                *moment = moment.or(now.filter(|_| seen));
+            };
             match event.expect("watch") {
-                (Some(pod), _) => {
-                    let state = |c| container_state(&pod, c);
-                    if state("status-reporter").running.is_some() {
-                        t.reporter_running = t.reporter_running.or(now);
-                    }
-                    if state("adapter").terminated.is_some() {
-                        t.adapter_exited = t.adapter_exited.or(now);
-                    }
-                    if state("status-reporter").terminated.is_some() {
-                        t.reporter_exited = t.reporter_exited.or(now);
-                    }
-                    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-                    if matches!(phase, Some("Succeeded" | "Failed")) {
-                        t.pod_ended = t.pod_ended.or(now);
-                    }
-                    if !acted {
-                        acted = act(&t, &pod);
+                Either::Left(pod) => {
+                    let reporter = container_state(&pod, "status-reporter");
+                    let adapter = container_state(&pod, "adapter");
+                    mark(&mut t.reporter_running, reporter.running.is_some());
+                    mark(&mut t.adapter_exited, adapter.terminated.is_some());
+                    mark(&mut t.reporter_exited, reporter.terminated.is_some());
+                    mark(&mut t.pod_ended, ended(&pod));
+                    if t.reporter_running.is_some()
+                        && adapter.running.is_some()
+                        && let Some(running) = running.take()
+                    {
+                        running(&pod);
                     }
                 }
-                (_, Some(job)) => {
-                    if condition(&job, "Available").is_some() {
-                        t.condition = t.condition.or(now);
-                    }
+                Either::Right(job) => {
+                    mark(&mut t.condition, condition(&job, "Available").is_some());
                     let done = ["Complete", "Failed"]
                         .iter()
                         .any(|c| condition(&job, c).is_some_and(|c| c.status == "True"));
@@ -110,7 +122,6 @@ async fn follow(
                         return;
                     }
                 }
-                _ => {}
             }
         }
     };
@@ -120,26 +131,12 @@ async fn follow(
     (t, start)
 }
 
-/// The example Job without the reporter (as a user without it would run it), on the node.
-fn plain_job(name: &str, script: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples/job.yaml");
-    let text = std::fs::read_to_string(&path).expect("examples/job.yaml");
-    let mut job = yaml_docs(&text, "job.yaml").remove(0);
-    job["metadata"]["name"] = json!(name);
-    job["metadata"]["annotations"] = json!({});
-    let spec = &mut job["spec"]["template"]["spec"];
-    on_node(spec);
-    spec["containers"][0]["command"] = json!(["sh", "-c", script]);
-    job
-}
-
 fn ms(d: Option<Duration>) -> String {
-    d.map_or("-".into(), |d| format!("{:.0}", d.as_secs_f64() * 1000.0))
+    d.map_or("-".into(), |d| format!("{:.0}", measure::ms(d)))
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
+fn median(v: impl IntoIterator<Item = Duration>) -> Duration {
+    percentile(&mut v.into_iter().collect::<Vec<_>>(), 50.0)
 }
 
 /// 2: the wall time added, interleaved runs.
@@ -156,11 +153,8 @@ async fn wall_time(ns: &AdapterNamespace, runs: usize) {
     for run in 0..runs {
         for mode in ["none", "native", "classic"] {
             let name = format!("wall-{mode}-{run}");
-            let job = match mode {
-                "none" => plain_job(&name, &script),
-                _ => adapter_job(&name, mode, &[], &script),
-            };
-            let (t, _) = follow(ns, job, |_, _| true).await;
+            let job = adapter_job(&name, mode, &[], &script);
+            let (t, _) = follow(ns, job, |_| {}).await;
             println!(
                 "   {mode:<8} {run:>6} {:>8} {:>8} {:>8} {:>8} {:>8}",
                 ms(t.adapter_exited),
@@ -178,13 +172,13 @@ async fn wall_time(ns: &AdapterNamespace, runs: usize) {
     println!(
         "   (adapter, reporter, pod: when a watch saw the kubelet report the adapter's exit, the sidecar's exit, the pod's end)"
     );
-    let base = median(walls["none"].clone());
+    let base = median(walls["none"].iter().copied());
     for (mode, v) in walls {
         let m = median(v);
         println!(
             "   median {mode:<8} {:>6.0} ms  (+{:.0} ms over none)",
-            m.as_secs_f64() * 1000.0,
-            (m.as_secs_f64() - base.as_secs_f64()) * 1000.0
+            measure::ms(m),
+            measure::ms(m) - measure::ms(base)
         );
     }
 }
@@ -196,15 +190,10 @@ async fn sigterm_to_exit(ns: &AdapterNamespace, runs: usize) {
     let mut times = Vec::new();
     for run in 0..runs {
         let name = format!("sigterm-{run}");
-        ns.create_job(harness::control_plane::adapter::example_job(
-            &name,
-            "native",
-            &[],
-        ))
-        .await;
+        ns.create_job(example_job(&name, "native", &[])).await;
         let (pod, results) = ns.running_pod(&name, WAIT).await;
         std::fs::write(results.join("adapter-result.json"), RESULT).expect("write result");
-        let mut reporter = ns.start_reporter_bin(&bin, &pod, &results, &[]);
+        let mut reporter = Reporter::spawn(ns.reporter_command(&bin, &pod, &results, &[]));
         reporter
             .logs
             .wait_for(&["idling until the pod shuts down"], WAIT);
@@ -224,59 +213,47 @@ async fn sigterm_to_exit(ns: &AdapterNamespace, runs: usize) {
     );
 }
 
-/// A FIFO in `dir` any container user can open.
-fn fifo(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    let ok = std::process::Command::new("mkfifo")
+/// [`adapter_job`] with the FIFOs `go` and `end` at its `/attempts`: its script's `cat` of one
+/// waits until the benchmark opens it ([`release`]).
+fn held_job(
+    name: &str,
+    mode: &str,
+    annotations: &[(&str, &str)],
+    script: &str,
+) -> (Value, Attempts) {
+    let attempts = Attempts::default();
+    let fifos = ["go", "end"].map(|f| attempts.path().join(f));
+    let made = std::process::Command::new("mkfifo")
         .args(["-m", "666"])
-        .arg(&path)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "mkfifo {}", path.display());
-    path
+        .args(&fifos)
+        .status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {fifos:?}");
+    let mut job = adapter_job(name, mode, annotations, script);
+    attempts.mount(&mut job);
+    (job, attempts)
 }
 
 /// Opens `fifo` for writing and closes it: the adapter's `cat` blocked on it returns.
 async fn release(fifo: PathBuf) -> Instant {
-    tokio::task::spawn_blocking(move || {
-        drop(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&fifo)
-                .expect("open fifo"),
-        );
-        Instant::now()
-    })
-    .await
-    .expect("join")
+    let opened = tokio::fs::OpenOptions::new().write(true).open(&fifo).await;
+    drop(opened.expect("open fifo"));
+    Instant::now()
 }
 
 /// The reporter container's cgroup files, found by its container id.
 fn cgroup_of(pod: &Pod, controller: &str) -> Option<PathBuf> {
-    let status = pod.status.as_ref()?;
-    let id = status
-        .container_statuses
-        .iter()
-        .chain(status.init_container_statuses.iter())
-        .flatten()
-        .find(|s| s.name == "status-reporter")?
+    let id = container_status(pod, "status-reporter")?
         .container_id
         .as_deref()?
         .rsplit('/')
         .next()?
         .to_owned();
-    let mut stack = vec![PathBuf::from("/sys/fs/cgroup").join(controller)];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
-            if entry.file_name().to_string_lossy() == id {
-                return Some(entry.path());
-            }
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(entry.path());
-            }
-        }
-    }
-    None
+    let all = walkdir::WalkDir::new(Path::new("/sys/fs/cgroup").join(controller));
+    let found = all
+        .into_iter()
+        .flatten()
+        .find(|e| e.file_name() == id.as_str());
+    found.map(walkdir::DirEntry::into_path)
 }
 
 fn read_u64(path: PathBuf) -> Option<u64> {
@@ -289,42 +266,26 @@ async fn latencies(cluster: &Cluster, ns: &AdapterNamespace, runs: usize) {
         "\n3–5. per run, ms (result → condition | exit → condition [from the kubelet's report]) | create → reporter's pod watch | reporter peak memory, CPU:"
     );
     for mode in ["native", "classic"] {
-        let mut lines = Vec::new();
         for run in 0..runs {
             // Result: the adapter waits on `go`, writes, then waits on `end`.
-            let attempts = Attempts::new();
-            let dir = attempts.path().to_path_buf();
-            let (go, end) = (fifo(&dir, "go"), fifo(&dir, "end"));
             let name = format!("result-{mode}-{run}");
             let script = format!(
                 "cat /attempts/go >/dev/null; printf '%s' '{RESULT}' > \"$RESULTS_PATH\"; cat /attempts/end >/dev/null"
             );
             // Debug: its "pod update" line says when it watches (the benchmark waits for it).
-            let mut job = adapter_job(&name, mode, &[(LOG_LEVEL, "debug")], &script);
-            attempts.mount(&mut job);
+            let (job, attempts) = held_job(&name, mode, &[(LOG_LEVEL, "debug")], &script);
+            let (go, end) = (attempts.path().join("go"), attempts.path().join("end"));
             let (tx, rx) = tokio::sync::oneshot::channel();
-            let mut tx = Some(tx);
-            let followed = follow(ns, job, |t, pod| {
-                let ready = t.reporter_running.is_some()
-                    && container_state(pod, "adapter").running.is_some();
-                if ready && let Some(tx) = tx.take() {
-                    let _ = tx.send(pod.clone());
-                }
-                ready
-            });
+            let followed = follow(ns, job, |pod| drop(tx.send(pod.clone())));
             let drive = async {
                 let pod = rx.await.expect("the adapter and the reporter run");
                 let logs_name = pod.metadata.name.clone().expect("name");
-                wait_watching(cluster, &ns.name, &logs_name).await;
+                wait_watching(ns, &logs_name).await;
                 let t0 = release(go.clone()).await;
                 let jobs: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
-                let seen = kube::runtime::wait::await_condition(jobs, &name, |j: Option<&Job>| {
-                    j.is_some_and(|j| condition(j, "Available").is_some())
-                });
-                tokio::time::timeout(WAIT, seen)
+                wait_object(jobs, &name, WAIT, |j| condition(j, "Available").is_some())
                     .await
-                    .expect("condition")
-                    .expect("watch");
+                    .expect("the condition");
                 let latency = t0.elapsed();
                 let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
                 let pod = pods.get(&logs_name).await.expect("pod");
@@ -338,23 +299,12 @@ async fn latencies(cluster: &Cluster, ns: &AdapterNamespace, runs: usize) {
             let ((_, created), (latency, memory, cpu, pod)) = futures::join!(followed, drive);
             let watch = watch_started(cluster, &ns.name, &pod).map(|at| at.duration_since(created));
             // Exit: the adapter waits on `go`, then exits 1 without a result.
-            let attempts = Attempts::new();
-            let go = fifo(attempts.path(), "go");
-            let mut job = adapter_job(
-                &format!("exit-{mode}-{run}"),
-                mode,
-                &[],
-                "cat /attempts/go >/dev/null; exit 1",
-            );
-            attempts.mount(&mut job);
-            let mut released: Option<tokio::task::JoinHandle<Instant>> = None;
-            let (t, created) = follow(ns, job, |t, pod| {
-                let ready = t.reporter_running.is_some()
-                    && container_state(pod, "adapter").running.is_some();
-                if ready {
-                    released = Some(tokio::spawn(release(go.clone())));
-                }
-                ready
+            let name = format!("exit-{mode}-{run}");
+            let (job, attempts) = held_job(&name, mode, &[], "cat /attempts/go >/dev/null; exit 1");
+            let go = attempts.path().join("go");
+            let mut released = None;
+            let (t, created) = follow(ns, job, |_| {
+                released = Some(tokio::spawn(release(go.clone())));
             })
             .await;
             let t0 = released
@@ -367,7 +317,7 @@ async fn latencies(cluster: &Cluster, ns: &AdapterNamespace, runs: usize) {
                 .condition
                 .zip(t.adapter_exited)
                 .map(|(c, a)| c.saturating_sub(a));
-            lines.push(format!(
+            println!(
                 "   {mode:<8} {run:>2}: {:>5} | {:>5} [{:>5}] | {:>6} | {}",
                 ms(Some(latency)),
                 ms(exit),
@@ -381,76 +331,62 @@ async fn latencies(cluster: &Cluster, ns: &AdapterNamespace, runs: usize) {
                     ),
                     None => "- (exited before it could be read)".into(),
                 },
-            ));
-        }
-        for l in lines {
-            println!("{l}");
+            );
         }
     }
 }
 
-/// Until the reporter of `pod` says it watches (its log, read through the API).
-async fn wait_watching(cluster: &Cluster, namespace: &str, pod: &str) {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        let (_, out, _) = cluster.kubectl_run(
-            &["-n", namespace, "logs", pod, "-c", "status-reporter"],
-            None,
-        );
-        if out.contains("pod update") {
-            return;
+/// Until the reporter of `pod` says it watches (its log, followed through the API).
+async fn wait_watching(ns: &AdapterNamespace, pod: &str) {
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    let params = LogParams {
+        follow: true,
+        container: Some("status-reporter".into()),
+        ..LogParams::default()
+    };
+    let log = pods
+        .log_stream(pod, &params)
+        .await
+        .expect("the reporter's log");
+    let mut lines = std::pin::pin!(log.lines());
+    let watching = async {
+        while let Some(line) = lines.try_next().await.expect("the reporter's log") {
+            if line.contains("pod update") {
+                return;
+            }
         }
-        // A benchmark's set-up: the reporter's log offers no event to wait on.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the reporter of {pod} did not start watching");
+        panic!("the log of the reporter of {pod} ended");
+    };
+    tokio::time::timeout(WAIT, watching)
+        .await
+        .unwrap_or_else(|_| panic!("the reporter of {pod} did not start watching"));
 }
 
 /// When the reporter of `pod` started its watch on its pod (the API server's audit log).
 fn watch_started(cluster: &Cluster, namespace: &str, pod: &str) -> Option<Instant> {
-    let text = std::fs::read_to_string(cluster.run_dir.join("audit.log")).ok()?;
     let selector = format!("metadata.name%3D{pod}");
-    let at = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|e| {
-            e["verb"] == "watch"
-                && e["objectRef"]["namespace"] == namespace
-                && e["requestURI"]
-                    .as_str()
-                    .is_some_and(|u| u.contains(&selector))
-        })?["requestReceivedTimestamp"]
-        .as_str()?
-        .parse::<jiff::Timestamp>()
-        .ok()?;
-    let ago = jiff::Timestamp::now().duration_since(at);
+    let requests = cluster.audited_requests(namespace, SERVICE_ACCOUNT);
+    let watch = requests
+        .iter()
+        .find(|r| r.verb == "watch" && r.uri.contains(&selector))?;
+    let ago = jiff::Timestamp::now().duration_since(watch.received);
     Instant::now().checked_sub(Duration::try_from(ago).ok()?)
 }
 
-/// (CPU seconds, RSS KiB) summed over the processes running `program` whose command line
+/// (CPU time, RSS KiB) summed over the processes running `program` whose command line
 /// contains `needle`.
-fn process(program: &str, needle: &str) -> Option<(f64, u64)> {
-    let mut sum: Option<(f64, u64)> = None;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+fn process(program: &str, needle: &str) -> (Duration, u64) {
+    let mut sum = (Duration::ZERO, 0);
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let exe = std::fs::read_link(entry.path().join("exe")).unwrap_or_default();
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if !exe.ends_with(program) || !String::from_utf8_lossy(&cmdline).contains(needle) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse() else {
             continue;
+        };
+        if exe.ends_with(program) && String::from_utf8_lossy(&cmdline).contains(needle) {
+            sum.0 += cpu_time(pid);
+            sum.1 += status_of(pid, "VmRSS");
         }
-        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let ticks: f64 =
-            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
-        let rss: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))?
-            .trim()
-            .trim_end_matches(" kB")
-            .parse()
-            .ok()?;
-        let (cpu, kib) = sum.unwrap_or_default();
-        sum = Some((cpu + ticks / 100.0, kib + rss));
     }
     sum
 }
@@ -465,15 +401,13 @@ async fn many(cluster: &Cluster, ns: &AdapterNamespace, n: usize) {
     let mut peak = (0, 0, 0);
     let jobs = futures::future::join_all((0..n).map(|i| {
         let job = adapter_job(&format!("many-{i}"), "native", &[], &script);
-        follow(ns, job, |_, _| true)
+        follow(ns, job, |_| {})
     }));
     let sample = async {
         loop {
-            peak.0 = peak.0.max(node("kubelet").map_or(0, |p| p.1));
-            peak.1 = peak.1.max(node("containerd").map_or(0, |p| p.1));
-            peak.2 = peak
-                .2
-                .max(node("containerd-shim-runc-v2").map_or(0, |p| p.1));
+            peak.0 = peak.0.max(node("kubelet").1);
+            peak.1 = peak.1.max(node("containerd").1);
+            peak.2 = peak.2.max(node("containerd-shim-runc-v2").1);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
@@ -481,23 +415,16 @@ async fn many(cluster: &Cluster, ns: &AdapterNamespace, n: usize) {
         t = jobs => t,
         () = sample => unreachable!(),
     };
-    let wall = start.elapsed();
+    let wall = start.elapsed().as_secs_f64();
     let after = (node("kubelet"), node("containerd"));
-    let ours = timelines
-        .iter()
-        .filter(|(t, _)| t.condition.is_some())
-        .count();
-    let cpu =
-        |b: Option<(f64, u64)>, a: Option<(f64, u64)>| a.zip(b).map_or(0.0, |(a, b)| a.0 - b.0);
+    let moments =
+        |of: fn(&Timeline) -> Option<Duration>| timelines.iter().filter_map(move |(t, _)| of(t));
+    let ours = moments(|t| t.condition).count();
+    let condition = ms(Some(median(moments(|t| t.condition))));
+    let complete = ms(Some(median(moments(|t| t.complete))));
+    let cpu = |b: (Duration, u64), a: (Duration, u64)| (a.0 - b.0).as_secs_f64();
     println!(
-        "\n6. {n} Jobs at once (native): {ours}/{n} conditions, all Complete in {:.1} s; median create → condition {} ms, → Complete {} ms",
-        wall.as_secs_f64(),
-        ms(Some(median(
-            timelines.iter().filter_map(|(t, _)| t.condition).collect()
-        ))),
-        ms(Some(median(
-            timelines.iter().filter_map(|(t, _)| t.complete).collect()
-        ))),
+        "\n6. {n} Jobs at once (native): {ours}/{n} conditions, all Complete in {wall:.1} s; median create → condition {condition} ms, → Complete {complete} ms"
     );
     println!(
         "   kubelet: {:.1} s CPU, peak RSS {} MiB; containerd: {:.1} s CPU, peak RSS {} MiB; shims: peak RSS {} MiB in all",
@@ -509,62 +436,27 @@ async fn many(cluster: &Cluster, ns: &AdapterNamespace, n: usize) {
     );
 }
 
-fn args() -> Result<(usize, usize), String> {
-    let (mut runs, mut pods) = (5, 50);
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut number = |name: &str| {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .filter(|v: &usize| *v > 0)
-                .ok_or(format!("{name} needs a positive integer"))
-        };
-        match flag.as_str() {
-            "--runs" => runs = number("--runs")?,
-            "--pods" => pods = number("--pods")?,
-            "-h" | "--help" => {
-                println!("bench-node [--runs N (default 5)] [--pods N (default 50)]");
-                std::process::exit(0);
-            }
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; accepted: --runs N, --pods N"
-                ));
-            }
-        }
-    }
-    Ok((runs, pods))
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (runs, pods) = args().unwrap_or_else(|e| {
-        eprintln!("bench-node: {e}");
-        std::process::exit(2)
-    });
+    let args = <Args as clap::Parser>::parse();
+    let (runs, pods) = (args.runs.into(), args.pods.into());
+    let secs = |t: Instant| t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let archives = images::build().unwrap_or_else(|e| panic!("{e}"));
+    let archives = images::build().unwrap_or_else(|e| panic!("{e}")).len();
     println!(
-        "1. images built (cargo xtask images, test-images): {:.1} s, {} archives",
-        t.elapsed().as_secs_f64(),
-        archives.len()
+        "1. images built (cargo xtask images, test-images): {:.1} s, {archives} archives",
+        secs(t)
     );
     // The supervisor binary, built before the clock starts.
     harness::bin::path("control-plane");
     let t = Instant::now();
     let cluster =
         Cluster::connect(Release::Current, "bench-node").unwrap_or_else(|e| panic!("{e}"));
-    println!(
-        "   control plane + node Ready: {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    println!("   control plane + node Ready: {:.1} s", secs(t));
     let t = Instant::now();
     cluster.node();
-    println!(
-        "   images imported into the node: {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    println!("   images imported into the node: {:.1} s", secs(t));
     let ns = adapter_namespace(&cluster, "bench-node").await;
     wall_time(&ns, runs).await;
     sigterm_to_exit(&ns, runs).await;

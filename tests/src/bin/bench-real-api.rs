@@ -1,29 +1,17 @@
 //! `bench-real-api`: the reporter on the real API server (kube-apiserver + etcd + the Job
-//! controller of the pinned control plane).
+//! controller of the pinned control plane; profile `bench`, a control plane of its own).
 //!
 //! ```text
 //! cargo run --release -p status-reporter-tests --bin bench-real-api -- [--runs 20] [--scale 100]
 //! ```
 //!
-//! Uses the release `status-reporter` (built here, or `STATUS_REPORTER_BIN`) as a native
-//! sidecar of Jobs injected by offline `inject`, each Pod created by the real Job controller
-//! and run by this program playing the kubelet, the reporter authenticating with its
-//! ServiceAccount's token. Measures, on a control plane of its own (profile `bench`):
-//! 1. result file renamed into place → `Available` condition seen by a watch on the Job, and in
-//!    the same runs, on the same Jobs, the floor: a pre-connected client (the reporter's own
-//!    client stack, with the same ServiceAccount) doing GET + PUT of the Job's status → its
-//!    condition seen by the same watch;
-//! 2. adapter terminated (the kubelet's pod-status write accepted) → condition seen, and its
-//!    floor: the same pre-connected client, watching the pod, doing GET + PUT of the Job's
-//!    status when a pod-status write reaches it → its condition seen;
-//! 3. API requests per run, from the API server's audit log (every request of the reporter's
-//!    ServiceAccount);
-//! 4. the reporter's peak RSS (`VmHWM`, read while it idles after reporting), its wake-ups
-//!    while it waits (context switches of all its threads over an idle window) and the size
-//!    of its binary;
-//! 5. scale: N Jobs at once, N reporters, every result written at the same moment: all
-//!    conditions right, wall time, requests per Job, CPU seconds and peak RSS of kube-apiserver
-//!    and etcd over the run.
+//! The release `status-reporter` (or `STATUS_REPORTER_BIN`) as the native sidecar of Jobs
+//! injected by offline `inject`, each Pod made by the Job controller and run by this program
+//! playing the kubelet, the reporter on its ServiceAccount's token. Per run, result file →
+//! condition and adapter exit → condition, each against its floor on the same Job (a
+//! pre-connected client on the reporter's own stack), and the API requests (the audit log);
+//! then the reporter's peak RSS, idle wake-ups and binary size, and N Jobs at once. What each
+//! figure is and why: docs/benchmarks.md.
 #![forbid(unsafe_code)]
 
 use std::path::Path;
@@ -31,9 +19,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use harness::control_plane::adapter::{
-    AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job,
+    AdapterNamespace, SERVICE_ACCOUNT, adapter_namespace, condition, example_job, set_job_condition,
 };
-use harness::control_plane::{Cluster, Release, kubelet};
+use harness::control_plane::kubelet::{self, pod_condition};
+use harness::control_plane::{Cluster, Release, client_config};
+use harness::measure::{self, cpu_time, percentile, status_field, status_of};
+use harness::reporter_process::Reporter;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -60,6 +51,25 @@ enum Trigger {
     Exit,
 }
 
+/// A watch on `api`'s objects that `config` selects, once it has listed them: what it yields
+/// next happened after this returned.
+async fn synced_watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = watcher::Result<watcher::Event<K>>> + Send
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let mut events = Box::pin(watcher(api, config));
+    loop {
+        match events.next().await {
+            Some(Ok(watcher::Event::InitDone)) => return events,
+            Some(Ok(_)) => {}
+            other => panic!("watch: {other:?}"),
+        }
+    }
+}
+
 /// Waits until the watch on `job` has listed it, then runs `trigger`; returns the time from
 /// the trigger's end (`from_start`: its start) to condition `type_` being seen.
 async fn measure(
@@ -71,14 +81,7 @@ async fn measure(
 ) -> Duration {
     let api: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
     let config = watcher::Config::default().fields(&format!("metadata.name={job}"));
-    let mut events = std::pin::pin!(watcher(api, config));
-    loop {
-        match events.next().await {
-            Some(Ok(watcher::Event::InitDone)) => break,
-            Some(Ok(_)) => {}
-            other => panic!("watch on Job {job}: {other:?}"),
-        }
-    }
+    let mut events = synced_watch(api, config).await;
     let started = Instant::now();
     trigger().await;
     let t0 = if from_start { started } else { Instant::now() };
@@ -100,12 +103,7 @@ async fn measure(
 
 /// A client as the reporter's (its own client stack, its ServiceAccount), already connected.
 async fn floor_client(ns: &AdapterNamespace, job: &str) -> kube::Client {
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&ns.kubeconfig).expect("kubeconfig"),
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("kubeconfig");
+    let config = client_config(&ns.kubeconfig).await.expect("kubeconfig");
     let client = status_reporter::client::build(config).expect("client");
     let api: Api<Job> = Api::namespaced(client.clone(), &ns.name);
     api.get_status(job).await.expect("warm-up GET");
@@ -114,19 +112,9 @@ async fn floor_client(ns: &AdapterNamespace, job: &str) -> kube::Client {
 
 /// GET + PUT of the Job's status with one more condition (`Floor`), as the reporter writes.
 async fn get_put(client: &kube::Client, ns: &str, job: &str) {
-    let api: Api<Job> = Api::namespaced(client.clone(), ns);
-    let mut j = api.get_status(job).await.expect("GET");
-    let status = j.status.get_or_insert_with(Default::default);
-    status.conditions.get_or_insert_with(Vec::new).push(
-        serde_json::from_value(serde_json::json!({
-            "type": "Floor", "status": "True", "reason": "Floor", "message": "floor",
-            "lastTransitionTime": "2026-01-01T00:00:00Z"
-        }))
-        .expect("condition"),
-    );
-    api.replace_status(job, &Default::default(), &j)
-        .await
-        .expect("PUT");
+    let floor = serde_json::json!({"type": "Floor", "status": "True", "reason": "Floor",
+        "message": "floor", "lastTransitionTime": "2026-01-01T00:00:00Z"});
+    set_job_condition(client, ns, job, floor).await;
 }
 
 /// The floor of the file path: a pre-connected client's GET + PUT, timed from the GET's start
@@ -140,28 +128,17 @@ async fn floor(ns: &AdapterNamespace, job: &str) -> Duration {
 }
 
 /// The floor of the exit path: a pre-connected client watching the pod does GET + PUT when a
-/// pod-status write reaches it; timed, as the reporter is, from that write's acceptance to the
-/// condition seen.
+/// pod-status write reaches it; timed, as the reporter is, from that write to the condition.
 async fn exit_floor(ns: &AdapterNamespace, job: &str, pod: &str) -> Duration {
     let client = floor_client(ns, job).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
     let config = watcher::Config::default().fields(&format!("metadata.name={pod}"));
-    let mut events = Box::pin(watcher(pods, config));
-    loop {
-        match events.next().await {
-            Some(Ok(watcher::Event::InitDone)) => break,
-            Some(Ok(_)) => {}
-            other => panic!("watch on pod {pod}: {other:?}"),
-        }
-    }
+    let mut events = synced_watch(pods, config).await;
     let (namespace, job_name) = (ns.name.clone(), job.to_owned());
     let writer = tokio::spawn(async move {
         while let Some(ev) = events.next().await {
             if let Ok(watcher::Event::Apply(p)) = ev
-                && p.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "FloorTrigger"))
+                && pod_condition(&p, "FloorTrigger").is_some()
             {
                 get_put(&client, &namespace, &job_name).await;
                 return;
@@ -193,17 +170,15 @@ struct Run {
     hwm_kib: u64,
     /// The floor, on the same Job right after.
     floor: Duration,
+    /// With `idle`: the reporter's context switches over [`IDLE`] before the trigger.
+    idle_switches: Option<u64>,
 }
 
-/// One run; with `idle`, also the reporter's context switches over an idle window before the
-/// trigger.
-async fn one_run(
-    cluster: &Cluster,
-    bin: &Path,
-    i: usize,
-    trigger: Trigger,
-    idle: Option<&mut Option<(u64, Duration)>>,
-) -> Run {
+/// The window over which an idle reporter's wake-ups are counted.
+const IDLE: Duration = Duration::from_secs(2);
+
+/// One run (see [`Run`]).
+async fn one_run(cluster: &Cluster, bin: &Path, i: usize, trigger: Trigger, idle: bool) -> Run {
     let name = format!(
         "bench-{}-{i}",
         ["exit", "file"][usize::from(trigger == Trigger::File)]
@@ -211,22 +186,17 @@ async fn one_run(
     let ns = adapter_namespace(cluster, &name).await;
     ns.create_job(example_job(&name, "native", &[])).await;
     let (pod, results) = ns.running_pod(&name, WAIT).await;
-    let pod_name = pod.metadata.name.clone().expect("pod name");
-    let mut reporter = ns.start_reporter_bin(bin, &pod, &results, &[("LOG_LEVEL", "debug")]);
+    let pod_name = kubelet::name(&pod);
+    let mut reporter = Reporter::spawn(ns.reporter_command(bin, &pod, &results, &[]));
     reporter.logs.wait_for(&["pod update"], WAIT);
-    if let Some(idle) = idle {
+    let idle_switches = idle.then(|| {
         // Nothing happens, and that is the measurement: the sleep is the window.
-        let window = Duration::from_secs(2);
         let before = context_switches(reporter.pid());
-        std::thread::sleep(window);
-        *idle = Some((context_switches(reporter.pid()) - before, window));
-    }
+        std::thread::sleep(IDLE);
+        context_switches(reporter.pid()) - before
+    });
     let latency = measure(&ns, &name, "Available", false, async || match trigger {
-        Trigger::File => {
-            std::fs::write(results.join(".tmp"), RESULT).expect("write");
-            std::fs::rename(results.join(".tmp"), results.join("adapter-result.json"))
-                .expect("rename");
-        }
+        Trigger::File => write_result(&results),
         Trigger::Exit => {
             kubelet::terminate(&ns.client, &ns.name, &pod_name, "adapter", 1, "Error", None).await;
         }
@@ -236,7 +206,7 @@ async fn one_run(
     reporter
         .logs
         .wait_for(&["idling until the pod shuts down"], WAIT);
-    let hwm_kib = status_kib(reporter.pid(), "VmHWM:");
+    let hwm_kib = reporter.peak_rss_kib();
     reporter.signal("-TERM");
     reporter.wait_exit(WAIT);
     let requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len();
@@ -250,7 +220,14 @@ async fn one_run(
         requests,
         hwm_kib,
         floor,
+        idle_switches,
     }
+}
+
+/// The result written to a temporary file and renamed into place in `dir`, as adapters do.
+fn write_result(dir: &Path) {
+    std::fs::write(dir.join(".tmp"), RESULT).expect("write");
+    std::fs::rename(dir.join(".tmp"), dir.join("adapter-result.json")).expect("rename");
 }
 
 /// Voluntary and involuntary context switches over all threads of `pid`.
@@ -258,76 +235,38 @@ fn context_switches(pid: u32) -> u64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
-    let field = |status: &str, name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
+    let field = |task: &Path, name| status_field(task.join("status"), name).unwrap_or(0);
     tasks
-        .filter_map(Result::ok)
-        .map(|t| std::fs::read_to_string(t.path().join("status")).unwrap_or_default())
-        .map(|s| field(&s, "voluntary_ctxt_switches:") + field(&s, "nonvoluntary_ctxt_switches:"))
+        .flatten()
+        .map(|t| {
+            field(&t.path(), "voluntary_ctxt_switches")
+                + field(&t.path(), "nonvoluntary_ctxt_switches")
+        })
         .sum()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// CPU seconds (user + system) of `pid`, from `/proc/<pid>/stat` (clock ticks of 10 ms).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may contain spaces).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of stat: 12 and 13 after the state field.
-    (ticks(11) + ticks(12)) as f64 / 100.0
-}
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    format!("{:.1} ms", measure::ms(d))
 }
 
 async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
     let ns = adapter_namespace(cluster, "bench-scale").await;
     let names: Vec<String> = (0..n).map(|i| format!("scale-{i}")).collect();
     let setup = Instant::now();
-    futures::future::join_all(
-        names
-            .iter()
-            .map(|name| ns.create_job(example_job(name, "native", &[]))),
-    )
-    .await;
     let pods = futures::future::join_all(names.iter().map(|name| async {
-        let pod = kubelet::wait_for_pods(&ns.client, &ns.name, name, 1, WAIT)
-            .await
-            .remove(0);
-        let pod_name = pod.metadata.name.clone().expect("pod name");
-        kubelet::run_pod(&ns.client, &ns.name, &pod_name).await
+        ns.create_job(example_job(name, "native", &[])).await;
+        ns.running_pod(name, WAIT).await
     }))
     .await;
     // Every request of a reporter counts, from its first LIST on.
     let before_requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len();
-    let mut reporters = Vec::new();
-    let mut dirs = Vec::new();
-    for (name, pod) in names.iter().zip(&pods) {
-        let results = ns.results_dir(name);
-        reporters.push(ns.start_reporter_bin(bin, pod, &results, &[("LOG_LEVEL", "debug")]));
-        dirs.push(results);
-    }
+    let (mut reporters, dirs): (Vec<_>, Vec<_>) = (names.iter().zip(&pods))
+        .map(|(name, (pod, _))| {
+            let results = ns.results_dir(name);
+            let command = ns.reporter_command(bin, pod, &results, &[]);
+            (Reporter::spawn(command), results)
+        })
+        .unzip();
     for r in &reporters {
         r.logs.wait_for(&["pod update"], WAIT);
     }
@@ -342,22 +281,12 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
         // Reset the peak RSS so VmHWM covers this run only.
         let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
     }
-    let cpu_before = (cpu_seconds(apiserver), cpu_seconds(etcd));
+    let cpu_before = (cpu_time(apiserver), cpu_time(etcd));
 
     let api: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
-    let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
-    loop {
-        match events.next().await {
-            Some(Ok(watcher::Event::InitDone)) => break,
-            Some(Ok(_)) => {}
-            other => panic!("watch on Jobs: {other:?}"),
-        }
-    }
+    let mut events = synced_watch(api, watcher::Config::default()).await;
     let t0 = Instant::now();
-    for dir in &dirs {
-        std::fs::write(dir.join(".tmp"), RESULT).expect("write");
-        std::fs::rename(dir.join(".tmp"), dir.join("adapter-result.json")).expect("rename");
-    }
+    dirs.iter().for_each(|dir| write_result(dir));
     let mut done = std::collections::BTreeSet::new();
     let all = async {
         while done.len() < n {
@@ -377,8 +306,8 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
     tokio::time::timeout(WAIT, all)
         .await
         .expect("every condition in time");
-    let wall = t0.elapsed();
-    let cpu_after = (cpu_seconds(apiserver), cpu_seconds(etcd));
+    let wall = ms(t0.elapsed());
+    let cpu_after = (cpu_time(apiserver), cpu_time(etcd));
     for r in &reporters {
         r.signal("-TERM");
     }
@@ -386,20 +315,17 @@ async fn scale(cluster: &Cluster, bin: &Path, n: usize) {
         r.wait_exit(WAIT);
     }
     let requests = cluster.audited_requests(&ns.name, SERVICE_ACCOUNT).len() - before_requests;
-    println!(
-        "  {n}/{n} conditions True/ChecksPassed, all written within {}",
-        ms(wall)
-    );
+    println!("  {n}/{n} conditions True/ChecksPassed, all written within {wall}");
     println!(
         "  API requests: {requests} for {n} Jobs = {:.1} per Job (every request of the reporters, from the audit log)",
         requests as f64 / n as f64
     );
     println!(
         "  kube-apiserver: {:.2} CPU s over the run, peak RSS {:.0} MiB; etcd: {:.2} CPU s, peak RSS {:.0} MiB",
-        cpu_after.0 - cpu_before.0,
-        status_kib(apiserver, "VmHWM:") as f64 / 1024.0,
-        cpu_after.1 - cpu_before.1,
-        status_kib(etcd, "VmHWM:") as f64 / 1024.0,
+        (cpu_after.0 - cpu_before.0).as_secs_f64(),
+        status_of(apiserver, "VmHWM") as f64 / 1024.0,
+        (cpu_after.1 - cpu_before.1).as_secs_f64(),
+        status_of(etcd, "VmHWM") as f64 / 1024.0,
     );
 }
 
@@ -418,42 +344,39 @@ async fn main() {
         "reporter on the real API server ({}), release binary {}, {} cores",
         versions.split_whitespace().collect::<Vec<_>>().join(" "),
         bin.display(),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        measure::cpus()
     );
     let size = std::fs::metadata(&bin).map_or(0, |m| m.len());
     println!("binary: {:.2} MiB", size as f64 / 1048576.0);
     let (mut idle, mut peaks) = (None, Vec::new());
     for trigger in [Trigger::File, Trigger::Exit] {
-        let mut lat = Vec::new();
-        let mut reqs = Vec::new();
-        let mut floors = Vec::new();
-        let mut ratios = Vec::new();
+        let mut runs = Vec::new();
         for i in 0..usize::from(args.runs) {
-            let probe = (i == 0 && trigger == Trigger::File).then_some(&mut idle);
-            let run = one_run(&cluster, &bin, i, trigger, probe).await;
-            lat.push(run.latency);
-            reqs.push(run.requests);
-            peaks.push(run.hwm_kib);
-            floors.push(run.floor);
-            ratios.push(run.latency.as_secs_f64() / run.floor.as_secs_f64());
+            let probe = i == 0 && trigger == Trigger::File;
+            runs.push(one_run(&cluster, &bin, i, trigger, probe).await);
         }
-        lat.sort();
-        reqs.sort();
-        floors.sort();
-        ratios.sort_by(f64::total_cmp);
+        peaks.extend(runs.iter().map(|r| r.hwm_kib));
+        idle = idle.or(runs.iter().find_map(|r| r.idle_switches));
+        let mut lat: Vec<Duration> = runs.iter().map(|r| r.latency).collect();
+        let mut reqs: Vec<usize> = runs.iter().map(|r| r.requests).collect();
+        let mut floors: Vec<Duration> = runs.iter().map(|r| r.floor).collect();
+        let mut ratios: Vec<f64> = runs
+            .iter()
+            .map(|r| r.latency.as_secs_f64() / r.floor.as_secs_f64())
+            .collect();
         let what = match trigger {
             Trigger::File => "result file renamed into place → condition",
             Trigger::Exit => "adapter terminated (pod status written) → condition",
         };
         println!(
             "{what}: median {}, p99 {}, min {}, max {} ({} runs); API requests per run: median {}, max {}",
-            ms(percentile(&lat, 0.5)),
-            ms(percentile(&lat, 0.99)),
-            ms(lat[0]),
-            ms(lat[lat.len() - 1]),
+            ms(percentile(&mut lat, 50.0)),
+            ms(percentile(&mut lat, 99.0)),
+            ms(percentile(&mut lat, 0.0)),
+            ms(percentile(&mut lat, 100.0)),
             args.runs,
-            reqs[reqs.len() / 2],
-            reqs[reqs.len() - 1],
+            percentile(&mut reqs, 50.0),
+            percentile(&mut reqs, 100.0),
         );
         println!(
             "  floor, same runs ({}): median {}, min {}; ours/floor per run: median {:.2}×, max {:.2}×",
@@ -463,21 +386,20 @@ async fn main() {
                 Trigger::Exit =>
                     "a pod-status write → a pre-connected client watching the pod does GET + PUT → condition",
             },
-            ms(percentile(&floors, 0.5)),
-            ms(floors[0]),
-            ratios[ratios.len() / 2],
-            ratios[ratios.len() - 1],
+            ms(percentile(&mut floors, 50.0)),
+            ms(percentile(&mut floors, 0.0)),
+            percentile(&mut ratios, 50.0),
+            percentile(&mut ratios, 100.0),
         );
     }
-    peaks.sort();
     println!(
         "reporter peak RSS (VmHWM): median {:.2} MiB, max {:.2} MiB",
-        peaks[peaks.len() / 2] as f64 / 1024.0,
-        peaks[peaks.len() - 1] as f64 / 1024.0
+        percentile(&mut peaks, 50.0) as f64 / 1024.0,
+        percentile(&mut peaks, 100.0) as f64 / 1024.0
     );
-    if let Some((switches, window)) = idle {
+    if let Some(switches) = idle {
         println!(
-            "reporter wake-ups while waiting: {switches} context switches in {window:?} idle (all threads)"
+            "reporter wake-ups while waiting: {switches} context switches in {IDLE:?} idle (all threads)"
         );
     }
     println!(

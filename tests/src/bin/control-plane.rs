@@ -6,17 +6,16 @@
 //! control-plane up [--release current|oldest]                   # until Enter or Ctrl-C
 //! control-plane serve --release R --bin-dir D --state-dir S     # the supervisor (started by the harness)
 //! ```
-//! `run` and `up` join the control plane the test suites share (or start one); it stops a few
-//! seconds after its last user. `CMD` finds `kubectl` (and `helm`) of the pinned release first
-//! on `PATH`. The current release comes with its node: pods with `nodeName: localhost` and
-//! `hostNetwork: true` run there, from the images under `localhost/`.
+//! `run` and `up` join (or start) the control plane the suites share, which stops a few seconds
+//! after its last user; `CMD` finds the pinned `kubectl` and `helm` first on `PATH`. The
+//! current release comes with its node (pods with `nodeName: localhost`, images `localhost/`).
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use harness::control_plane::{Cluster, Release, supervisor};
+use harness::control_plane::{Cluster, Release, path_with, supervisor};
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +23,8 @@ use harness::control_plane::{Cluster, Release, supervisor};
     about = "The pinned Kubernetes control plane of the end-to-end suites"
 )]
 struct Cli {
+    #[arg(long, global = true, value_enum, default_value_t = Release::Current)]
+    release: Release,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -33,23 +34,14 @@ enum Cmd {
     /// Run a command against the control plane (KUBECONFIG set, the release's kubectl first on
     /// PATH); exits with its exit code.
     Run {
-        /// current or oldest.
-        #[arg(long, default_value = "current")]
-        release: String,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
     /// Start (or join) the control plane and keep it up until Enter or Ctrl-C.
-    Up {
-        /// current or oldest.
-        #[arg(long, default_value = "current")]
-        release: String,
-    },
+    Up,
     /// The supervisor process (started by the test harness).
     Serve {
-        #[arg(long)]
-        release: String,
         #[arg(long)]
         bin_dir: PathBuf,
         #[arg(long)]
@@ -59,44 +51,22 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
-    let release = |r: &str| {
-        Release::parse(r).unwrap_or_else(|e| {
-            eprintln!("control-plane: {e}");
-            std::process::exit(2)
-        })
-    };
-    match cli.command {
-        Cmd::Serve {
-            release: r,
-            bin_dir,
-            state_dir,
-        } => {
-            let rt = match tokio::runtime::Builder::new_current_thread()
+    let Cli { release, command } = Cli::parse();
+    match command {
+        Cmd::Serve { bin_dir, state_dir } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("control-plane: cannot start a runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let code = rt.block_on(supervisor::serve(release(&r), &bin_dir, &state_dir));
+                .expect("a tokio runtime");
+            let code = runtime.block_on(supervisor::serve(release, &bin_dir, &state_dir));
             ExitCode::from(code as u8)
         }
-        Cmd::Run {
-            release: r,
-            command,
-        } => {
-            let cluster = join(release(&r));
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let mut paths = vec![cluster.bin_dir.clone()];
-            paths.extend(std::env::split_paths(&path));
+        Cmd::Run { command } => {
+            let cluster = join(release);
             let status = std::process::Command::new(&command[0])
                 .args(&command[1..])
                 .env("KUBECONFIG", &cluster.kubeconfig)
-                .env("PATH", std::env::join_paths(paths).unwrap_or(path))
+                .env("PATH", path_with(&cluster.bin_dir))
                 .status();
             match status {
                 Ok(s) => ExitCode::from(s.code().unwrap_or(1) as u8),
@@ -106,8 +76,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Up { release: r } => {
-            let cluster = join(release(&r));
+        Cmd::Up => {
+            let cluster = join(release);
             println!("KUBECONFIG={}", cluster.kubeconfig.display());
             println!("kubectl: {}", cluster.bin_dir.join("kubectl").display());
             eprintln!("control-plane: up; press Enter (or Ctrl-C) to leave it");

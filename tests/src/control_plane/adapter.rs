@@ -1,7 +1,6 @@
-//! Adapter Jobs on the real API server: a namespace set up as the docs say (the shipped
-//! `status-reporter` ClusterRole, the example ServiceAccount and RoleBinding), Jobs injected by
-//! offline `inject`, and the real reporter binary run for a Pod the Job controller created —
-//! with the ServiceAccount's own token and the env the kubelet would give it.
+//! Adapter Jobs on the real API server: a namespace set up as the docs say, Jobs injected by
+//! offline `inject`, and the real reporter run for a Pod the Job controller created, with the
+//! ServiceAccount's own token and the env the kubelet would give it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
@@ -37,45 +37,25 @@ fn root() -> PathBuf {
     super::binaries::workspace_root()
 }
 
-/// Applies `file` (objects moved into `namespace`); panics with kubectl's message.
-///
-/// Test processes share the control plane, and each applies the same cluster-scoped
-/// ClusterRole. A client-side apply is a GET then a CREATE, so when two run at once one fails
-/// with `AlreadyExists` (a CI run met this); applied again, it finds the object and patches it.
-/// Not a server-side apply: that leaves no `last-applied-configuration`, and a user's later
-/// `kubectl apply -k manifests/` would warn (which `real_manifests` checks it does not).
-pub fn apply_file(cluster: &Cluster, file: &Path, namespace: &str) {
-    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let mut objects = yaml_docs(&text, &file.display().to_string());
-    in_namespace(&mut objects, namespace);
-    let (mut ok, mut out, mut err) = cluster.apply(&objects, false);
-    if !ok && err.contains("AlreadyExists") {
-        (ok, out, err) = cluster.apply(&objects, false);
-    }
-    assert!(ok, "kubectl apply {}: {err}\n{out}", file.display());
-}
-
 /// A new namespace with the shipped ClusterRole, `examples/rbac.yaml` applied in it, and a
 /// kubeconfig for its ServiceAccount.
 pub async fn adapter_namespace(cluster: &Cluster, prefix: &str) -> AdapterNamespace {
     let client = cluster.client().await;
-    let ns = cluster.namespace(&client, prefix, &[]).await;
-    apply_file(
-        cluster,
-        &root().join("manifests/common/reporter-clusterrole.yaml"),
-        &ns.name,
-    );
-    apply_file(
-        cluster,
-        &root().join("manifests/examples/rbac.yaml"),
-        &ns.name,
-    );
+    let name = cluster.namespace(&client, prefix, &[]).await;
+    for file in ["common/reporter-clusterrole.yaml", "examples/rbac.yaml"] {
+        let file = root().join("manifests").join(file);
+        let text = std::fs::read_to_string(&file).expect("the shipped RBAC");
+        let mut objects = yaml_docs(&text, &file.display().to_string());
+        in_namespace(&mut objects, &name);
+        let (ok, out, err) = cluster.apply(&objects, false);
+        assert!(ok, "kubectl apply {}: {err}\n{out}", file.display());
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = cluster
-        .service_account_kubeconfig(&client, &ns.name, SERVICE_ACCOUNT, dir.path())
+        .service_account_kubeconfig(&client, &name, SERVICE_ACCOUNT, dir.path())
         .await;
     AdapterNamespace {
-        name: ns.name,
+        name,
         client,
         kubeconfig,
         dir,
@@ -83,28 +63,21 @@ pub async fn adapter_namespace(cluster: &Cluster, prefix: &str) -> AdapterNamesp
 }
 
 /// The shipped reporter ClusterRole (`manifests/common/reporter-clusterrole.yaml`).
-pub fn shipped_reporter_role() -> Value {
+pub fn shipped_reporter_role() -> ClusterRole {
     let text = std::fs::read_to_string(root().join("manifests/common/reporter-clusterrole.yaml"))
         .expect("the shipped reporter ClusterRole");
-    yaml_docs(&text, "reporter-clusterrole.yaml").remove(0)
+    let role = yaml_docs(&text, "reporter-clusterrole.yaml").remove(0);
+    serde_json::from_value(role).expect("a ClusterRole")
 }
 
 /// Every `(apiGroup, resource, verb)` the shipped reporter ClusterRole grants.
 pub fn shipped_reporter_grants() -> Vec<(String, String, String)> {
-    let role = shipped_reporter_role();
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|x| x.as_str().map(str::to_owned))
-            .collect()
-    };
     let mut grants = Vec::new();
-    for rule in role["rules"].as_array().expect("rules") {
-        for group in strings(&rule["apiGroups"]) {
-            for resource in strings(&rule["resources"]) {
-                for verb in strings(&rule["verbs"]) {
-                    grants.push((group.clone(), resource.clone(), verb));
+    for rule in shipped_reporter_role().rules.unwrap_or_default() {
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                for verb in &rule.verbs {
+                    grants.push((group.clone(), resource.clone(), verb.clone()));
                 }
             }
         }
@@ -122,73 +95,74 @@ pub async fn adapter_namespace_without(
 ) -> AdapterNamespace {
     let ns = adapter_namespace(cluster, prefix).await;
     let mut role = shipped_reporter_role();
-    let role_name = format!(
-        "status-reporter-without-{verb}-{}",
-        resource.replace('/', "-")
-    );
-    role["metadata"]["name"] = json!(role_name);
-    let mut found = false;
-    for rule in role["rules"].as_array_mut().expect("rules") {
-        if rule["resources"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|x| x == resource))
-        {
-            let verbs = rule["verbs"].as_array_mut().expect("verbs");
-            let before = verbs.len();
-            verbs.retain(|v| v != verb);
-            found |= verbs.len() < before;
+    let resource_name = resource.replace('/', "-");
+    let role_name = format!("status-reporter-without-{verb}-{resource_name}");
+    role.metadata.name = Some(role_name.clone());
+    let rules = role.rules.get_or_insert_default();
+    let granted = |rules: &[PolicyRule]| rules.iter().map(|r| r.verbs.len()).sum::<usize>();
+    let before = granted(rules);
+    for rule in rules.iter_mut() {
+        if rule.resources.iter().flatten().any(|r| r == resource) {
+            rule.verbs.retain(|v| v != verb);
         }
     }
+    let removed = granted(rules) < before;
+    assert!(
+        removed,
+        "the shipped ClusterRole grants {verb} on {resource}"
+    );
     // A rule left without verbs is invalid: drop it.
-    if let Some(rules) = role["rules"].as_array_mut() {
-        rules.retain(|r| r["verbs"].as_array().is_some_and(|v| !v.is_empty()));
-    }
-    assert!(found, "the shipped ClusterRole grants {verb} on {resource}");
-    let (mut ok, _, mut err) = cluster.apply(std::slice::from_ref(&role), false);
-    if !ok && err.contains("AlreadyExists") {
-        (ok, _, err) = cluster.apply(&[role], false);
-    }
-    assert!(ok, "apply {role_name}: {err}");
-    // roleRef is immutable: replace the binding.
-    let clusterrole = format!("--clusterrole={role_name}");
-    let account = format!("--serviceaccount={}:{SERVICE_ACCOUNT}", ns.name);
-    for args in [
-        ["delete", "rolebinding", SERVICE_ACCOUNT].as_slice(),
-        [
-            "create",
-            "rolebinding",
-            SERVICE_ACCOUNT,
-            &clusterrole,
-            &account,
-        ]
-        .as_slice(),
-    ] {
-        let mut all = vec!["-n", ns.name.as_str()];
-        all.extend_from_slice(args);
-        let (ok, _, err) = cluster.kubectl_run(&all, None);
-        assert!(ok, "kubectl {all:?}: {err}");
-    }
+    rules.retain(|r| !r.verbs.is_empty());
+    // roleRef is immutable: the binding is replaced.
+    let delete = ["-n", &ns.name, "delete", "rolebinding", SERVICE_ACCOUNT];
+    let (ok, _, err) = cluster.kubectl_run(&delete, None);
+    assert!(ok, "kubectl {delete:?}: {err}");
+    let group = "rbac.authorization.k8s.io";
+    let binding = json!({"apiVersion": format!("{group}/v1"), "kind": "RoleBinding",
+        "metadata": {"name": SERVICE_ACCOUNT, "namespace": ns.name},
+        "roleRef": {"apiGroup": group, "kind": "ClusterRole", "name": role_name},
+        "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": ns.name}]});
+    let role = serde_json::to_value(role).expect("a ClusterRole");
+    let (ok, _, err) = cluster.apply(&[role, binding], false);
+    assert!(ok, "apply {role_name} and its binding: {err}");
     ns
 }
 
 /// `manifests/examples/job.yaml` after offline `inject --sidecar-mode mode`, renamed to `name`,
-/// with `annotations` added to the Job.
+/// with `annotations` added to the Job; mode `none`: as a user without the reporter runs it
+/// (not injected, no annotations).
 pub fn example_job(name: &str, mode: &str, annotations: &[(&str, &str)]) -> Value {
-    let mut source: Vec<Value> = yaml_docs(
-        &std::fs::read_to_string(root().join("manifests/examples/job.yaml")).expect("example"),
-        "examples/job.yaml",
-    );
-    let job = &mut source[0];
+    let file = root().join("manifests/examples/job.yaml");
+    let text = std::fs::read_to_string(&file).expect("the example Job");
+    let mut job = yaml_docs(&text, "examples/job.yaml").remove(0);
     job["metadata"]["name"] = json!(name);
+    if mode == "none" {
+        job["metadata"]["annotations"] = json!({});
+        return job;
+    }
     for (k, v) in annotations {
         job["metadata"]["annotations"][*k] = json!(v);
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("job.yaml");
-    std::fs::write(&file, serde_json::to_string(&source[0]).expect("json")).expect("write");
+    std::fs::write(&file, job.to_string()).expect("write");
     let mut injected = inject_file(&file, &["--sidecar-mode", mode]);
     assert_eq!(injected.len(), 1, "one Job in, one out");
     injected.remove(0)
+}
+
+/// [`example_job`] (the injected `manifests/examples/job.yaml`) with `spec` merged into its
+/// spec: `completions`, `completionMode`, `backoffLimit`, `successPolicy`, … (the injected pod
+/// template does not depend on them).
+pub fn shaped_job(name: &str, mode: &str, annotations: &[(&str, &str)], spec: Value) -> Value {
+    let mut job = example_job(name, mode, annotations);
+    let Value::Object(fields) = spec else {
+        panic!("shaped_job: spec must be an object, got {spec}")
+    };
+    for (k, v) in fields {
+        job["spec"][k] = v;
+    }
+    job
 }
 
 impl AdapterNamespace {
@@ -202,8 +176,7 @@ impl AdapterNamespace {
             .unwrap_or_else(|e| panic!("create Job in {}: {e}", self.name))
     }
 
-    /// Waits (bounded) until Job `job` has a condition of `type_` for which `accept` holds;
-    /// returns the Job then.
+    /// Waits (bounded) until `accept` holds for Job `job` (`what` names it); returns the Job.
     pub async fn wait_job(
         &self,
         job: &str,
@@ -212,19 +185,12 @@ impl AdapterNamespace {
         accept: impl Fn(&Job) -> bool,
     ) -> Job {
         let api: Api<Job> = Api::namespaced(self.client.clone(), &self.name);
-        let cond =
-            kube::runtime::wait::await_condition(api.clone(), job, move |j: Option<&Job>| {
-                j.is_some_and(&accept)
-            });
-        match tokio::time::timeout(timeout, cond).await {
-            Ok(Ok(Some(j))) => j,
-            Ok(Ok(None)) => panic!("Job {}/{job} is gone while waiting for {what}", self.name),
-            Ok(Err(e)) => panic!("watching Job {}/{job}: {e}", self.name),
-            Err(_) => {
+        match super::wait_object(api.clone(), job, timeout, accept).await {
+            Ok(j) => j,
+            Err(e) => {
                 let now = api.get(job).await.ok();
                 panic!(
-                    "Job {}/{job}: no {what} within {timeout:?}; conditions now: {}",
-                    self.name,
+                    "no {what}: {e}; conditions now: {}",
                     serde_json::to_string_pretty(
                         &now.and_then(|j| j.status).and_then(|s| s.conditions)
                     )
@@ -262,26 +228,15 @@ impl AdapterNamespace {
         (pod, self.results_dir("results"))
     }
 
-    /// Starts the real reporter for `pod` as the kubelet would: the env of its
-    /// `status-reporter` container resolved against the Pod (a `fieldRef` the Pod cannot
-    /// resolve fails the test), `RESULTS_PATH` moved into `results` (same file name), the
-    /// ServiceAccount's kubeconfig, plus `extra` env on top.
+    /// Starts [`AdapterNamespace::reporter_command`] with the reporter under test.
     pub fn start_reporter(&self, pod: &Pod, results: &Path, extra: &[(&str, &str)]) -> Reporter {
-        self.start_reporter_bin(&crate::bin::path("status-reporter"), pod, results, extra)
+        let bin = crate::bin::path("status-reporter");
+        Reporter::spawn(self.reporter_command(&bin, pod, results, extra))
     }
 
-    /// [`AdapterNamespace::start_reporter`] with the reporter binary `bin` (e.g. a release build).
-    pub fn start_reporter_bin(
-        &self,
-        bin: &Path,
-        pod: &Pod,
-        results: &Path,
-        extra: &[(&str, &str)],
-    ) -> Reporter {
-        Reporter::spawn(self.reporter_command(bin, pod, results, extra))
-    }
-
-    /// The command [`AdapterNamespace::start_reporter_bin`] runs.
+    /// The reporter `bin` for `pod` as the kubelet would run it: its container's env resolved on
+    /// the Pod ([`reporter_env`]), `RESULTS_PATH` moved into `results`, the ServiceAccount's
+    /// kubeconfig, `extra` on top.
     pub fn reporter_command(
         &self,
         bin: &Path,
@@ -312,7 +267,7 @@ impl AdapterNamespace {
 }
 
 /// Sets the condition `condition` (replacing one of its type) on Job `namespace/job`, as the
-/// Job controller or another reporter would: read-modify-write of the status, retried on 409.
+/// Job controller or another reporter would (see [`super::update_status`]).
 pub async fn set_job_condition(
     client: &kube::Client,
     namespace: &str,
@@ -321,45 +276,29 @@ pub async fn set_job_condition(
 ) {
     let api: Api<Job> = Api::namespaced(client.clone(), namespace);
     let condition: JobCondition = serde_json::from_value(condition).expect("a JobCondition");
-    for _ in 0..20 {
-        let mut current = api
-            .get(job)
-            .await
-            .unwrap_or_else(|e| panic!("get Job {job}: {e}"));
+    super::update_status(&api, job, |current| {
         let status = current.status.get_or_insert_with(Default::default);
         let conditions = status.conditions.get_or_insert_with(Vec::new);
         conditions.retain(|c| c.type_ != condition.type_);
         conditions.push(condition.clone());
-        match api
-            .replace_status(job, &PostParams::default(), &current)
-            .await
-        {
-            Ok(_) => return,
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(e) => panic!("update status of Job {namespace}/{job}: {e}"),
-        }
-    }
-    panic!("update status of Job {namespace}/{job}: still conflicting after 20 tries")
+    })
+    .await;
 }
 
 /// The Job's condition of `type_`.
 pub fn condition(job: &Job, type_: &str) -> Option<JobCondition> {
-    job.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)
-        .cloned()
+    let conditions = job.status.as_ref()?.conditions.as_ref()?;
+    conditions.iter().find(|c| c.type_ == type_).cloned()
 }
 
 /// The types of the Job's conditions, in order.
 pub fn condition_types(job: &Job) -> Vec<String> {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .map(|cs| cs.iter().map(|c| c.type_.clone()).collect())
-        .unwrap_or_default()
+    let conditions = job.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions
+        .into_iter()
+        .flatten()
+        .map(|c| c.type_.clone())
+        .collect()
 }
 
 /// The `status-reporter` container's env as the kubelet resolves it on `pod`.

@@ -1,17 +1,14 @@
-//! What is installed in the admission control plane's admission chain, and what the chain does
-//! to an opted-in Job right now.
-//!
-//! The API server learns of a new (or deleted) webhook configuration, admission policy or
-//! binding through its informers, a moment after the write: a Job created right after
-//! `kubectl apply` may still meet the old chain. So installs here wait until a probe — a
-//! server-side dry-run of an opted-in Job — shows the chain they expect, and removing an
-//! install waits until the probe shows a plain chain again, so the next test starts clean.
+//! What is installed in the admission control plane's chain, and what it does to an opted-in
+//! Job now. The API server learns of admission changes through its informers, a moment after
+//! the write: installs here wait until a probe (a dry-run of an opted-in Job) shows the chain
+//! they expect, and removals until it is plain again, so the next test starts clean.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::cluster::cleanup_failed;
 use super::objects::list;
 use super::{AdmissionGuard, Cluster};
 
@@ -32,15 +29,10 @@ pub enum Admission {
 }
 
 impl Cluster {
-    /// A server-side dry-run create of an opted-in Job in `default`: what the admission chain
-    /// does to it now.
-    pub fn probe_admission(&self) -> Admission {
-        self.probe_admission_with("true")
-    }
-
-    /// [`Cluster::probe_admission`] with the `inject` annotation set to `inject` (`"yes"`: a
-    /// Job no injector takes, which only a guard refuses).
-    pub fn probe_admission_with(&self, inject: &str) -> Admission {
+    /// A server-side dry-run create of a Job in `default` with the `inject` annotation set to
+    /// `inject` (`"true"`: opted in; `"yes"`: a Job no injector takes, which only a guard
+    /// refuses): what the admission chain does to it now.
+    pub fn probe_admission(&self, inject: &str) -> Admission {
         let probe = json!({
             "apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": "admission-probe", "namespace": "default",
@@ -69,24 +61,16 @@ impl Cluster {
         }
     }
 
-    /// Waits (bounded) until [`Cluster::probe_admission`] answers what `want` accepts;
-    /// returns the last answer on timeout.
+    /// Waits (bounded) until [`Cluster::probe_admission`]`(inject)` answers what `want`
+    /// accepts; returns the last answer on timeout.
     pub fn settle_admission(
-        &self,
-        want: impl Fn(&Admission) -> bool,
-    ) -> Result<Admission, Admission> {
-        self.settle_admission_with("true", want)
-    }
-
-    /// [`Cluster::settle_admission`] for [`Cluster::probe_admission_with`]`(inject)`.
-    pub fn settle_admission_with(
         &self,
         inject: &str,
         want: impl Fn(&Admission) -> bool,
     ) -> Result<Admission, Admission> {
         let deadline = Instant::now() + SETTLE;
         loop {
-            let now = self.probe_admission_with(inject);
+            let now = self.probe_admission(inject);
             if want(&now) {
                 return Ok(now);
             }
@@ -98,9 +82,9 @@ impl Cluster {
         }
     }
 
-    /// [`Cluster::settle_admission`], panicking with `what` and the last answer on timeout.
+    /// [`Cluster::settle_admission`] of an opted-in Job; panics with `what` and the last answer.
     pub fn expect_admission(&self, what: &str, want: impl Fn(&Admission) -> bool) -> Admission {
-        self.settle_admission(want).unwrap_or_else(|now| {
+        self.settle_admission("true", want).unwrap_or_else(|now| {
             panic!("{what}: after {SETTLE:?} the admission chain still answers an opted-in Job with {now:?}")
         })
     }
@@ -129,21 +113,15 @@ pub struct InstalledAdmission<'a> {
 impl<'a> InstalledAdmission<'a> {
     /// Tracks the admission objects among `rendered` (installed by the caller, or about to be).
     pub fn track(cluster: &'a AdmissionGuard, rendered: &[Value]) -> Self {
-        let objects = rendered
-            .iter()
-            .filter(|o| {
-                o["apiVersion"]
-                    .as_str()
-                    .is_some_and(|v| v.starts_with(ADMISSION_GROUP))
-            })
-            .map(|o| {
-                format!(
-                    "{}.{ADMISSION_GROUP}/{}",
-                    o["kind"].as_str().unwrap_or("?").to_lowercase(),
-                    o["metadata"]["name"].as_str().unwrap_or("?")
-                )
-            })
-            .collect();
+        let admission = |v: &str| v.starts_with(ADMISSION_GROUP);
+        let mut objects = Vec::new();
+        for o in rendered {
+            if o["apiVersion"].as_str().is_some_and(admission) {
+                let kind = o["kind"].as_str().unwrap_or("?").to_lowercase();
+                let name = o["metadata"]["name"].as_str().unwrap_or("?");
+                objects.push(format!("{kind}.{ADMISSION_GROUP}/{name}"));
+            }
+        }
         InstalledAdmission { cluster, objects }
     }
 
@@ -166,40 +144,27 @@ impl<'a> InstalledAdmission<'a> {
         self
     }
 
-    /// Deletes the objects and waits until the chain is plain; `Err` names what is left.
-    fn delete(&mut self) -> Result<(), String> {
+    /// Deletes the objects now rather than on drop.
+    pub fn remove(self) {}
+}
+
+impl Drop for InstalledAdmission<'_> {
+    /// Deletes the objects and waits until the chain is plain; a failure fails the test unless
+    /// it is failing already.
+    fn drop(&mut self) {
         if self.objects.is_empty() {
-            return Ok(());
+            return;
         }
         let mut args = vec!["delete", "--ignore-not-found", "--wait"];
         args.extend(self.objects.iter().map(String::as_str));
         let (ok, _, err) = self.cluster.kubectl_run(&args, None);
-        let objects = std::mem::take(&mut self.objects);
+        let objects = &self.objects;
         if !ok {
-            return Err(format!("kubectl delete {objects:?}: {err}"));
-        }
-        self.cluster
-            .settle_admission(Admission::is_plain)
-            .map(drop)
-            .map_err(|now| format!("after deleting {objects:?} an opted-in Job is {now:?}"))
-    }
-
-    /// Deletes the objects now, panicking if the chain does not become plain.
-    pub fn remove(mut self) {
-        if let Err(e) = self.delete() {
-            panic!("{e}");
-        }
-    }
-}
-
-impl Drop for InstalledAdmission<'_> {
-    fn drop(&mut self) {
-        if let Err(e) = self.delete() {
-            if std::thread::panicking() {
-                eprintln!("cleanup: {e}");
-            } else {
-                panic!("cleanup: {e}");
-            }
+            cleanup_failed(format!("kubectl delete {objects:?}: {err}"));
+        } else if let Err(now) = self.cluster.settle_admission("true", Admission::is_plain) {
+            cleanup_failed(format!(
+                "after deleting {objects:?} an opted-in Job is {now:?}"
+            ));
         }
     }
 }

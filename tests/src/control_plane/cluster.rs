@@ -1,5 +1,4 @@
-//! [`Cluster`]: what a test sees of the shared control plane — its admin kubeconfig, clients,
-//! `kubectl`, a namespace per test, and kubeconfigs for ServiceAccounts.
+//! [`Cluster`]: what a test sees of the shared control plane.
 
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
@@ -8,12 +7,13 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::PostParams;
+use kube::{Api, ResourceExt};
+use serde_json::json;
 
-use super::{Release, binaries, components, shared};
+use super::{Release, binaries, components, supervisor};
 
 /// The shared control plane, as one test process sees it.
 pub struct Cluster {
@@ -32,33 +32,25 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// The control plane of `STATUS_REPORTER_K8S_RELEASE` (`current` unless set to `oldest`),
-    /// started (or joined) once per process.
-    ///
-    /// Panics when it cannot start — also outside CI: a suite that needs the real API server
-    /// never passes by skipping. The message names the cause, and, when the binaries are
-    /// missing, the one command that builds them.
+    /// The control plane of `STATUS_REPORTER_K8S_RELEASE` (`current` unless `oldest`), joined
+    /// (or started) once per process. Panics when it cannot start, also outside CI (a suite on
+    /// the real API server never passes by skipping), naming why and, when the binaries are
+    /// missing, the command that builds them.
     pub fn shared() -> &'static Cluster {
         static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
         Cluster::get(&CLUSTER, "shared")
     }
 
     /// Exclusive use of a second control plane for tests that change cluster-wide admission
-    /// (webhook configurations, admission policies): those would change what every other
-    /// test's Jobs go through, so they get a control plane of their own and take turns on it
-    /// (a lock file held until the guard drops, across test processes). Clean up what you
-    /// installed before the guard drops.
+    /// (webhook configurations, admission policies), which every other test's Jobs would go
+    /// through: they take turns on it (a lock file held until the guard drops) and clean up
+    /// what they installed before.
     pub fn admission() -> AdmissionGuard {
         static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
         let cluster = Cluster::get(&CLUSTER, "admission");
-        let state = shared::state_dir(cluster.release, "admission");
-        let lock = std::fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(state.join("admission.lock"))
-            .and_then(|f| f.lock().map(|()| f))
-            .unwrap_or_else(|e| panic!("cannot lock {}/admission.lock: {e}", state.display()));
+        let state = supervisor::state_dir(cluster.release, "admission");
+        let lock =
+            supervisor::lock(&state.join("admission.lock")).unwrap_or_else(|e| panic!("{e}"));
         AdmissionGuard {
             cluster,
             _lock: lock,
@@ -68,19 +60,19 @@ impl Cluster {
     fn get(cell: &'static OnceLock<Result<Cluster, String>>, profile: &str) -> &'static Cluster {
         let result = cell.get_or_init(|| {
             let release = std::env::var("STATUS_REPORTER_K8S_RELEASE")
-                .map_or(Ok(Release::Current), |r| Release::parse(&r))?;
+                .map_or(Ok(Release::Current), |r| {
+                    clap::ValueEnum::from_str(&r, false)
+                })
+                .map_err(|e| format!("STATUS_REPORTER_K8S_RELEASE: {e}"))?;
             Cluster::connect(release, profile)
         });
-        match result {
-            Ok(c) => c,
-            Err(e) => panic!("cannot start the real control plane: {e}"),
-        }
+        (result.as_ref()).unwrap_or_else(|e| panic!("cannot start the real control plane: {e}"))
     }
 
     /// Joins (or starts) the control plane of `release` and `profile`; for tools that report
     /// errors themselves. Tests use [`Cluster::shared`] or [`Cluster::admission`].
     pub fn connect(release: Release, profile: &str) -> Result<Cluster, String> {
-        let (connection, run_dir) = shared::connect(release, profile)?;
+        let (connection, run_dir) = supervisor::connect(release, profile)?;
         Ok(Cluster {
             release,
             kubeconfig: run_dir.join("kubeconfig"),
@@ -112,10 +104,8 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("admin client: {e}"))
     }
 
-    /// A command for one of the control plane's client tools (`kubectl`, `helm`), with
-    /// `KUBECONFIG` set to the admin kubeconfig. The tools come from the current release's
-    /// build also when the oldest release runs (kubectl's supported skew covers it, and the
-    /// oldest build has no clients).
+    /// A client tool (`kubectl`, `helm`) as admin: the current release's also for the oldest
+    /// (kubectl's supported skew covers it, and the oldest build has no clients).
     pub fn command(&self, name: &str) -> Command {
         let tools = binaries::bin_dir(Release::Current)
             .unwrap_or_else(|e| panic!("the control plane's client tools: {e}"));
@@ -124,64 +114,36 @@ impl Cluster {
         cmd
     }
 
-    /// `kubectl` against the cluster as admin.
-    pub fn kubectl(&self) -> Command {
-        let mut cmd = self.command("kubectl");
-        // Bounded: a hung request fails the test instead of hanging it.
-        cmd.arg("--request-timeout=60s");
-        cmd
-    }
-
-    /// Runs `kubectl args…` (stdin from `input` if given); returns (success, stdout, stderr).
+    /// Runs `kubectl args…` as admin (stdin from `input` if given); returns (success, stdout,
+    /// stderr). Bounded: a hung request fails the test instead of hanging it.
     pub fn kubectl_run(&self, args: &[&str], input: Option<&str>) -> (bool, String, String) {
-        run(self.kubectl().args(args), input)
+        let mut kubectl = self.command("kubectl");
+        run(kubectl.arg("--request-timeout=60s").args(args), input)
     }
 
-    /// A new namespace for one test, named `<prefix>-<random>`, with `labels`; returns once
-    /// its `default` ServiceAccount exists (pods cannot be created before).
+    /// A new namespace for one test, named `<prefix>-<random>`, with `labels`; returns its name
+    /// once its `default` ServiceAccount exists (pods cannot be created before).
     pub async fn namespace(
         &self,
         client: &kube::Client,
         prefix: &str,
         labels: &[(&str, &str)],
-    ) -> TestNamespace {
+    ) -> String {
         let api: Api<Namespace> = Api::all(client.clone());
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                generate_name: Some(format!("{prefix}-")),
-                labels: Some(
-                    labels
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect::<BTreeMap<_, _>>(),
-                ),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        let created = api
-            .create(&PostParams::default(), &ns)
-            .await
-            .unwrap_or_else(|e| panic!("create namespace {prefix}-*: {e}"));
+        let labels: BTreeMap<_, _> = labels.iter().copied().collect();
+        let ns = json!({"metadata": {"generateName": format!("{prefix}-"), "labels": labels}});
+        let ns: Namespace = serde_json::from_value(ns).expect("a Namespace");
+        let created = api.create(&PostParams::default(), &ns).await;
         let name = created
-            .metadata
-            .name
-            .expect("a created namespace has a name");
+            .unwrap_or_else(|e| panic!("create namespace {prefix}-*: {e}"))
+            .name_any();
         if self.release == Release::Current {
             let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
-            let made = kube::runtime::wait::await_condition(
-                sas,
-                "default",
-                |sa: Option<&ServiceAccount>| sa.is_some(),
-            );
-            tokio::time::timeout(Duration::from_secs(60), made)
+            super::wait_object(sas, "default", Duration::from_secs(60), |_| true)
                 .await
-                .unwrap_or_else(|_| {
-                    panic!("namespace {name}: no default ServiceAccount within 60 s")
-                })
-                .unwrap_or_else(|e| panic!("namespace {name}: watching ServiceAccounts: {e}"));
+                .unwrap_or_else(|e| panic!("namespace {name}: no default ServiceAccount: {e}"));
         }
-        TestNamespace { name }
+        name
     }
 
     /// Writes a kubeconfig in `dir` that authenticates as ServiceAccount `namespace/name` with
@@ -194,14 +156,8 @@ impl Cluster {
         dir: &Path,
     ) -> PathBuf {
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-        let request = TokenRequest {
-            spec: TokenRequestSpec {
-                audiences: vec![components::ISSUER.to_owned()],
-                expiration_seconds: Some(3600),
-                ..TokenRequestSpec::default()
-            },
-            ..TokenRequest::default()
-        };
+        let request =
+            json!({"spec": {"audiences": [components::ISSUER], "expirationSeconds": 3600}});
         let token: TokenRequest = sas
             .create_subresource("token", name, &PostParams::default(), &request)
             .await
@@ -212,9 +168,9 @@ impl Cluster {
             .token;
         let text = super::components::kubeconfig_text(
             &self.server(),
-            &self.run_dir.join("pki/ca.crt"),
+            &self.ca_file(),
             name,
-            &format!("token: {token}"),
+            json!({ "token": token }),
             namespace,
         );
         let path = dir.join(format!("kubeconfig-{namespace}-{name}"));
@@ -222,11 +178,12 @@ impl Cluster {
         path
     }
 
-    /// The API server's URL (`https://127.0.0.1:PORT`).
+    /// The API server's URL (`https://127.X.Y.1:443`).
     pub fn server(&self) -> String {
         let text = std::fs::read_to_string(&self.kubeconfig).unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix("server: "))
+        let config: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        config["clusters"][0]["cluster"]["server"]
+            .as_str()
             .unwrap_or_default()
             .to_owned()
     }
@@ -250,37 +207,30 @@ impl std::ops::Deref for AdmissionGuard {
     }
 }
 
-/// A namespace made for one test.
-#[derive(Debug, Clone)]
-pub struct TestNamespace {
-    /// Its name.
-    pub name: String,
+/// A cleanup that failed on drop: a panic, unless the thread is panicking already (then the
+/// failure is only said), so the test that left something behind fails.
+pub(crate) fn cleanup_failed(e: String) {
+    if std::thread::panicking() {
+        eprintln!("cleanup: {e}");
+    } else {
+        panic!("cleanup: {e}");
+    }
 }
 
-/// Runs `cmd` with `input` on stdin; returns (success, stdout, stderr).
+/// Runs `cmd` with `input` on stdin (from a temporary file: no pipe to keep fed); returns
+/// (success, stdout, stderr).
 pub(crate) fn run(cmd: &mut Command, input: Option<&str>) -> (bool, String, String) {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = cmd
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    use std::io::{Seek, Write};
     if let Some(input) = input {
-        let mut stdin = child.stdin.take().expect("stdin piped");
-        let input = input.to_owned();
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(input.as_bytes());
-        });
+        let mut file = tempfile::tempfile().expect("a temporary file");
+        (file.write_all(input.as_bytes()))
+            .and_then(|()| file.rewind())
+            .expect("stdin written to a temporary file");
+        cmd.stdin(file);
     }
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -301,12 +251,13 @@ pub struct AuditedRequest {
     pub resource: String,
     /// The response code.
     pub code: u16,
+    /// When the API server received it.
+    pub received: jiff::Timestamp,
 }
 
 impl Cluster {
-    /// The requests ServiceAccount `namespace/name` made so far, from the audit log (every
-    /// ServiceAccount outside kube-system is audited, one event per request at its end — a
-    /// watch appears once it is closed).
+    /// The requests ServiceAccount `namespace/name` made so far, from the audit log (one event
+    /// per request, at its end: a watch appears once it is closed).
     pub fn audited_requests(&self, namespace: &str, name: &str) -> Vec<AuditedRequest> {
         let user = format!("system:serviceaccount:{namespace}:{name}");
         let text =
@@ -327,13 +278,16 @@ impl Cluster {
                     api_group: text(&object["apiGroup"]),
                     resource,
                     code: e["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
+                    received: text(&e["requestReceivedTimestamp"])
+                        .parse()
+                        .unwrap_or_default(),
                 }
             })
             .collect()
     }
 
-    /// Process ids of etcd, kube-apiserver and (if they run) kube-controller-manager and the
-    /// node's first process, in that order.
+    /// Process ids of etcd, kube-apiserver, then (if they run) kube-controller-manager and the
+    /// node's first process.
     pub fn component_pids(&self) -> Vec<u32> {
         std::fs::read_to_string(self.run_dir.join("pids"))
             .unwrap_or_default()

@@ -1,6 +1,5 @@
-//! Starting and stopping the components — etcd, kube-apiserver, kube-controller-manager and,
-//! for the current release, the node (containerd and a kubelet) — on loopback, each logging to
-//! a file in the run directory. Used by the supervisor only.
+//! Starting and stopping the components on loopback, each logging to a file in the run
+//! directory (the supervisor's part).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -8,10 +7,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
+use rcgen::{DnType, ExtendedKeyUsagePurpose, KeyPair};
+use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use super::node::{KubeletInputs, Node, ServiceNet};
-use super::{Release, binaries, pki};
+use super::node::{Node, ServiceNet};
+use super::{Release, binaries};
+use crate::webhook_process::{Pair, Pki};
 
 /// How long the API server may take to become ready (a cold start on 2 loaded cores takes
 /// about 10 s; bootstrap RBAC and priority classes are written on first start).
@@ -38,44 +40,39 @@ pub(crate) const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 /// The running components.
 pub(crate) struct Components {
+    /// Where the binaries are, and the run directory (their logs).
+    bin: PathBuf,
+    run: PathBuf,
     children: Vec<(&'static str, Child)>,
     node: Option<Node>,
     /// `kubeconfig` (admin, `system:masters`) in the run directory.
     pub kubeconfig: PathBuf,
 }
 
-/// Starts etcd, the API server, (where built) the controller manager and, for the current
-/// release, the node in `run`, and waits until the API server is ready, the controller manager
-/// works (it created the `default` ServiceAccount) and the node is `Ready`.
+/// Starts etcd, the API server, the controller manager (where built) and, for the current
+/// release, the node in `run`; returns once each works (`/readyz`, the `default`
+/// ServiceAccount, the node `Ready`).
 pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Components, String> {
     let pki_dir = run.join("pki");
     std::fs::create_dir_all(&pki_dir).map_err(|e| format!("{}: {e}", pki_dir.display()))?;
-    // With a node, pods reach the API server through the unmodified in-cluster config: the
-    // `kubernetes` Service's cluster IP, port 443 — on loopback.
-    let net = match release {
-        Release::Current => Some(ServiceNet::choose(run.parent().unwrap_or(run))?),
-        Release::Oldest => None,
-    };
-    let pki = pki::write(
-        &pki_dir,
-        &net.map_or("10.0.0.1".into(), |n| n.api_ip().to_string()),
-    )?;
-    let [etcd_client, etcd_peer, apiserver_port] = free_ports()?;
-    let server = match net {
-        Some(net) => format!("https://{}:443", net.api_ip()),
-        None => format!("https://127.0.0.1:{apiserver_port}"),
-    };
+    // The API server on the `kubernetes` Service's cluster IP, port 443, on loopback: pods on
+    // the node reach it through the unmodified in-cluster config.
+    let net = ServiceNet::choose(run.parent().unwrap_or(run))?;
+    let pki = write_credentials(&pki_dir, &net.api_ip().to_string())?;
+    let [etcd_client, etcd_peer] = free_ports()?;
+    let server = format!("https://{}:443", net.api_ip());
     let mut components = Components {
+        bin: bin.to_owned(),
+        run: run.to_owned(),
         children: Vec::new(),
         node: None,
-        kubeconfig: write_kubeconfig(run, "kubeconfig", &server, &pki_dir, "admin", &pki.admin)?,
+        kubeconfig: write_kubeconfig(run, "kubeconfig", &server, &pki.ca_cert, &pki.admin)?,
     };
     let kcm_kubeconfig = write_kubeconfig(
         run,
         "controller-manager.kubeconfig",
         &server,
-        &pki_dir,
-        "controller-manager",
+        &pki.ca_cert,
         &pki.controller_manager,
     )?;
 
@@ -83,8 +80,6 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
     let peer_url = format!("http://127.0.0.1:{etcd_peer}");
     components.spawn(
         "etcd",
-        bin,
-        run,
         &[
             "--name=default".into(),
             format!("--data-dir={}", run.join("etcd").display()),
@@ -111,8 +106,8 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
         "--audit-log-mode=blocking".into(),
         format!("--etcd-servers={etcd_url}"),
 
-        format!("--tls-cert-file={}", pki.serving_cert.display()),
-        format!("--tls-private-key-file={}", pki.serving_key.display()),
+        format!("--tls-cert-file={}", pki.serving.0.display()),
+        format!("--tls-private-key-file={}", pki.serving.1.display()),
         format!("--client-ca-file={}", pki.ca_cert.display()),
         format!("--service-account-issuer={ISSUER}"),
         format!("--service-account-key-file={}", pki.sa_pub.display()),
@@ -125,35 +120,22 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
         "--endpoint-reconciler-type=none".into(),
         "--enable-priority-and-fairness=false".into(),
         "--profiling=false".into(),
+        format!("--bind-address={}", net.api_ip()),
+        format!("--advertise-address={}", net.api_ip()),
+        "--secure-port=443".into(),
+        format!("--service-cluster-ip-range={}", net.cidr()),
+        // The node is `localhost`: logs and exec go over loopback.
+        "--kubelet-preferred-address-types=Hostname".into(),
+        format!("--kubelet-client-certificate={}", pki.kubelet_client.0.display()),
+        format!("--kubelet-client-key={}", pki.kubelet_client.1.display()),
     ];
-    match net {
-        Some(net) => apiserver.extend([
-            format!("--bind-address={}", net.api_ip()),
-            format!("--advertise-address={}", net.api_ip()),
-            "--secure-port=443".into(),
-            format!("--service-cluster-ip-range={}", net.cidr()),
-            // The node is `localhost`: logs and exec go over loopback.
-            "--kubelet-preferred-address-types=Hostname".into(),
-            format!(
-                "--kubelet-client-certificate={}",
-                pki.kubelet_client_cert.display()
-            ),
-            format!("--kubelet-client-key={}", pki.kubelet_client_key.display()),
-        ]),
-        None => apiserver.extend([
-            "--bind-address=127.0.0.1".into(),
-            "--advertise-address=127.0.0.1".into(),
-            format!("--secure-port={apiserver_port}"),
-            "--service-cluster-ip-range=10.0.0.0/24".into(),
-        ]),
-    }
     if release == Release::Oldest {
         // 1.33: MutatingAdmissionPolicy is alpha (v1alpha1, behind its gate).
         apiserver.push("--feature-gates=MutatingAdmissionPolicy=true".into());
         apiserver.push("--runtime-config=admissionregistration.k8s.io/v1alpha1=true".into());
     }
-    components.spawn("kube-apiserver", bin, run, &apiserver)?;
-    if net.is_some() {
+    components.spawn("kube-apiserver", &apiserver)?;
+    if release == Release::Current {
         // containerd starts while the API server does.
         components.node = Some(Node::start(&binaries::node_bin_dir()?, run).await?);
     }
@@ -164,8 +146,6 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
     if bin.join("kube-controller-manager").is_file() {
         components.spawn(
             "kube-controller-manager",
-            bin,
-            run,
             &[
                 format!("--kubeconfig={}", kcm_kubeconfig.display()),
                 // Each controller acts as its own ServiceAccount with its bootstrap RBAC, as
@@ -179,72 +159,36 @@ pub(crate) async fn start(release: Release, bin: &Path, run: &Path) -> Result<Co
             ],
         )?;
         if let Some(node) = &mut components.node {
-            let kubeconfig = write_kubeconfig(
-                run,
-                "kubelet.kubeconfig",
-                &server,
-                &pki_dir,
-                "kubelet",
-                &pki.node,
-            )?;
-            let inputs = KubeletInputs {
-                kubeconfig: &kubeconfig,
-                client_ca: &pki.ca_cert,
-                bin,
-            };
-            node.start_kubelet(inputs, run, &client).await?;
+            let kubeconfig =
+                write_kubeconfig(run, "kubelet.kubeconfig", &server, &pki.ca_cert, &pki.node)?;
+            node.start_kubelet(bin, &kubeconfig, &pki.ca_cert, run, &client)
+                .await?;
         }
         // The controller manager is up when its ServiceAccount controller made `default`.
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-        let made =
-            kube::runtime::wait::await_condition(sas, "default", |sa: Option<&ServiceAccount>| {
-                sa.is_some()
-            });
-        match tokio::time::timeout(READY_TIMEOUT, made).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("watching for the default ServiceAccount: {e}")),
-            Err(_) => {
-                return Err(format!(
-                    "kube-controller-manager did not create the default ServiceAccount within {READY_TIMEOUT:?}{}",
-                    components.exited().await
-                ));
-            }
+        if let Err(e) = super::wait_object(sas, "default", READY_TIMEOUT, |_| true).await {
+            let exited = components.exited().await;
+            return Err(format!(
+                "kube-controller-manager did not create the default ServiceAccount: {e}{exited}"
+            ));
         }
     }
     Ok(components)
 }
 
 impl Components {
-    fn spawn(
-        &mut self,
-        name: &'static str,
-        bin: &Path,
-        run: &Path,
-        args: &[String],
-    ) -> Result<(), String> {
-        let log_path = run.join(format!("{name}.log"));
-        let log =
-            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let child = Command::new(bin.join(name))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.join(name).display()))?;
+    fn spawn(&mut self, name: &'static str, args: &[String]) -> Result<(), String> {
+        let path = self.bin.join(name);
+        let log = self.run.join(format!("{name}.log"));
+        let child = spawn_logged(Command::new(&path).args(args), &log, &path.display())?;
         self.children.push((name, child));
         Ok(())
     }
 
-    /// The process ids of the components (recorded so a later supervisor can clean up after a
-    /// killed one).
+    /// The process ids (recorded: a later supervisor cleans up after a killed one).
     pub(crate) fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = self.children.iter().filter_map(|(_, c)| c.id()).collect();
-        pids.extend(self.node.iter().flat_map(Node::pids));
+        pids.extend(self.node.as_ref().map(|n| n.init_pid));
         pids
     }
 
@@ -300,18 +244,29 @@ impl Components {
 
 /// An admin client from `kubeconfig`.
 pub(crate) async fn admin_client(kubeconfig: &Path) -> Result<kube::Client, String> {
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| e.to_string())?,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .map_err(|e| format!("kubeconfig {}: {e}", kubeconfig.display()))?;
+    let config = super::client_config(kubeconfig).await?;
     kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 
-/// Three distinct free loopback ports (bound, then released for the components to take).
-fn free_ports() -> Result<[u16; 3], String> {
-    let listeners = (0..3)
+/// Starts `cmd` (stdin null, output to the file `log`, killed on drop); errors name `what`.
+pub(crate) fn spawn_logged(
+    cmd: &mut Command,
+    log: &Path,
+    what: &dyn std::fmt::Display,
+) -> Result<Child, String> {
+    let io = |e: std::io::Error| format!("{}: {e}", log.display());
+    let file = std::fs::File::create(log).map_err(io)?;
+    cmd.stdin(Stdio::null())
+        .stdout(file.try_clone().map_err(io)?)
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {what}: {e}"))
+}
+
+/// `N` distinct free loopback ports (bound, then released for the components to take).
+pub(crate) fn free_ports<const N: usize>() -> Result<[u16; N], String> {
+    let listeners = (0..N)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("no free loopback port: {e}"))?;
@@ -320,72 +275,128 @@ fn free_ports() -> Result<[u16; 3], String> {
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
-    Ok([ports[0], ports[1], ports[2]])
+    Ok(ports.try_into().expect("N ports"))
 }
 
-/// Writes a kubeconfig for a client-certificate user (files next to it, absolute paths).
+/// Writes the kubeconfig `run/name` for the client certificate and key `cert`.
 fn write_kubeconfig(
     run: &Path,
     name: &str,
     server: &str,
-    pki_dir: &Path,
-    user: &str,
-    (cert, key): &(String, String),
+    ca: &Path,
+    (cert, key): &(PathBuf, PathBuf),
 ) -> Result<PathBuf, String> {
-    let put = |file: String, text: &str| -> Result<PathBuf, String> {
-        let path = pki_dir.join(file);
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(path)
-    };
-    let cert = put(format!("{user}.crt"), cert)?;
-    let key = put(format!("{user}.key"), key)?;
-    let credentials = format!(
-        "client-certificate: {}\n    client-key: {}",
-        cert.display(),
-        key.display()
-    );
-    let text = kubeconfig_text(
-        server,
-        &pki_dir.join("ca.crt"),
-        user,
-        &credentials,
-        "default",
-    );
+    let user = cert.file_stem().unwrap_or_default().to_string_lossy();
+    let credentials = json!({"client-certificate": cert, "client-key": key});
     let path = run.join(name);
-    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(
+        &path,
+        kubeconfig_text(server, ca, &user, credentials, "default"),
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }
 
-/// A kubeconfig for `user` on the API server at `server` (trusting `ca`), in `namespace`;
-/// `credentials` are the user's fields (`token: …`, or `client-certificate: …` and
-/// `client-key: …` on a second line indented by four spaces).
+/// A kubeconfig (JSON: every kubeconfig reader takes it) for `user` with `credentials` on the
+/// API server at `server` (trusting `ca`), in `namespace`.
 pub(crate) fn kubeconfig_text(
     server: &str,
     ca: &Path,
     user: &str,
-    credentials: &str,
+    credentials: Value,
     namespace: &str,
 ) -> String {
-    format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster:
-    server: {server}
-    certificate-authority: {ca}
-users:
-- name: {user}
-  user:
-    {credentials}
-contexts:
-- name: {user}
-  context:
-    cluster: test
-    user: {user}
-    namespace: {namespace}
-current-context: {user}
-",
-        ca = ca.display(),
-    )
+    let context = json!({"cluster": "test", "user": user, "namespace": namespace});
+    json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": user,
+        "clusters": [{"name": "test", "cluster": {"server": server, "certificate-authority": ca}}],
+        "users": [{"name": user, "user": credentials}],
+        "contexts": [{"name": user, "context": context}],
+    })
+    .to_string()
+}
+
+/// The control plane's credentials, fresh for every run ([`write_credentials`]); each pair is a
+/// certificate and its key.
+struct Credentials {
+    ca_cert: PathBuf,
+    /// The API server's serving pair.
+    serving: (PathBuf, PathBuf),
+    sa_key: PathBuf,
+    /// Its public half (the API server's `--service-account-key-file` reads no PKCS#8 private key).
+    sa_pub: PathBuf,
+    /// `system:masters`.
+    admin: (PathBuf, PathBuf),
+    /// `system:kube-controller-manager`.
+    controller_manager: (PathBuf, PathBuf),
+    /// The kubelet's: `system:node:localhost` in `system:nodes`.
+    node: (PathBuf, PathBuf),
+    /// The API server's for its calls to the kubelet (logs, exec).
+    kubelet_client: (PathBuf, PathBuf),
+}
+
+/// Writes a fresh PKI into `dir`; the API server's certificate also names `service_ip`, the
+/// cluster IP of the `kubernetes` Service.
+fn write_credentials(dir: &Path, service_ip: &str) -> Result<Credentials, String> {
+    let put = |name: &str, text: &str| -> Result<PathBuf, String> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        Ok(path)
+    };
+    let pair = |name: &str, pair: Pair| -> Result<(PathBuf, PathBuf), String> {
+        let cert = put(&format!("{name}.crt"), &pair.cert_pem)?;
+        Ok((cert, put(&format!("{name}.key"), &pair.key_pem)?))
+    };
+    let ca = Pki::default();
+    let serving = ca.sign(
+        &[
+            "127.0.0.1",
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            service_ip,
+        ],
+        |params| {
+            let name = &mut params.distinguished_name;
+            name.push(DnType::CommonName, "kube-apiserver");
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        },
+    );
+    let client = |file: &str, cn: &str, org: Option<&str>| {
+        let signed = ca.sign(&[], |params| {
+            params.distinguished_name.push(DnType::CommonName, cn);
+            if let Some(org) = org {
+                let name = &mut params.distinguished_name;
+                name.push(DnType::OrganizationName, org);
+            }
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        });
+        pair(file, signed)
+    };
+    // ECDSA P-256, PKCS#8: the API server signs service-account tokens with it (ES256).
+    let sa_key = KeyPair::generate().map_err(|e| format!("a service-account key: {e}"))?;
+    Ok(Credentials {
+        ca_cert: put("ca.crt", &ca.ca_pem())?,
+        serving: pair("apiserver", serving)?,
+        sa_key: put("service-account.key", &sa_key.serialize_pem())?,
+        sa_pub: put("service-account.pub", &sa_key.public_key_pem())?,
+        admin: client(
+            "admin",
+            "status-reporter-test-admin",
+            Some("system:masters"),
+        )?,
+        controller_manager: client("controller-manager", "system:kube-controller-manager", None)?,
+        node: client(
+            "kubelet",
+            &format!("system:node:{}", super::node::NAME),
+            Some("system:nodes"),
+        )?,
+        kubelet_client: client(
+            "kubelet-client",
+            "kube-apiserver-kubelet-client",
+            Some("system:masters"),
+        )?,
+    })
 }

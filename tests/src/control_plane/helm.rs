@@ -1,14 +1,12 @@
-//! The Helm chart (`manifests/helm/status-reporter`) with the control plane's own Helm (built
-//! with it by `tests/control-plane/build.sh`): rendered with `helm template`, or installed on
-//! the admission control plane as a release that is uninstalled on drop. Helm's state
-//! (cache, config, data) lives in a temporary directory, not in the user's home.
+//! The Helm chart with the control plane's own Helm: rendered, or installed on the admission
+//! control plane as a release uninstalled on drop; Helm's state in a temporary directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-use super::cluster::run;
+use super::cluster::{cleanup_failed, run};
 use super::objects::yaml_docs;
 use super::{AdmissionGuard, Cluster};
 
@@ -61,18 +59,13 @@ pub fn template(cluster: &Cluster, namespace: &str, args: &[&str]) -> Vec<String
             .args(args),
         &format!("helm template {args:?}"),
     );
-    let mut docs = vec![String::new()];
-    for line in out.lines() {
-        if line == "---" {
-            docs.push(String::new());
-        } else {
-            let doc = docs.last_mut().expect("one document at least");
-            doc.push_str(line);
-            doc.push('\n');
-        }
-    }
-    docs.retain(|d| d.lines().any(|l| !l.is_empty() && !l.starts_with('#')));
-    docs
+    let lines: Vec<&str> = out.lines().collect();
+    let docs = lines
+        .split(|l| *l == "---")
+        .map(|doc| doc.iter().map(|l| format!("{l}\n")));
+    let docs = docs.map(String::from_iter);
+    docs.filter(|d| d.lines().any(|l| !l.is_empty() && !l.starts_with('#')))
+        .collect()
 }
 
 /// A release of the chart on the admission control plane, uninstalled on drop.
@@ -83,7 +76,6 @@ pub struct HelmRelease<'a> {
     /// The release namespace (it must exist: the chart does not create it).
     pub namespace: String,
     home: tempfile::TempDir,
-    installed: bool,
 }
 
 impl<'a> HelmRelease<'a> {
@@ -95,24 +87,20 @@ impl<'a> HelmRelease<'a> {
         args: &[&str],
     ) -> Self {
         let home = tempfile::tempdir().expect("tempdir");
-        let mut release = HelmRelease {
-            cluster,
-            name: name.to_owned(),
-            namespace: namespace.to_owned(),
-            home,
-            installed: false,
-        };
         run_helm(
-            release
-                .helm()
+            helm(cluster, home.path())
                 .args(["install", name])
                 .arg(chart())
                 .args(["-n", namespace, "--timeout", TIMEOUT])
                 .args(args),
             &format!("helm install {name} {args:?}"),
         );
-        release.installed = true;
-        release
+        HelmRelease {
+            cluster,
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+            home,
+        }
     }
 
     fn helm(&self) -> Command {
@@ -129,41 +117,20 @@ impl<'a> HelmRelease<'a> {
         yaml_docs(&out, "helm get manifest")
     }
 
-    fn try_uninstall(&mut self) -> Result<(), String> {
-        if !std::mem::take(&mut self.installed) {
-            return Ok(());
-        }
-        let (ok, out, err) = run(
-            self.helm().args([
-                "uninstall",
-                &self.name,
-                "-n",
-                &self.namespace,
-                "--wait",
-                "--timeout",
-                TIMEOUT,
-            ]),
-            None,
-        );
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("helm uninstall {}: {err}\n{out}", self.name))
-        }
-    }
-
-    /// `helm uninstall` (waiting for the objects to be gone); panics with Helm's message.
-    pub fn uninstall(mut self) {
-        if let Err(e) = self.try_uninstall() {
-            panic!("{e}");
-        }
-    }
+    /// `helm uninstall` (waiting for the objects to be gone) now rather than on drop.
+    pub fn uninstall(self) {}
 }
 
 impl Drop for HelmRelease<'_> {
+    /// `helm uninstall`, waiting for the objects to be gone; a failure fails the test unless it
+    /// is failing already.
     fn drop(&mut self) {
-        if let Err(e) = self.try_uninstall() {
-            eprintln!("cleanup: {e}");
+        let (name, namespace) = (&self.name, &self.namespace);
+        let mut uninstall = self.helm();
+        uninstall.args(["uninstall", name, "-n", namespace]);
+        let (ok, out, err) = run(uninstall.args(["--wait", "--timeout", TIMEOUT]), None);
+        if !ok {
+            cleanup_failed(format!("helm uninstall {name}: {err}\n{out}"));
         }
     }
 }

@@ -1,11 +1,8 @@
-//! The images the test node runs: OCI archives written by `cargo xtask images` (the reporter
-//! and the webhook, as released) and `cargo xtask test-images` (the pause image and a busybox
-//! adapter), built when a test first needs the node ([`super::Cluster::node`]) and imported
-//! into its containerd. Every name is under `localhost/`, so a pull could only ever go to
-//! loopback; pods use `imagePullPolicy: Never`.
-//!
-//! Built by the test that needs them, not when the control plane starts: a release build of
-//! both binaries takes minutes after a change, and only the node suites should wait for it.
+//! The images the test node runs: OCI archives of `cargo xtask images` (the reporter and the
+//! webhook, as released) and `cargo xtask test-images` (pause, a busybox adapter), all under
+//! `localhost/` (never pulled). Built when a test first needs the node
+//! ([`super::Cluster::node`]), not when the control plane starts: after a change that is a
+//! release build of minutes, which only the node suites should wait for.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,28 +19,17 @@ pub fn dir() -> PathBuf {
     super::binaries::target_dir().join("images")
 }
 
-/// Imports the images into the node of the cluster whose run directory is `run`: built first
-/// unless they are newer than every source they are made from, each imported unless the
-/// node's containerd already holds its digest.
+/// Imports the images (see [`build`]) into the node of the run directory `run`, each unless
+/// its containerd holds the digest.
 pub(crate) fn import(run: &Path) -> Result<(), String> {
     let records = build()?;
     let ctr = super::binaries::node_bin_dir()?.join("ctr");
     let ctr = |args: &[&str]| -> Result<String, String> {
-        let out = Command::new(&ctr)
-            .arg("--address")
-            .arg(run.join("node/containerd.sock"))
-            .args(["-n", "k8s.io"])
-            .args(args)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", ctr.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "ctr {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        let mut cmd = Command::new(&ctr);
+        cmd.arg("--address").arg(run.join("node/containerd.sock"));
+        let (ok, out, err) = super::cluster::run(cmd.args(["-n", "k8s.io"]).args(args), None);
+        let failed = || format!("ctr {}: {}", args.join(" "), err.trim());
+        ok.then_some(out).ok_or_else(failed)
     };
     let held = ctr(&["images", "ls"])?;
     for record in records.iter().filter(|r| !held.contains(&r.digest)) {
@@ -56,19 +42,10 @@ pub(crate) fn import(run: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The archives' records, built with the xtask unless they are newer than every source they
-/// are made from (the xtask takes seconds even when cargo has nothing to build). One test
-/// process at a time (a lock file), the next finds them fresh.
+/// The archives' records, built with the xtask unless newer than every source (the xtask
+/// takes seconds even when cargo has nothing to build); one process at a time (a lock file).
 pub fn build() -> Result<Vec<Record>, String> {
-    std::fs::create_dir_all(dir()).map_err(|e| format!("{}: {e}", dir().display()))?;
-    let lock_path = dir().join("harness.lock");
-    let lock = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .and_then(|f| f.lock().map(|()| f))
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    let lock = super::supervisor::lock(&dir().join("harness.lock"))?;
     if let Ok(records) = records()
         && fresh(&records)
     {
@@ -76,17 +53,11 @@ pub fn build() -> Result<Vec<Record>, String> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     for task in ["images", "test-images"] {
-        let out = Command::new(&cargo)
-            .current_dir(super::binaries::workspace_root())
-            .args(["xtask", task])
-            .output()
-            .map_err(|e| format!("cannot run `cargo xtask {task}`: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "`cargo xtask {task}` failed ({}):\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ));
+        let mut xtask = Command::new(&cargo);
+        xtask.current_dir(super::binaries::workspace_root());
+        let (ok, _, err) = super::cluster::run(xtask.args(["xtask", task]), None);
+        if !ok {
+            return Err(format!("`cargo xtask {task}` failed:\n{err}"));
         }
     }
     drop(lock);
@@ -114,34 +85,12 @@ const SOURCES: &[&str] = &[
 
 /// Whether every archive exists and `images.json` is newer than every source.
 fn fresh(records: &[Record]) -> bool {
-    let built = match std::fs::metadata(dir().join("images.json")).and_then(|m| m.modified()) {
-        Ok(t) => t,
-        Err(_) => return false,
-    };
     let root = super::binaries::workspace_root();
-    let mut stack: Vec<PathBuf> = SOURCES.iter().map(|s| root.join(s)).collect();
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if path.file_name().is_some_and(|n| n == "target") {
-                continue;
-            }
-            stack.extend(
-                std::fs::read_dir(&path)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.path()),
-            );
-        } else if meta.modified().is_ok_and(|m| m >= built) {
-            return false;
-        }
-    }
-    ARCHIVES
-        .iter()
-        .all(|a| records.iter().any(|r| r.archive == *a))
+    let built = std::fs::metadata(dir().join("images.json")).and_then(|m| m.modified());
+    built.is_ok_and(|built| built > super::newest_source(SOURCES.iter().map(|s| root.join(s))))
+        && ARCHIVES
+            .iter()
+            .all(|a| records.iter().any(|r| r.archive == *a))
         && records.iter().all(|r| dir().join(&r.archive).is_file())
 }
 

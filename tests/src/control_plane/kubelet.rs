@@ -1,20 +1,24 @@
-//! Playing the kubelet on the real API server, for the states a real node cannot produce on
-//! cue (an eviction overlapping its replacement, reporters finishing at the same instant, a
-//! state at a chosen moment): the test writes pod status through the `pods/status`
-//! subresource, as a node would — containers running, waiting or terminated, the pod's phase —
-//! for pods no node runs (they have no `nodeName`).
+//! A Job's pods on the real API server: waited for (bounded, driven by a watch), by the Job's
+//! uid where it matters (never a re-created Job's), and the kubelet played for the states a
+//! real node cannot produce on cue (an eviction overlapping its replacement, reporters
+//! finishing at one instant): pod status written through `pods/status` as a node would, for
+//! pods no node runs (no `nodeName`); the scheduler's part too ([`bind`]), and evictions.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Pod, PodStatus,
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, Node, Pod, PodCondition, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::{EvictParams, ListParams, PostParams};
 use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+/// The pod label the Job controller sets to its Job's uid.
+pub const JOB_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
 
 /// Waits (bounded) until the Job controller has created at least `n` pods for Job `job` in
 /// `namespace`; returns them oldest first.
@@ -26,48 +30,40 @@ pub async fn wait_for_pods(
     timeout: Duration,
 ) -> Vec<Pod> {
     let selector = format!("batch.kubernetes.io/job-name={job}");
-    wait_pods(client, namespace, &selector, timeout, |pods| {
+    let what = format!("{n} pod(s) from the Job controller");
+    wait_pods(client, namespace, &selector, &what, timeout, |pods| {
         pods.len() >= n
     })
     .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "the Job controller did not create {n} pod(s) for {namespace}/{job} within {timeout:?}"
-        )
-    })
 }
 
-/// Waits (bounded) until `accept` holds for the pods of `namespace` matching the label
-/// `selector` (oldest first: by creation, then name), looking again on every pod event of a
-/// watch on them. `Ok` with the pods then; `Err` with the pods at the timeout.
+/// Waits (bounded, on a watch) until `accept` holds for the pods of `namespace` matching the
+/// label `selector` (oldest first); returns them. Panics naming `what`, with the pods.
 pub async fn wait_pods(
     client: &kube::Client,
     namespace: &str,
     selector: &str,
+    what: &str,
     timeout: Duration,
     accept: impl Fn(&[Pod]) -> bool,
-) -> Result<Vec<Pod>, Vec<Pod>> {
+) -> Vec<Pod> {
     use futures::StreamExt;
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = || async {
-        let mut pods = api
-            .list(&ListParams::default().labels(selector))
-            .await
-            .unwrap_or_else(|e| panic!("list pods {selector} in {namespace}: {e}"))
-            .items;
-        pods.sort_by(|a, b| {
-            a.metadata
-                .creation_timestamp
-                .cmp(&b.metadata.creation_timestamp)
-                .then(a.metadata.name.cmp(&b.metadata.name))
-        });
-        pods
+        let pods = api.list(&ListParams::default().labels(selector)).await;
+        let mut pods = pods.unwrap_or_else(|e| panic!("list pods {selector} in {namespace}: {e}"));
+        let created = |p: &Pod| {
+            (
+                p.metadata.creation_timestamp.clone(),
+                p.metadata.name.clone(),
+            )
+        };
+        pods.items.sort_by_key(created);
+        pods.items
     };
+    let config = watcher::Config::default().labels(selector);
+    let mut events = std::pin::pin!(watcher(api.clone(), config));
     let wait = async {
-        let mut events = std::pin::pin!(watcher(
-            api.clone(),
-            watcher::Config::default().labels(selector)
-        ));
         loop {
             let pods = list().await;
             if accept(&pods) {
@@ -79,13 +75,15 @@ pub async fn wait_pods(
         }
     };
     match tokio::time::timeout(timeout, wait).await {
-        Ok(pods) => Ok(pods),
-        Err(_) => Err(list().await),
+        Ok(pods) => pods,
+        Err(_) => {
+            let pods: Vec<String> = list().await.iter().map(describe).collect();
+            panic!("pods {selector} in {namespace}: no {what} within {timeout:?}; now: {pods:?}")
+        }
     }
 }
 
-/// Applies `change` to the pod's status with a read-modify-write (retried on 409: the Job
-/// controller updates the pod too, e.g. its finalizer).
+/// Applies `change` to the pod's status (see [`super::update_status`]).
 pub async fn update_status(
     client: &kube::Client,
     namespace: &str,
@@ -93,24 +91,12 @@ pub async fn update_status(
     change: impl Fn(&Pod, &mut PodStatus),
 ) -> Pod {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    for _ in 0..20 {
-        let mut current = api
-            .get(pod)
-            .await
-            .unwrap_or_else(|e| panic!("get pod {namespace}/{pod}: {e}"));
-        let mut status = current.status.clone().unwrap_or_default();
-        change(&current, &mut status);
-        current.status = Some(status);
-        match api
-            .replace_status(pod, &PostParams::default(), &current)
-            .await
-        {
-            Ok(p) => return p,
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(e) => panic!("update status of pod {namespace}/{pod}: {e}"),
-        }
-    }
-    panic!("update status of pod {namespace}/{pod}: still conflicting after 20 tries")
+    super::update_status(&api, pod, |p| {
+        let mut status = p.status.take().unwrap_or_default();
+        change(p, &mut status);
+        p.status = Some(status);
+    })
+    .await
 }
 
 fn now() -> Time {
@@ -122,10 +108,8 @@ fn status_of(name: &str, image: &str, state: ContainerState) -> ContainerStatus 
     ContainerStatus {
         name: name.to_owned(),
         image: image.to_owned(),
-        image_id: String::new(),
         ready: running,
         started: Some(running),
-        restart_count: 0,
         state: Some(state),
         ..ContainerStatus::default()
     }
@@ -140,20 +124,32 @@ fn running() -> ContainerState {
     }
 }
 
+fn terminated(exit_code: i32, reason: &str, message: Option<&str>) -> ContainerState {
+    ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            exit_code,
+            reason: Some(reason.to_owned()),
+            message: message.map(str::to_owned),
+            started_at: Some(now()),
+            finished_at: Some(now()),
+            ..ContainerStateTerminated::default()
+        }),
+        ..ContainerState::default()
+    }
+}
+
 /// Sets `container`'s state in the right list (containers or init containers), keeping the
 /// others and counting a restart when a terminated container runs again (`restartCount` is
 /// the attempt number of the newest instance, as the kubelet reports it).
 fn set_container(pod: &Pod, status: &mut PodStatus, container: &str, state: ContainerState) {
     let spec = pod.spec.as_ref().expect("a pod has a spec");
-    let image_of = |list: &Option<Vec<k8s_openapi::api::core::v1::Container>>| {
-        list.iter()
-            .flatten()
-            .find(|c| c.name == container)
-            .map(|c| c.image.clone().unwrap_or_default())
+    let image_of = |list: &[Container]| {
+        let found = list.iter().find(|c| c.name == container);
+        found.map(|c| c.image.clone().unwrap_or_default())
     };
-    let (list, image) = if let Some(image) = image_of(&Some(spec.containers.clone())) {
+    let (list, image) = if let Some(image) = image_of(&spec.containers) {
         (&mut status.container_statuses, image)
-    } else if let Some(image) = image_of(&spec.init_containers) {
+    } else if let Some(image) = image_of(spec.init_containers.as_deref().unwrap_or_default()) {
         (&mut status.init_container_statuses, image)
     } else {
         panic!("pod has no container {container}")
@@ -182,19 +178,24 @@ fn set_container(pod: &Pod, status: &mut PodStatus, container: &str, state: Cont
     }
 }
 
+/// The containers and native sidecars (init containers that restart always) of `pod`: what
+/// runs while it runs.
+fn long_running(pod: &Pod) -> Vec<String> {
+    let spec = pod.spec.as_ref().expect("a pod has a spec");
+    let sidecars = spec.init_containers.iter().flatten();
+    let sidecars = sidecars.filter(|c| c.restart_policy.as_deref() == Some("Always"));
+    (sidecars.chain(&spec.containers))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
 /// The pod starts: phase `Running`, every container and native sidecar running.
 pub async fn run_pod(client: &kube::Client, namespace: &str, pod: &str) -> Pod {
     update_status(client, namespace, pod, |p, status| {
-        let spec = p.spec.as_ref().expect("a pod has a spec");
         status.phase = Some("Running".into());
         status.start_time.get_or_insert_with(now);
-        for c in spec.init_containers.iter().flatten() {
-            if c.restart_policy.as_deref() == Some("Always") {
-                set_container(p, status, &c.name, running());
-            }
-        }
-        for c in &spec.containers {
-            set_container(p, status, &c.name, running());
+        for name in long_running(p) {
+            set_container(p, status, &name, running());
         }
     })
     .await
@@ -211,18 +212,7 @@ pub async fn terminate(
     message: Option<&str>,
 ) -> Pod {
     update_status(client, namespace, pod, |p, status| {
-        let state = ContainerState {
-            terminated: Some(ContainerStateTerminated {
-                exit_code,
-                reason: Some(reason.to_owned()),
-                message: message.map(str::to_owned),
-                started_at: Some(now()),
-                finished_at: Some(now()),
-                ..ContainerStateTerminated::default()
-            }),
-            ..ContainerState::default()
-        };
-        set_container(p, status, container, state);
+        set_container(p, status, container, terminated(exit_code, reason, message));
     })
     .await
 }
@@ -254,41 +244,129 @@ pub async fn waiting(
 pub async fn finish(client: &kube::Client, namespace: &str, pod: &str, phase: &str) -> Pod {
     let code = i32::from(phase == "Failed");
     update_status(client, namespace, pod, |p, status| {
-        let spec = p.spec.as_ref().expect("a pod has a spec");
-        let names: Vec<String> = spec
-            .containers
-            .iter()
-            .chain(
-                spec.init_containers
-                    .iter()
-                    .flatten()
-                    .filter(|c| c.restart_policy.as_deref() == Some("Always")),
-            )
-            .map(|c| c.name.clone())
-            .collect();
-        for name in names {
-            let still_running = status
-                .container_statuses
-                .iter()
-                .chain(status.init_container_statuses.iter())
-                .flatten()
-                .find(|s| s.name == name)
-                .is_none_or(|s| s.state.as_ref().is_none_or(|st| st.terminated.is_none()));
-            if still_running {
-                let state = ContainerState {
-                    terminated: Some(ContainerStateTerminated {
-                        exit_code: code,
-                        reason: Some(if code == 0 { "Completed" } else { "Error" }.into()),
-                        started_at: Some(now()),
-                        finished_at: Some(now()),
-                        ..ContainerStateTerminated::default()
-                    }),
-                    ..ContainerState::default()
-                };
-                set_container(p, status, &name, state);
+        for name in long_running(p) {
+            let all = status.container_statuses.iter();
+            let mut all = all.chain(&status.init_container_statuses).flatten();
+            let state = all.find(|s| s.name == name).and_then(|s| s.state.as_ref());
+            if state.is_none_or(|s| s.terminated.is_none()) {
+                let reason = if code == 0 { "Completed" } else { "Error" };
+                set_container(p, status, &name, terminated(code, reason, None));
             }
         }
         status.phase = Some(phase.to_owned());
     })
     .await
+}
+
+/// [`wait_pods`] for the pods of the Job with uid `job_uid`.
+pub async fn wait_job_pods(
+    client: &kube::Client,
+    namespace: &str,
+    job_uid: &str,
+    what: &str,
+    timeout: Duration,
+    accept: impl Fn(&[Pod]) -> bool,
+) -> Vec<Pod> {
+    let selector = format!("{JOB_UID_LABEL}={job_uid}");
+    wait_pods(client, namespace, &selector, what, timeout, accept).await
+}
+
+/// Waits (bounded) for at least `n` pods of the Job with uid `job_uid`; oldest first.
+pub async fn job_pods(
+    client: &kube::Client,
+    namespace: &str,
+    job_uid: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<Pod> {
+    wait_job_pods(
+        client,
+        namespace,
+        job_uid,
+        &format!("{n} pod(s)"),
+        timeout,
+        |pods| pods.len() >= n,
+    )
+    .await
+}
+
+/// `name (phase, deleting?, index)` for messages.
+pub fn describe(pod: &Pod) -> String {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    let deleting = pod.metadata.deletion_timestamp.as_ref();
+    format!(
+        "{} ({}{}{})",
+        pod.metadata.name.as_deref().unwrap_or("?"),
+        phase.unwrap_or("no phase"),
+        deleting.map_or("", |_| ", terminating"),
+        index(pod).map_or(String::new(), |i| format!(", index {i}")),
+    )
+}
+
+/// The pod's completion index (Indexed Jobs).
+pub fn index(pod: &Pod) -> Option<u32> {
+    let labels = pod.metadata.labels.as_ref()?;
+    labels
+        .get("batch.kubernetes.io/job-completion-index")?
+        .parse()
+        .ok()
+}
+
+/// The pod's name.
+pub fn name(pod: &Pod) -> String {
+    pod.metadata.name.clone().expect("a pod has a name")
+}
+
+/// Plays the scheduler: binds `pod` to `node`. A bound pod, unlike an unscheduled one, is not
+/// removed at once when deleted gracefully: it stays terminating until a kubelet confirms,
+/// which none does here. The Node object is created when missing (nothing runs there; it
+/// only keeps the pod garbage collector from deleting the pod as an orphan).
+pub async fn bind(client: &kube::Client, namespace: &str, pod: &str, node: &str) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let object: Node = serde_json::from_value(json!({"metadata": {"name": node}})).expect("node");
+    match nodes.create(&PostParams::default(), &object).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("create node {node}: {e}"),
+    }
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let binding = json!({
+        "apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": pod, "namespace": namespace},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node}
+    });
+    let _: Value = api
+        .create_subresource("binding", pod, &PostParams::default(), &binding)
+        .await
+        .unwrap_or_else(|e| panic!("bind pod {namespace}/{pod} to {node}: {e}"));
+}
+
+/// Evicts `pod` through the Eviction API: the API server adds the `DisruptionTarget`
+/// condition and deletes it gracefully.
+pub async fn evict(client: &kube::Client, namespace: &str, pod: &str) {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    api.evict(pod, &EvictParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("evict pod {namespace}/{pod}: {e}"));
+}
+
+/// The pod's condition of `type_`.
+pub fn pod_condition(pod: &Pod, type_: &str) -> Option<PodCondition> {
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    conditions.iter().find(|c| c.type_ == type_).cloned()
+}
+
+/// Waits (bounded) until `pod` has a condition of `type_`; returns it.
+pub async fn wait_pod_condition(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    type_: &str,
+    timeout: Duration,
+) -> PodCondition {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pod = super::wait_object(api, pod, timeout, |p| pod_condition(p, type_).is_some())
+        .await
+        .unwrap_or_else(|e| panic!("no condition {type_}: {e}"));
+    pod_condition(&pod, type_).expect("accepted")
 }

@@ -2,21 +2,11 @@
 //! suites create with `nodeName: localhost` and `hostNetwork: true` run as real containers.
 //!
 //! Everything of the node lives in one PID and mount namespace of its own (`unshare`), whose
-//! first process is a shell that only waits: containerd, its shims, the kubelet (entered with
-//! `nsenter`) and every container. Killing that shell kills the whole namespace — the kernel
-//! stops every process in it, containers included, before the shell's exit completes — and
-//! every mount made in it (image layers, volumes) goes with it, since none propagates out. What
-//! remains to remove is the node's cgroup root and its directory.
-//!
-//! The namespace also keeps the node's hands off the machine: the three kernel settings the
-//! kubelet insists on (`vm.overcommit_memory`, `kernel.panic`, `kernel.panic_on_oops`) are files
-//! bind-mounted over `/proc/sys` in it (with `protectKernelDefaults` it only checks them);
-//! `/var/lib`, `/var/log` (hard-coded kubelet paths) and `/run/containerd` (where shims put
-//! their sockets whatever the configuration says) are private directories. No pod network:
-//! the CNI configuration holds only `loopback`, pods use the host network, and the API server
-//! listens on the loopback address the kubelet hands pods as `KUBERNETES_SERVICE_HOST`.
+//! first process is a shell that only waits: killing it stops every process in it, containers
+//! included, and drops every mount made in it; what remains to remove is the node's cgroup
+//! root. The namespace also keeps the node's hands off the machine (kernel settings, `/var`,
+//! `/run/containerd`; the details in tests/README.md, "The real node").
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -24,6 +14,9 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Node as NodeObject;
 use kube::Api;
 use tokio::process::{Child, Command};
+use walkdir::WalkDir;
+
+use super::components::{free_ports, spawn_logged};
 
 /// The node's name: the API server reaches the kubelet by it (`Hostname` address type), so
 /// it must resolve to loopback without a DNS query leaving the machine.
@@ -42,15 +35,13 @@ const SYSCTLS: [(&str, &str); 3] = [
     ("kernel/panic_on_oops", "1"),
 ];
 
-/// The node's first process, its containerd configuration and its kubelet configuration,
-/// with `$NAMES` to fill in ([`fill`]).
+/// The node's first process and its containerd and kubelet configurations (`$NAMES` filled).
 const INIT: &str = include_str!("../../control-plane/node/init.sh");
 const CONTAINERD: &str = include_str!("../../control-plane/node/containerd.toml");
 const KUBELET: &str = include_str!("../../control-plane/node/kubelet.yaml");
 
 /// The loopback network of one cluster: the service CIDR `127.X.Y.0/24`, the API server on its
-/// first address (the `kubernetes` Service's cluster IP), port 443 — so in-cluster config in a
-/// pod reaches the API server unmodified.
+/// first address, port 443, so a pod's unmodified in-cluster config reaches it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ServiceNet([u8; 2]);
 
@@ -58,9 +49,7 @@ impl ServiceNet {
     /// One for the control plane whose state lives in `state`: derived from its path, so that
     /// clusters of other worktrees and profiles on the machine get others, and checked free.
     pub(crate) fn choose(state: &Path) -> Result<ServiceNet, String> {
-        let mut h = DefaultHasher::new();
-        state.hash(&mut h);
-        let h = h.finish();
+        let h = super::path_hash(state);
         let x = 100 + (h % 100) as u8;
         for step in 0..32u8 {
             let net = ServiceNet([x, ((h >> 8) as u8).wrapping_add(step)]);
@@ -86,50 +75,25 @@ impl ServiceNet {
     }
 }
 
-/// Where the node keeps its files, and what it is called on the machine.
-struct Layout {
-    dir: PathBuf,
-    cgroup_root: String,
-}
-
-impl Layout {
-    fn of(run: &Path) -> Layout {
-        let mut h = DefaultHasher::new();
-        run.hash(&mut h);
-        Layout {
-            dir: run.join("node"),
-            cgroup_root: format!(
-                "status-reporter-node-{:012x}",
-                h.finish() & 0xffff_ffff_ffff
-            ),
-        }
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.join("containerd.sock")
-    }
+/// The node's cgroup root in every hierarchy, named after the run directory `run`.
+fn cgroup_root(run: &Path) -> String {
+    let h = super::path_hash(run);
+    format!("status-reporter-node-{:012x}", h & 0xffff_ffff_ffff)
 }
 
 /// A running node (containerd up; the kubelet once [`Node::start_kubelet`] ran).
 pub(crate) struct Node {
-    layout: Layout,
+    /// Where the node keeps its files (`run/node`).
+    dir: PathBuf,
+    cgroup_root: String,
     /// `unshare`: its child is the namespace's first process.
     unshare: Child,
-    /// That first process, as the machine sees it.
-    init_pid: u32,
+    /// That first process, as the machine sees it: what a later supervisor kills if this one
+    /// is killed (its command line names the run directory).
+    pub(crate) init_pid: u32,
     kubelet: Option<Child>,
     /// The host's values of [`SYSCTLS`] before the node started.
     host_sysctls: Vec<String>,
-}
-
-/// What the kubelet needs from the control plane.
-pub(crate) struct KubeletInputs<'a> {
-    /// The node's kubeconfig (`system:node:localhost`).
-    pub kubeconfig: &'a Path,
-    /// The CA that signed the API server's kubelet client certificate.
-    pub client_ca: &'a Path,
-    /// The directory holding `kubelet`.
-    pub bin: &'a Path,
 }
 
 impl Node {
@@ -145,8 +109,7 @@ impl Node {
                 ));
             }
         }
-        let layout = Layout::of(run);
-        let dir = &layout.dir;
+        let dir = &run.join("node");
         let io = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
         for sub in ["sysctl", "var-lib", "var-log", "run-containerd", "cni"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| io(&dir.join(sub), e))?;
@@ -154,38 +117,30 @@ impl Node {
         // The mount point in the host; containerd would make it too.
         std::fs::create_dir_all("/run/containerd")
             .map_err(|e| io(Path::new("/run/containerd"), e))?;
-        for (file, value) in SYSCTLS {
-            let name = file.rsplit('/').next().unwrap_or(file);
-            let path = dir.join("sysctl").join(name);
-            std::fs::write(&path, format!("{value}\n")).map_err(|e| io(&path, e))?;
-        }
         let put = |name: &str, text: String| -> Result<PathBuf, String> {
             let path = dir.join(name);
             std::fs::write(&path, text).map_err(|e| io(&path, e))?;
             Ok(path)
         };
+        for (file, value) in SYSCTLS {
+            let name = file.rsplit('/').next().unwrap_or(file);
+            put(&format!("sysctl/{name}"), format!("{value}\n"))?;
+        }
         put(
             "cni/10-loopback.conflist",
             r#"{"cniVersion":"1.0.0","name":"lo","plugins":[{"type":"loopback"}]}"#.into(),
         )?;
         let init = put("init.sh", INIT.into())?;
-        let config = put(
-            "containerd.toml",
-            fill(
-                CONTAINERD,
-                &[
-                    ("$NODE", &dir.display().to_string()),
-                    ("$PAUSE", super::images::PAUSE),
-                    ("$RUNC", RUNC),
-                ],
-            ),
-        )?;
+        let node = dir.display().to_string();
+        let values = [
+            ("$NODE", &*node),
+            ("$PAUSE", super::images::PAUSE),
+            ("$RUNC", RUNC),
+        ];
+        let config = put("containerd.toml", fill(CONTAINERD, &values))?;
 
-        let log = log_file(&run.join("containerd.log"))?;
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut paths = vec![bin.to_path_buf()];
-        paths.extend(std::env::split_paths(&path));
-        let mut unshare = Command::new("unshare")
+        let mut unshare = Command::new("unshare");
+        unshare
             .args([
                 "--mount",
                 "--propagation=private",
@@ -202,108 +157,89 @@ impl Node {
             .arg("--config")
             .arg(&config)
             // containerd finds its shim on PATH.
-            .env(
-                "PATH",
-                std::env::join_paths(paths).map_err(|e| e.to_string())?,
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start unshare (util-linux) for the node: {e}"))?;
+            .env("PATH", super::path_with(bin));
+        let log = run.join("containerd.log");
+        let mut unshare = spawn_logged(&mut unshare, &log, &"unshare (util-linux) for the node")?;
         let unshare_pid = unshare.id().ok_or("unshare exited at once")?;
-        let init_pid = match first_child(unshare_pid).await {
-            Some(pid) => pid,
-            None => {
-                let _ = unshare.kill().await;
-                return Err(format!(
-                    "the node's namespace did not start; see {}",
-                    run.join("containerd.log").display()
-                ));
-            }
+        let Some(init_pid) = first_child(unshare_pid).await else {
+            let _ = unshare.kill().await;
+            let log = log.display();
+            return Err(format!("the node's namespace did not start; see {log}"));
         };
         let mut node = Node {
-            layout,
+            dir: dir.clone(),
+            cgroup_root: cgroup_root(run),
             unshare,
             init_pid,
             kubelet: None,
             host_sysctls: host_sysctls(),
         };
-        if let Err(e) = node.wait_containerd(bin, run).await {
+        if let Err(e) = node.wait_containerd(run).await {
             node.stop().await;
             return Err(e);
         }
         Ok(node)
     }
 
-    /// Until containerd answers on its socket (bounded).
-    async fn wait_containerd(&mut self, bin: &Path, run: &Path) -> Result<(), String> {
+    /// Until containerd takes connections on its socket (bounded).
+    async fn wait_containerd(&mut self, run: &Path) -> Result<(), String> {
+        let (socket, log) = (self.dir.join("containerd.sock"), run.join("containerd.log"));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let ok = Command::new(bin.join("ctr"))
-                .arg("--address")
-                .arg(self.layout.socket())
-                .arg("version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .await
-                .is_ok_and(|s| s.success());
-            if ok {
-                return Ok(());
-            }
+        while tokio::net::UnixStream::connect(&socket).await.is_err() {
             if let Ok(Some(status)) = self.unshare.try_wait() {
                 return Err(format!(
                     "containerd exited ({status}); see {}",
-                    run.join("containerd.log").display()
+                    log.display()
                 ));
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "containerd did not answer within 30 s; see {}",
-                    run.join("containerd.log").display()
-                ));
+                let log = log.display();
+                return Err(format!("containerd did not answer within 30 s; see {log}"));
             }
             // containerd offers no readiness event; its socket answering is the probe.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        Ok(())
     }
 
-    /// Starts the kubelet in the node's namespaces, registering with the API server as
-    /// [`NAME`], and waits until the node is `Ready`.
+    /// Starts the kubelet (from `bin`, with `kubeconfig`, trusting `client_ca` for the API
+    /// server's calls) in the node's namespaces; returns once node [`NAME`] is `Ready`.
     pub(crate) async fn start_kubelet(
         &mut self,
-        inputs: KubeletInputs<'_>,
+        bin: &Path,
+        kubeconfig: &Path,
+        client_ca: &Path,
         run: &Path,
         client: &kube::Client,
     ) -> Result<(), String> {
-        let dir = &self.layout.dir;
+        let dir = &self.dir;
         let root = dir.join("kubelet");
         std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
-        let port = free_port()?;
-        make_cgroups(&self.layout.cgroup_root)?;
+        let [port] = free_ports()?;
+        make_cgroups(&self.cgroup_root)?;
         let config = dir.join("kubelet.yaml");
-        std::fs::write(&config, self.kubelet_config(inputs.client_ca, port))
+        let values = [
+            ("$CGROUP_ROOT", self.cgroup_root.as_str()),
+            ("$NODE", &dir.display().to_string()),
+            ("$PORT", &port.to_string()),
+            ("$CLIENT_CA", &client_ca.display().to_string()),
+        ];
+        std::fs::write(&config, fill(KUBELET, &values))
             .map_err(|e| format!("{}: {e}", config.display()))?;
-        let log = log_file(&run.join("kubelet.log"))?;
-        let kubelet = Command::new("nsenter")
+        let mut kubelet = Command::new("nsenter");
+        kubelet
             .arg(format!("--target={}", self.init_pid))
             .args(["--mount", "--pid", "--"])
-            .arg(inputs.bin.join("kubelet"))
+            .arg(bin.join("kubelet"))
             .arg(format!("--config={}", config.display()))
-            .arg(format!("--kubeconfig={}", inputs.kubeconfig.display()))
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
             .arg(format!("--root-dir={}", root.display()))
             .arg(format!("--hostname-override={NAME}"))
             // Refused if loopback; nothing dials it (the API server uses the hostname).
-            .arg(format!("--node-ip={}", node_ip()?))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start nsenter (util-linux) for the kubelet: {e}"))?;
-        self.kubelet = Some(kubelet);
+            .arg(format!("--node-ip={}", node_ip()?));
+        let log = run.join("kubelet.log");
+        let what = "nsenter (util-linux) for the kubelet";
+        self.kubelet = Some(spawn_logged(&mut kubelet, &log, &what)?);
         self.wait_ready(client, run).await?;
         self.check_host_sysctls()
     }
@@ -323,48 +259,25 @@ impl Node {
 
     async fn wait_ready(&mut self, client: &kube::Client, run: &Path) -> Result<(), String> {
         let nodes: Api<NodeObject> = Api::all(client.clone());
-        let ready = kube::runtime::wait::await_condition(nodes, NAME, |n: Option<&NodeObject>| {
-            n.and_then(|n| n.status.as_ref()?.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        let ready = super::wait_object(nodes, NAME, READY_TIMEOUT, |n| {
+            let conditions = n.status.as_ref().and_then(|s| s.conditions.as_ref());
+            conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
         });
         let kubelet = self.kubelet.as_mut().expect("started");
+        let log = run.join("kubelet.log");
         tokio::select! {
-            done = tokio::time::timeout(READY_TIMEOUT, ready) => match done {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(format!("watching node {NAME}: {e}")),
-                Err(_) => Err(format!(
-                    "node {NAME} was not Ready within {READY_TIMEOUT:?}; see {}",
-                    run.join("kubelet.log").display()
-                )),
-            },
+            ready = ready => ready
+                .map(drop)
+                .map_err(|e| format!("node {NAME} not Ready: {e}; see {}", log.display())),
             status = kubelet.wait() => Err(format!(
                 "the kubelet exited ({}); see {}",
                 status.map_or_else(|e| e.to_string(), |s| s.to_string()),
-                run.join("kubelet.log").display()
+                log.display()
             )),
         }
     }
 
-    fn kubelet_config(&self, client_ca: &Path, port: u16) -> String {
-        fill(
-            KUBELET,
-            &[
-                ("$CGROUP_ROOT", &self.layout.cgroup_root),
-                ("$NODE", &self.layout.dir.display().to_string()),
-                ("$PORT", &port.to_string()),
-                ("$CLIENT_CA", &client_ca.display().to_string()),
-            ],
-        )
-    }
-
-    /// The processes a later supervisor must kill if this one is killed (their command lines
-    /// name the run directory).
-    pub(crate) fn pids(&self) -> Vec<u32> {
-        vec![self.init_pid]
-    }
-
-    /// Stops the node: kills its namespace (every process and container in it, its mounts),
-    /// then removes its cgroup root.
+    /// Kills the node's namespace (its processes, containers, mounts), removes its cgroups.
     pub(crate) async fn stop(mut self) {
         if let Err(e) = self.check_host_sysctls() {
             eprintln!("control-plane: {e}");
@@ -376,26 +289,22 @@ impl Node {
         if let Some(mut kubelet) = self.kubelet.take() {
             let _ = kubelet.kill().await;
         }
-        remove_cgroups(&self.layout.cgroup_root);
+        remove_cgroups(&self.cgroup_root);
     }
 }
 
-/// Cleans up after the node of a killed supervisor's run `run` (its processes are already
-/// killed): the cgroup root (the directory goes with the run).
+/// Removes the cgroups of the node of a killed supervisor's run `run` (the rest goes with it).
 pub(crate) fn clean_stale(run: &Path) {
-    let layout = Layout::of(run);
-    if layout.dir.exists() {
-        remove_cgroups(&layout.cgroup_root);
+    if run.join("node").exists() {
+        remove_cgroups(&cgroup_root(run));
     }
 }
 
 /// `template` with each `$NAME` replaced by its value.
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut text = template.to_owned();
-    for (name, value) in values {
-        text = text.replace(name, value);
-    }
-    text
+    (values.iter()).fold(template.to_owned(), |text, (name, value)| {
+        text.replace(name, value)
+    })
 }
 
 /// The host's values of [`SYSCTLS`] (as this process sees them: outside the node).
@@ -408,10 +317,6 @@ fn host_sysctls() -> Vec<String> {
                 .unwrap_or_else(|e| format!("unreadable ({e})"))
         })
         .collect()
-}
-
-fn log_file(path: &Path) -> Result<std::fs::File, String> {
-    std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The child `unshare` forked (the namespace's first process), once it exists (bounded).
@@ -437,9 +342,8 @@ fn kill(pid: u32) {
         .status();
 }
 
-/// Removes the cgroup `root` (and everything under it, deepest first) in every hierarchy —
-/// only directories of that name, which only this node made. A cgroup whose last process is
-/// still exiting cannot go yet: tried again for a few seconds.
+/// Removes the cgroup `root` (which only this node made) and all under it, deepest first, in
+/// every hierarchy; again for a few seconds while a last process still exits.
 fn remove_cgroups(root: &str) {
     let mut tops: Vec<PathBuf> = cgroup_mounts().iter().map(|m| m.join(root)).collect();
     for _ in 0..100 {
@@ -475,23 +379,12 @@ fn cgroup_mounts() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Removes the directories of the cgroup `top`, deepest first (its files go with them).
 fn remove_tree(top: &Path) {
-    let mut dirs = vec![];
-    let mut stack = vec![top.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            stack.extend(
-                entries
-                    .flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| e.path()),
-            );
+    for dir in WalkDir::new(top).contents_first(true).into_iter().flatten() {
+        if dir.file_type().is_dir() {
+            let _ = std::fs::remove_dir(dir.path());
         }
-        dirs.push(dir);
-    }
-    // Parents come before their children in `dirs`: reversed, deepest first.
-    for dir in dirs.iter().rev() {
-        let _ = std::fs::remove_dir(dir);
     }
 }
 
@@ -508,11 +401,4 @@ fn node_ip() -> Result<String, String> {
         .and_then(|a| a.split('/').next())
         .map(str::to_owned)
         .ok_or_else(|| format!("no global IPv4 address for the node IP in `ip addr`: {text}"))
-}
-
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free loopback port: {e}"))
 }

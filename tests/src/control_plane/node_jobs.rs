@@ -1,19 +1,17 @@
-//! Adapter Jobs whose pods the test node runs: the example Job injected as users inject it
-//! (the reporter from its image), its pod template moved onto the node (`nodeName`, host
-//! network, images that are never pulled) and its adapter a shell script in the test adapter
-//! image; then what the kubelet made of it.
+//! Adapter Jobs whose pods the test node runs (the example Job injected as users inject it, its
+//! adapter a shell script), and what the kubelet made of them.
 
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, Pod};
+use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus, Pod};
 use serde_json::{Value, json};
 
 use super::adapter::{AdapterNamespace, condition, example_job};
-use super::{images, job_pods, node};
+use super::{images, kubelet, node};
 
-/// The injected example Job named `name` in sidecar `mode`, with `annotations`, its adapter
-/// running `script` (`sh -c`), on the test node.
+/// The injected example Job named `name` in sidecar `mode` (`none`: not injected), with
+/// `annotations`, its adapter running `script` (`sh -c`), on the test node.
 pub fn adapter_job(name: &str, mode: &str, annotations: &[(&str, &str)], script: &str) -> Value {
     let mut job = example_job(name, mode, annotations);
     let spec = &mut job["spec"]["template"]["spec"];
@@ -56,25 +54,19 @@ pub fn containers(spec: &mut Value) -> impl Iterator<Item = &mut Value> {
 
 /// Waits (bounded) for the Job controller's verdict: `Complete` or `Failed`.
 pub async fn wait_finished(ns: &AdapterNamespace, job: &str, timeout: Duration) -> (String, Job) {
-    let done = ns
-        .wait_job(job, "Complete or Failed", timeout, |j| {
-            ["Complete", "Failed"]
-                .iter()
-                .any(|t| condition(j, t).is_some_and(|c| c.status == "True"))
-        })
-        .await;
-    let verdict = if condition(&done, "Complete").is_some_and(|c| c.status == "True") {
-        "Complete"
-    } else {
-        "Failed"
+    let verdict = |j: &Job| {
+        let mut verdicts = ["Complete", "Failed"].into_iter();
+        verdicts.find(|t| condition(j, t).is_some_and(|c| c.status == "True"))
     };
-    (verdict.to_owned(), done)
+    let done = ns
+        .wait_job(job, "Complete or Failed", timeout, |j| verdict(j).is_some())
+        .await;
+    (verdict(&done).expect("accepted").to_owned(), done)
 }
 
-/// Waits (bounded) until every pod of Job `job` (uid `uid`) has ended, at least `n` of them;
-/// oldest first.
+/// Waits (bounded) until every pod of the Job with uid `uid` has ended, at least `n`.
 pub async fn ended_pods(ns: &AdapterNamespace, uid: &str, n: usize, timeout: Duration) -> Vec<Pod> {
-    job_pods::wait_job_pods(
+    kubelet::wait_job_pods(
         &ns.client,
         &ns.name,
         uid,
@@ -92,27 +84,24 @@ pub fn ended(pod: &Pod) -> bool {
 
 /// The pod's phase.
 pub fn phase(pod: &Pod) -> &str {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or_default()
+    let status = pod.status.as_ref();
+    status.and_then(|s| s.phase.as_deref()).unwrap_or_default()
+}
+
+/// The status of `container` (or init container) as the kubelet reported it.
+pub fn container_status<'a>(pod: &'a Pod, container: &str) -> Option<&'a ContainerStatus> {
+    let status = pod.status.as_ref()?;
+    let all = status
+        .container_statuses
+        .iter()
+        .chain(&status.init_container_statuses);
+    all.flatten().find(|s| s.name == container)
 }
 
 /// The state of `container` (or init container) as the kubelet reported it (empty before).
 pub fn container_state(pod: &Pod, container: &str) -> ContainerState {
-    pod.status
-        .as_ref()
-        .and_then(|status| {
-            status
-                .container_statuses
-                .iter()
-                .chain(status.init_container_statuses.iter())
-                .flatten()
-                .find(|s| s.name == container)?
-                .state
-                .clone()
-        })
-        .unwrap_or_default()
+    let status = container_status(pod, container);
+    status.and_then(|s| s.state.clone()).unwrap_or_default()
 }
 
 /// The terminated state of `container`, if it has terminated.
@@ -132,16 +121,18 @@ pub struct Attempts {
     dir: tempfile::TempDir,
 }
 
-impl Attempts {
+impl Default for Attempts {
     /// A new, empty directory any container user can write.
-    pub fn new() -> Attempts {
+    fn default() -> Attempts {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
             .expect("chmod 777");
         Attempts { dir }
     }
+}
 
+impl Attempts {
     /// The directory on the machine.
     pub fn path(&self) -> &std::path::Path {
         self.dir.path()
@@ -167,11 +158,5 @@ impl Attempts {
     /// A script that runs `first` on the first attempt and `later` on every other.
     pub fn script(first: &str, later: &str) -> String {
         format!("if [ -e /attempts/seen ]; then {later}; else touch /attempts/seen; {first}; fi")
-    }
-}
-
-impl Default for Attempts {
-    fn default() -> Self {
-        Attempts::new()
     }
 }

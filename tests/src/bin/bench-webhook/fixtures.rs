@@ -18,24 +18,19 @@ pub struct Fixture {
 
 /// `create-job.json` (pretty-printed, as captured), the same review compact (as the apiserver
 /// sends it), then the Job grown past each of `grown_kib` KiB.
-pub fn all(grown_kib: &[usize]) -> Vec<Fixture> {
-    let compact: serde_json::Value =
-        serde_json::from_str(CREATE_JOB).expect("create-job.json is JSON");
-    let mut out = vec![
-        fixture(CREATE_JOB.as_bytes().to_vec(), "create-job.json"),
-        fixture(serde_json::to_vec(&compact).expect("serialize"), "compact"),
-    ];
-    for &kib in grown_kib {
-        out.push(fixture(grown(kib * 1024), "grown"));
-    }
-    out
-}
-
-fn fixture(body: Vec<u8>, what: &str) -> Fixture {
-    Fixture {
-        label: format!("{} {what}", size(body.len())),
-        body,
-    }
+pub fn all(grown_kib: &[u32]) -> Vec<Fixture> {
+    let compact: Value = serde_json::from_str(CREATE_JOB).expect("create-job.json is JSON");
+    let compact = serde_json::to_vec(&compact).expect("serialize");
+    let captured = [(CREATE_JOB.into(), "create-job.json"), (compact, "compact")];
+    let grown = grown_kib
+        .iter()
+        .map(|&kib| (grown(kib as usize * 1024), "grown"));
+    (captured.into_iter().chain(grown))
+        .map(|(body, what): (Vec<u8>, _)| Fixture {
+            label: format!("{} {what}", size(body.len())),
+            body,
+        })
+        .collect()
 }
 
 /// `n` bytes as `2.7 KB`.

@@ -1,13 +1,8 @@
-//! The transport floor: a server on the webhook's own stack that reads the request body and
-//! answers with a body of a given size, without looking at it. It takes the webhook's `serve`
-//! flags (and their defaults) and runs the webhook's own [`Listener`] (connection limit,
-//! `TCP_NODELAY`, rustls with the webhook's TLS configuration, hyper with the webhook's
-//! HTTP/1.1 and HTTP/2 settings, the timeouts), the same runtime, the same request-timeout
-//! layer and the same body reader with its memory budget. What `/mutate` costs above this
-//! server for the same bytes is the review's own cost (and the handler's metrics and logging).
-//!
-//! It runs as `bench-webhook serve --listen ADDR --tls-cert CERT --tls-key KEY`, the same
-//! command line as the webhook's, so the harness that starts the webhook starts it too.
+//! The transport floor: a server on the webhook's own stack (its `serve` flags, [`Listener`],
+//! TLS and HTTP settings, runtime, timeouts and body reader) that reads the request body and
+//! answers with a body of a given size without looking at it: what `/mutate` costs above it
+//! for the same bytes is the review's own. It runs as `bench-webhook serve …`, the webhook's
+//! command line, so the harness that starts the webhook starts it too.
 
 use std::sync::Arc;
 
@@ -16,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use clap::Parser;
 use status_reporter_webhook::body::{BodyLimits, read_body};
 use status_reporter_webhook::listener::{Connections, Listener, Timeouts};
@@ -41,42 +36,32 @@ struct Cli {
 }
 
 /// Runs the floor server until it is killed; `args` are what follows `serve`.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let args = Cli::try_parse_from(std::iter::once("serve").chain(args.iter().map(String::as_str)))
-        .map_err(|e| e.to_string())?
-        .serve;
-    let bodies = args.body_limits().map_err(|e| e.to_string())?;
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let args = std::iter::once("serve").chain(args.iter().map(String::as_str));
+    let args = Cli::try_parse_from(args)?.serve;
+    let bodies = args.body_limits()?;
     let timeouts = args.timeouts();
-    let max_connections = args.max_connections;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let pair = tls::load_pair(&args.tls_cert, &args.tls_key).map_err(|e| e.to_string())?;
-    let config =
-        tls::server_config(Arc::new(tls::CertResolver::new(pair))).map_err(|e| e.to_string())?;
+    let pair = tls::load_pair(&args.tls_cert, &args.tls_key)?;
+    let config = tls::server_config(Arc::new(tls::CertResolver::new(pair)))?;
     // The same runtime as the webhook's `main`.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let listen = args.listen;
+        .build()?;
     runtime.block_on(async move {
-        let tcp = std::net::TcpListener::bind(listen).map_err(|e| e.to_string())?;
-        tcp.set_nonblocking(true).map_err(|e| e.to_string())?;
-        println!(
-            "listening on {}",
-            tcp.local_addr().map_err(|e| e.to_string())?
-        );
+        let tcp = tokio::net::TcpListener::bind(args.listen).await?;
+        println!("listening on {}", tcp.local_addr()?);
         let listener = Listener {
-            tcp: tokio::net::TcpListener::from_std(tcp).map_err(|e| e.to_string())?,
+            tcp,
             tls: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             http: server::http_builder(timeouts),
             app: app(bodies, timeouts),
-            connections: Connections::new(max_connections),
+            connections: Connections::new(args.max_connections),
             metrics: Arc::new(Metrics::new()),
             timeouts,
         };
         // The benchmark kills the floor; a signal would stop it as it stops the webhook.
-        let (_shutdown, drain) =
-            kubert::shutdown::sigint_or_sigterm().map_err(|e| e.to_string())?;
+        let (_shutdown, drain) = kubert::shutdown::sigint_or_sigterm()?;
         listener.run(drain).await;
         Ok(())
     })
@@ -90,7 +75,6 @@ fn app(bodies: BodyLimits, timeouts: Timeouts) -> Router {
             "/mutate",
             post(move |request: Request| answer(filler.clone(), bodies.clone(), request)),
         )
-        .route("/healthz", get(|| async { "ok" }))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeouts.request,

@@ -7,25 +7,32 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use harness::webhook_process::{Pki, connect};
+use futures::future::join_all;
+use harness::webhook_process::{Pki, Server, connect};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 
 use crate::floor::RESPONSE_BYTES_HEADER;
 
-/// What one request asks for.
+/// A `POST /mutate` of a review; the floor answers `response_bytes` bytes.
 #[derive(Clone)]
-pub enum Target {
-    /// `GET /healthz`.
-    Healthz,
-    /// `POST /mutate` with this review; the floor answers `response_bytes` bytes.
-    Review {
-        /// The AdmissionReview body.
-        body: Bytes,
-        /// Size of the webhook's answer to it.
-        response_bytes: usize,
-    },
+pub struct Target {
+    /// The AdmissionReview body.
+    pub body: Bytes,
+    /// Size of the webhook's answer to it.
+    pub response_bytes: usize,
+}
+
+impl Target {
+    fn request(&self) -> Request<Full<Bytes>> {
+        Request::post("/mutate")
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .header(RESPONSE_BYTES_HEADER, self.response_bytes.to_string())
+            .body(Full::new(self.body.clone()))
+            .expect("request")
+    }
 }
 
 /// One open connection.
@@ -36,14 +43,17 @@ pub type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 pub struct Client {
     addr: SocketAddr,
     tls: Arc<rustls::ClientConfig>,
+    /// The server's process id, for its CPU time.
+    pub pid: u32,
 }
 
 impl Client {
-    /// A client of the server at `addr`, trusting `pki`.
-    pub fn new(addr: SocketAddr, pki: &Pki) -> Client {
+    /// A client of `server`, trusting `pki`.
+    pub fn new(server: &Server, pki: &Pki) -> Client {
         Client {
-            addr,
+            addr: server.addr,
             tls: Arc::new(pki.client_config(&[&rustls::version::TLS13], b"http/1.1")),
+            pid: server.pid(),
         }
     }
 
@@ -58,112 +68,30 @@ impl Client {
         send
     }
 
-    /// One request; returns the size of the answer's body.
-    async fn once(send: &mut Sender, target: &Target) -> usize {
-        let req = match target {
-            Target::Healthz => Request::get("/healthz")
-                .header("host", "localhost")
-                .body(Full::new(Bytes::new())),
-            Target::Review {
-                body,
-                response_bytes,
-            } => Request::post("/mutate")
-                .header("host", "localhost")
-                .header("content-type", "application/json")
-                .header(RESPONSE_BYTES_HEADER, response_bytes.to_string())
-                .body(Full::new(body.clone())),
-        }
-        .expect("request");
+    /// One request; returns the answer's body.
+    async fn once(send: &mut Sender, target: &Target) -> Bytes {
         send.ready().await.expect("connection closed");
-        let res = send.send_request(req).await.expect("request failed");
+        let res = send
+            .send_request(target.request())
+            .await
+            .expect("request failed");
         assert!(res.status().is_success(), "status {}", res.status());
-        let body = res.into_body().collect().await.expect("body").to_bytes();
-        body.len()
+        res.into_body().collect().await.expect("body").to_bytes()
     }
 
-    /// The body of `GET path` (the server's `/metrics`, say), as text.
-    pub async fn get_text(&self, path: &str) -> String {
-        let mut send = self.connect().await;
-        let req = Request::get(path)
-            .header("host", "localhost")
-            .body(Full::new(Bytes::new()))
-            .expect("request");
-        send.ready().await.expect("connection closed");
-        let res = send.send_request(req).await.expect("request failed");
-        assert!(
-            res.status().is_success(),
-            "GET {path}: status {}",
-            res.status()
-        );
-        let body = res.into_body().collect().await.expect("body").to_bytes();
-        String::from_utf8_lossy(&body).into_owned()
-    }
-
-    /// The server's own count and total of `admission_duration_seconds` (the handler's time
-    /// per review, measured inside the server), from its `/metrics`.
-    pub async fn handler_seconds(&self) -> (f64, f64) {
-        let text = self.get_text("/metrics").await;
-        let value = |name: &str| {
-            text.lines()
-                .find_map(|line| {
-                    line.strip_prefix(name)?
-                        .strip_prefix(' ')?
-                        .parse::<f64>()
-                        .ok()
-                })
-                .unwrap_or_else(|| panic!("{name} in /metrics"))
-        };
-        (
-            value("status_reporter_webhook_admission_duration_seconds_count"),
-            value("status_reporter_webhook_admission_duration_seconds_sum"),
-        )
-    }
-
-    /// The server's answer to one `POST path` with `target`'s review, as text.
-    pub async fn post_text(&self, path: &str, target: &Target) -> String {
-        let Target::Review { body, .. } = target else {
-            panic!("post_text takes a review");
-        };
-        let mut send = self.connect().await;
-        let req = Request::post(path)
-            .header("host", "localhost")
-            .header("content-type", "application/json")
-            .body(Full::new(body.clone()))
-            .expect("request");
-        send.ready().await.expect("connection closed");
-        let res = send.send_request(req).await.expect("request failed");
-        let body = res.into_body().collect().await.expect("body").to_bytes();
-        String::from_utf8_lossy(&body).into_owned()
-    }
-
-    /// The size of the server's answer to one `target`.
-    pub async fn answer_size(&self, target: &Target) -> usize {
-        let mut send = self.connect().await;
-        Client::once(&mut send, target).await
+    /// The server's answer to one `target`, on a connection of its own.
+    pub async fn answer(&self, target: &Target) -> Bytes {
+        Client::once(&mut self.connect().await, target).await
     }
 
     /// `n` connections, each TLS- and HTTP-handshaken.
     pub async fn connect_many(&self, n: usize) -> Vec<Sender> {
-        let mut senders = Vec::with_capacity(n);
-        for _ in 0..n {
-            senders.push(self.connect().await);
-        }
-        senders
+        join_all((0..n).map(|_| self.connect())).await
     }
 
-    /// Every connection sends its next request as soon as the previous answer arrives.
-    pub async fn closed_loop(
-        &self,
-        target: &Target,
-        connections: usize,
-        duration: Duration,
-    ) -> Stats {
-        let senders = self.connect_many(connections).await;
-        Client::closed_loop_on(senders, target, duration).await.0
-    }
-
-    /// [`Client::closed_loop`] on connections already open (so no handshake falls inside
-    /// the measurement); gives them back for the next run.
+    /// Every connection of `senders` (open already, so no handshake falls inside the
+    /// measurement) sends its next request as soon as the previous answer arrives; gives them
+    /// back for the next run.
     pub async fn closed_loop_on(
         senders: Vec<Sender>,
         target: &Target,
@@ -171,10 +99,9 @@ impl Client {
     ) -> (Stats, Vec<Sender>) {
         let start = Instant::now();
         let end = start + duration;
-        let mut tasks = Vec::new();
-        for mut send in senders {
+        let tasks = senders.into_iter().map(|mut send| {
             let target = target.clone();
-            tasks.push(tokio::spawn(async move {
+            tokio::spawn(async move {
                 let mut samples = Vec::new();
                 while Instant::now() < end {
                     let t = Instant::now();
@@ -182,16 +109,11 @@ impl Client {
                     samples.push(t.elapsed());
                 }
                 (samples, send)
-            }));
-        }
-        let mut all = Vec::new();
-        let mut senders = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            let (samples, send) = t.await.expect("task");
-            all.extend(samples);
-            senders.push(send);
-        }
-        (Stats::new(all, start.elapsed()), senders)
+            })
+        });
+        let done = join_all(tasks).await.into_iter().map(|t| t.expect("task"));
+        let (samples, senders): (Vec<Vec<Duration>>, _) = done.unzip();
+        (Stats::new(samples.concat(), start.elapsed()), senders)
     }
 
     /// Sends at a fixed total rate spread over a few connections; latency counts from the
@@ -201,11 +123,10 @@ impl Client {
         let per_connection = Duration::from_secs_f64(connections as f64 / rate as f64);
         let total = rate * duration.as_secs() / connections;
         let start = Instant::now();
-        let mut tasks = Vec::new();
-        for i in 0..connections {
+        let tasks = (0..connections).map(|i| {
             let client = self.clone();
             let target = target.clone();
-            tasks.push(tokio::spawn(async move {
+            tokio::spawn(async move {
                 let mut send = client.connect().await;
                 let first = tokio::time::Instant::now()
                     + per_connection.mul_f64(i as f64 / connections as f64);
@@ -228,60 +149,42 @@ impl Client {
                     samples.push(started.elapsed());
                 }
                 samples
-            }));
-        }
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await.expect("task"));
-        }
-        Stats::new(all, start.elapsed())
+            })
+        });
+        let all = join_all(tasks)
+            .await
+            .into_iter()
+            .flat_map(|t| t.expect("task"));
+        Stats::new(all.collect(), start.elapsed())
     }
 }
 
 /// Latency samples of one run.
 pub struct Stats {
-    sorted: Vec<Duration>,
+    /// The samples, in no order.
+    pub samples: Vec<Duration>,
     wall: Duration,
 }
 
 impl Stats {
     /// Samples taken over `wall`.
-    pub fn new(mut samples: Vec<Duration>, wall: Duration) -> Stats {
-        samples.sort_unstable();
-        Stats {
-            sorted: samples,
-            wall,
-        }
+    pub fn new(samples: Vec<Duration>, wall: Duration) -> Stats {
+        Stats { samples, wall }
     }
 
     /// The runs together: their samples, and the sum of their wall times.
     pub fn merge(parts: Vec<Stats>) -> Stats {
         let wall = parts.iter().map(|p| p.wall).sum();
-        let samples = parts.into_iter().flat_map(|p| p.sorted).collect();
-        Stats::new(samples, wall)
-    }
-
-    /// How many samples.
-    pub fn count(&self) -> usize {
-        self.sorted.len()
+        Stats::new(parts.into_iter().flat_map(|p| p.samples).collect(), wall)
     }
 
     /// Requests per second of wall time.
     pub fn rps(&self) -> f64 {
-        self.sorted.len() as f64 / self.wall.as_secs_f64()
+        self.samples.len() as f64 / self.wall.as_secs_f64()
     }
 
     /// The `p`th percentile (nearest rank).
     pub fn percentile(&self, p: f64) -> Duration {
-        if self.sorted.is_empty() {
-            return Duration::ZERO;
-        }
-        let i = ((p / 100.0) * (self.sorted.len() - 1) as f64).round() as usize;
-        self.sorted[i]
-    }
-
-    /// The slowest sample.
-    pub fn max(&self) -> Duration {
-        self.sorted.last().copied().unwrap_or_default()
+        harness::measure::percentile(&mut self.samples.clone(), p)
     }
 }

@@ -1,4 +1,4 @@
-//! `bench-webhook`: the webhook's benchmark.
+//! `bench-webhook`: the webhook's benchmark (what each row is and why: docs/benchmarks.md).
 //!
 //! ```text
 //! cargo run --release -p status-reporter-tests --bin bench-webhook -- \
@@ -6,36 +6,21 @@
 //! cargo run --release -p status-reporter-tests --bin bench-webhook -- --profile 2000
 //! ```
 //!
-//! 1. The in-process handler (the pure review: AdmissionReview bytes in, response bytes out,
-//!    as the server calls it) per fixture size: `create-job.json` (as captured, and compact as
-//!    the API server sends it) and the same Job grown to `--grown-kib` KiB. `--handler-only`
-//!    stops here; `--profile N` instead runs N reviews of `create-job.json` untimed and exits
-//!    (for `valgrind --tool=callgrind`).
-//! 2. Over the network, on 127.0.0.1 with certificates made here: the release
-//!    `status-reporter-webhook serve`, a transport-floor server on the same stack (see
-//!    `floor.rs`), and a Go `net/http` + `encoding/json` webhook doing the same five-operation
-//!    patch (`tests/bench/go-webhook`, built here with `go build`). A closed loop per row
-//!    (`/healthz`; per fixture the floor, `/mutate` and the Go peer with the same request
-//!    bytes; `/mutate` again on two servers logging at `warn` and two at `info`), giving req/s,
-//!    p50/p99 and the server's CPU time per request from its own `/proc/PID/stat`, and under
-//!    each `/mutate` row the handler's time as the server measured it
-//!    (`admission_duration_seconds`); then `/mutate` at a fixed rate; then the webhook's
-//!    memory. With two or more CPUs the load generator runs on CPU 0 and the servers on CPU 1
-//!    (`taskset`).
-//!
-//! Set `STATUS_REPORTER_WEBHOOK_BIN` to benchmark a prebuilt server binary, and
-//! `STATUS_REPORTER_WEBHOOK_BASE_BIN` to measure another build (a base commit's) in the same
-//! slices: a `base` row under each `/mutate` row.
+//! The in-process handler per fixture size (`--profile N`: only N reviews, for callgrind);
+//! then, on loopback, the release `serve` (or `STATUS_REPORTER_WEBHOOK_BIN`) against the
+//! transport floor (`floor.rs`) and the Go peer (`tests/bench/go-webhook`, built with
+//! `go build`) in alternating slices, the cost of its logging, a fixed rate and its memory;
+//! `STATUS_REPORTER_WEBHOOK_BASE_BIN` adds another build's rows for an A/B.
 #![forbid(unsafe_code)]
 
 mod fixtures;
 mod floor;
-mod host;
 mod load;
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use harness::measure::{cpu_time, cpus, load_average, ms, status_of};
 use harness::webhook_process::{Pki, SecretDir, Server};
 use status_reporter_webhook::admission;
 use status_reporter_webhook::config::InjectConfig;
@@ -43,62 +28,32 @@ use status_reporter_webhook::config::InjectConfig;
 use fixtures::Fixture;
 use load::{Client, Stats, Target};
 
+/// The webhook's benchmark (see docs/benchmarks.md); `bench-webhook serve …` is the transport
+/// floor server.
+#[derive(clap::Parser)]
+#[command(name = "bench-webhook")]
 struct Options {
+    /// Seconds per network row.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     seconds: u64,
-    connections: usize,
+    /// Connections per closed loop.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    connections: u16,
+    /// The fixed rate, requests per second.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     rate: u64,
-    iterations: usize,
-    grown_kib: Vec<usize>,
+    /// Handler iterations per fixture.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
+    iterations: u32,
+    /// The sizes (KiB) the Job is grown to, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [16, 64], value_parser = clap::value_parser!(u32).range(1..))]
+    grown_kib: Vec<u32>,
+    /// Only the in-process handler.
+    #[arg(long)]
     handler_only: bool,
-    /// `--profile N`: only N reviews of `create-job.json`, nothing timed or printed.
-    profile: Option<usize>,
-}
-
-const USAGE: &str = "accepted: --seconds N, --connections N, --rate N, --iterations N, \
-                     --grown-kib N[,N...], --handler-only, --profile N (or: serve ... for the floor server)";
-
-fn options(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        seconds: 5,
-        connections: 16,
-        rate: 1000,
-        iterations: 20_000,
-        grown_kib: vec![16, 64],
-        handler_only: false,
-        profile: None,
-    };
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        let mut value = |name: &str| -> Result<u64, String> {
-            args.next()
-                .and_then(|v| v.parse().ok())
-                .filter(|v| *v > 0)
-                .ok_or_else(|| format!("{name} needs a positive integer"))
-        };
-        match flag.as_str() {
-            "--seconds" => o.seconds = value("--seconds")?,
-            "--connections" => o.connections = value("--connections")? as usize,
-            "--rate" => o.rate = value("--rate")?,
-            "--iterations" => o.iterations = value("--iterations")? as usize,
-            "--handler-only" => o.handler_only = true,
-            "--profile" => o.profile = Some(value("--profile")? as usize),
-            "--grown-kib" => {
-                let list = args.next().ok_or("--grown-kib needs a list")?;
-                o.grown_kib = list
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(|s| s.trim().parse().ok().filter(|n| *n > 0))
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| {
-                        format!(
-                            "--grown-kib {list:?}: accepted: positive integers, comma-separated"
-                        )
-                    })?;
-            }
-            other => return Err(format!("unknown argument {other:?}; {USAGE}")),
-        }
-    }
-    Ok(o)
+    /// Only N reviews of `create-job.json`, nothing timed or printed (for a profiler).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    profile: Option<u32>,
 }
 
 fn main() {
@@ -110,17 +65,7 @@ fn main() {
         }
         return;
     }
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("bench-webhook: the webhook's benchmark (see docs/benchmarks.md); {USAGE}");
-        return;
-    }
-    let options = match options(&args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("bench-webhook: {e}");
-            std::process::exit(2);
-        }
-    };
+    let options = <Options as clap::Parser>::parse();
     if let Some(n) = options.profile {
         profile(n);
         return;
@@ -128,8 +73,8 @@ fn main() {
     let fixtures = fixtures::all(&options.grown_kib);
     println!(
         "bench-webhook at load average {} on {} CPUs",
-        host::load_average(),
-        host::cpus()
+        load_average(),
+        cpus()
     );
     handler_table(&fixtures, options.iterations);
     if options.handler_only {
@@ -140,7 +85,7 @@ fn main() {
 
 /// `n` reviews of `create-job.json` and nothing else, for a profiler
 /// (`valgrind --tool=callgrind bench-webhook --profile 2000`).
-fn profile(n: usize) {
+fn profile(n: u32) {
     let config = InjectConfig::default();
     for _ in 0..n {
         std::hint::black_box(handler(
@@ -176,14 +121,14 @@ fn handler(body: &[u8], config: &InjectConfig) -> Bytes {
         .expect("the answer is written")
 }
 
-fn handler_table(fixtures: &[Fixture], iterations: usize) {
+fn handler_table(fixtures: &[Fixture], iterations: u32) {
     let config = InjectConfig::default();
     println!(
         "\nin-process handler (AdmissionReview bytes -> response bytes), {iterations} iterations per fixture:"
     );
     for f in fixtures {
         let answer = handler(&f.body, &config).as_ref().len();
-        let mut samples = Vec::with_capacity(iterations);
+        let mut samples = Vec::new();
         for _ in 0..iterations {
             let start = Instant::now();
             std::hint::black_box(handler(std::hint::black_box(&f.body), &config));
@@ -205,22 +150,25 @@ fn handler_table(fixtures: &[Fixture], iterations: usize) {
     }
 }
 
-/// One closed-loop row: the client's view and the server's CPU time per request.
+/// One closed-loop row: the client's view and the server's CPU time over it.
 struct Row {
     stats: Stats,
-    cpu_per_request: Duration,
+    cpu: Duration,
 }
 
 impl Row {
     /// Two rows' requests and CPU time as one row.
     fn merge([a, b]: [Row; 2]) -> Row {
-        let count = (a.stats.count() + b.stats.count()).max(1);
-        let cpu =
-            a.cpu_per_request * a.stats.count() as u32 + b.cpu_per_request * b.stats.count() as u32;
+        let stats = Stats::merge(vec![a.stats, b.stats]);
         Row {
-            stats: Stats::merge(vec![a.stats, b.stats]),
-            cpu_per_request: cpu / count as u32,
+            stats,
+            cpu: a.cpu + b.cpu,
         }
+    }
+
+    /// The server's CPU time per request.
+    fn cpu_per_request(&self) -> Duration {
+        self.cpu / self.stats.samples.len().max(1) as u32
     }
 
     fn print(&self, what: &str, note: &str) {
@@ -229,7 +177,7 @@ impl Row {
             self.stats.rps(),
             ms(self.stats.percentile(50.0)),
             ms(self.stats.percentile(99.0)),
-            us(self.cpu_per_request),
+            us(self.cpu_per_request()),
         );
     }
 }
@@ -239,51 +187,47 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
     let me = std::process::id();
     // Pinned before any thread starts: the servers inherit CPU 0 at start (one tokio worker
     // each, as on the one core they get) and are then moved to CPU 1 with all their threads.
-    let pinned = host::cpus() >= 2 && host::pin(me, 0);
-    let pki = Pki::new();
+    let pinned = cpus() >= 2 && pin(me, 0);
+    let pki = Pki::default();
     let secret = SecretDir::new(&pki.issue());
     let webhook = harness::bin::release_path("status-reporter-webhook");
     let start = |bin: &std::path::Path, extra: &[&str]| {
         let server = Server::start(bin, &secret, extra, Duration::from_secs(30));
         if pinned {
-            assert!(host::pin(server.pid(), 1), "taskset on {}", server.pid());
+            assert!(pin(server.pid(), 1), "taskset on {}", server.pid());
         }
-        server
+        (Client::new(&server, &pki), server)
     };
-    let floor_bin = std::env::current_exe().expect("current_exe");
-    let floor = start(&floor_bin, &[]);
-    let go = start(&go_peer(), &[]);
-    let quiet = start(&webhook, &["--log-level", "warn"]);
-    let logging = start(&webhook, &["--log-level", "info"]);
+    let (floor, _floor) = start(&std::env::current_exe().expect("current_exe"), &[]);
+    let (go, _go) = start(&go_peer(), &[]);
+    let (quiet, _quiet) = start(&webhook, &["--log-level", "warn"]);
+    let (logging, logging_server) = start(&webhook, &["--log-level", "info"]);
     // A second server at each level for logging's rows: two processes of one binary, at one
     // level, differed by up to 10 % in CPU per request on this VM, which a single pair cannot
     // tell from logging's cost. Two of each, and the spread within each level printed.
-    let quiet2 = start(&webhook, &["--log-level", "warn"]);
-    let logging2 = start(&webhook, &["--log-level", "info"]);
+    let (quiet2, _quiet2) = start(&webhook, &["--log-level", "warn"]);
+    let (logging2, logging2_server) = start(&webhook, &["--log-level", "info"]);
     // Another build of the server (a base commit's, say), measured in the same slices as
     // the floor and this one: an A/B of the very ratio the target is about, in one run.
-    let base = std::env::var_os(BASE_BIN_VAR).map(|bin| {
-        let bin = std::path::PathBuf::from(bin);
-        let server = start(&bin, &["--log-level", "warn"]);
-        (bin, server)
-    });
-    if pinned {
-        println!(
-            "\nload generator pinned to CPU 0, servers to CPU 1 (taskset); webhook {} (pid {}), floor pid {}, Go peer pid {}",
-            webhook.display(),
-            quiet.pid(),
-            floor.pid(),
-            go.pid()
-        );
-        if let Some((bin, server)) = &base {
-            println!("base webhook {} (pid {})", bin.display(), server.pid());
-        }
-    } else {
-        println!(
-            "\nnot pinned ({} CPU): load generator and servers share the CPU",
-            host::cpus()
-        );
+    let base_bin = std::env::var_os(BASE_BIN_VAR).map(std::path::PathBuf::from);
+    let base = base_bin
+        .as_ref()
+        .map(|bin| start(bin, &["--log-level", "warn"]));
+    let placement = match pinned {
+        true => "load generator pinned to CPU 0, servers to CPU 1 (taskset)",
+        false => "not pinned: load generator and servers share the CPU",
+    };
+    println!(
+        "\n{placement}; webhook {} (pid {}), floor pid {}, Go peer pid {}",
+        webhook.display(),
+        quiet.pid,
+        floor.pid,
+        go.pid
+    );
+    if let (Some(bin), Some((base, _))) = (&base_bin, &base) {
+        println!("base webhook {} (pid {})", bin.display(), base.pid);
     }
+    let base = base.as_ref().map(|(client, _)| client);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -292,83 +236,57 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
     runtime.block_on(async {
         let config = InjectConfig::default();
         let seconds = Duration::from_secs(options.seconds);
-        let n = options.connections;
-        let (to_floor, to_quiet, to_logging, to_go) = (
-            Client::new(floor.addr, &pki),
-            Client::new(quiet.addr, &pki),
-            Client::new(logging.addr, &pki),
-            Client::new(go.addr, &pki),
-        );
-        let (to_quiet2, to_logging2) = (
-            Client::new(quiet2.addr, &pki),
-            Client::new(logging2.addr, &pki),
-        );
-        let to_base = base
-            .as_ref()
-            .map(|(_, server)| (Client::new(server.addr, &pki), server.pid()));
-        let targets: Vec<Target> = fixtures
-            .iter()
-            .map(|f| Target::Review {
-                body: Bytes::from(f.body.clone()),
-                response_bytes: handler(&f.body, &config).as_ref().len(),
+        let n = options.connections.into();
+        // Each fixture's review, and the size of the answer to it.
+        let targets: Vec<(Target, usize)> = (fixtures.iter())
+            .map(|f| {
+                let response_bytes = handler(&f.body, &config).len();
+                let body = Bytes::from(f.body.clone());
+                (Target { body, response_bytes }, response_bytes)
             })
             .collect();
-        for (f, target) in fixtures.iter().zip(&targets) {
-            let Target::Review { response_bytes, .. } = target else {
-                continue;
-            };
-            let served = to_quiet.answer_size(target).await;
+        let first = &targets[0].0;
+        for (f, (target, response_bytes)) in fixtures.iter().zip(&targets) {
             assert_eq!(
-                served, *response_bytes,
+                quiet.answer(target).await.len(),
+                *response_bytes,
                 "{}: the server's answer differs in size from the in-process one",
                 f.label
             );
         }
         // The Go peer does the same work: its answer carries the same five operations.
-        let go_answer: serde_json::Value =
-            serde_json::from_str(&to_go.post_text("/mutate", &targets[0]).await).expect("JSON");
-        let go_patch = go_answer["response"]["patch"].as_str().expect("the Go peer patches");
-        let ours: serde_json::Value =
-            serde_json::from_slice(&handler(&fixtures[0].body, &config)).expect("JSON");
-        let ops = |encoded: &str| -> Vec<serde_json::Value> {
-            let bytes: k8s_openapi::ByteString =
-                serde_json::from_value(serde_json::Value::from(encoded)).expect("base64");
-            serde_json::from_slice(&bytes.0).expect("a JSON Patch")
-        };
-        let (theirs, ours) = (ops(go_patch), ops(ours["response"]["patch"].as_str().expect("patch")));
-        let paths = |ops: &[serde_json::Value]| -> Vec<String> {
+        let paths = |answer: &[u8]| -> Vec<String> {
+            let answer: serde_json::Value = serde_json::from_slice(answer).expect("JSON");
+            let patch = answer["response"]["patch"].clone();
+            let bytes: k8s_openapi::ByteString = serde_json::from_value(patch).expect("base64");
+            let ops: Vec<serde_json::Value> = serde_json::from_slice(&bytes.0).expect("a JSON Patch");
             ops.iter().map(|op| op["path"].to_string()).collect()
         };
-        assert_eq!(paths(&theirs), paths(&ours), "the Go peer patches other paths");
+        assert_eq!(
+            paths(&go.answer(first).await),
+            paths(&handler(&fixtures[0].body, &config)),
+            "the Go peer patches other paths"
+        );
         // Warm up every server and path (connections, allocator, branch predictors).
-        let warm = Duration::from_secs(1);
-        let warm_base = to_base.iter().map(|(client, _)| client);
-        for client in [&to_floor, &to_quiet, &to_logging, &to_quiet2, &to_logging2, &to_go]
-            .into_iter()
-            .chain(warm_base)
-        {
-            client.closed_loop(&Target::Healthz, n, warm).await;
-            client.closed_loop(&targets[0], n, warm).await;
-        }
+        let all = [&floor, &quiet, &logging, &quiet2, &logging2, &go];
+        let all: Vec<&Client> = all.into_iter().chain(base).collect();
+        slices(&all, first, n, 1).await;
 
         // The fixed rate first, on servers that have only been warmed up, ours and (if
         // given) the base build's in turn: after the closed loops, the other servers on the
         // shared CPU (the Go peer's runtime above all) left stalls of tens of milliseconds.
-        let mut fixed_rows = vec![("/mutate", &to_quiet)];
-        if let Some((client, _)) = &to_base {
-            fixed_rows.push(("base   ", client));
-        }
+        let fixed_rows = std::iter::once(("/mutate", &quiet)).chain(base.map(|b| ("base   ", b)));
         println!(
             "\nfixed rate {} req/s for {}s, {} (target: p99 < 2 ms):",
             options.rate, options.seconds, fixtures[0].label
         );
         for (what, client) in fixed_rows {
-            let fixed = client.fixed_rate(&targets[0], options.rate, seconds).await;
+            let fixed = client.fixed_rate(first, options.rate, seconds).await;
             println!(
                 "  {what}  p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
                 ms(fixed.percentile(50.0)),
                 ms(fixed.percentile(99.0)),
-                ms(fixed.max()),
+                ms(fixed.percentile(100.0)),
             );
         }
 
@@ -381,72 +299,33 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             "  {:<44} {:>8} {:>8} {:>8} {:>14}",
             "", "req/s", "p50 ms", "p99 ms", "server CPU/req"
         );
-        let healthz = slices(
-            [(&to_quiet, quiet.pid()), (&to_floor, floor.pid())],
-            &Target::Healthz,
-            n,
-            options.seconds,
-        )
-        .await;
-        healthz[0].print("GET /healthz", "");
-        let mut logging_rows = None;
-        for (i, (f, target)) in fixtures.iter().zip(&targets).enumerate() {
-            let Target::Review { response_bytes, .. } = target else {
-                continue;
-            };
+        let mut logging_rows = Vec::new();
+        for (i, (f, (target, response_bytes))) in fixtures.iter().zip(&targets).enumerate() {
             let bytes = format!("{} -> {}", f.label, fixtures::size(*response_bytes));
-            let handler_before = to_quiet.handler_seconds().await;
-            let servers = [
-                (&to_floor, floor.pid()),
-                (&to_quiet, quiet.pid()),
-                (&to_go, go.pid()),
-            ];
-            let (floor_row, mutate, go_row, base_row) = match &to_base {
-                Some((client, pid)) => {
-                    let [f, m, g, b] = slices(
-                        [servers[0], servers[1], servers[2], (client, *pid)],
-                        target,
-                        n,
-                        options.seconds,
-                    )
-                    .await;
-                    (f, m, g, Some(b))
-                }
-                None => {
-                    let [f, m, g] = slices(servers, target, n, options.seconds).await;
-                    (f, m, g, None)
-                }
+            let servers: Vec<&Client> = [&floor, &quiet, &go].into_iter().chain(base).collect();
+            let rows = slices(&servers, target, n, options.seconds).await;
+            let [floor_row, mutate, go_row, base_row @ ..] = &rows[..] else {
+                unreachable!("a row per server")
             };
-            let handler_after = to_quiet.handler_seconds().await;
             floor_row.print(&format!("floor   {bytes}"), "");
-            let ratio = |row: &Row| us(row.cpu_per_request) / us(floor_row.cpu_per_request).max(0.001);
+            let ratio = |row: &Row| us(row.cpu_per_request()) / us(floor_row.cpu_per_request()).max(0.001);
             mutate.print(
                 &format!("/mutate {bytes}"),
-                &format!("  = {:.2}x floor (target <= 2x)", ratio(&mutate)),
+                &format!("  = {:.2}x floor (target <= 2x)", ratio(mutate)),
             );
             go_row.print(
                 &format!("Go peer {bytes}"),
                 &format!(
                     "  = {:.2}x floor; ours: {:.2}x its req/s, {:.2}x less CPU/req (target >= 2x)",
-                    ratio(&go_row),
+                    ratio(go_row),
                     mutate.stats.rps() / go_row.stats.rps().max(0.001),
-                    us(go_row.cpu_per_request) / us(mutate.cpu_per_request).max(0.001),
+                    us(go_row.cpu_per_request()) / us(mutate.cpu_per_request()).max(0.001),
                 ),
             );
-            // The handler's share of that, as the server itself timed it: the review inside
-            // the server, among TLS and HTTP, costs more than in the in-process loop above,
-            // where its code and data stay in cache.
-            let reviews = handler_after.0 - handler_before.0;
-            let seconds = handler_after.1 - handler_before.1;
-            println!(
-                "  {:<44} {:>38.2} us  (the server's admission_duration_seconds, mean of {reviews})",
-                "  of which the handler, timed inside it",
-                1e6 * seconds / reviews.max(1.0),
-            );
-            if let Some(base_row) = base_row {
+            if let Some(base_row) = base_row.first() {
                 base_row.print(
                     &format!("base    {bytes}"),
-                    &format!("  = {:.2}x floor", ratio(&base_row)),
+                    &format!("  = {:.2}x floor", ratio(base_row)),
                 );
             }
             if i == 0 {
@@ -455,26 +334,15 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
                 // after them, the quiet server carried the larger reviews' grown buffers and
                 // was slower per request than in its own row above, which hid part of
                 // logging's cost.
-                logging_rows = Some(
-                    slices(
-                        [
-                            (&to_quiet, quiet.pid()),
-                            (&to_logging, logging.pid()),
-                            (&to_quiet2, quiet2.pid()),
-                            (&to_logging2, logging2.pid()),
-                        ],
-                        &targets[0],
-                        n,
-                        options.seconds,
-                    )
-                    .await,
-                );
+                let servers = [&quiet, &logging, &quiet2, &logging2];
+                logging_rows = slices(&servers, first, n, options.seconds).await;
             }
         }
-        let [warn1, info1, warn2, info2] = logging_rows.expect("the first fixture's rows ran");
+        let [warn1, info1, warn2, info2]: [Row; 4] =
+            logging_rows.try_into().ok().expect("the first fixture's rows ran");
         let spread = |a: &Row, b: &Row| {
-            100.0 * (us(a.cpu_per_request) - us(b.cpu_per_request)).abs()
-                / us(a.cpu_per_request.min(b.cpu_per_request)).max(0.001)
+            let (a, b) = (us(a.cpu_per_request()), us(b.cpu_per_request()));
+            100.0 * (a - b).abs() / a.min(b).max(0.001)
         };
         let (warn_spread, info_spread) = (spread(&warn1, &warn2), spread(&info1, &info2));
         let (warn, info) = (Row::merge([warn1, warn2]), Row::merge([info1, info2]));
@@ -486,7 +354,7 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             // it can give; measured req/s also moves with whatever else the machine runs.
             &format!(
                 "  CPU/req {:+.1}% (target <= +10%), req/s {:+.1}% vs warn",
-                100.0 * (us(info.cpu_per_request) / us(warn.cpu_per_request).max(0.001) - 1.0),
+                100.0 * (us(info.cpu_per_request()) / us(warn.cpu_per_request()).max(0.001) - 1.0),
                 100.0 * (info.stats.rps() / warn.stats.rps() - 1.0)
             ),
         );
@@ -494,64 +362,63 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             "  (x2: two servers at each level, which differ by {warn_spread:.1} % (warn) and \
              {info_spread:.1} % (info) in CPU/req: this comparison's noise)"
         );
-        let logged_lines = logging.logs.len() + logging2.logs.len();
+        let logged_lines = logging_server.logs.count() + logging2_server.logs.count();
 
         for (what, server) in [("log warn", &quiet), ("log info", &logging)] {
-            let (rss, peak) = host::memory_kib(server.pid());
             println!(
                 "webhook ({what}) memory after the load: VmRSS {:.1} MiB, peak VmHWM {:.1} MiB (target <= 12 MiB)",
-                rss as f64 / 1024.0,
-                peak as f64 / 1024.0
+                status_of(server.pid, "VmRSS") as f64 / 1024.0,
+                status_of(server.pid, "VmHWM") as f64 / 1024.0
             );
         }
         println!(
             "the info-level servers wrote {logged_lines} log lines; load average now {}",
-            host::load_average()
+            load_average()
         );
     });
-    drop((floor, quiet, logging, quiet2, logging2, go, base));
 }
 
-/// Closed loops against N servers (or paths) in alternating one-second slices, so all see
-/// the same load on a shared machine; each row sums its slices. Connections are opened
-/// before the first slice and kept, so no handshake falls inside a slice.
-async fn slices<const N: usize>(
-    servers: [(&Client, u32); N],
-    target: &Target,
-    n: usize,
-    seconds: u64,
-) -> [Row; N] {
-    let mut open = Vec::with_capacity(N);
-    for (client, _) in &servers {
+/// Closed loops against `servers` in alternating one-second slices, so all see the same load on
+/// a shared machine, on connections opened beforehand (no handshake inside a slice).
+async fn slices(servers: &[&Client], target: &Target, n: usize, seconds: u64) -> Vec<Row> {
+    let mut open = Vec::with_capacity(servers.len());
+    for client in servers {
         open.push(client.connect_many(n).await);
     }
-    let mut parts: [(Vec<Stats>, Duration); N] = std::array::from_fn(|_| Default::default());
+    let mut parts: Vec<(Vec<Stats>, Duration)> =
+        servers.iter().map(|_| Default::default()).collect();
     for _ in 0..seconds {
-        for ((senders, (_, pid)), (stats, cpu)) in
-            open.iter_mut().zip(&servers).zip(parts.iter_mut())
-        {
-            let before = host::cpu_time(*pid);
+        for ((senders, client), (stats, cpu)) in open.iter_mut().zip(servers).zip(&mut parts) {
+            let before = cpu_time(client.pid);
             let (run, back) =
                 Client::closed_loop_on(std::mem::take(senders), target, Duration::from_secs(1))
                     .await;
-            *cpu += host::cpu_time(*pid).saturating_sub(before);
+            *cpu += cpu_time(client.pid).saturating_sub(before);
             *senders = back;
             stats.push(run);
         }
     }
-    parts.map(|(stats, cpu)| {
-        let stats = Stats::merge(stats);
-        Row {
-            cpu_per_request: cpu / stats.count().max(1) as u32,
-            stats,
-        }
-    })
+    (parts.into_iter())
+        .map(|(stats, cpu)| Row {
+            stats: Stats::merge(stats),
+            cpu,
+        })
+        .collect()
 }
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
+/// Pins every thread of `pid` to `cpu` (threads it starts later inherit the mask); false when
+/// `taskset` is missing or refuses.
+fn pin(pid: u32, cpu: usize) -> bool {
+    std::process::Command::new("taskset")
+        .args(["--all-tasks", "--cpu-list", "--pid"])
+        .arg(cpu.to_string())
+        .arg(pid.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }

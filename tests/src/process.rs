@@ -84,11 +84,8 @@ impl Process {
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let status = *self.exited.get_or_insert_with(|| {
             self.exit.recv_timeout(timeout).unwrap_or_else(|_| {
-                let logs = self.logs.text();
-                panic!(
-                    "{} did not exit within {timeout:?}; logs:\n{logs}",
-                    self.what
-                )
+                let (what, logs) = (&self.what, self.logs.text());
+                panic!("{what} did not exit within {timeout:?}; logs:\n{logs}")
             })
         });
         if let Some(reader) = self.reader.take() {

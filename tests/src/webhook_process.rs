@@ -211,10 +211,8 @@ impl Server {
             .strip_prefix("listening on ")
             .and_then(|a| a.parse().ok());
         let addr = addr.unwrap_or_else(|| {
-            panic!(
-                "server did not print `listening on ADDR` within {timeout:?} (it printed {line:?}); logs:\n{}",
-                process.logs.text()
-            )
+            let logs = process.logs.text();
+            panic!("server did not print `listening on ADDR` within {timeout:?} (it printed {line:?}); logs:\n{logs}")
         });
         Server { addr, process }
     }

@@ -232,17 +232,12 @@ fn write_result(dir: &Path) {
 
 /// Voluntary and involuntary context switches over all threads of `pid`.
 fn context_switches(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    let field = |task: &Path, name| status_field(task.join("status"), name).unwrap_or(0);
-    tasks
-        .flatten()
-        .map(|t| {
-            field(&t.path(), "voluntary_ctxt_switches")
-                + field(&t.path(), "nonvoluntary_ctxt_switches")
-        })
-        .sum()
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten();
+    let fields = ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"];
+    let switches = |t: std::fs::DirEntry| fields.map(|f| status_field(t.path().join("status"), f));
+    tasks.flatten().flat_map(switches).flatten().sum()
 }
 
 fn ms(d: Duration) -> String {

@@ -162,17 +162,10 @@ impl Cluster {
             .create_subresource("token", name, &PostParams::default(), &request)
             .await
             .unwrap_or_else(|e| panic!("TokenRequest for {namespace}/{name}: {e}"));
-        let token = token
-            .status
-            .expect("a TokenRequest answer has a status")
-            .token;
-        let text = super::components::kubeconfig_text(
-            &self.server(),
-            &self.ca_file(),
-            name,
-            json!({ "token": token }),
-            namespace,
-        );
+        let token =
+            json!({"token": token.status.expect("a TokenRequest answer has a status").token});
+        let (server, ca) = (self.server(), self.ca_file());
+        let text = components::kubeconfig_text(&server, &ca, name, token, namespace);
         let path = dir.join(format!("kubeconfig-{namespace}-{name}"));
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         path

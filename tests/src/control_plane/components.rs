@@ -289,11 +289,8 @@ fn write_kubeconfig(
     let user = cert.file_stem().unwrap_or_default().to_string_lossy();
     let credentials = json!({"client-certificate": cert, "client-key": key});
     let path = run.join(name);
-    std::fs::write(
-        &path,
-        kubeconfig_text(server, ca, &user, credentials, "default"),
-    )
-    .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = kubeconfig_text(server, ca, &user, credentials, "default");
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }
 

@@ -18,7 +18,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 /// The pod label the Job controller sets to its Job's uid.
-pub const JOB_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+const JOB_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
 
 /// Waits (bounded) until the Job controller has created at least `n` pods for Job `job` in
 /// `namespace`; returns them oldest first.

@@ -184,16 +184,13 @@ impl Node {
     /// Until containerd takes connections on its socket (bounded).
     async fn wait_containerd(&mut self, run: &Path) -> Result<(), String> {
         let (socket, log) = (self.dir.join("containerd.sock"), run.join("containerd.log"));
+        let log = log.display();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while tokio::net::UnixStream::connect(&socket).await.is_err() {
             if let Ok(Some(status)) = self.unshare.try_wait() {
-                return Err(format!(
-                    "containerd exited ({status}); see {}",
-                    log.display()
-                ));
+                return Err(format!("containerd exited ({status}); see {log}"));
             }
             if tokio::time::Instant::now() >= deadline {
-                let log = log.display();
                 return Err(format!("containerd did not answer within 30 s; see {log}"));
             }
             // containerd offers no readiness event; its socket answering is the probe.

@@ -172,7 +172,7 @@ pub fn pod_of(obj: &Value, namespace: &str) -> Option<Value> {
 }
 
 /// The labels a Helm chart carries and kustomize does not (the chart's `helmLabels`).
-pub const HELM_LABELS: [&str; 4] = [
+const HELM_LABELS: [&str; 4] = [
     "helm.sh/chart",
     "app.kubernetes.io/managed-by",
     "app.kubernetes.io/instance",

@@ -243,6 +243,22 @@ pub async fn connect(
         .await
 }
 
+/// An HTTP/1.1 client over a [`connect`]ed TLS connection, its connection task spawned on the
+/// current runtime; panics naming the step that failed.
+pub async fn http1(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let tls = connect(addr, config)
+        .await
+        .unwrap_or_else(|e| panic!("TLS connection to {addr}: {e}"));
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap_or_else(|e| panic!("HTTP/1.1 handshake with {addr}: {e}"));
+    tokio::spawn(conn);
+    send
+}
+
 /// An AdmissionReview from `tests/data/admission/NAME.json`.
 pub fn admission_fixture(name: &str) -> Vec<u8> {
     let path = format!("{}/data/admission/{name}.json", env!("CARGO_MANIFEST_DIR"));

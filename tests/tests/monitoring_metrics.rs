@@ -10,10 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use harness::webhook_process::{Pki, SecretDir, Server, connect};
+use harness::webhook_process::{Pki, SecretDir, Server, http1};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use hyper_util::rt::TokioIo;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const OURS: &str = "status_reporter_webhook_";
@@ -73,11 +72,7 @@ fn external_metric_names(rules: &str) -> Vec<String> {
 
 async fn call(server: &Server, pki: &Pki, method: &str, path: &str, body: Vec<u8>) -> String {
     let config = Arc::new(pki.client_config(&[&rustls::version::TLS13], b"http/1.1"));
-    let tls = connect(server.addr, config).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut send = http1(server.addr, config).await;
     let req = Request::builder()
         .method(method)
         .uri(path)

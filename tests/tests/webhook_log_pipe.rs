@@ -10,10 +10,9 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use harness::webhook_process::{Pki, SecretDir, admission_fixture, connect};
+use harness::webhook_process::{Pki, SecretDir, admission_fixture, http1};
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 
 /// The API server's wait for the webhook (`timeoutSeconds` of the webhook configuration).
 const REVIEW_DEADLINE: Duration = Duration::from_secs(5);
@@ -118,14 +117,7 @@ fn client_config(pki: &Pki) -> Arc<rustls::ClientConfig> {
 }
 
 async fn open(addr: SocketAddr, pki: &Pki) -> SendRequest<Full<Bytes>> {
-    let tls = connect(addr, client_config(pki))
-        .await
-        .expect("TLS handshake");
-    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .expect("HTTP/1.1 handshake");
-    tokio::spawn(conn);
-    send
+    http1(addr, client_config(pki)).await
 }
 
 /// One request within the API server's deadline: its status and body.

@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::join_all;
-use harness::webhook_process::{Pki, Server, connect};
+use harness::webhook_process::{Pki, Server, http1};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use hyper_util::rt::TokioIo;
 
 use crate::floor::RESPONSE_BYTES_HEADER;
 
@@ -58,14 +57,7 @@ impl Client {
     }
 
     async fn connect(&self) -> Sender {
-        let tls = connect(self.addr, self.tls.clone())
-            .await
-            .expect("connect and TLS handshake");
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .expect("HTTP handshake");
-        tokio::spawn(conn);
-        send
+        http1(self.addr, self.tls.clone()).await
     }
 
     /// One request; returns the answer's body.

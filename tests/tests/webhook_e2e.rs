@@ -516,7 +516,7 @@ async fn slow_clients_are_cut_off_and_the_server_keeps_serving() {
 }
 
 /// A uid is the client's text: with a newline in it, the text log format must still write
-/// one line (escaped), never a second line the client wrote.
+/// one line (the value quoted and escaped), never a second line or field the client wrote.
 #[tokio::test]
 async fn text_logs_escape_control_characters_from_requests() {
     let pki = Pki::default();
@@ -530,9 +530,9 @@ async fn text_logs_escape_control_characters_from_requests() {
 
     let line = server
         .logs
-        .wait_for(&["admission review", "uid=abc"], TIMEOUT);
+        .wait_for(&["admission review", "uid=\"abc"], TIMEOUT);
     assert!(
-        line.contains(r"uid=abc\nFORGED INFO admission review uid=\u{1b}[31mred"),
+        line.contains(r#"uid="abc\nFORGED INFO admission review uid=\u{1b}[31mred" "#),
         "{line}"
     );
     let logs = server.logs.text();

@@ -5,7 +5,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use contract::LogLevel;
-use status_reporter_webhook::logging::{TextFields, parse_level};
+use status_reporter_webhook::logging::{JsonLine, TextFields, parse_level};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
 
 /// A log writer the tests read back.
 #[derive(Clone, Default)]
@@ -45,6 +47,62 @@ fn text_logs_escape_control_characters_from_requests() {
         r#"quoted="cr\r""#,
     ] {
         assert!(text.contains(expected), "{expected:?} not in {text:?}");
+    }
+}
+
+/// One time for both formats, so their lines can be compared byte for byte.
+#[derive(Clone, Copy)]
+struct Fixed;
+
+impl FormatTime for Fixed {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        w.write_str("2026-12-06T16:00:00.000001Z")
+    }
+}
+
+/// What each format writes for the same events.
+fn json_lines(custom: bool) -> String {
+    let out = Captured::default();
+    let writer = out.clone();
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_timer(Fixed)
+        .with_writer(move || writer.clone());
+    let events = || {
+        let uid = "quote\" back\\slash\n\u{1b}[31m é 😀";
+        let detail = String::from("tab\there");
+        tracing::info!(message = "admission review", uid = %uid, outcome = "injected", detail = %detail, micros = 7u64);
+        tracing::warn!(
+            dropped = 3usize,
+            negative = -4i64,
+            ratio = 0.5f64,
+            flag = true,
+            "stderr did not keep up: {} log lines",
+            3
+        );
+        tracing::error!(error = ?Some("debug value"), "cannot answer a review");
+        tracing::debug!("no fields");
+    };
+    if custom {
+        tracing::subscriber::with_default(builder.event_format(JsonLine(Fixed)).finish(), events);
+    } else {
+        let json = builder
+            .json()
+            .with_current_span(false)
+            .with_span_list(false);
+        tracing::subscriber::with_default(json.finish(), events);
+    }
+    String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+}
+
+#[test]
+fn json_lines_are_tracing_subscribers_byte_for_byte() {
+    let ours = json_lines(true);
+    assert_eq!(ours.lines().count(), 4, "{ours}");
+    assert_eq!(ours, json_lines(false));
+    for line in ours.lines() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(line["timestamp"], "2026-12-06T16:00:00.000001Z");
     }
 }
 

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use harness::measure::{cpu_time, cpus, load_average, ms, status_of};
 use harness::webhook_process::{Pki, SecretDir, Server};
-use status_reporter_webhook::admission;
 use status_reporter_webhook::config::InjectConfig;
+use status_reporter_webhook::logging::{self, LogFormat};
+use status_reporter_webhook::{admission, server};
 
 use fixtures::Fixture;
 use load::{Client, Stats, Target};
@@ -54,6 +55,10 @@ struct Options {
     /// Only N reviews of `create-job.json`, nothing timed or printed (for a profiler).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     profile: Option<u32>,
+    /// With `--profile`: each review also writes its `info` line as `serve` does (JSON, to
+    /// stderr), so the profile shows what a log line costs.
+    #[arg(long, requires = "profile")]
+    logged: bool,
 }
 
 fn main() {
@@ -67,7 +72,7 @@ fn main() {
     }
     let options = <Options as clap::Parser>::parse();
     if let Some(n) = options.profile {
-        profile(n);
+        profile(n, options.logged);
         return;
     }
     let fixtures = fixtures::all(&options.grown_kib);
@@ -84,16 +89,27 @@ fn main() {
 }
 
 /// `n` reviews of `create-job.json` and nothing else, for a profiler
-/// (`valgrind --tool=callgrind bench-webhook --profile 2000`).
-fn profile(n: u32) {
+/// (`valgrind --tool=callgrind bench-webhook --profile 2000 [--logged] 2>/dev/null`).
+fn profile(n: u32, logged: bool) {
     let config = InjectConfig::default();
+    let logs = logged.then(|| logging::init(contract::LogLevel::Info, LogFormat::Json));
     for _ in 0..n {
-        std::hint::black_box(handler(
+        let reviewed = admission::review(
             std::hint::black_box(fixtures::CREATE_JOB.as_bytes()),
             &config,
-        ));
+        );
+        if logged {
+            server::log_review(&reviewed, 5);
+        }
+        std::hint::black_box(reviewed.into_json().expect("the answer is written"));
+    }
+    if let Some(logs) = logs {
+        logs.finish();
     }
 }
+
+/// Servers at each log level in logging's rows.
+const PER_LEVEL: usize = 3;
 
 /// Names another build of the webhook to measure next to this one (see `network_table`).
 const BASE_BIN_VAR: &str = "STATUS_REPORTER_WEBHOOK_BASE_BIN";
@@ -157,13 +173,11 @@ struct Row {
 }
 
 impl Row {
-    /// Two rows' requests and CPU time as one row.
-    fn merge([a, b]: [Row; 2]) -> Row {
-        let stats = Stats::merge(vec![a.stats, b.stats]);
-        Row {
-            stats,
-            cpu: a.cpu + b.cpu,
-        }
+    /// Rows' requests and CPU time as one row.
+    fn merge(rows: Vec<Row>) -> Row {
+        let cpu = rows.iter().map(|r| r.cpu).sum();
+        let stats = Stats::merge(rows.into_iter().map(|r| r.stats).collect());
+        Row { stats, cpu }
     }
 
     /// The server's CPU time per request.
@@ -201,12 +215,15 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
     let (floor, _floor) = start(&std::env::current_exe().expect("current_exe"), &[]);
     let (go, _go) = start(&go_peer(), &[]);
     let (quiet, _quiet) = start(&webhook, &["--log-level", "warn"]);
-    let (logging, logging_server) = start(&webhook, &["--log-level", "info"]);
-    // A second server at each level for logging's rows: two processes of one binary, at one
-    // level, differed by up to 10 % in CPU per request on this VM, which a single pair cannot
-    // tell from logging's cost. Two of each, and the spread within each level printed.
-    let (quiet2, _quiet2) = start(&webhook, &["--log-level", "warn"]);
-    let (logging2, logging2_server) = start(&webhook, &["--log-level", "info"]);
+    // Servers of their own for logging's rows, several at each level: processes of one binary
+    // at one level differ by up to 10 % in CPU per request on this VM, which a single pair
+    // cannot tell from logging's cost. Their spread within each level is printed.
+    let warn_servers: Vec<_> = (0..PER_LEVEL)
+        .map(|_| start(&webhook, &["--log-level", "warn"]))
+        .collect();
+    let info_servers: Vec<_> = (0..PER_LEVEL)
+        .map(|_| start(&webhook, &["--log-level", "info"]))
+        .collect();
     // Another build of the server (a base commit's, say), measured in the same slices as
     // the floor and this one: an A/B of the very ratio the target is about, in one run.
     let base_bin = std::env::var_os(BASE_BIN_VAR).map(std::path::PathBuf::from);
@@ -268,8 +285,9 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
             "the Go peer patches other paths"
         );
         // Warm up every server and path (connections, allocator, branch predictors).
-        let all = [&floor, &quiet, &logging, &quiet2, &logging2, &go];
-        let all: Vec<&Client> = all.into_iter().chain(base).collect();
+        let logging = warn_servers.iter().chain(&info_servers).map(|(client, _)| client);
+        let all = [&floor, &quiet, &go].into_iter().chain(base);
+        let all: Vec<&Client> = all.chain(logging).collect();
         slices(&all, first, n, 1).await;
 
         // The fixed rate first, on servers that have only been warmed up, ours and (if
@@ -329,46 +347,56 @@ fn network_table(fixtures: &[Fixture], options: &Options) {
                 );
             }
             if i == 0 {
-                // Logging's cost, measured before the larger fixtures: the quiet server has
-                // then served what the logging one has (only `create-job.json`). Measured
-                // after them, the quiet server carried the larger reviews' grown buffers and
-                // was slower per request than in its own row above, which hid part of
-                // logging's cost.
-                let servers = [&quiet, &logging, &quiet2, &logging2];
+                // Logging's cost, on servers that have served only `create-job.json` (one
+                // that has served the larger reviews carries their grown buffers and is slower
+                // per request), before the Go peer's largest rows leave its runtime busy on
+                // the shared CPU. Levels alternate, each server in its own slices.
+                let warn = warn_servers.iter().map(|(c, _)| c);
+                let info = info_servers.iter().map(|(c, _)| c);
+                let servers: Vec<&Client> = warn.zip(info).flat_map(|(w, i)| [w, i]).collect();
                 logging_rows = slices(&servers, first, n, options.seconds).await;
             }
         }
-        let [warn1, info1, warn2, info2]: [Row; 4] =
-            logging_rows.try_into().ok().expect("the first fixture's rows ran");
-        let spread = |a: &Row, b: &Row| {
-            let (a, b) = (us(a.cpu_per_request()), us(b.cpu_per_request()));
-            100.0 * (a - b).abs() / a.min(b).max(0.001)
+        // The rows alternate: warn, info, warn, info …
+        let (mut warn, mut info) = (Vec::new(), Vec::new());
+        let mut rows = logging_rows.into_iter();
+        while let (Some(w), Some(i)) = (rows.next(), rows.next()) {
+            warn.push(w);
+            info.push(i);
+        }
+        // The widest difference in CPU/req between two servers of one level, in %.
+        let spread = |rows: &[Row]| {
+            let cpu = rows.iter().map(|r| us(r.cpu_per_request()));
+            let (lo, hi) = cpu.fold((f64::MAX, 0.0_f64), |(lo, hi), c| (lo.min(c), hi.max(c)));
+            100.0 * (hi - lo) / lo.max(0.001)
         };
-        let (warn_spread, info_spread) = (spread(&warn1, &warn2), spread(&info1, &info2));
-        let (warn, info) = (Row::merge([warn1, warn2]), Row::merge([info1, info2]));
+        let (warn_spread, info_spread) = (spread(&warn), spread(&info));
+        let (warn_row, info_row) = (Row::merge(warn), Row::merge(info));
         let label = &fixtures[0].label;
-        warn.print(&format!("/mutate {label}, log warn x2"), "");
-        info.print(
-            &format!("/mutate {label}, log info x2"),
+        warn_row.print(&format!("/mutate {label}, log warn x{PER_LEVEL}"), "");
+        info_row.print(
+            &format!("/mutate {label}, log info x{PER_LEVEL}"),
             // The server is CPU-bound on its core, so its CPU per request is the throughput
             // it can give; measured req/s also moves with whatever else the machine runs.
             &format!(
                 "  CPU/req {:+.1}% (target <= +10%), req/s {:+.1}% vs warn",
-                100.0 * (us(info.cpu_per_request()) / us(warn.cpu_per_request()).max(0.001) - 1.0),
-                100.0 * (info.stats.rps() / warn.stats.rps() - 1.0)
+                100.0 * (us(info_row.cpu_per_request()) / us(warn_row.cpu_per_request()).max(0.001) - 1.0),
+                100.0 * (info_row.stats.rps() / warn_row.stats.rps() - 1.0)
             ),
         );
         println!(
-            "  (x2: two servers at each level, which differ by {warn_spread:.1} % (warn) and \
-             {info_spread:.1} % (info) in CPU/req: this comparison's noise)"
+            "  (x{PER_LEVEL}: servers at each level, which differ by up to {warn_spread:.1} % (warn) \
+             and {info_spread:.1} % (info) in CPU/req: this comparison's noise)"
         );
-        let logged_lines = logging_server.logs.count() + logging2_server.logs.count();
+        let logged_lines: usize = (info_servers.iter())
+            .map(|(_, server)| server.logs.count())
+            .sum();
 
-        for (what, server) in [("log warn", &quiet), ("log info", &logging)] {
+        for (what, server) in [("log warn", quiet.pid), ("log info", info_servers[0].0.pid)] {
             println!(
                 "webhook ({what}) memory after the load: VmRSS {:.1} MiB, peak VmHWM {:.1} MiB (target <= 12 MiB)",
-                status_of(server.pid, "VmRSS") as f64 / 1024.0,
-                status_of(server.pid, "VmHWM") as f64 / 1024.0
+                status_of(server, "VmRSS") as f64 / 1024.0,
+                status_of(server, "VmHWM") as f64 / 1024.0
             );
         }
         println!(

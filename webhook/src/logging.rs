@@ -113,14 +113,9 @@ pub fn init(level: LogLevel, format: LogFormat) -> Logs {
     Logs { guard, writer }
 }
 
+/// `level` as tracing's filter (the contract spells levels as tracing does).
 fn level_filter(level: LogLevel) -> LevelFilter {
-    match level {
-        LogLevel::Trace => LevelFilter::TRACE,
-        LogLevel::Debug => LevelFilter::DEBUG,
-        LogLevel::Info => LevelFilter::INFO,
-        LogLevel::Warn => LevelFilter::WARN,
-        LogLevel::Error => LevelFilter::ERROR,
-    }
+    level.as_str().parse().unwrap_or(LevelFilter::INFO)
 }
 
 /// The time of a line as tracing-subscriber writes it (RFC 3339, UTC, microseconds), the part
@@ -146,13 +141,20 @@ impl FormatTime for Clock {
     }
 }
 
-/// The JSON format: tracing-subscriber's JSON line byte for byte
-/// (`{"timestamp","level","fields","target"}`, no spans: the webhook opens none) with the
-/// time from `T`, serialized into a buffer and handed over once. tracing-subscriber's own
-/// `Json` feeds serde_json through an adaptor that checks and forwards each fragment of the
-/// line on its own, which was half of what a line cost a review.
+/// The JSON format: tracing-subscriber's line byte for byte (no spans: the webhook opens none),
+/// time from `T`, serialized, then handed over once (tracing-subscriber's `Json` hands over each
+/// fragment on its own, checked as UTF-8: two thirds of what a line cost).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonLine<T>(pub T);
+
+/// One line, its keys in tracing-subscriber's order.
+#[derive(serde::Serialize)]
+struct Line<'a, F> {
+    timestamp: &'a str,
+    level: &'a str,
+    fields: F,
+    target: &'a str,
+}
 
 impl<S, N, T: FormatTime> FormatEvent<S, N> for JsonLine<T>
 where
@@ -165,20 +167,17 @@ where
         mut writer: Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> fmt::Result {
-        use serde::ser::{SerializeMap as _, Serializer as _};
         use tracing_serde::fields::AsMap as _;
         let mut timestamp = String::with_capacity(32);
         self.0.format_time(&mut Writer::new(&mut timestamp))?;
         let meta = event.metadata();
-        let mut line = Vec::with_capacity(256);
-        let mut json = serde_json::Serializer::new(&mut line);
-        let mut map = json.serialize_map(None).map_err(|_| fmt::Error)?;
-        map.serialize_entry("timestamp", &timestamp)
-            .and_then(|()| map.serialize_entry("level", meta.level().as_str()))
-            .and_then(|()| map.serialize_entry("fields", &event.field_map()))
-            .and_then(|()| map.serialize_entry("target", meta.target()))
-            .and_then(|()| map.end())
-            .map_err(|_| fmt::Error)?;
+        let line = Line {
+            timestamp: &timestamp,
+            level: meta.level().as_str(),
+            fields: event.field_map(),
+            target: meta.target(),
+        };
+        let line = serde_json::to_vec(&line).map_err(|_| fmt::Error)?;
         writer.write_str(std::str::from_utf8(&line).map_err(|_| fmt::Error)?)?;
         writer.write_char('\n')
     }

@@ -239,8 +239,7 @@ fn answer(json: std::result::Result<bytes::Bytes, String>) -> Response {
     }
 }
 
-/// The `info` line of one review; `micros` is how long the review took (public for the
-/// benchmark's profile of a logged review).
+/// The `info` line of one review, which took `micros` (public for the benchmark's profile).
 pub fn log_review(reviewed: &admission::Reviewed, micros: u64) {
     // Every value a `str` (the message too): no trip through `core::fmt`, and in the text
     // format the request's values are quoted, so a uid cannot forge another field either.
